@@ -1,0 +1,141 @@
+# pragma version ~=0.4.3
+"""
+@title ParticipantRegistry
+@custom:contract-name ParticipantRegistry
+@license Apache-2.0
+@notice The list of who may take part in the healthnft network: patients,
+        hospitals, pharma, research institutes, insurers and government bodies.
+        Only the consortium admin (the `ownable` owner) registers participants
+        and grants the issuer role (hospitals that may mint records).
+@dev Invariants:
+     - an address is registered at most once; its kind never changes;
+     - `is_issuer[a]` implies `a` is a registered, active participant;
+     - nothing that identifies a person is stored: an entry is a kind code,
+       an X25519 encryption public key and an active flag.
+"""
+
+from snekmate.auth import ownable
+
+initializes: ownable
+exports: (ownable.owner, ownable.transfer_ownership)
+
+
+# @dev Participant kinds (coarse codes, never free text).
+KIND_PATIENT: public(constant(uint8)) = 1
+KIND_HOSPITAL: public(constant(uint8)) = 2
+KIND_PHARMA: public(constant(uint8)) = 3
+KIND_RESEARCH: public(constant(uint8)) = 4
+KIND_INSURER: public(constant(uint8)) = 5
+KIND_GOVERNMENT: public(constant(uint8)) = 6
+
+
+struct Participant:
+    kind: uint8
+    active: bool
+    encryption_key: bytes32
+
+
+# @dev Registered participants by address.
+participants: HashMap[address, Participant]
+
+# @dev Addresses allowed to mint records (hospitals).
+is_issuer: public(HashMap[address, bool])
+
+
+event ParticipantRegistered:
+    account: indexed(address)
+    kind: uint8
+    encryption_key: bytes32
+
+
+event ParticipantDeactivated:
+    account: indexed(address)
+
+
+event IssuerChanged:
+    account: indexed(address)
+    status: bool
+
+
+@deploy
+def __init__():
+    """
+    @notice The deployer becomes the consortium admin.
+    """
+    ownable.__init__()
+
+
+@external
+def register(account: address, kind: uint8, encryption_key: bytes32):
+    """
+    @notice Registers `account` as a participant of `kind`.
+    @dev Only the admin. Requires a fresh, non-zero address, a known kind and a
+         non-zero encryption key.
+    @param account The participant's Ethereum address.
+    @param kind One of the KIND_* codes.
+    @param encryption_key The participant's X25519 public key.
+    """
+    ownable._check_owner()
+    assert account != empty(address), "registry: zero address"
+    assert kind >= KIND_PATIENT and kind <= KIND_GOVERNMENT, "registry: unknown kind"
+    assert encryption_key != empty(bytes32), "registry: empty encryption key"
+    assert self.participants[account].kind == 0, "registry: already registered"
+    self.participants[account] = Participant(kind=kind, active=True, encryption_key=encryption_key)
+    log ParticipantRegistered(account=account, kind=kind, encryption_key=encryption_key)
+
+
+@external
+def deactivate(account: address):
+    """
+    @notice Removes `account` from the network (it can no longer receive tokens
+            or mint). Its history stays on chain.
+    @dev Only the admin. Also drops the issuer role, keeping the invariant.
+    @param account A registered participant.
+    """
+    ownable._check_owner()
+    assert self.participants[account].active, "registry: not an active participant"
+    self.participants[account].active = False
+    if self.is_issuer[account]:
+        self.is_issuer[account] = False
+        log IssuerChanged(account=account, status=False)
+    log ParticipantDeactivated(account=account)
+
+
+@external
+def set_issuer(account: address, status: bool):
+    """
+    @notice Grants or withdraws the right to mint records.
+    @dev Only the admin; only a hospital may be an issuer.
+    @param account A registered, active hospital.
+    @param status True to grant, False to withdraw.
+    """
+    ownable._check_owner()
+    if status:
+        p: Participant = self.participants[account]
+        assert p.active, "registry: not an active participant"
+        assert p.kind == KIND_HOSPITAL, "registry: only hospitals may issue"
+    self.is_issuer[account] = status
+    log IssuerChanged(account=account, status=status)
+
+
+@external
+@view
+def is_member(account: address) -> bool:
+    """
+    @notice Whether `account` is an active participant (may hold tokens).
+    @param account Any address.
+    @return True when registered and active.
+    """
+    return self.participants[account].active
+
+
+@external
+@view
+def participant(account: address) -> (uint8, bool, bytes32):
+    """
+    @notice A participant's registry entry.
+    @param account Any address.
+    @return kind (0 when unknown), active flag, encryption public key.
+    """
+    p: Participant = self.participants[account]
+    return (p.kind, p.active, p.encryption_key)

@@ -1,0 +1,174 @@
+"""The embedded ledger: a single-node EVM chain in-process, persisted on disk.
+
+py-evm 0.12 ships only an in-memory database, so this module supplies the one
+piece nobody else does (written by hand, and small on purpose): a key-value
+store over SQLite that py-evm writes its tries and headers into, and an
+eth-tester backend that opens an existing chain at its head instead of
+re-creating genesis. Restart cost is one head lookup, whatever the history.
+
+Each mined block is written in a single SQLite transaction, so a crash leaves
+the chain at the previous block or at the new one, never in between.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eth.abc import AtomicWriteBatchAPI
+from eth.chains.base import MiningChain
+from eth.db.atomic import AtomicDBWriteBatch
+from eth.db.backends.base import BaseAtomicDB
+from eth.db.chain import ChainDB
+from eth.exceptions import CanonicalHeadNotFound
+from eth.vm.forks import PragueVM
+from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.backends.pyevm.main import get_default_genesis_params
+from eth_utils import to_canonical_address
+from toolz import assoc
+
+# web3's eth-tester provider reports this chain id as a constant; the chain must agree.
+CHAIN_ID = 131_277_322_940_537
+GAS_LIMIT = 60_000_000
+# eth-tester insists on a funded sender even for read-only calls; this address
+# (no known key) is funded at genesis and used for nothing else.
+CALL_SENDER = "0x00000000000000000000000000000000CA11CA11"
+
+
+class SqliteKV(BaseAtomicDB):
+    """A py-evm database over one SQLite table ``kv(k, v)``.
+
+    Writes outside an explicit :meth:`transaction` commit on their own; inside
+    one, they commit together. SQLite's WAL makes a killed process lose at most
+    the open transaction.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
+        self._depth = 0
+        self._lock = threading.RLock()
+
+    def __getitem__(self, key: bytes) -> bytes:
+        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+
+    def __delitem__(self, key: bytes) -> None:
+        cur = self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
+        if cur.rowcount == 0:
+            raise KeyError(key)
+
+    def _exists(self, key: bytes) -> bool:
+        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group every write inside into one SQLite transaction (re-entrant)."""
+        with self._lock:
+            if self._depth == 0:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._conn.execute("COMMIT")
+
+    @contextmanager
+    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        with self.transaction():
+            batch = AtomicDBWriteBatch(self)
+            try:
+                yield batch
+            except BaseException:
+                batch._track_diff = None
+                raise
+            batch._commit()
+            batch._track_diff = None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class HealthnftChain(MiningChain):
+    """Post-merge chain on the Prague fork with a constant gas limit."""
+
+    chain_id = CHAIN_ID
+    vm_configuration = ((0, PragueVM),)
+
+    def create_header_from_parent(self, parent_header: Any, **header_params: Any) -> Any:
+        return super().create_header_from_parent(
+            parent_header, **assoc(header_params, "gas_limit", parent_header.gas_limit)
+        )
+
+    def get_transaction_builder(self) -> Any:
+        return super().get_vm().get_transaction_builder()
+
+
+class PersistentPyEVMBackend(PyEVMBackend):
+    """eth-tester's py-evm backend, reopened from disk at its canonical head."""
+
+    def __init__(self, db_path: Path, genesis_alloc: dict[str, int] | None = None) -> None:
+        self.db = SqliteKV(db_path)
+        self.account_keys = ()
+        try:
+            ChainDB(self.db).get_canonical_head()
+            self.chain = HealthnftChain(self.db)
+        except CanonicalHeadNotFound:
+            state = {
+                to_canonical_address(addr): {
+                    "balance": balance,
+                    "nonce": 0,
+                    "code": b"",
+                    "storage": {},
+                }
+                for addr, balance in {CALL_SENDER: 10**30, **(genesis_alloc or {})}.items()
+            }
+            params = get_default_genesis_params({"gas_limit": GAS_LIMIT})
+            with self.db.transaction():
+                self.chain = HealthnftChain.from_genesis(self.db, params, state)
+
+    def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:  # pragma: no cover
+        raise NotImplementedError("a persistent chain is never reset; delete its home instead")
+
+    def send_raw_transaction(self, raw_transaction: bytes) -> bytes:
+        with self.db.transaction():
+            return super().send_raw_transaction(raw_transaction)
+
+    def mine_blocks(self, num_blocks: int = 1, coinbase: Any = None) -> tuple:
+        kwargs = {} if coinbase is None else {"coinbase": coinbase}
+        with self.db.transaction():
+            return super().mine_blocks(num_blocks, **kwargs)
+
+
+def open_embedded(db_path: Path, genesis_alloc: dict[str, int] | None = None) -> EthereumTester:
+    """Open (or create) the chain at ``db_path`` with auto-mining on."""
+    os.makedirs(db_path.parent, exist_ok=True)
+    backend = PersistentPyEVMBackend(db_path, genesis_alloc)
+    return EthereumTester(backend=backend, auto_mine_transactions=True)
+
+
+def embedded_web3(db_path: Path, genesis_alloc: dict[str, int] | None = None) -> Any:
+    """A Web3 over the embedded chain at ``db_path``."""
+    from web3 import EthereumTesterProvider, Web3
+
+    w3 = Web3(EthereumTesterProvider(open_embedded(db_path, genesis_alloc)))
+    w3.eth.default_account = w3.to_checksum_address(CALL_SENDER)
+    return w3

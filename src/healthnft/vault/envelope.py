@@ -1,0 +1,124 @@
+"""Envelope encryption of records: the vault's safe, decision-free surface.
+
+Each record gets a fresh random 256-bit data key (DEK) and is sealed with
+AES-256-GCM, its commitment as associated data (a ciphertext cannot be moved
+under another token). The DEK is itself sealed under a per-batch key
+(KEK, AES-256-GCM, the commitment again as associated data), and the KEK is
+wrapped with HPKE (RFC 9180, X25519) once per reader. That costs two HPKE
+operations per *batch* instead of per record, while a single record can still
+be shared (unwrap its DEK, HPKE-wrap it for the grantee) or shredded alone
+(delete its ciphertext and its sealed DEK).
+
+The plaintext is ``header-json || "\\n" || canonical bytes``; the header carries
+the salt and the private metadata (type, category, date). :func:`seal` refuses
+a commitment that does not open to the plaintext, and :func:`open_sealed`
+re-checks it after decryption, so neither side can skip the check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from healthnft.errors import Tampered
+from healthnft.records.commitment import commit, matches
+from healthnft.vault import _primitives as p
+
+_KEK_INFO = b"healthnft/batch-key/v1|"
+_DEK_INFO = b"healthnft/record-key/v1|"
+
+
+@dataclass(frozen=True)
+class RecordPlaintext:
+    """What a record's ciphertext holds once opened."""
+
+    salt: bytes
+    meta: dict[str, Any]
+    canonical: bytes
+
+    @property
+    def commitment(self) -> bytes:
+        return commit(self.canonical, self.salt)
+
+    def pack(self) -> bytes:
+        header = orjson.dumps({"v": 1, "salt": self.salt.hex(), "meta": self.meta})
+        return header + b"\n" + self.canonical
+
+    @classmethod
+    def unpack(cls, data: bytes) -> RecordPlaintext:
+        header, sep, canonical = data.partition(b"\n")
+        if not sep:
+            raise Tampered("record plaintext is malformed")
+        h = orjson.loads(header)
+        return cls(bytes.fromhex(h["salt"]), h["meta"], canonical)
+
+
+@dataclass(frozen=True)
+class SealedRecord:
+    """A record's ciphertext and its DEK sealed under the batch key."""
+
+    ciphertext: bytes
+    sealed_dek: bytes
+
+
+class BatchKey:
+    """The key that seals the DEKs of one minting batch."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != p.KEY_BYTES:
+            raise ValueError("batch key must be 32 bytes")
+        self._key = key
+
+    @classmethod
+    def new(cls) -> BatchKey:
+        return cls(p.random_key())
+
+    def wrap_for(self, public_key: bytes, batch_ref: bytes) -> bytes:
+        """HPKE-wrap this key for a reader's X25519 public key."""
+        return p.hpke_seal(public_key, self._key, _KEK_INFO + batch_ref)
+
+    @classmethod
+    def unwrap(cls, private_key: X25519PrivateKey, wrapped: bytes, batch_ref: bytes) -> BatchKey:
+        try:
+            return cls(p.hpke_open(private_key, wrapped, _KEK_INFO + batch_ref))
+        except p.DecryptionFailed:
+            raise Tampered("batch key cannot be unwrapped with this key") from None
+
+
+def seal(record: RecordPlaintext, commitment: bytes, batch_key: BatchKey) -> SealedRecord:
+    """Encrypt a record under a fresh DEK bound to ``commitment``."""
+    if not matches(record.canonical, record.salt, commitment):
+        raise ValueError("commitment does not open to this record")
+    dek = p.random_key()
+    ciphertext = p.aead_seal(dek, record.pack(), commitment)
+    return SealedRecord(ciphertext, p.aead_seal(batch_key._key, dek, _DEK_INFO + commitment))
+
+
+def open_sealed(
+    ciphertext: bytes, sealed_dek: bytes, commitment: bytes, batch_key: BatchKey
+) -> RecordPlaintext:
+    """Decrypt and check a record; any mismatch raises :class:`Tampered`."""
+    try:
+        dek = p.aead_open(batch_key._key, sealed_dek, _DEK_INFO + commitment)
+        record = RecordPlaintext.unpack(p.aead_open(dek, ciphertext, commitment))
+    except p.DecryptionFailed:
+        raise Tampered("ciphertext or key does not match the record's commitment") from None
+    if not matches(record.canonical, record.salt, commitment):
+        raise Tampered("decrypted record does not match its commitment")
+    return record
+
+
+def encryption_key(secret: bytes) -> X25519PrivateKey:
+    """A participant's X25519 key, derived from its account secret."""
+    return p.derive_x25519(secret)
+
+
+def public_bytes(private_key: X25519PrivateKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
