@@ -106,7 +106,7 @@ class Ledger:
         if gas is None:
             try:
                 gas = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
-            except Exception as exc:  # backends differ: web3, eth-tester and nodes each raise their own
+            except Exception as exc:  # web3, eth-tester and nodes each raise their own
                 raise LedgerError(_failure_reason(exc)) from None
         if nonce is None:
             nonce = self.w3.eth.get_transaction_count(account.address, "pending")
