@@ -81,6 +81,30 @@ _DATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "DocumentReference": (("date",),),
 }
 
+#: Required value sets of ``status`` (FHIR R4). fhir.resources checks structure and
+#: datatypes but not terminology bindings; these few are checked by hand because a
+#: wrong status changes what a record means (``entered-in-error`` vs ``final``).
+_REQUIRED_STATUS: dict[str, frozenset[str]] = {
+    k: frozenset(v.split())
+    for k, v in {
+        "Observation": "registered preliminary final amended corrected cancelled "
+        "entered-in-error unknown",
+        "DiagnosticReport": "registered partial preliminary final amended corrected appended "
+        "cancelled entered-in-error unknown",
+        "Immunization": "completed entered-in-error not-done",
+        "Encounter": "planned arrived triaged in-progress onleave finished cancelled "
+        "entered-in-error unknown",
+        "Procedure": "preparation in-progress not-done on-hold stopped completed "
+        "entered-in-error unknown",
+        "Claim": "active cancelled draft entered-in-error",
+        "ExplanationOfBenefit": "active cancelled draft entered-in-error",
+        "CarePlan": "draft active on-hold revoked completed entered-in-error unknown",
+        "CareTeam": "proposed active suspended inactive entered-in-error",
+        "MedicationRequest": "active on-hold cancelled completed entered-in-error stopped "
+        "draft unknown",
+    }.items()
+}
+
 _WS = re.compile(r"\s+")
 #: String fields whose whitespace is meaningful or that hold encoded data.
 _KEEP_WHITESPACE = frozenset({"data", "div"})
@@ -168,6 +192,11 @@ def validate(src: SourceResource) -> None:
         model.model_validate(src.resource)
     except ValidationError as exc:
         raise InvalidRecord(f"{src.location}: invalid {rtype}: {_describe(exc)}") from None
+    allowed = _REQUIRED_STATUS.get(rtype)
+    if allowed is not None and src.resource.get("status") not in allowed:
+        raise InvalidRecord(
+            f"{src.location}: invalid {rtype}: status is not a code of its required value set"
+        )
 
 
 def _describe(exc: ValidationError) -> str:

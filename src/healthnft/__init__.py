@@ -1,0 +1,44 @@
+"""healthnft: patient-owned health records as NFTs on a permissioned EVM ledger.
+
+The library's public surface: open a home as a :class:`Network` (issuer,
+wallet and ledger operations), and the error tree in :mod:`healthnft.errors`.
+Layers, lowest first: records → vault → ledger → minting → wallet → network
+→ cli. A layer never imports one above it.
+"""
+
+from healthnft.errors import (
+    AccessDenied,
+    CredentialRejected,
+    HealthNFTError,
+    InputNotFound,
+    InvalidRecord,
+    LedgerError,
+    MintInterrupted,
+    NotAnIssuer,
+    Tampered,
+    UnknownParticipant,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "CredentialRejected",
+    "HealthNFTError",
+    "InputNotFound",
+    "InvalidRecord",
+    "LedgerError",
+    "MintInterrupted",
+    "NotAnIssuer",
+    "Network",
+    "Tampered",
+    "UnknownParticipant",
+]
+
+
+def __getattr__(name: str):  # lazy: importing errors must not load web3 and py-evm
+    if name == "Network":
+        from healthnft.network import Network
+
+        return Network
+    raise AttributeError(name)

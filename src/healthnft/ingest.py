@@ -1,0 +1,79 @@
+"""From files to per-patient record lists, all validated before anything is minted.
+
+A whole input is read and prepared first, so a single invalid resource stops
+the run with a clear error before any ciphertext is stored or token minted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from healthnft.errors import InputNotFound, InvalidRecord
+from healthnft.records import Record, is_reference_data, iter_json_files, prepare, read_resources
+
+
+@dataclass
+class PatientRecords:
+    """The records of one patient found in the input."""
+
+    patient_ref: str | None
+    records: list[Record] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+
+
+@dataclass
+class IngestResult:
+    patients: list[PatientRecords]
+    reference_resources: int
+    files: int
+
+
+def ingest(
+    paths: list[Path], on_resource: Callable[[], None] | None = None
+) -> IngestResult:
+    """Read, validate and group every patient resource in ``paths`` by patient."""
+    by_patient: dict[str | None, PatientRecords] = {}
+    reference = 0
+    files = 0
+    for path in paths:
+        if not path.exists():
+            raise InputNotFound(f"{path}: no such file or folder")
+    for path in iter_json_files(paths):
+        files += 1
+        patient_refs = set()
+        pending: list[Record] = []
+        for src in read_resources(path):
+            if on_resource:
+                on_resource()
+            if is_reference_data(src):
+                reference += 1
+                continue
+            rec = prepare(src)
+            if rec.resource_type == "Patient" and rec.subject_ref:
+                patient_refs.add(rec.subject_ref)
+            pending.append(rec)
+        # A file about one patient: resources without their own subject go to it.
+        default_ref = next(iter(patient_refs)) if len(patient_refs) == 1 else None
+        for rec in pending:
+            ref = rec.subject_ref if rec.subject_ref and rec.subject_ref.startswith(
+                ("urn:uuid:", "Patient/")) else default_ref  # fmt: skip
+            group = by_patient.setdefault(ref, PatientRecords(ref))
+            group.records.append(rec)
+            group.sources.add(path.name)
+    if files == 0:
+        raise InputNotFound("no FHIR JSON files found in the input")
+    return IngestResult(list(by_patient.values()), reference, files)
+
+
+def single_patient(result: IngestResult) -> list[Record]:
+    """All records, insisting they are about one patient (for ``mint --patient``)."""
+    groups = [g for g in result.patients if g.records]
+    refs = {g.patient_ref for g in groups if g.patient_ref is not None}
+    if len(refs) > 1:
+        raise InvalidRecord(
+            f"the input holds records of {len(refs)} different patients; "
+            "mint one patient's records at a time"
+        )
+    return [r for g in groups for r in g.records]

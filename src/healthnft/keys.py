@@ -1,0 +1,94 @@
+"""Participant keys: one Ethereum secret per participant, in a keystore v3 file.
+
+The secret signs transactions (secp256k1) and, through HKDF, yields the
+participant's X25519 encryption key, so one passphrase-protected file is all a
+participant has to keep. Keystores live in ``HOME/keystore/<address>.json``.
+
+Real keys are random and use scrypt at eth-account's default cost (n = 2**18).
+Demo keys are derived from a fixed seed and use a light scrypt (n = 2**14) so
+the demo starts fast; the demo says so when it creates them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from healthnft.errors import CredentialRejected
+from healthnft.vault import encryption_key, public_bytes
+
+DEMO_SCRYPT_N = 2**14
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An unlocked participant: signing account and decryption key."""
+
+    account: LocalAccount
+    enc_private: X25519PrivateKey
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def enc_public(self) -> bytes:
+        return public_bytes(self.enc_private)
+
+
+def identity_from_secret(secret: bytes) -> Identity:
+    account = Account.from_key(secret)
+    return Identity(account, encryption_key(bytes(account.key)))
+
+
+def new_secret() -> bytes:
+    return os.urandom(32)
+
+
+def write_keystore(
+    folder: Path, secret: bytes, passphrase: str, light: bool = False
+) -> Identity:
+    """Encrypt ``secret`` under ``passphrase`` into ``folder/<address>.json``."""
+    if not passphrase:
+        raise CredentialRejected("an empty passphrase is not allowed")
+    ident = identity_from_secret(secret)
+    data = Account.encrypt(secret, passphrase, iterations=DEMO_SCRYPT_N if light else None)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{ident.address}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return ident
+
+
+def read_keystore(folder: Path, address: str, passphrase: str) -> Identity:
+    """Unlock the keystore of ``address``; a wrong passphrase is a clear error."""
+    path = _find(folder, address)
+    try:
+        secret = Account.decrypt(json.loads(path.read_text()), passphrase)
+    except ValueError:
+        raise CredentialRejected(f"wrong passphrase for the keystore of {address}") from None
+    return identity_from_secret(bytes(secret))
+
+
+def has_keystore(folder: Path, address: str) -> bool:
+    try:
+        _find(folder, address)
+    except CredentialRejected:
+        return False
+    return True
+
+
+def _find(folder: Path, address: str) -> Path:
+    if folder.is_dir():
+        for path in folder.glob("*.json"):
+            if path.stem.lower() == address.lower():
+                return path
+    raise CredentialRejected(f"no keystore for {address} in {folder}")

@@ -1,0 +1,220 @@
+"""records → vault → Merkle batch → one mint transaction, atomically and idempotently.
+
+The order of effects is what makes a crash harmless:
+
+1. journal the batch as ``prepared`` (catalogue), *then* store ciphertexts;
+2. sign the mint transaction and journal it as ``sent`` with its raw bytes;
+3. broadcast, wait for the receipt, mark ``minted``.
+
+:meth:`Minter.recover` settles any batch a crash left behind: a ``prepared``
+one is rolled back (its ciphertexts deleted: no orphans); a ``sent`` one is
+looked up on chain — minted already, it is marked so; not minted and its nonce
+unused, the very same signed transaction is re-sent; otherwise rolled back.
+Records are keyed by an HMAC of (issuer, owner, canonical bytes), so feeding
+the same input again mints nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from healthnft.errors import LedgerError, MintInterrupted
+from healthnft.keys import Identity
+from healthnft.ledger import merkle
+from healthnft.ledger.client import Ledger
+from healthnft.records import Record, commit, new_salt
+from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal
+from healthnft.vault.catalog import BatchRow, Catalog, RecordRow
+
+DEFAULT_BATCH_SIZE = 1000
+#: Set to ``after-encrypt`` or ``after-send`` to kill the process there (crash tests).
+CRASH_ENV = "HEALTHNFT_CRASH_AT"
+
+
+@dataclass
+class MintResult:
+    """What one call to :meth:`Minter.mint` did."""
+
+    minted: int = 0
+    skipped: int = 0
+    batches: int = 0
+    gas_used: int = 0
+    token_ids: list[int] = field(default_factory=list)
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Minter:
+    """Mints batches of prepared records for one home's ledger, vault and catalogue."""
+
+    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore, secret: bytes) -> None:
+        self.ledger = ledger
+        self.catalog = catalog
+        self.blobs = blobs
+        self._secret = secret
+
+    def record_key(self, issuer: str, owner: str, canonical: bytes) -> bytes:
+        msg = issuer.lower().encode() + b"|" + owner.lower().encode() + b"|" + canonical
+        return hmac.new(self._secret, msg, hashlib.sha256).digest()
+
+    # -- recovery ---------------------------------------------------------
+
+    def recover(self) -> int:
+        """Settle batches a crash left unfinished; returns how many were settled."""
+        settled = 0
+        for batch in self.catalog.unfinished_batches():
+            if batch.state == "sent" and self._settle_sent(batch):
+                settled += 1
+                continue
+            self.blobs.delete_many(self.catalog.drop_batch(batch.batch_ref))
+            settled += 1
+        return settled
+
+    def _settle_sent(self, batch: BatchRow) -> bool:
+        """True when the batch is (now) minted on chain and marked so."""
+        info = self.ledger.batch_of(batch.start_token)
+        if info is not None:
+            if info.root == batch.root and info.start == batch.start_token:
+                self.catalog.mark_minted(batch.batch_ref, info.batch_id, None)
+                return True
+            return False
+        if self.ledger.nonce(batch.issuer) > (batch.nonce or 0) or batch.raw_tx is None:
+            return False
+        from healthnft.ledger.client import SentTransaction
+
+        try:
+            receipt = self.ledger.broadcast(
+                SentTransaction(batch.raw_tx, batch.tx_hash or b"", batch.nonce or 0)
+            )
+        except LedgerError:
+            return False
+        info = self.ledger.batch_of(batch.start_token)
+        if info is None or info.root != batch.root:
+            return False
+        self.catalog.mark_minted(batch.batch_ref, info.batch_id, receipt.get("gasUsed"))
+        return True
+
+    # -- minting ----------------------------------------------------------
+
+    def mint(
+        self,
+        issuer: Identity,
+        owner: str,
+        owner_enc_key: bytes,
+        records: list[Record],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> MintResult:
+        """Mint every record not minted before into ``owner``'s wallet."""
+        self.recover()
+        result = MintResult()
+        fresh: list[tuple[bytes, Record]] = []
+        seen: set[bytes] = set()
+        keyed = [(self.record_key(issuer.address, owner, r.canonical), r) for r in records]
+        known = self.catalog.known_record_keys(k for k, _ in keyed)
+        for key, rec in keyed:
+            if key in known or key in seen:
+                result.skipped += 1
+                continue
+            seen.add(key)
+            fresh.append((key, rec))
+        if progress and result.skipped:
+            progress(result.skipped)
+        for i in range(0, len(fresh), batch_size):
+            chunk = fresh[i : i + batch_size]
+            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk)
+            result.minted += len(chunk)
+            result.batches += 1
+            result.gas_used += gas
+            result.token_ids.extend(token_ids)
+            if progress:
+                progress(len(chunk))
+        return result
+
+    def _mint_batch(
+        self,
+        issuer: Identity,
+        owner: str,
+        owner_enc_key: bytes,
+        chunk: list[tuple[bytes, Record]],
+    ) -> tuple[list[int], int]:
+        start = self.ledger.next_token_id()
+        batch_ref = os.urandom(16)
+        batch_key = BatchKey.new()
+        rows: list[RecordRow] = []
+        ciphertexts: list[bytes] = []
+        leaves: list[bytes] = []
+        plains: list[tuple[RecordPlaintext, bytes]] = []
+        for offset, (_, rec) in enumerate(chunk):
+            salt = new_salt()
+            commitment = commit(rec.canonical, salt)
+            leaves.append(merkle.leaf_hash(start + offset, commitment))
+            meta = {
+                "resource_type": rec.resource_type,
+                "category": rec.category,
+                "effective_date": rec.effective_date,
+                "issuer": issuer.address,
+                "format": "application/fhir+json; fhirVersion=4.0",
+            }
+            plains.append((RecordPlaintext(salt, meta, rec.canonical), commitment))
+        root, proofs = merkle.build(leaves)
+        for offset, ((key, rec), (plain, commitment)) in enumerate(zip(chunk, plains, strict=True)):
+            sealed = seal(plain, commitment, batch_key)
+            ciphertexts.append(sealed.ciphertext)
+            rows.append(
+                RecordRow(
+                    token_id=start + offset,
+                    batch_ref=batch_ref,
+                    record_key=key,
+                    owner=owner,
+                    issuer=issuer.address,
+                    commitment=commitment,
+                    blob_digest=hashlib.sha256(sealed.ciphertext).digest(),
+                    sealed_dek=sealed.sealed_dek,
+                    proof=merkle.pack_proof(proofs[offset]),
+                    resource_type=rec.resource_type,
+                    category=rec.category,
+                    effective_date=rec.effective_date,
+                    status="active",
+                )
+            )
+        wrapped = {
+            owner: batch_key.wrap_for(owner_enc_key, batch_ref),
+            issuer.address: batch_key.wrap_for(issuer.enc_public, batch_ref),
+        }
+        batch = BatchRow(
+            batch_ref, issuer.address, owner, start, len(chunk), root, "prepared",
+            None, None, None, None, None,
+        )  # fmt: skip
+        self.catalog.prepare_batch(batch, wrapped, rows)
+        try:
+            self.blobs.put_many(ciphertexts)
+            _crash_point("after-encrypt")
+            sent = self.ledger.sign(
+                issuer.account, self.ledger.mint_call(owner, len(chunk), start, root)
+            )
+        except BaseException:
+            self.blobs.delete_many(self.catalog.drop_batch(batch_ref))
+            raise
+        self.catalog.mark_sent(batch_ref, sent.raw, sent.tx_hash, sent.nonce)
+        try:
+            receipt = self.ledger.broadcast(sent)
+        except LedgerError as exc:
+            if not self._settle_sent(self.catalog.batch(batch_ref)):  # type: ignore[arg-type]
+                self.blobs.delete_many(self.catalog.drop_batch(batch_ref))
+                raise MintInterrupted(f"batch was not minted and was rolled back: {exc}") from None
+            receipt = {"gasUsed": 0}
+        _crash_point("after-send")
+        info = self.ledger.batch_of(start)
+        if info is None or info.root != root:
+            raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
+        self.catalog.mark_minted(batch_ref, info.batch_id, receipt.get("gasUsed"))
+        return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)

@@ -1,0 +1,196 @@
+"""One home directory = one node of the network, opened as a :class:`Network`.
+
+Layout of a home::
+
+    HOME/config.json     deployment addresses, backend, demo flag
+    HOME/chain.sqlite    the embedded chain (py-evm state, persisted)
+    HOME/vault.sqlite    ciphertexts, content-addressed (table ``blobs``)
+    HOME/index.sqlite    the catalogue and minting journal
+    HOME/keystore/       one keystore v3 file per local participant
+    HOME/secret.key      the home's HMAC key for record de-duplication
+
+This module composes the lower layers (records, vault, ledger, minting,
+wallet) and is what the CLI and the API call; nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from healthnft import keys
+from healthnft.errors import (
+    CredentialRejected,
+    HealthNFTError,
+    NotAnIssuer,
+    UnknownParticipant,
+)
+from healthnft.keys import Identity
+from healthnft.ledger.client import KIND_CODES, Ledger
+from healthnft.minting import Minter
+from healthnft.vault import SqliteBlobStore
+from healthnft.vault.catalog import Catalog, Participant
+from healthnft.wallet.wallet import Wallet
+
+PASSPHRASE_ENV = "HEALTHNFT_PASSPHRASE"
+HOME_ENV = "HEALTHNFT_HOME"
+#: The demo's documented passphrase: demo keys are for trying things out only.
+DEMO_PASSPHRASE = "healthnft-demo"
+_FUNDING_WEI = 10**20
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".healthnft")
+
+
+@dataclass
+class Network:
+    """A home's ledger, vault, catalogue and keys, opened together."""
+
+    home: Path
+    config: dict[str, Any]
+    ledger: Ledger
+    catalog: Catalog
+    blobs: SqliteBlobStore
+
+    # -- opening ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path) -> Network:
+        """Open an existing home; a clear error when there is none."""
+        config_path = home / "config.json"
+        if not config_path.exists():
+            raise HealthNFTError(
+                f"no healthnft network in {home}: run `healthnft --home {home} init` "
+                "(or `healthnft --home {home} demo`)".replace("{home}", str(home))
+            )
+        config = json.loads(config_path.read_text())
+        w3 = _connect(home, config, None)
+        ledger = Ledger(w3, config["registry"], config["token"])
+        return cls(home, config, ledger, Catalog(home / "index.sqlite"),
+                   SqliteBlobStore(home / "vault.sqlite"))  # fmt: skip
+
+    @classmethod
+    def create(cls, home: Path, passphrase: str, demo: bool = False) -> Network:
+        """Create a home: admin key, chain and contracts. Reuses an existing one."""
+        if (home / "config.json").exists():
+            return cls.open(home)
+        home.mkdir(parents=True, exist_ok=True)
+        secret = _demo_secret("admin") if demo else keys.new_secret()
+        admin = keys.write_keystore(home / "keystore", secret, passphrase, light=demo)
+        (home / "secret.key").write_bytes(os.urandom(32))
+        os.chmod(home / "secret.key", 0o600)
+        config: dict[str, Any] = {"backend": "embedded", "admin": admin.address, "demo": demo}
+        # A crashed earlier attempt may have left a chain without config: start afresh.
+        for leftover in home.glob("chain.sqlite*"):
+            leftover.unlink()
+        w3 = _connect(home, config, {admin.address: 10**27})
+        ledger = Ledger.deploy(w3, admin.account)
+        config.update(registry=ledger.registry.address, token=ledger.token.address)
+        tmp = home / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(home / "config.json")
+        return cls(home, config, ledger, Catalog(home / "index.sqlite"),
+                   SqliteBlobStore(home / "vault.sqlite"))  # fmt: skip
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.blobs.close()
+
+    # -- keys ---------------------------------------------------------------
+
+    @property
+    def is_demo(self) -> bool:
+        return bool(self.config.get("demo"))
+
+    def passphrase(self, explicit: str | None = None) -> str:
+        """--passphrase, else $HEALTHNFT_PASSPHRASE, else the demo's, else an error."""
+        if explicit:
+            return explicit
+        if os.environ.get(PASSPHRASE_ENV):
+            return os.environ[PASSPHRASE_ENV]
+        if self.is_demo:
+            return DEMO_PASSPHRASE
+        raise CredentialRejected(
+            f"a passphrase is needed: pass --passphrase or set {PASSPHRASE_ENV}"
+        )
+
+    def identity(self, address: str, passphrase: str | None = None) -> Identity:
+        return keys.read_keystore(self.home / "keystore", address, self.passphrase(passphrase))
+
+    def admin(self, passphrase: str | None = None) -> Identity:
+        return self.identity(self.config["admin"], passphrase)
+
+    def has_key(self, address: str) -> bool:
+        return keys.has_keystore(self.home / "keystore", address)
+
+    # -- participants -----------------------------------------------------
+
+    def add_participant(
+        self, kind: str, label: str, passphrase: str | None = None, issuer: bool | None = None
+    ) -> Participant:
+        """Create a key, register it on chain and in the catalogue (idempotent by label)."""
+        if kind not in KIND_CODES:
+            raise HealthNFTError(
+                f"unknown participant kind {kind!r}; use one of {', '.join(KIND_CODES)}"
+            )
+        existing = self.catalog.participant_by_label(label, kind)
+        if existing is not None:
+            return existing
+        secret = _demo_secret(f"{kind}:{label}") if self.is_demo else keys.new_secret()
+        ident = keys.write_keystore(
+            self.home / "keystore", secret, self.passphrase(passphrase), light=self.is_demo
+        )
+        admin = self.admin()
+        kind_on_chain, _, _ = self.ledger.participant(ident.address)
+        if kind_on_chain is None:
+            self.ledger.register(admin.account, ident.address, kind, ident.enc_public)
+        self.ledger.fund(admin.account, ident.address, _FUNDING_WEI)
+        if issuer if issuer is not None else kind == "hospital":
+            self.ledger.set_issuer(admin.account, ident.address, True)
+        participant = Participant(ident.address, kind, label, ident.enc_public)
+        self.catalog.add_participant(participant)
+        return participant
+
+    def participant(self, address: str) -> Participant:
+        """A registered participant by address, checked on chain."""
+        kind, active, enc_key = self.ledger.participant(address)
+        if kind is None or not active:
+            raise UnknownParticipant(f"{address} is not a registered participant of this network")
+        local = self.catalog.participant(address)
+        return Participant(address, kind, local.label if local else "", enc_key)
+
+    def issuer_by_name(self, name: str) -> Participant:
+        p = self.catalog.participant_by_label(name, "hospital")
+        if p is None:
+            raise NotAnIssuer(f"issuer {name!r} is not a registered hospital in this home")
+        if not self.ledger.is_issuer(p.address):
+            raise NotAnIssuer(f"issuer {name!r} is not allowed to mint on this network")
+        return p
+
+    # -- services ---------------------------------------------------------
+
+    def minter(self) -> Minter:
+        secret = (self.home / "secret.key").read_bytes()
+        return Minter(self.ledger, self.catalog, self.blobs, secret)
+
+    def wallet(self) -> Wallet:
+        return Wallet(self.ledger, self.catalog, self.blobs)
+
+
+def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None) -> Any:
+    if config.get("backend", "embedded") == "embedded":
+        from healthnft.ledger.embedded import embedded_web3
+
+        return embedded_web3(home / "chain.sqlite", alloc)
+    raise HealthNFTError(f"unsupported ledger backend {config.get('backend')!r}")
+
+
+def _demo_secret(name: str) -> bytes:
+    """Deterministic demo keys (said so by the demo): never use for real data."""
+    import hashlib
+
+    return hashlib.sha256(b"healthnft-demo-key|" + name.encode()).digest()

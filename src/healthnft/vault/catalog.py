@@ -1,0 +1,309 @@
+"""The local catalogue: which token is which record, and where its keys are.
+
+One SQLite file (``HOME/index.sqlite``). It holds what a wallet needs to find,
+open and verify its records without scanning the chain: the token id, the
+record's commitment, the ciphertext's digest, the DEK sealed under the batch
+key, the Merkle proof, and private metadata (type, category, date) that never
+goes on chain.
+
+It is also the minting journal. A batch is written here as ``prepared`` before
+any ciphertext is stored, ``sent`` (with the exact signed transaction) before
+it is broadcast, and ``minted`` once the receipt is in. Records of a batch that
+is not ``minted`` are invisible to wallets; recovery (in ``minting``) settles
+every unfinished batch one way or the other.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS participants (
+    address TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    enc_key BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS participants_label ON participants(kind, label);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_ref BLOB PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    start_token INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('prepared', 'sent', 'minted')),
+    raw_tx BLOB,
+    tx_hash BLOB,
+    nonce INTEGER,
+    chain_batch_id INTEGER,
+    gas_used INTEGER,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_keys (
+    batch_ref BLOB NOT NULL,
+    reader TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (batch_ref, reader)
+);
+CREATE TABLE IF NOT EXISTS records (
+    token_id INTEGER PRIMARY KEY,
+    batch_ref BLOB NOT NULL,
+    record_key BLOB NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    commitment BLOB NOT NULL,
+    blob_digest BLOB NOT NULL,
+    sealed_dek BLOB NOT NULL,
+    proof BLOB NOT NULL,
+    resource_type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    effective_date TEXT,
+    status TEXT NOT NULL DEFAULT 'active'
+);
+CREATE INDEX IF NOT EXISTS records_owner ON records(owner);
+CREATE INDEX IF NOT EXISTS records_batch ON records(batch_ref);
+"""
+
+
+@dataclass(frozen=True)
+class Participant:
+    address: str
+    kind: str
+    label: str
+    enc_key: bytes
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_ref: bytes
+    issuer: str
+    owner: str
+    start_token: int
+    count: int
+    root: bytes
+    state: str
+    raw_tx: bytes | None
+    tx_hash: bytes | None
+    nonce: int | None
+    chain_batch_id: int | None
+    gas_used: int | None
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    token_id: int
+    batch_ref: bytes
+    record_key: bytes
+    owner: str
+    issuer: str
+    commitment: bytes
+    blob_digest: bytes
+    sealed_dek: bytes
+    proof: bytes
+    resource_type: str
+    category: str
+    effective_date: str | None
+    status: str
+
+
+_RECORD_COLS = ", ".join(RecordRow.__dataclass_fields__)
+_BATCH_COLS = ", ".join(BatchRow.__dataclass_fields__)
+
+
+class Catalog:
+    """The local index and minting journal over one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA secure_delete=ON")
+        self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- participants -----------------------------------------------------
+
+    def add_participant(self, p: Participant) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO participants (address, kind, label, enc_key, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (p.address, p.kind, p.label, p.enc_key, time.time()),
+        )
+
+    def participant(self, address: str) -> Participant | None:
+        row = self._conn.execute(
+            "SELECT address, kind, label, enc_key FROM participants "
+            "WHERE lower(address) = lower(?)",
+            (address,),
+        ).fetchone()
+        return Participant(*row) if row else None
+
+    def participant_by_label(self, label: str, kind: str | None = None) -> Participant | None:
+        sql = "SELECT address, kind, label, enc_key FROM participants WHERE label = ?"
+        args: tuple = (label,)
+        if kind:
+            sql += " AND kind = ?"
+            args += (kind,)
+        row = self._conn.execute(sql, args).fetchone()
+        return Participant(*row) if row else None
+
+    def participants(self, kind: str | None = None) -> list[Participant]:
+        sql = "SELECT address, kind, label, enc_key FROM participants"
+        rows = (
+            self._conn.execute(sql + " WHERE kind = ? ORDER BY created", (kind,))
+            if kind
+            else self._conn.execute(sql + " ORDER BY created")
+        )
+        return [Participant(*r) for r in rows]
+
+    # -- minting journal ----------------------------------------------------
+
+    def known_record_keys(self, keys: Iterable[bytes]) -> set[bytes]:
+        """Which of ``keys`` belong to records already catalogued (any batch state)."""
+        keys = list(keys)
+        found: set[bytes] = set()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT record_key FROM records WHERE record_key IN ({q})", chunk
+                )
+            )
+        return found
+
+    def prepare_batch(
+        self, batch: BatchRow, keys: dict[str, bytes], records: list[RecordRow]
+    ) -> None:
+        """Journal a batch and its records as ``prepared`` in one transaction."""
+        with self.transaction() as c:
+            c.execute(
+                f"INSERT INTO batches ({_BATCH_COLS}, created) VALUES "
+                f"({','.join('?' * len(BatchRow.__dataclass_fields__))}, ?)",
+                (*_astuple(batch), time.time()),
+            )
+            c.executemany(
+                "INSERT INTO batch_keys (batch_ref, reader, wrapped) VALUES (?, ?, ?)",
+                [(batch.batch_ref, reader, wrapped) for reader, wrapped in keys.items()],
+            )
+            c.executemany(
+                f"INSERT INTO records ({_RECORD_COLS}) VALUES "
+                f"({','.join('?' * len(RecordRow.__dataclass_fields__))})",
+                [_astuple(r) for r in records],
+            )
+
+    def mark_sent(self, batch_ref: bytes, raw_tx: bytes, tx_hash: bytes, nonce: int) -> None:
+        self._conn.execute(
+            "UPDATE batches SET state = 'sent', raw_tx = ?, tx_hash = ?, nonce = ? "
+            "WHERE batch_ref = ?",
+            (raw_tx, tx_hash, nonce, batch_ref),
+        )
+
+    def mark_minted(self, batch_ref: bytes, chain_batch_id: int, gas_used: int | None) -> None:
+        self._conn.execute(
+            "UPDATE batches SET state = 'minted', chain_batch_id = ?, gas_used = ?, raw_tx = NULL "
+            "WHERE batch_ref = ?",
+            (chain_batch_id, gas_used, batch_ref),
+        )
+
+    def drop_batch(self, batch_ref: bytes) -> list[bytes]:
+        """Forget an unminted batch; returns its blob digests for the caller to delete."""
+        with self.transaction() as c:
+            digests = [
+                r[0]
+                for r in c.execute(
+                    "SELECT blob_digest FROM records WHERE batch_ref = ?", (batch_ref,)
+                )
+            ]
+            c.execute("DELETE FROM records WHERE batch_ref = ?", (batch_ref,))
+            c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (batch_ref,))
+            c.execute("DELETE FROM batches WHERE batch_ref = ? AND state != 'minted'", (batch_ref,))
+        return digests
+
+    def unfinished_batches(self) -> list[BatchRow]:
+        return [
+            BatchRow(*r)
+            for r in self._conn.execute(
+                f"SELECT {_BATCH_COLS} FROM batches WHERE state != 'minted' ORDER BY created"
+            )
+        ]
+
+    def batch(self, batch_ref: bytes) -> BatchRow | None:
+        row = self._conn.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE batch_ref = ?", (batch_ref,)
+        ).fetchone()
+        return BatchRow(*row) if row else None
+
+    def batch_key(self, batch_ref: bytes, reader: str) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT wrapped FROM batch_keys WHERE batch_ref = ? AND lower(reader) = lower(?)",
+            (batch_ref, reader),
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- records ------------------------------------------------------------
+
+    def record(self, token_id: int) -> RecordRow | None:
+        """A minted record by token id (unminted batches are invisible)."""
+        row = self._conn.execute(
+            f"SELECT {', '.join('r.' + c for c in RecordRow.__dataclass_fields__)} "
+            "FROM records r JOIN batches b ON b.batch_ref = r.batch_ref "
+            "WHERE r.token_id = ? AND b.state = 'minted'",
+            (token_id,),
+        ).fetchone()
+        return RecordRow(*row) if row else None
+
+    def records_of(self, owner: str) -> list[RecordRow]:
+        rows = self._conn.execute(
+            f"SELECT {', '.join('r.' + c for c in RecordRow.__dataclass_fields__)} "
+            "FROM records r JOIN batches b ON b.batch_ref = r.batch_ref "
+            "WHERE lower(r.owner) = lower(?) AND b.state = 'minted' ORDER BY r.token_id",
+            (owner,),
+        )
+        return [RecordRow(*r) for r in rows]
+
+    def minted_batches_of(self, owner: str) -> list[BatchRow]:
+        rows = self._conn.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE lower(owner) = lower(?) "
+            "AND state = 'minted' ORDER BY start_token",
+            (owner,),
+        )
+        return [BatchRow(*r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Totals for summaries: minted records and batches, unfinished batches."""
+        q = self._conn.execute
+        return {
+            "records": q(
+                "SELECT count(*) FROM records r JOIN batches b ON b.batch_ref = r.batch_ref "
+                "WHERE b.state = 'minted'"
+            ).fetchone()[0],
+            "batches": q("SELECT count(*) FROM batches WHERE state = 'minted'").fetchone()[0],
+            "unfinished": q("SELECT count(*) FROM batches WHERE state != 'minted'").fetchone()[0],
+            "all_record_rows": q("SELECT count(*) FROM records").fetchone()[0],
+        }
+
+
+def _astuple(obj: object) -> tuple:
+    return tuple(getattr(obj, f) for f in obj.__dataclass_fields__)  # type: ignore[attr-defined]

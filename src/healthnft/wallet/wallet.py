@@ -1,0 +1,159 @@
+"""The patient's view: list, open and verify the records a wallet holds.
+
+Listing trusts the chain, not the catalogue: a record is listed only when the
+chain says the wallet owns its token. Opening checks, in order, that the
+ciphertext's digest matches, that the DEK and record authenticate against the
+commitment, and that the commitment opens to the plaintext; any failure is
+:class:`~healthnft.errors.Tampered` and nothing is shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from healthnft.errors import AccessDenied, Tampered
+from healthnft.keys import Identity
+from healthnft.ledger import merkle
+from healthnft.ledger.client import Ledger
+from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, open_sealed
+from healthnft.vault.catalog import Catalog, RecordRow
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    token_id: int
+    meta: dict[str, Any]
+    resource: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verification:
+    token_id: int
+    valid: bool
+    reason: str
+    checked_content: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "valid": self.valid,
+            "reason": self.reason,
+            "checked_content": self.checked_content,
+        }
+
+
+class Wallet:
+    """Read-side operations over one home's ledger, catalogue and blob store."""
+
+    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore) -> None:
+        self.ledger = ledger
+        self.catalog = catalog
+        self.blobs = blobs
+
+    def list(self, owner: str) -> list[dict[str, Any]]:
+        """The owner's records, confirmed against on-chain ownership per batch."""
+        rows = self.catalog.records_of(owner)
+        owned_batches: dict[bytes, bool] = {}
+        out = []
+        for row in rows:
+            if row.batch_ref not in owned_batches:
+                owned_batches[row.batch_ref] = self._batch_owned(row, owner)
+            owned = owned_batches[row.batch_ref]
+            if not owned:  # the batch moved in parts: ask per token
+                on_chain = self.ledger.owner_of(row.token_id)
+                if on_chain is None or on_chain.lower() != owner.lower():
+                    continue
+            out.append(
+                {
+                    "token_id": row.token_id,
+                    "category": row.category,
+                    "resource_type": row.resource_type,
+                    "status": row.status,
+                    "effective_date": row.effective_date,
+                }
+            )
+        return out
+
+    def _batch_owned(self, row: RecordRow, owner: str) -> bool:
+        batch = self.catalog.batch(row.batch_ref)
+        if batch is None or batch.chain_batch_id is None:
+            return False
+        info = self.ledger.batch(batch.chain_batch_id)
+        # Whole-batch shortcut only while no token of it was moved on its own.
+        return info.owner.lower() == owner.lower() and self.ledger.balance_of(owner) >= len(
+            self.catalog.records_of(owner)
+        )
+
+    def _row(self, token_id: int) -> RecordRow:
+        row = self.catalog.record(token_id)
+        if row is None:
+            raise AccessDenied(f"token {token_id}: no such record in this wallet")
+        return row
+
+    def open(self, token_id: int, reader: Identity) -> OpenedRecord:
+        """Decrypt a record for its owner or issuer; refuses tampered data."""
+        row = self._row(token_id)
+        plain = self._decrypt(row, reader)
+        try:
+            resource = orjson.loads(plain.canonical)
+        except orjson.JSONDecodeError:
+            raise Tampered(f"token {token_id}: record content is not valid JSON") from None
+        return OpenedRecord(token_id, plain.meta, resource)
+
+    def _decrypt(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
+        wrapped = self.catalog.batch_key(row.batch_ref, reader.address)
+        if wrapped is None:
+            raise AccessDenied(f"token {row.token_id}: {reader.address} holds no key for it")
+        ciphertext = self.blobs.get(row.blob_digest)
+        if ciphertext is None:
+            raise Tampered(f"token {row.token_id}: ciphertext is missing from the vault")
+        if hashlib.sha256(ciphertext).digest() != row.blob_digest:
+            raise Tampered(f"token {row.token_id}: ciphertext was altered in the vault")
+        batch_key = BatchKey.unwrap(reader.enc_private, wrapped, row.batch_ref)
+        try:
+            return open_sealed(ciphertext, row.sealed_dek, row.commitment, batch_key)
+        except Tampered as exc:
+            raise Tampered(f"token {row.token_id}: {exc}") from None
+
+    def verify(self, token_id: int, reader: Identity | None = None) -> Verification:
+        """Check a record against the chain: proof, root, owner, and content if a key is given."""
+        row = self.catalog.record(token_id)
+        if row is None:
+            return Verification(token_id, False, "unknown token: not in this catalogue", False)
+        info = self.ledger.batch_of(token_id)
+        if info is None:
+            return Verification(token_id, False, "token does not exist on chain", False)
+        try:
+            proof = merkle.unpack_proof(row.proof)
+        except ValueError:
+            return Verification(token_id, False, "tampered: Merkle proof is malformed", False)
+        leaf = merkle.leaf_hash(token_id, row.commitment)
+        if not merkle.verify(leaf, proof, info.root):
+            return Verification(
+                token_id, False, "tampered: commitment or proof does not match the on-chain root",
+                False,
+            )  # fmt: skip
+        owner = self.ledger.owner_of(token_id)
+        if owner is None or owner.lower() != row.owner.lower():
+            return Verification(token_id, False, "owner on chain differs from the wallet", False)
+        ciphertext = self.blobs.get(row.blob_digest)
+        if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
+            return Verification(token_id, False, "tampered: ciphertext was altered or is missing",
+                                False)  # fmt: skip
+        if reader is None:
+            return Verification(
+                token_id, True, "authentic: proof, root, owner and ciphertext digest match", False
+            )
+        try:
+            self._decrypt(row, reader)
+        except Tampered as exc:
+            return Verification(token_id, False, f"tampered: {exc}", True)
+        return Verification(
+            token_id, True,
+            "authentic: commitment recomputed from the record, Merkle proof, root and owner match",
+            True,
+        )  # fmt: skip
