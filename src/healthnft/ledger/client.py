@@ -14,7 +14,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from healthnft.errors import LedgerError
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
@@ -205,10 +205,10 @@ class Ledger:
         return self.batch(int(self.token.functions.batch_of(token_id).call()))
 
     def owner_of(self, token_id: int) -> str | None:
-        try:
-            return self.token.functions.ownerOf(token_id).call()
-        except (ContractLogicError, Web3RPCError):
+        """The token's owner, or None when no such token exists."""
+        if not 0 < token_id < self.next_token_id():
             return None
+        return self.token.functions.ownerOf(token_id).call()
 
     def balance_of(self, owner: str) -> int:
         return int(self.token.functions.balanceOf(Web3.to_checksum_address(owner)).call())

@@ -95,14 +95,37 @@ class Wallet:
         return row
 
     def open(self, token_id: int, reader: Identity) -> OpenedRecord:
-        """Decrypt a record for its owner or issuer; refuses tampered data."""
+        """Decrypt a record for its owner or issuer; refuses tampered data.
+
+        The chain is checked first (proof against the on-chain root, owner), so
+        a record whose catalogue entry was altered is never shown.
+        """
         row = self._row(token_id)
+        problem = self._chain_problem(row)
+        if problem:
+            raise Tampered(f"token {token_id}: {problem}")
         plain = self._decrypt(row, reader)
         try:
             resource = orjson.loads(plain.canonical)
         except orjson.JSONDecodeError:
             raise Tampered(f"token {token_id}: record content is not valid JSON") from None
         return OpenedRecord(token_id, plain.meta, resource)
+
+    def _chain_problem(self, row: RecordRow) -> str | None:
+        """Why the catalogue entry disagrees with the chain, or None when it agrees."""
+        info = self.ledger.batch_of(row.token_id)
+        if info is None:
+            return "token does not exist on chain"
+        try:
+            proof = merkle.unpack_proof(row.proof)
+        except ValueError:
+            return "tampered: Merkle proof is malformed"
+        if not merkle.verify(merkle.leaf_hash(row.token_id, row.commitment), proof, info.root):
+            return "tampered: commitment or proof does not match the on-chain root"
+        owner = self.ledger.owner_of(row.token_id)
+        if owner is None or owner.lower() != row.owner.lower():
+            return "owner on chain differs from the wallet"
+        return None
 
     def _decrypt(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
         wrapped = self.catalog.batch_key(row.batch_ref, reader.address)
@@ -124,22 +147,9 @@ class Wallet:
         row = self.catalog.record(token_id)
         if row is None:
             return Verification(token_id, False, "unknown token: not in this catalogue", False)
-        info = self.ledger.batch_of(token_id)
-        if info is None:
-            return Verification(token_id, False, "token does not exist on chain", False)
-        try:
-            proof = merkle.unpack_proof(row.proof)
-        except ValueError:
-            return Verification(token_id, False, "tampered: Merkle proof is malformed", False)
-        leaf = merkle.leaf_hash(token_id, row.commitment)
-        if not merkle.verify(leaf, proof, info.root):
-            return Verification(
-                token_id, False, "tampered: commitment or proof does not match the on-chain root",
-                False,
-            )  # fmt: skip
-        owner = self.ledger.owner_of(token_id)
-        if owner is None or owner.lower() != row.owner.lower():
-            return Verification(token_id, False, "owner on chain differs from the wallet", False)
+        problem = self._chain_problem(row)
+        if problem:
+            return Verification(token_id, False, problem, False)
         ciphertext = self.blobs.get(row.blob_digest)
         if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
             return Verification(token_id, False, "tampered: ciphertext was altered or is missing",
