@@ -210,6 +210,14 @@ class Ledger:
             return None
         return self.token.functions.ownerOf(token_id).call()
 
+    def owners_of(self, token_ids: list[int]) -> list[str | None]:
+        """On-chain owners of many tokens (None for unknown ones), 1,024 per call."""
+        out: list[str | None] = []
+        for i in range(0, len(token_ids), 1024):
+            chunk = self.token.functions.owners_of(token_ids[i : i + 1024]).call()
+            out.extend(None if int(a, 16) == 0 else a for a in chunk)
+        return out
+
     def balance_of(self, owner: str) -> int:
         return int(self.token.functions.balanceOf(Web3.to_checksum_address(owner)).call())
 

@@ -55,38 +55,20 @@ class Wallet:
         self.blobs = blobs
 
     def list(self, owner: str) -> list[dict[str, Any]]:
-        """The owner's records, confirmed against on-chain ownership per batch."""
+        """The owner's records, each confirmed against its on-chain owner."""
         rows = self.catalog.records_of(owner)
-        owned_batches: dict[bytes, bool] = {}
-        out = []
-        for row in rows:
-            if row.batch_ref not in owned_batches:
-                owned_batches[row.batch_ref] = self._batch_owned(row, owner)
-            owned = owned_batches[row.batch_ref]
-            if not owned:  # the batch moved in parts: ask per token
-                on_chain = self.ledger.owner_of(row.token_id)
-                if on_chain is None or on_chain.lower() != owner.lower():
-                    continue
-            out.append(
-                {
-                    "token_id": row.token_id,
-                    "category": row.category,
-                    "resource_type": row.resource_type,
-                    "status": row.status,
-                    "effective_date": row.effective_date,
-                }
-            )
-        return out
-
-    def _batch_owned(self, row: RecordRow, owner: str) -> bool:
-        batch = self.catalog.batch(row.batch_ref)
-        if batch is None or batch.chain_batch_id is None:
-            return False
-        info = self.ledger.batch(batch.chain_batch_id)
-        # Whole-batch shortcut only while no token of it was moved on its own.
-        return info.owner.lower() == owner.lower() and self.ledger.balance_of(owner) >= len(
-            self.catalog.records_of(owner)
-        )
+        on_chain = self.ledger.owners_of([r.token_id for r in rows])
+        return [
+            {
+                "token_id": row.token_id,
+                "category": row.category,
+                "resource_type": row.resource_type,
+                "status": row.status,
+                "effective_date": row.effective_date,
+            }
+            for row, chain_owner in zip(rows, on_chain, strict=True)
+            if chain_owner is not None and chain_owner.lower() == owner.lower()
+        ]
 
     def _row(self, token_id: int) -> RecordRow:
         row = self.catalog.record(token_id)

@@ -212,6 +212,24 @@ def ownerOf(token_id: uint256) -> address:
 
 @external
 @view
+def owners_of(token_ids: DynArray[uint256, 1_024]) -> DynArray[address, 1_024]:
+    """
+    @notice Owners of many tokens in one call (empty address for unknown ids),
+            so a wallet can confirm its whole listing against the chain at once.
+    @param token_ids Up to 1,024 token ids.
+    @return Their owners, in order.
+    """
+    owners: DynArray[address, 1_024] = []
+    for token_id: uint256 in token_ids:
+        if token_id == 0 or token_id >= self.next_token_id:
+            owners.append(empty(address))
+        else:
+            owners.append(self._owner_of(token_id))
+    return owners
+
+
+@external
+@view
 def tokenURI(token_id: uint256) -> String[96]:
     """
     @notice ERC-721 metadata. Deliberately empty of content: the record lives
