@@ -37,7 +37,7 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(chain_app, name="chain")
 app.add_typer(participant_app, name="participant")
 
-out = Console()
+out = Console(soft_wrap=True)  # long addresses stay on one line
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document (for scripts).")]

@@ -1,0 +1,76 @@
+"""The demo: the JSON form it promises, idempotent re-runs, and the built-in sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import healthnft.demo as demo_module
+from conftest import SYNTHEA, run_cli
+from healthnft.ingest import ingest
+from healthnft.network import Network
+
+
+def test_demo_json_summary_matches_the_data(demo_home: tuple[Path, dict], fhir_dir: Path) -> None:
+    home, summary = demo_home
+    expected = ingest([fhir_dir])
+    n_records = sum(len(g.records) for g in expected.patients)
+    assert summary["records_minted"] == n_records
+    assert len(summary["patients"]) == len(expected.patients)
+    assert sorted(p["records"] for p in summary["patients"]) == sorted(
+        len(g.records) for g in expected.patients
+    )
+    assert summary["batches"] == len(expected.patients)
+    assert 0 < summary["gas_per_record"] < 245_000
+    assert all(p["address"].startswith("0x") and len(p["address"]) == 42
+               for p in summary["patients"])  # fmt: skip
+    if SYNTHEA.is_dir():
+        assert n_records == 567 and len(summary["patients"]) == 6
+
+
+def test_new_process_lists_every_record_again(demo_home: tuple[Path, dict]) -> None:
+    home, summary = demo_home
+    for patient in summary["patients"]:
+        proc = run_cli(home, "wallet", "list", "--owner", patient["address"], "--json")
+        assert proc.returncode == 0, proc.stderr
+        rows = json.loads(proc.stdout)
+        assert len(rows) == patient["records"]
+        assert set(rows[0]) == {"token_id", "category", "resource_type", "status"}
+        assert all(r["status"] == "active" for r in rows)
+
+
+def test_rerunning_the_demo_mints_nothing_twice(fresh_demo_home: tuple[Path, dict],
+                                                fhir_dir: Path) -> None:  # fmt: skip
+    home, first = fresh_demo_home
+    proc = run_cli(home, "demo", "--data", str(fhir_dir), "--json", check=True)
+    second = json.loads(proc.stdout)
+    assert second["new_this_run"] == 0
+    assert second["records_minted"] == first["records_minted"]
+    assert second["patients"] == first["patients"]
+    net = Network.open(home)
+    try:
+        assert net.ledger.next_token_id() == first["records_minted"] + 1
+    finally:
+        net.close()
+
+
+def test_demo_without_shared_data_uses_the_built_in_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_module, "default_data_folder", lambda: None)
+    notes: list[str] = []
+    summary = demo_module.run_demo(tmp_path / "home", None, say=notes.append)
+    assert any("synthetic sample" in n for n in notes)
+    assert any("demo keys" in n for n in notes)
+    assert summary["records_minted"] == 18 and len(summary["patients"]) == 3
+    net = Network.open(tmp_path / "home")
+    try:
+        owner = summary["patients"][0]["address"]
+        listed = net.wallet().list(owner)
+        assert {r["category"] for r in listed} >= {"laboratory", "immunization"}
+        opened = net.wallet().open(listed[0]["token_id"], net.identity(owner))
+        assert opened.resource["resourceType"] == listed[0]["resource_type"]
+    finally:
+        net.close()
