@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +23,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from healthnft.errors import HealthNFTError, UnknownParticipant
-from healthnft.network import Network, default_home
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+
+
+def default_home() -> Path:
+    """$HEALTHNFT_HOME, else ~/.healthnft (kept here so --help needs no web3 import)."""
+    return Path(os.environ.get("HEALTHNFT_HOME") or Path.home() / ".healthnft")
+
 
 app = typer.Typer(
     help="Patient-owned health records as NFTs on a permissioned EVM ledger.",
@@ -77,7 +86,9 @@ def _emit(data: Any) -> None:
 
 
 @contextmanager
-def _network():
+def _network() -> Iterator[Network]:
+    from healthnft.network import Network
+
     net = Network.open(state.home)
     try:
         yield net
@@ -106,6 +117,8 @@ def init(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
     pw = passphrase or os.environ.get("HEALTHNFT_PASSPHRASE")
     if not pw:
         pw = typer.prompt("Admin passphrase", hide_input=True, confirmation_prompt=True)
+    from healthnft.network import Network
+
     net = Network.create(state.home, pw)
     info = {"home": str(state.home), **{k: net.config[k] for k in ("admin", "registry", "token")}}
     net.close()
