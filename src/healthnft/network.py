@@ -36,14 +36,9 @@ from healthnft.vault.catalog import Catalog, Participant
 from healthnft.wallet.wallet import Wallet
 
 PASSPHRASE_ENV = "HEALTHNFT_PASSPHRASE"
-HOME_ENV = "HEALTHNFT_HOME"
 #: The demo's documented passphrase: demo keys are for trying things out only.
 DEMO_PASSPHRASE = "healthnft-demo"
 _FUNDING_WEI = 10**20
-
-
-def default_home() -> Path:
-    return Path(os.environ.get(HOME_ENV) or Path.home() / ".healthnft")
 
 
 @dataclass
