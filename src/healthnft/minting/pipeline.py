@@ -74,9 +74,19 @@ class Minter:
             if batch.state == "sent" and self._settle_sent(batch):
                 settled += 1
                 continue
-            self.blobs.delete_many(self.catalog.drop_batch(batch.batch_ref))
+            self._roll_back(batch.batch_ref)
             settled += 1
         return settled
+
+    def _roll_back(self, batch_ref: bytes) -> None:
+        """Undo an unminted batch: ciphertexts first, then the journal entry.
+
+        In that order a crash in between leaves a journal entry whose blobs are
+        partly gone, which the next recovery finishes rolling back; the other
+        order could leave blobs no entry points to (orphans).
+        """
+        self.blobs.delete_many(self.catalog.batch_digests(batch_ref))
+        self.catalog.drop_batch(batch_ref)
 
     def _settle_sent(self, batch: BatchRow) -> bool:
         """True when the batch is (now) minted on chain and marked so."""
@@ -202,14 +212,14 @@ class Minter:
                 issuer.account, self.ledger.mint_call(owner, len(chunk), start, root)
             )
         except BaseException:
-            self.blobs.delete_many(self.catalog.drop_batch(batch_ref))
+            self._roll_back(batch_ref)
             raise
         self.catalog.mark_sent(batch_ref, sent.raw, sent.tx_hash, sent.nonce)
         try:
             receipt = self.ledger.broadcast(sent)
         except LedgerError as exc:
             if not self._settle_sent(self.catalog.batch(batch_ref)):  # type: ignore[arg-type]
-                self.blobs.delete_many(self.catalog.drop_batch(batch_ref))
+                self._roll_back(batch_ref)
                 raise MintInterrupted(f"batch was not minted and was rolled back: {exc}") from None
             receipt = {"gasUsed": 0}
         _crash_point("after-send")

@@ -227,19 +227,21 @@ class Catalog:
             (chain_batch_id, gas_used, batch_ref),
         )
 
-    def drop_batch(self, batch_ref: bytes) -> list[bytes]:
-        """Forget an unminted batch; returns its blob digests for the caller to delete."""
+    def batch_digests(self, batch_ref: bytes) -> list[bytes]:
+        """Blob digests of a batch's records."""
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT blob_digest FROM records WHERE batch_ref = ?", (batch_ref,)
+            )
+        ]
+
+    def drop_batch(self, batch_ref: bytes) -> None:
+        """Forget an unminted batch. Delete its blobs *first* (see ``minting``)."""
         with self.transaction() as c:
-            digests = [
-                r[0]
-                for r in c.execute(
-                    "SELECT blob_digest FROM records WHERE batch_ref = ?", (batch_ref,)
-                )
-            ]
             c.execute("DELETE FROM records WHERE batch_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batches WHERE batch_ref = ? AND state != 'minted'", (batch_ref,))
-        return digests
 
     def unfinished_batches(self) -> list[BatchRow]:
         return [

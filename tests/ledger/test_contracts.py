@@ -1,0 +1,385 @@
+"""Contract rules on the real embedded chain, through the project's own Ledger client.
+
+Every test deploys fresh contracts into its own chain (about 0.2 s), so tests that
+move tokens do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from healthnft.errors import LedgerError
+from healthnft.ledger.client import Ledger
+from healthnft.ledger.embedded import embedded_web3
+
+ZERO = "0x0000000000000000000000000000000000000000"
+NOT_OWNER = "caller is not the owner"
+NOT_ISSUER = "healthrecord: caller is not a registered issuer"
+NOT_MEMBER = "recipient is not a registered member"
+
+
+@dataclass
+class Env:
+    w3: Web3
+    ledger: Ledger
+    admin: LocalAccount
+    hospital: LocalAccount
+    alice: LocalAccount
+    bob: LocalAccount
+    carol: LocalAccount
+    outsider: LocalAccount
+
+    def mint(self, owner: LocalAccount | str, count: int, root: bytes | None = None) -> range:
+        """Mint ``count`` tokens to ``owner`` as the hospital; returns their ids."""
+        to = owner if isinstance(owner, str) else owner.address
+        start = self.ledger.next_token_id()
+        call = self.ledger.mint_call(to, count, start, root or os.urandom(32))
+        self.ledger.transact(self.hospital, call)
+        return range(start, start + count)
+
+    def transfer(self, sender: LocalAccount, frm: str, to: str, token_id: int) -> dict:
+        call = self.ledger.token.functions.transferFrom(frm, to, token_id)
+        return self.ledger.transact(sender, call)
+
+    def deactivate(self, address: str) -> None:
+        self.ledger.transact(self.admin, self.ledger.registry.functions.deactivate(address))
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    admin = Account.create()
+    w3 = embedded_web3(tmp_path / "chain.sqlite", {admin.address: 10**27})
+    ledger = Ledger.deploy(w3, admin)
+    hospital, alice, bob, carol, outsider = (Account.create() for _ in range(5))
+    for acct in (hospital, alice, bob, carol, outsider):
+        ledger.fund(admin, acct.address, 10**20)
+    ledger.register(admin, hospital.address, "hospital", os.urandom(32))
+    ledger.set_issuer(admin, hospital.address)
+    for patient in (alice, bob, carol):
+        ledger.register(admin, patient.address, "patient", os.urandom(32))
+    yield Env(w3, ledger, admin, hospital, alice, bob, carol, outsider)
+    w3.provider.ethereum_tester.backend.db.close()
+
+
+# -- registry: who may do what ------------------------------------------------------
+
+
+def test_only_the_admin_registers_participants(env: Env) -> None:
+    newcomer = Account.create().address
+    for caller in (env.outsider, env.hospital, env.alice):
+        with pytest.raises(LedgerError, match=NOT_OWNER):
+            env.ledger.register(caller, newcomer, "patient", os.urandom(32))
+    assert env.ledger.participant(newcomer)[0] is None
+    assert not env.ledger.is_member(newcomer)
+
+    env.ledger.register(env.admin, newcomer, "research", os.urandom(32))
+    assert env.ledger.participant(newcomer)[:2] == ("research", True)
+    # An address is registered once; its kind never changes.
+    with pytest.raises(LedgerError, match="already registered"):
+        env.ledger.register(env.admin, newcomer, "hospital", os.urandom(32))
+    assert env.ledger.participant(newcomer)[0] == "research"
+
+
+def test_only_the_admin_grants_or_withdraws_the_issuer_role(env: Env) -> None:
+    other_hospital = Account.create().address
+    env.ledger.register(env.admin, other_hospital, "hospital", os.urandom(32))
+    for caller in (env.outsider, env.hospital, env.alice):
+        with pytest.raises(LedgerError, match=NOT_OWNER):
+            env.ledger.set_issuer(caller, other_hospital, True)
+        with pytest.raises(LedgerError, match=NOT_OWNER):
+            env.ledger.set_issuer(caller, env.hospital.address, False)
+    assert not env.ledger.is_issuer(other_hospital)
+    assert env.ledger.is_issuer(env.hospital.address)
+
+    env.ledger.set_issuer(env.admin, other_hospital, True)
+    assert env.ledger.is_issuer(other_hospital)
+    env.ledger.set_issuer(env.admin, other_hospital, False)
+    assert not env.ledger.is_issuer(other_hospital)
+
+
+def test_only_active_hospitals_can_become_issuers(env: Env) -> None:
+    for kind in ("patient", "pharma", "research", "insurer", "government"):
+        addr = Account.create().address
+        env.ledger.register(env.admin, addr, kind, os.urandom(32))
+        with pytest.raises(LedgerError, match="only hospitals may issue"):
+            env.ledger.set_issuer(env.admin, addr, True)
+        assert not env.ledger.is_issuer(addr)
+    with pytest.raises(LedgerError, match="not an active participant"):
+        env.ledger.set_issuer(env.admin, Account.create().address, True)
+    with pytest.raises(LedgerError, match="only hospitals may issue"):
+        env.ledger.set_issuer(env.admin, env.alice.address, True)  # a registered patient
+
+    closed = Account.create().address
+    env.ledger.register(env.admin, closed, "hospital", os.urandom(32))
+    env.deactivate(closed)
+    with pytest.raises(LedgerError, match="not an active participant"):
+        env.ledger.set_issuer(env.admin, closed, True)
+
+
+def test_deactivating_an_issuer_drops_its_role_and_its_minting(env: Env) -> None:
+    env.mint(env.alice, 2)
+    env.deactivate(env.hospital.address)
+    assert not env.ledger.is_issuer(env.hospital.address)
+    assert not env.ledger.is_member(env.hospital.address)
+    start = env.ledger.next_token_id()
+    with pytest.raises(LedgerError, match=NOT_ISSUER):
+        env.mint(env.alice, 1)
+    assert env.ledger.next_token_id() == start
+    # Its history stays: the tokens it minted are still there.
+    assert env.ledger.owner_of(1) == env.alice.address
+    assert env.ledger.balance_of(env.alice.address) == 2
+
+
+# -- minting ------------------------------------------------------------------------
+
+
+def test_only_registered_issuers_mint(env: Env) -> None:
+    unauthorised_hospital = Account.create()
+    env.ledger.register(env.admin, unauthorised_hospital.address, "hospital", os.urandom(32))
+    env.ledger.fund(env.admin, unauthorised_hospital.address, 10**20)
+    for caller in (env.outsider, env.alice, env.admin, unauthorised_hospital):
+        call = env.ledger.mint_call(env.alice.address, 3, 1, os.urandom(32))
+        with pytest.raises(LedgerError, match=NOT_ISSUER):
+            env.ledger.transact(caller, call)
+    assert env.ledger.next_token_id() == 1
+    assert env.ledger.batch_count() == 0
+    assert env.ledger.balance_of(env.alice.address) == 0
+
+    # A withdrawn issuer is refused as well.
+    env.mint(env.alice, 1)
+    env.ledger.set_issuer(env.admin, env.hospital.address, False)
+    with pytest.raises(LedgerError, match=NOT_ISSUER):
+        env.mint(env.alice, 1)
+    assert env.ledger.next_token_id() == 2
+
+
+def test_minting_to_a_non_member_is_refused(env: Env) -> None:
+    stranger = Account.create().address
+    for to in (stranger, ZERO):
+        with pytest.raises(LedgerError, match=NOT_MEMBER):
+            env.mint(to, 3)
+    env.deactivate(env.carol.address)
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        env.mint(env.carol, 3)
+    assert env.ledger.next_token_id() == 1
+    assert env.ledger.balance_of(stranger) == 0
+
+
+def test_batch_size_and_root_are_checked(env: Env) -> None:
+    ledger = env.ledger
+    for count in (0, 10_001):
+        with pytest.raises(LedgerError, match="batch size out of range"):
+            ledger.transact(env.hospital, ledger.mint_call(env.alice.address, count, 1, b"\1" * 32))
+    with pytest.raises(LedgerError, match="empty root"):
+        ledger.transact(env.hospital, ledger.mint_call(env.alice.address, 1, 1, b"\0" * 32))
+    assert ledger.next_token_id() == 1
+
+    # The largest batch goes through in one transaction.
+    tokens = env.mint(env.alice, 10_000)
+    assert ledger.next_token_id() == 10_001
+    assert ledger.balance_of(env.alice.address) == 10_000
+    assert ledger.owner_of(tokens[-1]) == env.alice.address
+    assert ledger.batch_of(tokens[-1]).end == 10_001
+
+
+def test_a_stale_expected_start_is_refused(env: Env) -> None:
+    ledger = env.ledger
+    env.mint(env.alice, 4)  # tokens 1..4
+    for stale in (1, 4, 6, 0):
+        with pytest.raises(LedgerError, match="token range moved"):
+            ledger.transact(env.hospital, ledger.mint_call(env.bob.address, 2, stale, b"\2" * 32))
+    assert ledger.next_token_id() == 5
+    assert ledger.batch_count() == 1
+
+    # The race the check exists for: two batches built for the same range. Both sign
+    # (estimation passes), the first lands, the second reverts on chain.
+    nonce = ledger.nonce(env.hospital.address)
+    first = ledger.sign(env.hospital, ledger.mint_call(env.alice.address, 2, 5, b"\3" * 32), nonce)
+    second = ledger.sign(env.hospital, ledger.mint_call(env.bob.address, 3, 5, b"\4" * 32),
+                         nonce + 1)  # fmt: skip
+    ledger.broadcast(first)
+    with pytest.raises(LedgerError, match="reverted"):
+        ledger.broadcast(second)
+    assert ledger.next_token_id() == 7
+    assert ledger.batch_count() == 2
+    assert ledger.batch(1).root == b"\3" * 32
+    assert ledger.balance_of(env.bob.address) == 0
+
+
+def test_owner_balance_and_batch_lookup_across_batches(env: Env) -> None:
+    ledger = env.ledger
+    owners = [env.alice, env.bob, env.carol]
+    sizes = [1, 7, 2, 33, 3, 64, 1, 12, 5, 1]
+    batches: list[tuple[range, str, bytes]] = []
+    for i, size in enumerate(sizes):
+        owner = owners[i % 3].address
+        root = os.urandom(32)
+        batches.append((env.mint(owner, size, root), owner, root))
+    assert ledger.batch_count() == len(sizes)
+    assert ledger.next_token_id() == 1 + sum(sizes)
+
+    expected_owner: dict[int, str] = {}
+    expected_batch: dict[int, int] = {}
+    for batch_id, (tokens, owner, root) in enumerate(batches):
+        info = ledger.batch(batch_id)
+        assert (info.owner, info.start, info.end, info.root) == (
+            owner, tokens[0], tokens[-1] + 1, root,
+        )  # fmt: skip
+        for t in tokens:
+            expected_owner[t] = owner
+            expected_batch[t] = batch_id
+        for t in {tokens[0], tokens[-1]}:  # both ends of every batch
+            assert ledger.batch_of(t) == info
+            assert ledger.token.functions.batch_of(t).call() == batch_id
+            assert ledger.owner_of(t) == owner
+    rng = random.Random(20240601)
+    for t in rng.sample(sorted(expected_owner), 30):
+        assert ledger.token.functions.batch_of(t).call() == expected_batch[t]
+        assert ledger.owner_of(t) == expected_owner[t]
+    # The bulk lookup agrees with ownerOf everywhere, unknown ids included.
+    every = sorted(expected_owner)
+    nxt = ledger.next_token_id()
+    assert ledger.owners_of([0, *every, nxt, nxt + 5]) == [
+        None, *(expected_owner[t] for t in every), None, None,
+    ]  # fmt: skip
+    assert ledger.owners_of(list(range(1, 1300)))[: len(every)] == [
+        expected_owner[t] for t in every
+    ]  # more than one 1,024-id call
+    for owner in owners:
+        held = sum(1 for o in expected_owner.values() if o == owner.address)
+        assert ledger.balance_of(owner.address) == held
+    assert ledger.balance_of(env.outsider.address) == 0
+    # Outside the minted range there is no batch.
+    assert ledger.batch_of(0) is None
+    assert ledger.batch_of(ledger.next_token_id()) is None
+    with pytest.raises(Exception, match="invalid token ID"):
+        ledger.token.functions.batch_of(ledger.next_token_id()).call()
+    with pytest.raises(Exception, match="not a valid owner"):
+        ledger.token.functions.balanceOf(ZERO).call()
+    assert ledger.token.functions.tokenURI(5).call() == "healthnft:token/5"
+
+
+def test_owner_of_an_unknown_token_is_none(env: Env) -> None:
+    env.mint(env.alice, 2)
+    assert env.ledger.owner_of(3) is None
+    assert env.ledger.owner_of(0) is None
+
+
+# -- transfers --------------------------------------------------------------------
+
+
+def test_transfer_between_members_moves_just_that_token(env: Env) -> None:
+    ledger = env.ledger
+    env.mint(env.bob, 3)  # 1..3
+    tokens = env.mint(env.alice, 7)  # 4..10
+    moved = tokens[3]
+    receipt = env.transfer(env.alice, env.alice.address, env.bob.address, moved)
+    assert receipt["status"] == 1
+    assert ledger.owner_of(moved) == env.bob.address
+    for t in tokens:
+        if t != moved:
+            assert ledger.owner_of(t) == env.alice.address
+    assert ledger.balance_of(env.alice.address) == 6
+    assert ledger.balance_of(env.bob.address) == 4
+    assert ledger.owners_of(list(tokens)) == [
+        env.bob.address if t == moved else env.alice.address for t in tokens
+    ]
+    # The batch record itself is unchanged (original owner, same range).
+    assert ledger.batch(1).owner == env.alice.address
+    assert ledger.batch_of(moved).start == tokens[0]
+
+    # Onwards to carol, then back home to alice.
+    env.transfer(env.bob, env.bob.address, env.carol.address, moved)
+    assert ledger.owner_of(moved) == env.carol.address
+    env.transfer(env.carol, env.carol.address, env.alice.address, moved)
+    assert ledger.owner_of(moved) == env.alice.address
+    assert [ledger.balance_of(a.address) for a in (env.alice, env.bob, env.carol)] == [7, 3, 0]
+
+
+def test_transfers_that_must_be_refused(env: Env) -> None:
+    ledger = env.ledger
+    tokens = env.mint(env.alice, 3)
+    t = tokens[1]
+    stranger = Account.create().address
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        env.transfer(env.alice, env.alice.address, stranger, t)
+    with pytest.raises(LedgerError, match="transfer to the zero address"):
+        env.transfer(env.alice, env.alice.address, ZERO, t)
+    for thief in (env.bob, env.outsider, env.hospital, env.admin):
+        with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+            env.transfer(thief, env.alice.address, thief.address, t)
+        with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+            env.transfer(thief, env.alice.address, env.bob.address, t)
+    with pytest.raises(LedgerError, match="transfer from incorrect owner"):
+        env.transfer(env.alice, env.bob.address, env.carol.address, t)
+    with pytest.raises(LedgerError, match="invalid token ID"):
+        env.transfer(env.alice, env.alice.address, env.bob.address, tokens[-1] + 1)
+    assert [ledger.owner_of(x) for x in tokens] == [env.alice.address] * 3
+    assert ledger.balance_of(env.alice.address) == 3
+    assert ledger.balance_of(stranger) == 0
+
+
+def test_approved_address_and_operator_can_transfer(env: Env) -> None:
+    ledger, fns = env.ledger, env.ledger.token.functions
+    tokens = env.mint(env.alice, 4)
+    t = tokens[2]
+    with pytest.raises(LedgerError, match="approve caller is not token owner"):
+        ledger.transact(env.bob, fns.approve(env.bob.address, t))
+    with pytest.raises(LedgerError, match="approval to current owner"):
+        ledger.transact(env.alice, fns.approve(env.alice.address, t))
+
+    ledger.transact(env.alice, fns.approve(env.bob.address, t))
+    assert fns.getApproved(t).call() == env.bob.address
+    env.transfer(env.bob, env.alice.address, env.carol.address, t)  # approved, not owner
+    assert ledger.owner_of(t) == env.carol.address
+    assert fns.getApproved(t).call() == ZERO  # cleared by the transfer
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.bob, env.carol.address, env.bob.address, t)
+    # The approval covered one token only.
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.bob, env.alice.address, env.bob.address, tokens[0])
+
+    # An operator may move all of the owner's tokens, until withdrawn.
+    ledger.transact(env.alice, fns.setApprovalForAll(env.bob.address, True))
+    assert fns.isApprovedForAll(env.alice.address, env.bob.address).call()
+    env.transfer(env.bob, env.alice.address, env.bob.address, tokens[0])
+    assert ledger.owner_of(tokens[0]) == env.bob.address
+    ledger.transact(env.alice, fns.setApprovalForAll(env.bob.address, False))
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.bob, env.alice.address, env.bob.address, tokens[1])
+    assert [ledger.balance_of(a.address) for a in (env.alice, env.bob, env.carol)] == [2, 1, 1]
+
+
+def test_deactivated_participants_cannot_receive(env: Env) -> None:
+    ledger = env.ledger
+    held = env.mint(env.carol, 2)
+    tokens = env.mint(env.alice, 2)
+    env.deactivate(env.carol.address)
+    assert not ledger.is_member(env.carol.address)
+    assert ledger.participant(env.carol.address)[:2] == ("patient", False)
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        env.mint(env.carol, 1)
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        env.transfer(env.alice, env.alice.address, env.carol.address, tokens[0])
+    with pytest.raises(LedgerError, match="not an active participant"):
+        env.deactivate(env.carol.address)
+    # What carol already holds stays hers (history is kept on chain).
+    assert [ledger.owner_of(t) for t in held] == [env.carol.address] * 2
+    assert ledger.balance_of(env.carol.address) == 2
+    assert ledger.owner_of(tokens[0]) == env.alice.address
+
+
+def test_supports_interface(env: Env) -> None:
+    fn = env.ledger.token.functions.supportsInterface
+    for iface in ("01ffc9a7", "80ac58cd", "5b5e139f"):
+        assert fn(bytes.fromhex(iface)).call() is True, iface
+    for iface in ("ffffffff", "00000000", "780e9d63"):  # 780e9d63: enumerable, not offered
+        assert fn(bytes.fromhex(iface)).call() is False, iface
