@@ -209,7 +209,7 @@ def mint(
 
     with _network() as net:
         hospital = net.issuer_by_name(issuer)
-        owner = net.participant(patient)
+        owner = net.patient(patient)
         records = single_patient(ingest(files))
         if not records:
             raise HealthNFTError("no patient records in the input (only reference data)")

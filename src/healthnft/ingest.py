@@ -37,14 +37,16 @@ def ingest(
     by_patient: dict[str | None, PatientRecords] = {}
     reference = 0
     files = 0
-    for path in paths:
+    for i, path in enumerate(paths, 1):
         if not path.exists():
-            raise InputNotFound(f"{path}: no such file or folder")
-    for path in iter_json_files(paths):
+            raise InputNotFound(f"input {i} of {len(paths)}: no such file or folder")
+    expanded = list(iter_json_files(paths))
+    for path in expanded:
         files += 1
         patient_refs = set()
         pending: list[Record] = []
-        for src in read_resources(path):
+        # Files are named by position: their names often carry the patient's name.
+        for src in read_resources(path, f"input file {files} of {len(expanded)}"):
             if on_resource:
                 on_resource()
             if is_reference_data(src):
@@ -61,7 +63,7 @@ def ingest(
                 ("urn:uuid:", "Patient/")) else default_ref  # fmt: skip
             group = by_patient.setdefault(ref, PatientRecords(ref))
             group.records.append(rec)
-            group.sources.add(path.name)
+            group.sources.add(str(path))
     if files == 0:
         raise InputNotFound("no FHIR JSON files found in the input")
     return IngestResult(list(by_patient.values()), reference, files)

@@ -152,11 +152,22 @@ class Network:
 
     def participant(self, address: str) -> Participant:
         """A registered participant by address, checked on chain."""
+        from web3 import Web3
+
+        if not Web3.is_address(address):
+            raise UnknownParticipant("the address given is not a 0x… Ethereum address")
         kind, active, enc_key = self.ledger.participant(address)
         if kind is None or not active:
             raise UnknownParticipant(f"{address} is not a registered participant of this network")
         local = self.catalog.participant(address)
         return Participant(address, kind, local.label if local else "", enc_key)
+
+    def patient(self, address: str) -> Participant:
+        """A registered patient: records are minted into patients' wallets only."""
+        p = self.participant(address)
+        if p.kind != "patient":
+            raise UnknownParticipant(f"{address} is a {p.kind}, not a patient")
+        return p
 
     def issuer_by_name(self, name: str) -> Participant:
         p = self.catalog.participant_by_label(name, "hospital")

@@ -90,7 +90,9 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: ``rid``: base64url alphabet, at most 24 characters (spec, "Revocation").
 _RID = re.compile(r"[A-Za-z0-9_-]{1,24}")
-_QR = re.compile(r"(?i:shc:/)(?:(\d{1,4})/(\d{1,4})/)?(\d*)")
+_QR = re.compile(r"(?i:shc:/)(?:([0-9]{1,4})/([0-9]{1,4})/)?([0-9]*)")
+#: CRL timestamp suffix: seconds since the epoch, optionally fractional.
+_CRL_STAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 _CARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: Largest two-digit value in the numeric QR encoding: ``ord("z") - 45``.
 _QR_MAX_PAIR = ord("z") - 45
@@ -118,22 +120,17 @@ class IssuerSource(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class FolderIssuer:
     """An issuer's ``.well-known`` files copied to a local folder.
 
-    Everything is read and checked when the folder is opened, so a broken trust entry
-    fails at start-up with :class:`CredentialRejected` naming the file, never halfway
-    through a verification (where it would look like a problem of the card).
+    ``root/.well-known/jwks.json`` and every ``root/.well-known/crl/<kid>.json`` are read
+    and checked here, so a broken trust entry fails at start-up with
+    :class:`CredentialRejected` naming the file, never halfway through a verification
+    (where it would look like a problem of the card).
     """
 
-    root: Path
-    _jwks: Mapping[str, Any] = field(repr=False)
-    _crls: Mapping[str, Mapping[str, Any]] = field(repr=False)
-
-    @classmethod
-    def open(cls, root: Path) -> FolderIssuer:
-        """Read ``root/.well-known/jwks.json`` and every ``root/.well-known/crl/<kid>.json``."""
+    def __init__(self, root: Path) -> None:
+        self.root = root = Path(root)
         if not root.is_dir():
             raise InputNotFound(f"{root}: trusted issuer folder not found")
         jwks_path = root / ".well-known" / "jwks.json"
@@ -151,7 +148,11 @@ class FolderIssuer:
                 crl = _read_trust_json(path)
                 _check_crl_shape(crl, path)
                 crls[path.stem] = crl
-        return cls(root, keys, crls)
+        self._jwks: Mapping[str, Any] = keys
+        self._crls: Mapping[str, Mapping[str, Any]] = crls
+
+    def __repr__(self) -> str:
+        return f"FolderIssuer({str(self.root)!r})"
 
     def jwks(self) -> Mapping[str, Any]:
         return self._jwks
@@ -190,7 +191,7 @@ def _crl_counter(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,18}", value):
         return int(value)
     return None
 
@@ -211,7 +212,7 @@ class TrustStore:
     @classmethod
     def from_folders(cls, folders: Mapping[str, Path]) -> TrustStore:
         """Trust each ``iss`` with the keys found in its folder (see :class:`FolderIssuer`)."""
-        return cls({iss: FolderIssuer.open(Path(folder)) for iss, folder in folders.items()})
+        return cls({iss: FolderIssuer(Path(folder)) for iss, folder in folders.items()})
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[str]) -> TrustStore:
@@ -422,8 +423,11 @@ def _cards_from_file_json(text: str, path: Path) -> list[str]:
 class CardVerification:
     """The verdict on one card.
 
-    ``payload`` is the decoded JWT claims of a *valid* card only (``None`` otherwise); it
-    holds health data, so it is kept out of ``repr`` and :meth:`as_dict`.
+    ``iss`` is the issuer the card claims (``None`` if unreadable); it is vouched for only
+    when ``valid``. ``resource_types`` lists the Bundle's resource types, first-seen
+    order, without repeats (valid cards only). ``payload`` is the decoded JWT claims of a
+    valid card (``None`` otherwise); it holds health data, so it is kept out of ``repr``
+    and :meth:`as_dict`.
     """
 
     valid: bool
@@ -455,8 +459,11 @@ def verify_card(jws_compact: str, trust: TrustStore, now: float | None = None) -
     issuer (P-256, ``use`` sig, ``alg`` ES256, kid = thumbprint); the signature;
     ``vc.type`` has the health-card type; revocation through the issuer's CRL; ``nbf``
     not in the future and ``exp`` not past (with :data:`CLOCK_SKEW_SECONDS`); the FHIR
-    Bundle and every resource (R4B models). The payload must be inflated before the signature is
-    checked because it names the issuer whose key verifies it; the inflation is bounded.
+    Bundle and every resource (R4B models). The payload is inflated before the signature
+    is checked because it names the issuer whose key verifies it; inflation is bounded.
+
+    A bad signature cannot tell a changed payload from a changed signature (or a
+    different key with the same ``kid``): all three read "bad signature: …".
 
     Never raises for a bad card; ``now`` defaults to the current time.
     """
@@ -570,7 +577,8 @@ def _decode_payload(raw: bytes) -> dict[str, Any]:
 
 def _issuer_keys(source: IssuerSource, kid: str) -> list[tuple[Mapping[str, Any], jwk.JWK]]:
     """The issuer's published keys with this ``kid``, each checked against the spec."""
-    entries = [k for k in source.jwks().get("keys", []) if k.get("kid") == kid]
+    keys = source.jwks().get("keys")
+    entries = [k for k in keys or () if isinstance(k, Mapping) and k.get("kid") == kid]
     if not entries:
         raise _Refused(f"unknown key: issuer publishes no key {kid}")
     out = []
@@ -669,11 +677,9 @@ def _check_revocation(
             continue
         if not dot:
             raise _Refused(f"revoked (rid {rid})")
-        try:
-            cutoff = float(stamp)
-        except ValueError:
-            raise _Refused(f"revoked (rid {rid})") from None  # unreadable cutoff: fail closed
-        if nbf < cutoff:
+        if not _CRL_STAMP.fullmatch(stamp):
+            raise _Refused(f"revoked (rid {rid})")  # unreadable cutoff: fail closed
+        if nbf < float(stamp):
             raise _Refused(f"revoked (rid {rid}, issued before {stamp})")
 
 

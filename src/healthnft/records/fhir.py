@@ -136,17 +136,23 @@ class Record:
         return True
 
 
-def read_resources(path: Path) -> list[SourceResource]:
-    """Read a FHIR JSON file: a Bundle (batch/transaction/collection/...) or one resource."""
+def read_resources(path: Path, label: str | None = None) -> list[SourceResource]:
+    """Read a FHIR JSON file: a Bundle (batch/transaction/collection/...) or one resource.
+
+    ``label`` names the file in errors (default: its name). Callers handling
+    patient files pass a positional label, because file names often carry the
+    patient's name (Synthea writes ``Given_Family_uuid.json``).
+    """
+    name = label or path.name
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputNotFound(f"{path}: no such file") from None
+        raise InputNotFound(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise InputNotFound(f"{path}: is a folder, expected a FHIR JSON file") from None
+        raise InputNotFound(f"{name}: is a folder, expected a FHIR JSON file") from None
     except OSError as exc:
-        raise InputNotFound(f"{path}: cannot be read ({exc.strerror})") from None
-    return parse_resources(raw, path.name)
+        raise InputNotFound(f"{name}: cannot be read ({exc.strerror})") from None
+    return parse_resources(raw, name)
 
 
 def parse_resources(raw: bytes, name: str) -> list[SourceResource]:
@@ -187,7 +193,8 @@ def validate(src: SourceResource) -> None:
     try:
         model = get_fhir_model_class(rtype)
     except (KeyError, ValueError):
-        raise InvalidRecord(f"{src.location}: unknown FHIR resource type {rtype!r}") from None
+        # The claimed type is input, and input may be anything: never echoed.
+        raise InvalidRecord(f"{src.location}: unknown FHIR resource type") from None
     try:
         model.model_validate(src.resource)
     except ValidationError as exc:
@@ -203,8 +210,12 @@ def _describe(exc: ValidationError) -> str:
     """Summarize a pydantic error by field path and error kind, without input values."""
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(resource)"
-        parts.append(f"{loc} ({err.get('type', 'invalid')})")
+        path = list(err.get("loc", ()))
+        kind = err.get("type", "invalid")
+        if kind == "extra_forbidden":  # the last part is the input's own key: not shown
+            path, kind = path[:-1], "unknown field"
+        loc = ".".join(str(p) for p in path) or "(resource)"
+        parts.append(f"{loc} ({kind})")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
