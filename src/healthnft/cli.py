@@ -45,6 +45,8 @@ participant_app = typer.Typer(help="Network participants.", no_args_is_help=True
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(chain_app, name="chain")
 app.add_typer(participant_app, name="participant")
+shc_app = typer.Typer(help="SMART Health Cards: verify (and export) cards.", no_args_is_help=True)
+app.add_typer(shc_app, name="shc")
 
 out = Console(soft_wrap=True)  # long addresses stay on one line
 err = Console(stderr=True)
@@ -313,6 +315,36 @@ def chain_export(
     with _network() as net:
         summary = export_chain(net.ledger.w3, file)
     _emit(summary) if as_json else out.print(f"wrote {file}: {summary}")
+
+
+@shc_app.command("verify")
+def shc_verify(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help=".smart-health-card files, compact JWS files, or shc:/ QR chunks."),
+    ],
+    issuer_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--issuer-keys",
+            help="ISS=FOLDER: trust issuer ISS with FOLDER/.well-known/jwks.json (and crl/).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify SMART Health Cards offline: signature, issuer, revocation, FHIR content."""
+    from healthnft.credentials import TrustStore, read_card_inputs, verify_card
+
+    trust = TrustStore.from_pairs(issuer_keys or [])
+    results = [verify_card(jws, trust).as_dict() for jws in read_card_inputs(files)]
+    ok = bool(results) and all(r["valid"] for r in results)
+    if as_json:
+        _emit(results[0] if len(results) == 1 else results)
+    else:
+        for r in results:
+            line = f"{'valid' if r['valid'] else 'invalid'}: {r['reason']} (iss {r['iss']})"
+            (sys.stdout if r["valid"] else sys.stderr).write(line + "\n")
+    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:

@@ -1,0 +1,53 @@
+"""`healthnft shc verify`: the relied-on command form, on the specification's cards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA, run_cli
+
+SHC = SHARED_DATA / "shc"
+ISS = "https://spec.smarthealth.cards/examples/issuer"
+pytestmark = pytest.mark.skipif(not SHC.is_dir(), reason="../shared/data/shc is absent")
+
+
+def _verify(tmp_path: Path, *files: Path, trust: bool = True):
+    args = ["shc", "verify", *map(str, files), "--json"]
+    if trust:
+        args += ["--issuer-keys", f"{ISS}={SHC / 'issuer'}"]
+    return run_cli(tmp_path / "home", *args)
+
+
+@pytest.mark.parametrize("form", ["e-file.smart-health-card", "d-jws.txt", "qr"])
+@pytest.mark.parametrize("example", ["00", "01", "02"])
+def test_spec_examples_verify_in_every_form(tmp_path: Path, example: str, form: str) -> None:
+    if form == "qr":
+        files = sorted(SHC.glob(f"example-{example}-f-qr-code-numeric-value-*.txt"))[::-1]
+    else:
+        files = [SHC / f"example-{example}-{form}"]
+    proc = _verify(tmp_path, *files)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["valid"] is True and out["iss"] == ISS and out["resource_types"]
+
+
+def test_revoked_example_is_refused(tmp_path: Path) -> None:
+    proc = _verify(tmp_path, SHC / "example-03-d-jws.txt")
+    assert proc.returncode == 1
+    out = json.loads(proc.stdout)
+    assert out["valid"] is False and out["reason"].startswith("revoked")
+
+
+def test_unknown_issuer_and_modified_card(tmp_path: Path) -> None:
+    proc = _verify(tmp_path, SHC / "example-00-d-jws.txt", trust=False)
+    assert proc.returncode == 1 and "unknown issuer" in json.loads(proc.stdout)["reason"]
+    jws = (SHC / "example-00-d-jws.txt").read_text().strip()
+    head, payload, sig = jws.split(".")
+    flipped = tmp_path / "flipped.txt"
+    flipped.write_text(".".join([head, payload, ("A" if sig[5] != "A" else "B").join(
+        [sig[:5], sig[6:]])]))  # fmt: skip
+    proc = _verify(tmp_path, flipped)
+    assert proc.returncode == 1 and "signature" in json.loads(proc.stdout)["reason"]
