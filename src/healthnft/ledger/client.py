@@ -15,6 +15,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import Web3RPCError
+from web3.logs import DISCARD
 
 from healthnft.errors import LedgerError
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
@@ -130,8 +131,23 @@ class Ledger:
                 raise LedgerError(f"transaction rejected: {revert_reason(exc)}") from None
         receipt = self.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=120)
         if receipt["status"] != 1:
-            raise LedgerError("transaction reverted on chain")
+            raise LedgerError(f"transaction reverted on chain: {self._replay_reason(sent)}")
         return dict(receipt)
+
+    def _replay_reason(self, sent: SentTransaction) -> str:
+        """Why a mined transaction reverted, by re-running it as a call (best effort)."""
+        tx = self.w3.eth.get_transaction(sent.tx_hash)
+        try:
+            self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"]})
+        except Exception as exc:  # each backend raises its own type
+            return _failure_reason(exc)
+        return "reason unknown"
+
+    def minted_batch(self, receipt: dict) -> tuple[int, bytes] | None:
+        """(batch id, root) from a mint receipt's BatchMinted event, if it has one."""
+        for event in self.token.events.BatchMinted().process_receipt(receipt, errors=DISCARD):
+            return int(event["args"]["batch_id"]), bytes(event["args"]["root"])
+        return None
 
     def transact(self, account: LocalAccount, call: Any) -> dict:
         """Sign, send and wait: the path for everything but minting."""

@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from healthnft.errors import LedgerError, MintInterrupted
+from healthnft.errors import LedgerError, MintInterrupted, NotAnIssuer, UnknownParticipant
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
@@ -32,6 +32,9 @@ from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal
 from healthnft.vault.catalog import BatchRow, Catalog, RecordRow
 
 DEFAULT_BATCH_SIZE = 1000
+#: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
+#: a fixed limit replaces an eth_estimateGas per batch (measured: 29 ms -> 5 ms to sign).
+MINT_GAS = 300_000
 #: Set to ``after-encrypt`` or ``after-send`` to kill the process there (crash tests).
 CRASH_ENV = "HEALTHNFT_CRASH_AT"
 
@@ -124,6 +127,12 @@ class Minter:
         progress: Callable[[int], None] | None = None,
     ) -> MintResult:
         """Mint every record not minted before into ``owner``'s wallet."""
+        # Checked up front: mint transactions carry a fixed gas limit and are not
+        # simulated, so these are what turn the common mistakes into clear errors.
+        if not self.ledger.is_issuer(issuer.address):
+            raise NotAnIssuer(f"{issuer.address} is not allowed to mint on this network")
+        if not self.ledger.is_member(owner):
+            raise UnknownParticipant(f"{owner} is not a registered participant of this network")
         self.recover()
         result = MintResult()
         fresh: list[tuple[bytes, Record]] = []
@@ -208,9 +217,8 @@ class Minter:
         try:
             self.blobs.put_many(ciphertexts)
             _crash_point("after-encrypt")
-            sent = self.ledger.sign(
-                issuer.account, self.ledger.mint_call(owner, len(chunk), start, root)
-            )
+            call = self.ledger.mint_call(owner, len(chunk), start, root)
+            sent = self.ledger.sign(issuer.account, call, gas=MINT_GAS)
         except BaseException:
             self._roll_back(batch_ref)
             raise
@@ -223,8 +231,12 @@ class Minter:
                 raise MintInterrupted(f"batch was not minted and was rolled back: {exc}") from None
             receipt = {"gasUsed": 0}
         _crash_point("after-send")
-        info = self.ledger.batch_of(start)
-        if info is None or info.root != root:
+        # The contract mints exactly at `start` or reverts, so the receipt's event suffices.
+        minted = self.ledger.minted_batch(receipt) if receipt.get("logs") else None
+        if minted is None:
+            info = self.ledger.batch_of(start)
+            minted = (info.batch_id, info.root) if info else None
+        if minted is None or minted[1] != root:
             raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
-        self.catalog.mark_minted(batch_ref, info.batch_id, receipt.get("gasUsed"))
+        self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
         return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
