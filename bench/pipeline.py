@@ -69,6 +69,7 @@ import rfc8785
 import healthnft.ledger.merkle as merkle_module
 import healthnft.minting.pipeline as pipeline_module
 import healthnft.records.fhir as fhir
+from healthnft.ingest import assign_patients
 from healthnft.network import DEMO_PASSPHRASE, Network
 from healthnft.records import Record, is_reference_data, parse_resources
 from healthnft.sample import write_sample
@@ -329,21 +330,13 @@ def run_pipeline(
         for b in bundles:
             with clock.stage("parse"):
                 sources = parse_resources(b.raw, b.name)
-            patient_refs = set()
             pending: list[Record] = []
             for src in sources:
                 if is_reference_data(src):
                     reference += 1
                     continue
-                rec = fhir.prepare(src)
-                if rec.resource_type == "Patient" and rec.subject_ref:
-                    patient_refs.add(rec.subject_ref)
-                pending.append(rec)
-            # As ingest does: resources without their own subject go to the file's patient.
-            default_ref = next(iter(patient_refs)) if len(patient_refs) == 1 else None
-            for rec in pending:
-                ref = rec.subject_ref if rec.subject_ref and rec.subject_ref.startswith(
-                    ("urn:uuid:", "Patient/")) else default_ref  # fmt: skip
+                pending.append(fhir.prepare(src))
+            for ref, rec in assign_patients(pending):
                 by_patient.setdefault(ref, []).append(rec)
         minted = batches = gas = 0
         for wallet, refs in wallets:

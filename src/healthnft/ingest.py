@@ -43,7 +43,6 @@ def ingest(
     expanded = list(iter_json_files(paths))
     for path in expanded:
         files += 1
-        patient_refs = set()
         pending: list[Record] = []
         # Files are named by position: their names often carry the patient's name.
         for src in read_resources(path, f"input file {files} of {len(expanded)}"):
@@ -52,21 +51,29 @@ def ingest(
             if is_reference_data(src):
                 reference += 1
                 continue
-            rec = prepare(src)
-            if rec.resource_type == "Patient" and rec.subject_ref:
-                patient_refs.add(rec.subject_ref)
-            pending.append(rec)
-        # A file about one patient: resources without their own subject go to it.
-        default_ref = next(iter(patient_refs)) if len(patient_refs) == 1 else None
-        for rec in pending:
-            ref = rec.subject_ref if rec.subject_ref and rec.subject_ref.startswith(
-                ("urn:uuid:", "Patient/")) else default_ref  # fmt: skip
+            pending.append(prepare(src))
+        for ref, rec in assign_patients(pending):
             group = by_patient.setdefault(ref, PatientRecords(ref))
             group.records.append(rec)
             group.sources.add(str(path))
     if files == 0:
         raise InputNotFound("no FHIR JSON files found in the input")
     return IngestResult(list(by_patient.values()), reference, files)
+
+
+def assign_patients(records: list[Record]) -> list[tuple[str | None, Record]]:
+    """Pair each record of one file with its patient reference.
+
+    A file about one patient (Synthea writes one Bundle per patient) gives that
+    patient to resources that do not name their own subject.
+    """
+    patients = {r.subject_ref for r in records if r.resource_type == "Patient" and r.subject_ref}
+    default_ref = next(iter(patients)) if len(patients) == 1 else None
+    return [
+        (r.subject_ref if r.subject_ref and r.subject_ref.startswith(("urn:uuid:", "Patient/"))
+         else default_ref, r)
+        for r in records
+    ]  # fmt: skip
 
 
 def single_patient(result: IngestResult) -> list[Record]:
