@@ -383,3 +383,32 @@ def test_supports_interface(env: Env) -> None:
         assert fn(bytes.fromhex(iface)).call() is True, iface
     for iface in ("ffffffff", "00000000", "780e9d63"):  # 780e9d63: enumerable, not offered
         assert fn(bytes.fromhex(iface)).call() is False, iface
+
+
+# -- registry: DID binding and credential revocation ----------------------------------
+
+
+def test_only_the_admin_binds_a_did_once(env: Env) -> None:
+    key = os.urandom(32)
+    with pytest.raises(LedgerError, match=NOT_OWNER):
+        env.ledger.bind_did(env.alice, env.alice.address, key)
+    with pytest.raises(LedgerError, match="not registered"):
+        env.ledger.bind_did(env.admin, env.outsider.address, key)
+    assert env.ledger.did_key(env.alice.address) is None
+    env.ledger.bind_did(env.admin, env.alice.address, key)
+    assert env.ledger.did_key(env.alice.address) == key
+    with pytest.raises(LedgerError, match="DID already bound"):
+        env.ledger.bind_did(env.admin, env.alice.address, os.urandom(32))
+
+
+def test_revocation_is_per_issuer_and_final(env: Env) -> None:
+    cred = os.urandom(32)
+    assert not env.ledger.is_revoked(env.hospital.address, cred)
+    with pytest.raises(LedgerError, match="not registered"):
+        env.ledger.revoke_credential(env.outsider, cred)
+    env.ledger.revoke_credential(env.hospital, cred)
+    env.ledger.revoke_credential(env.hospital, cred)  # idempotent
+    assert env.ledger.is_revoked(env.hospital.address, cred)
+    # Another participant revoking "the same" id touches only its own list.
+    env.ledger.revoke_credential(env.alice, os.urandom(32))
+    assert not env.ledger.is_revoked(env.alice.address, cred)

@@ -180,6 +180,25 @@ class Ledger:
         call = self.registry.functions.set_issuer(Web3.to_checksum_address(address), status)
         self.transact(admin, call)
 
+    def bind_did(self, admin: LocalAccount, address: str, did_key: bytes) -> None:
+        call = self.registry.functions.bind_did(Web3.to_checksum_address(address), did_key)
+        self.transact(admin, call)
+
+    def did_key(self, address: str) -> bytes | None:
+        """The Ed25519 key of the participant's did:key bound on chain, if any."""
+        key = bytes(self.registry.functions.did_key(Web3.to_checksum_address(address)).call())
+        return None if key == bytes(32) else key
+
+    def revoke_credential(self, issuer: LocalAccount, credential_hash: bytes) -> None:
+        self.transact(issuer, self.registry.functions.revoke_credential(credential_hash))
+
+    def is_revoked(self, issuer: str, credential_hash: bytes) -> bool:
+        return bool(
+            self.registry.functions.is_revoked(
+                Web3.to_checksum_address(issuer), credential_hash
+            ).call()
+        )
+
     def participant(self, address: str) -> tuple[str | None, bool, bytes]:
         """(kind name or None, active, encryption key) as the chain records them."""
         kind, active, key = self.registry.functions.participant(

@@ -11,7 +11,10 @@
      - an address is registered at most once; its kind never changes;
      - `is_issuer[a]` implies `a` is a registered, active participant;
      - nothing that identifies a person is stored: an entry is a kind code,
-       an X25519 encryption public key and an active flag.
+       an X25519 encryption public key, an Ed25519 DID key and an active flag;
+     - a DID key is bound once, by the admin, to a registered participant;
+     - a credential is revoked under its issuer's address only by that issuer,
+       and a revocation is never undone (revocation lists only grow).
 """
 
 from snekmate.auth import ownable
@@ -41,6 +44,12 @@ participants: HashMap[address, Participant]
 # @dev Addresses allowed to mint records (hospitals).
 is_issuer: public(HashMap[address, bool])
 
+# @dev Ed25519 public key of each participant's did:key (empty: none bound).
+did_key: public(HashMap[address, bytes32])
+
+# @dev issuer -> sha256(credential id) -> revoked.
+is_revoked: public(HashMap[address, HashMap[bytes32, bool]])
+
 
 event ParticipantRegistered:
     account: indexed(address)
@@ -55,6 +64,16 @@ event ParticipantDeactivated:
 event IssuerChanged:
     account: indexed(address)
     status: bool
+
+
+event DidBound:
+    account: indexed(address)
+    did_key: bytes32
+
+
+event CredentialRevoked:
+    issuer: indexed(address)
+    credential_hash: indexed(bytes32)
 
 
 @deploy
@@ -116,6 +135,37 @@ def set_issuer(account: address, status: bool):
         assert p.kind == KIND_HOSPITAL, "registry: only hospitals may issue"
     self.is_issuer[account] = status
     log IssuerChanged(account=account, status=status)
+
+
+@external
+def bind_did(account: address, did_key: bytes32):
+    """
+    @notice Binds a participant's did:key (its Ed25519 public key) to its entry,
+            so anyone can check that a DID speaks for a registered participant.
+    @dev Only the admin; once per participant.
+    @param account A registered participant.
+    @param did_key The 32-byte Ed25519 public key inside its did:key.
+    """
+    ownable._check_owner()
+    assert self.participants[account].kind != 0, "registry: not registered"
+    assert did_key != empty(bytes32), "registry: empty DID key"
+    assert self.did_key[account] == empty(bytes32), "registry: DID already bound"
+    self.did_key[account] = did_key
+    log DidBound(account=account, did_key=did_key)
+
+
+@external
+def revoke_credential(credential_hash: bytes32):
+    """
+    @notice Revokes a credential the caller issued. Verifiers look it up under
+            the issuer's address, so nobody can revoke another's credentials.
+    @dev Only a registered participant; idempotent.
+    @param credential_hash sha256 of the credential id (never the credential).
+    """
+    assert self.participants[msg.sender].kind != 0, "registry: not registered"
+    if not self.is_revoked[msg.sender][credential_hash]:
+        self.is_revoked[msg.sender][credential_hash] = True
+        log CredentialRevoked(issuer=msg.sender, credential_hash=credential_hash)
 
 
 @external
