@@ -347,6 +347,37 @@ def shc_verify(
     raise typer.Exit(0 if ok else 1)
 
 
+@shc_app.command("export")
+def shc_export(
+    token_ids: Annotated[list[int], typer.Argument(help="Immunization or laboratory tokens.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the card, QR and jwks.")],
+    name: Annotated[str, typer.Option(help="File name stem of the card.")] = "health-card",
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export records as a SMART Health Card signed by their issuing hospital."""
+    from healthnft.wallet.cards import export_health_card
+
+    with _network() as net:
+        owner = net.ledger.owner_of(token_ids[0])
+        if owner is None:
+            raise UnknownParticipant(f"token {token_ids[0]} does not exist")
+        row = net.catalog.record(token_ids[0])
+        if row is None:
+            raise UnknownParticipant(f"token {token_ids[0]} is not in this home's catalogue")
+        card = export_health_card(net.wallet(), net.identity(owner, passphrase),
+                                  net.identity(row.issuer, passphrase), token_ids, out_dir,
+                                  name)  # fmt: skip
+    info = card.as_dict()
+    if as_json:
+        _emit(info)
+        return
+    out.print(f"wrote {info['card_file']} ({', '.join(info['resource_types'])})")
+    out.print(f"QR: {', '.join(info['qr_png_files'])}")
+    out.print(f"verify: healthnft shc verify {info['card_file']} "
+              f"--issuer-keys {info['iss']}={out_dir / 'issuer'}")  # fmt: skip
+
+
 def main() -> None:
     """Entry point: run the app and turn errors into one clear line."""
     try:

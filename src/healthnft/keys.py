@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
@@ -24,6 +25,7 @@ from healthnft.errors import CredentialRejected
 from healthnft.vault import encryption_key, public_bytes
 
 DEMO_SCRYPT_N = 2**14
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,25 @@ class Identity:
     @property
     def enc_public(self) -> bytes:
         return public_bytes(self.enc_private)
+
+    def card_key(self) -> Any:
+        """The participant's ES256 (P-256) key for SMART Health Cards, as a jwcrypto JWK.
+
+        Derived from the account secret (HKDF, then reduced into the curve's
+        scalar range), so a hospital's card key needs no file of its own.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        from jwcrypto import jwk
+
+        seed = HKDF(algorithm=hashes.SHA256(), length=48, salt=None,
+                    info=b"healthnft/p256-card-key/v1").derive(bytes(self.account.key))  # fmt: skip
+        scalar = int.from_bytes(seed, "big") % (_P256_ORDER - 1) + 1
+        key = jwk.JWK.from_pyca(ec.derive_private_key(scalar, ec.SECP256R1()))
+        fields = {**key.export_private(as_dict=True), "use": "sig", "alg": "ES256"}
+        fields["kid"] = key.thumbprint()
+        return jwk.JWK(**fields)
 
 
 def identity_from_secret(secret: bytes) -> Identity:

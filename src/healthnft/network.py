@@ -63,6 +63,11 @@ class Network:
                 "(or `healthnft --home {home} demo`)".replace("{home}", str(home))
             )
         config = json.loads(config_path.read_text())
+        if config.get("contracts") != contracts_fingerprint():
+            raise HealthNFTError(
+                f"the network in {home} was deployed by another version of healthnft's "
+                "contracts; create a new home (a migration tool does not exist yet)"
+            )
         w3 = _connect(home, config, None)
         ledger = Ledger(w3, config["registry"], config["token"])
         return cls(home, config, ledger, Catalog(home / "index.sqlite"),
@@ -78,7 +83,12 @@ class Network:
         admin = keys.write_keystore(home / "keystore", secret, passphrase, light=demo)
         (home / "secret.key").write_bytes(os.urandom(32))
         os.chmod(home / "secret.key", 0o600)
-        config: dict[str, Any] = {"backend": "embedded", "admin": admin.address, "demo": demo}
+        config: dict[str, Any] = {
+            "backend": "embedded",
+            "admin": admin.address,
+            "demo": demo,
+            "contracts": contracts_fingerprint(),
+        }
         # A crashed earlier attempt may have left a chain without config: start afresh.
         for leftover in home.glob("chain.sqlite*"):
             leftover.unlink()
@@ -185,6 +195,18 @@ class Network:
 
     def wallet(self) -> Wallet:
         return Wallet(self.ledger, self.catalog, self.blobs)
+
+
+def contracts_fingerprint() -> str:
+    """Which contract code this healthnft deploys (a home must match it to be opened)."""
+    import hashlib
+
+    from healthnft.ledger.compiler import compile_contract
+
+    digest = hashlib.sha256()
+    for name in ("ParticipantRegistry", "HealthRecordToken"):
+        digest.update(compile_contract(name).bytecode)
+    return digest.hexdigest()[:16]
 
 
 def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None) -> Any:
