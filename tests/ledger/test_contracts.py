@@ -412,3 +412,7 @@ def test_revocation_is_per_issuer_and_final(env: Env) -> None:
     # Another participant revoking "the same" id touches only its own list.
     env.ledger.revoke_credential(env.alice, os.urandom(32))
     assert not env.ledger.is_revoked(env.alice.address, cred)
+    others = [os.urandom(32) for _ in range(1500)]
+    assert env.ledger.revoked_among(env.hospital.address, [*others, cred]) == [False] * 1500 + [
+        True
+    ]

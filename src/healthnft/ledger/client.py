@@ -199,6 +199,15 @@ class Ledger:
             ).call()
         )
 
+    def revoked_among(self, issuer: str, credential_hashes: list[bytes]) -> list[bool]:
+        """Revocation status of many of ``issuer``'s credentials, 1,024 per call."""
+        out: list[bool] = []
+        who = Web3.to_checksum_address(issuer)
+        for i in range(0, len(credential_hashes), 1024):
+            chunk = credential_hashes[i : i + 1024]
+            out.extend(bool(x) for x in self.registry.functions.revoked_among(who, chunk).call())
+        return out
+
     def participant(self, address: str) -> tuple[str | None, bool, bytes]:
         """(kind name or None, active, encryption key) as the chain records them."""
         kind, active, key = self.registry.functions.participant(

@@ -170,6 +170,22 @@ def revoke_credential(credential_hash: bytes32):
 
 @external
 @view
+def revoked_among(issuer: address, credential_hashes: DynArray[bytes32, 1_024]) -> DynArray[bool, 1_024]:
+    """
+    @notice Revocation status of many credentials of one issuer in one call
+            (minting checks a whole batch's attestations at once).
+    @param issuer The issuer's address.
+    @param credential_hashes Up to 1,024 credential hashes.
+    @return Whether each is revoked, in order.
+    """
+    out: DynArray[bool, 1_024] = []
+    for h: bytes32 in credential_hashes:
+        out.append(self.is_revoked[issuer][h])
+    return out
+
+
+@external
+@view
 def is_member(account: address) -> bool:
     """
     @notice Whether `account` is an active participant (may hold tokens).
