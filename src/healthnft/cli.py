@@ -47,6 +47,11 @@ app.add_typer(chain_app, name="chain")
 app.add_typer(participant_app, name="participant")
 shc_app = typer.Typer(help="SMART Health Cards: verify (and export) cards.", no_args_is_help=True)
 app.add_typer(shc_app, name="shc")
+credential_app = typer.Typer(
+    help="Verifiable credentials: record attestations, patient identity, presentations.",
+    no_args_is_help=True,
+)
+app.add_typer(credential_app, name="credential")
 
 out = Console(soft_wrap=True)  # long addresses stay on one line
 err = Console(stderr=True)
@@ -160,6 +165,11 @@ def demo(
     for p in summary["patients"]:
         table.add_row(p["address"], str(p["records"]))
     out.print(table)
+    if summary["attestations_verified"]:
+        out.print(
+            f"{summary['attestations_verified']} issuer attestations (W3C VC, VC-JOSE EdDSA, "
+            "signed by the hospital's did:key bound on chain) verified before minting"
+        )
     out.print(
         f"{summary['records_minted']} records in {len(summary['patients'])} wallets, "
         f"{summary['batches']} batches, {summary['gas_per_record']} gas per record "
@@ -223,6 +233,7 @@ def mint(
     summary = {
         "records_minted": res.minted,
         "already_minted": res.skipped,
+        "attestations_verified": res.attested,
         "batches": res.batches,
         "token_ids": res.token_ids,
         "gas_per_record": round(res.gas_used / res.minted, 1) if res.minted else 0,
@@ -376,6 +387,207 @@ def shc_export(
     out.print(f"QR: {', '.join(info['qr_png_files'])}")
     out.print(f"verify: healthnft shc verify {info['card_file']} "
               f"--issuer-keys {info['iss']}={out_dir / 'issuer'}")  # fmt: skip
+
+
+def _identity_file(home: Path, address: str) -> Path:
+    return home / "credentials" / f"{address.lower()}.identity.jwt"
+
+
+def _read_jws(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise HealthNFTError(f"{path.name}: cannot be read") from None
+
+
+@credential_app.command("issue")
+def credential_issue(
+    patient: Annotated[str, typer.Option(help="The patient's wallet address.")],
+    issuer: Annotated[str, typer.Option(help="Name of the hospital issuing.")],
+    days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the JWS.")] = None,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue the patient a credential binding their DID to their wallet (no name, no data)."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from healthnft.credentials.vc import issue_identity
+    from healthnft.minting.attestation import bound_did
+
+    with _network() as net:
+        hospital = net.issuer_by_name(issuer)
+        owner = net.patient(patient)
+        subject_did = bound_did(net.ledger, owner.address)
+        if subject_did is None:
+            raise HealthNFTError(f"{owner.address} has no DID bound on chain")
+        ident = net.identity(hospital.address, passphrase)
+        now = datetime.now(UTC)
+        cred_id = f"urn:uuid:{uuid.uuid4()}"
+        until = now + timedelta(days=days)
+        jws = issue_identity(ident.did_private, ident.did, subject_did=subject_did,
+                             wallet=owner.address, valid_from=now, valid_until=until,
+                             credential_id=cred_id)  # fmt: skip
+        path = out_file or _identity_file(net.home, owner.address)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(jws + "\n")
+    info = {"id": cred_id, "file": str(path), "holder": subject_did, "issuer": ident.did}
+    _emit(info) if as_json else out.print(f"wrote {path} ({cred_id})")
+
+
+@credential_app.command("verify")
+def credential_verify(
+    target: Annotated[str, typer.Argument(help="A token id (its issuer attestation) or a file.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a record's issuer attestation, or a credential file, against the chain."""
+    from healthnft.credentials.vc import verify_credential
+    from healthnft.minting.attestation import hospital_did_check, revocation_check
+
+    result: dict[str, Any]
+    with _network() as net:
+        if target.isdigit():
+            token_id = int(target)
+            row = net.catalog.record(token_id)
+            owner = net.ledger.owner_of(token_id)
+            if row is None or owner is None:
+                raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
+            rec = net.wallet().open(token_id, net.identity(owner, passphrase))
+            problem = net.wallet().attestation_problem(row, rec.meta)
+            vc = rec.meta.get("attestation")
+            cred = verify_credential(vc) if isinstance(vc, str) and not problem else {}
+            result = {"valid": problem is None, "reason": problem or "valid",
+                      "id": cred.get("id"), "issuer": cred.get("issuer"),
+                      "type": cred.get("type")}  # fmt: skip
+        else:
+            from healthnft.credentials.vc import PATIENT_IDENTITY_TYPE, verify_identity
+
+            jws = _read_jws(Path(target))
+            try:
+                cred = verify_credential(jws)
+                if PATIENT_IDENTITY_TYPE in cred.get("type", []):
+                    verify_identity(jws, is_issuer=hospital_did_check(net.ledger),
+                                    is_revoked=revocation_check(net.ledger))  # fmt: skip
+                result = {"valid": True, "reason": "valid", "id": cred.get("id"),
+                          "issuer": cred.get("issuer"), "type": cred.get("type")}  # fmt: skip
+            except HealthNFTError as exc:
+                result = {"valid": False, "reason": str(exc), "id": None, "issuer": None,
+                          "type": None}  # fmt: skip
+    if as_json:
+        _emit(result)
+    else:
+        (sys.stdout if result["valid"] else sys.stderr).write(
+            f"{'valid' if result['valid'] else 'invalid'}: {result['reason']}\n"
+        )
+    raise typer.Exit(0 if result["valid"] else 1)
+
+
+@credential_app.command("revoke")
+def credential_revoke(
+    target: Annotated[str, typer.Argument(help="A token id (its attestation) or a file.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke, as its issuer, a record's attestation or an issued credential (on chain)."""
+    from healthnft.credentials.vc import credential_hash, verify_credential
+    from healthnft.minting.attestation import attestation_id, did_address
+
+    with _network() as net:
+        if target.isdigit():
+            row = net.catalog.record(int(target))
+            if row is None:
+                raise UnknownParticipant(f"token {target} is not in this home's catalogue")
+            issuer = net.identity(row.issuer, passphrase)
+            rec = net.wallet().open(int(target), issuer)  # the issuer holds the batch key too
+            cred_id = attestation_id(str(rec.meta.get("attestation", "")))
+        else:
+            cred = verify_credential(_read_jws(Path(target)))
+            address = did_address(net.ledger, str(cred.get("issuer")))
+            if address is None or not net.has_key(address):
+                raise HealthNFTError("only the credential's issuer can revoke it")
+            issuer = net.identity(address, passphrase)
+            cred_id = cred.get("id")
+        if not cred_id:
+            raise HealthNFTError("the credential has no id to revoke")
+        net.ledger.revoke_credential(issuer.account, credential_hash(cred_id))
+    _emit({"revoked": cred_id}) if as_json else out.print(f"revoked {cred_id}")
+
+
+@credential_app.command("challenge")
+def credential_challenge(
+    domain: Annotated[str, typer.Option(help="Who asks (the verifier's domain).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a one-time challenge for a wallet to present credentials against."""
+    from healthnft.credentials.vc import ChallengeStore
+
+    with ChallengeStore(state.home / "challenges.sqlite") as store:
+        challenge = store.issue(domain)
+    _emit({"challenge": challenge, "domain": domain}) if as_json else out.print(challenge)
+
+
+@credential_app.command("check-presentation")
+def credential_check_presentation(
+    file: Annotated[Path, typer.Argument(help="The presentation (vp+jwt) file.")],
+    domain: Annotated[str, typer.Option(help="The domain the challenge was issued for.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a presentation against a challenge issued here; a replay is refused."""
+    import base64
+
+    import orjson
+
+    from healthnft.credentials.vc import ChallengeStore, verify_presentation
+
+    jws = _read_jws(file)
+    try:
+        part = jws.split(".")[1]
+        nonce = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["nonce"]
+    except (IndexError, KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        raise HealthNFTError(f"{file.name}: not a presentation") from None
+    try:
+        with ChallengeStore(state.home / "challenges.sqlite") as store:
+            vp = verify_presentation(jws, challenge=str(nonce), domain=domain, challenges=store)
+        result = {"valid": True, "reason": "valid", "holder": vp.holder,
+                  "credentials": len(vp.credentials)}  # fmt: skip
+    except HealthNFTError as exc:
+        result = {"valid": False, "reason": str(exc), "holder": None, "credentials": 0}
+    if as_json:
+        _emit(result)
+    else:
+        (sys.stdout if result["valid"] else sys.stderr).write(
+            f"{'valid' if result['valid'] else 'invalid'}: {result['reason']}\n"
+        )
+    raise typer.Exit(0 if result["valid"] else 1)
+
+
+@wallet_app.command("present")
+def wallet_present(
+    owner: Annotated[str, typer.Option(help="The wallet presenting.")],
+    challenge: Annotated[str, typer.Option(help="The verifier's challenge.")],
+    domain: Annotated[str, typer.Option(help="The verifier's domain.")],
+    credential: Annotated[
+        list[Path] | None,
+        typer.Option(help="Credential files (default: the wallet's identity credential)."),
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the VP here.")] = None,
+    passphrase: PassOpt = None,
+) -> None:
+    """Sign a Verifiable Presentation of the wallet's credentials for one challenge."""
+    from healthnft.credentials.vc import create_presentation
+
+    with _network() as net:
+        holder = net.identity(net.participant(owner).address, passphrase)
+        files = credential or [_identity_file(net.home, holder.address)]
+        creds = [_read_jws(f) for f in files]
+        vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
+                                 domain=domain)  # fmt: skip
+    if out_file:
+        out_file.write_text(vp + "\n")
+    else:
+        sys.stdout.write(vp + "\n")
 
 
 def main() -> None:

@@ -43,6 +43,25 @@ class Identity:
     def enc_public(self) -> bytes:
         return public_bytes(self.enc_private)
 
+    @property
+    def did_private(self) -> Any:
+        """The Ed25519 key of the participant's did:key (derived from the same secret)."""
+        from healthnft.credentials.did import ed25519_from_secret
+
+        return ed25519_from_secret(bytes(self.account.key))
+
+    @property
+    def did(self) -> str:
+        from healthnft.credentials.did import did_for
+
+        return did_for(self.did_private)
+
+    @property
+    def did_public(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        return self.did_private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
     def card_key(self) -> Any:
         """The participant's ES256 (P-256) key for SMART Health Cards, as a jwcrypto JWK.
 

@@ -153,6 +153,8 @@ class Network:
         kind_on_chain, _, _ = self.ledger.participant(ident.address)
         if kind_on_chain is None:
             self.ledger.register(admin.account, ident.address, kind, ident.enc_public)
+        if self.ledger.did_key(ident.address) is None:
+            self.ledger.bind_did(admin.account, ident.address, ident.did_public)
         self.ledger.fund(admin.account, ident.address, _FUNDING_WEI)
         if issuer if issuer is not None else kind == "hospital":
             self.ledger.set_issuer(admin.account, ident.address, True)

@@ -189,6 +189,11 @@ class Ledger:
         key = bytes(self.registry.functions.did_key(Web3.to_checksum_address(address)).call())
         return None if key == bytes(32) else key
 
+    def did_owner(self, did_key: bytes) -> str | None:
+        """The participant whose did:key is ``did_key``, if one is bound."""
+        owner = self.registry.functions.did_owner(did_key).call()
+        return None if int(owner, 16) == 0 else owner
+
     def revoke_credential(self, issuer: LocalAccount, credential_hash: bytes) -> None:
         self.transact(issuer, self.registry.functions.revoke_credential(credential_hash))
 

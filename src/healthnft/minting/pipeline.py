@@ -23,10 +23,17 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from healthnft.errors import LedgerError, MintInterrupted, NotAnIssuer, UnknownParticipant
+from healthnft.errors import (
+    CredentialRejected,
+    LedgerError,
+    MintInterrupted,
+    NotAnIssuer,
+    UnknownParticipant,
+)
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
+from healthnft.minting.attestation import Attestor, ChainTrust, bound_did, issuer_attestor
 from healthnft.records import Record, commit, new_salt
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal
 from healthnft.vault.catalog import BatchRow, Catalog, RecordRow
@@ -45,6 +52,7 @@ class MintResult:
 
     minted: int = 0
     skipped: int = 0
+    attested: int = 0
     batches: int = 0
     gas_used: int = 0
     token_ids: list[int] = field(default_factory=list)
@@ -125,6 +133,7 @@ class Minter:
         records: list[Record],
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
+        attestor: Attestor | None = None,
     ) -> MintResult:
         """Mint every record not minted before into ``owner``'s wallet."""
         # Checked up front: mint transactions carry a fixed gas limit and are not
@@ -149,7 +158,10 @@ class Minter:
             progress(result.skipped)
         for i in range(0, len(fresh), batch_size):
             chunk = fresh[i : i + batch_size]
-            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk)
+            token_ids, gas = self._mint_batch(
+                issuer, owner, owner_enc_key, chunk, attestor or issuer_attestor(issuer)
+            )
+            result.attested += len(chunk)
             result.minted += len(chunk)
             result.batches += 1
             result.gas_used += gas
@@ -158,12 +170,42 @@ class Minter:
                 progress(len(chunk))
         return result
 
+    def _attest(
+        self,
+        issuer: Identity,
+        owner: str,
+        chunk: list[tuple[bytes, Record]],
+        commitments: list[bytes],
+        attestor: Attestor,
+    ) -> list[str]:
+        """Have the issuer attest every record, and refuse the batch if any fails.
+
+        This is the gate: nothing is stored or minted unless every credential is
+        signed by the DID bound on chain to a current issuer, names this patient's
+        DID and wallet and this commitment, is in force, and is not revoked.
+        """
+        subject_did = bound_did(self.ledger, owner)
+        if subject_did is None:
+            raise CredentialRejected(f"{owner} has no DID bound on chain; cannot attest records")
+        vcs = [attestor(rec, c, subject_did, owner)
+               for (_, rec), c in zip(chunk, commitments, strict=True)]  # fmt: skip
+        problems = ChainTrust(self.ledger).check_batch(
+            vcs, commitments, issuer.address, owner, require_current_issuer=True
+        )
+        for (_, rec), problem in zip(chunk, problems, strict=True):
+            if problem:
+                raise CredentialRejected(
+                    f"{rec.location}: issuer attestation refused ({problem}); nothing was minted"
+                )
+        return vcs
+
     def _mint_batch(
         self,
         issuer: Identity,
         owner: str,
         owner_enc_key: bytes,
         chunk: list[tuple[bytes, Record]],
+        attestor: Attestor,
     ) -> tuple[list[int], int]:
         start = self.ledger.next_token_id()
         batch_ref = os.urandom(16)
@@ -172,16 +214,22 @@ class Minter:
         ciphertexts: list[bytes] = []
         leaves: list[bytes] = []
         plains: list[tuple[RecordPlaintext, bytes]] = []
+        commitments: list[bytes] = []
+        salts: list[bytes] = []
         for offset, (_, rec) in enumerate(chunk):
-            salt = new_salt()
-            commitment = commit(rec.canonical, salt)
-            leaves.append(merkle.leaf_hash(start + offset, commitment))
+            salts.append(new_salt())
+            commitments.append(commit(rec.canonical, salts[-1]))
+            leaves.append(merkle.leaf_hash(start + offset, commitments[-1]))
+        attestations = self._attest(issuer, owner, chunk, commitments, attestor)
+        for (_, rec), salt, commitment, vc in zip(chunk, salts, commitments, attestations,
+                                                  strict=True):  # fmt: skip
             meta = {
                 "resource_type": rec.resource_type,
                 "category": rec.category,
                 "effective_date": rec.effective_date,
                 "issuer": issuer.address,
                 "format": "application/fhir+json; fhirVersion=4.0",
+                "attestation": vc,
             }
             plains.append((RecordPlaintext(salt, meta, rec.canonical), commitment))
         root, proofs = merkle.build(leaves)

@@ -19,6 +19,7 @@ from healthnft.errors import AccessDenied, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
+from healthnft.minting.attestation import ChainTrust
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, open_sealed
 from healthnft.vault.catalog import Catalog, RecordRow
 
@@ -141,11 +142,27 @@ class Wallet:
                 token_id, True, "authentic: proof, root, owner and ciphertext digest match", False
             )
         try:
-            self._decrypt(row, reader)
+            plain = self._decrypt(row, reader)
         except Tampered as exc:
             return Verification(token_id, False, f"tampered: {exc}", True)
+        problem = self.attestation_problem(row, plain.meta)
+        if problem:
+            return Verification(token_id, False, problem, True)
         return Verification(
             token_id, True,
-            "authentic: commitment recomputed from the record, Merkle proof, root and owner match",
+            "authentic: commitment recomputed from the record, Merkle proof, root and owner "
+            "match, and the issuer's attestation verifies",
             True,
         )  # fmt: skip
+
+    def attestation_problem(self, row: RecordRow, meta: dict[str, Any]) -> str | None:
+        """Why the record's issuer attestation does not hold now, or None."""
+        vc = meta.get("attestation")
+        if not isinstance(vc, str):
+            return "missing issuer attestation"
+        (problem,) = ChainTrust(self.ledger).check_batch(
+            [vc], [row.commitment], row.issuer, row.owner, require_current_issuer=False
+        )
+        if problem == "revoked":
+            return "attestation revoked by its issuer"
+        return f"issuer attestation refused: {problem}" if problem else None

@@ -47,6 +47,9 @@ is_issuer: public(HashMap[address, bool])
 # @dev Ed25519 public key of each participant's did:key (empty: none bound).
 did_key: public(HashMap[address, bytes32])
 
+# @dev The participant a did:key key is bound to (the reverse of `did_key`).
+did_owner: public(HashMap[bytes32, address])
+
 # @dev issuer -> sha256(credential id) -> revoked.
 is_revoked: public(HashMap[address, HashMap[bytes32, bool]])
 
@@ -150,7 +153,9 @@ def bind_did(account: address, did_key: bytes32):
     assert self.participants[account].kind != 0, "registry: not registered"
     assert did_key != empty(bytes32), "registry: empty DID key"
     assert self.did_key[account] == empty(bytes32), "registry: DID already bound"
+    assert self.did_owner[did_key] == empty(address), "registry: DID bound to another account"
     self.did_key[account] = did_key
+    self.did_owner[did_key] = account
     log DidBound(account=account, did_key=did_key)
 
 

@@ -1,0 +1,152 @@
+"""Issuer attestations checked against the chain, for minting and for verification.
+
+A HealthRecordAttestation (a VC-JOSE credential, :mod:`healthnft.credentials.vc`)
+is trusted only when the chain agrees: the issuer's did:key is the one bound to
+a registered hospital in the ParticipantRegistry, the patient's did:key is the
+one bound to the wallet, and the issuer has not revoked it. This module turns
+those chain lookups into the callables the credential layer asks for, batching
+revocation lookups (one call per 1,024 credentials).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from healthnft.credentials.did import did_key_ed25519
+from healthnft.credentials.vc import attest_record, credential_hash, verify_record_attestation
+from healthnft.errors import CredentialRejected
+from healthnft.keys import Identity
+from healthnft.ledger.client import Ledger
+from healthnft.records import Record
+
+#: (record, commitment, patient DID, wallet) -> attestation JWS
+Attestor = Callable[[Record, bytes, str, str], str]
+
+
+def bound_did(ledger: Ledger, address: str) -> str | None:
+    """The did:key bound on chain to ``address``, if any."""
+    key = ledger.did_key(address)
+    return did_key_ed25519(key) if key else None
+
+
+def issuer_attestor(issuer: Identity) -> Attestor:
+    """The default attestor: the minting hospital signs with its own DID key."""
+
+    def attest(record: Record, commitment: bytes, subject_did: str, wallet: str) -> str:
+        return attest_record(
+            issuer.did_private,
+            issuer.did,
+            subject_did=subject_did,
+            wallet=wallet,
+            commitment=commitment,
+            resource_type=record.resource_type,
+            category=record.category,
+            issued_at=datetime.now(UTC),
+            valid_until=None,
+            credential_id=f"urn:uuid:{uuid.uuid4()}",
+        )
+
+    return attest
+
+
+def attestation_id(jws: str) -> str | None:
+    """The credential id inside an attestation, read without trusting it."""
+    import base64
+
+    import orjson
+
+    try:
+        payload = jws.split(".")[1]
+        data = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return data.get("id") if isinstance(data.get("id"), str) else None
+    except (IndexError, ValueError, orjson.JSONDecodeError):
+        return None
+
+
+def did_address(ledger: Ledger, did: str) -> str | None:
+    """The participant address a did:key is bound to on chain, if any."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from healthnft.credentials.did import resolve_did_key
+
+    try:
+        key = resolve_did_key(did)
+    except CredentialRejected:
+        return None
+    if not isinstance(key, Ed25519PublicKey):
+        return None
+    return ledger.did_owner(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def hospital_did_check(ledger: Ledger) -> Callable[[str], bool]:
+    """is_issuer for credentials: the DID is bound to an active, registered hospital."""
+
+    def check(did: str) -> bool:
+        address = did_address(ledger, did)
+        if address is None:
+            return False
+        kind, active, _ = ledger.participant(address)
+        return kind == "hospital" and active
+
+    return check
+
+
+def revocation_check(ledger: Ledger) -> Callable[[str, str], bool]:
+    """is_revoked for credentials: looked up under the issuer DID's address on chain."""
+
+    def check(issuer_did: str, credential_id: str) -> bool:
+        address = did_address(ledger, issuer_did)
+        return address is None or ledger.is_revoked(address, credential_hash(credential_id))
+
+    return check
+
+
+class ChainTrust:
+    """Answers "is this DID a hospital's?" and "is this revoked?" from the chain."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def check_batch(
+        self,
+        attestations: list[str],
+        commitments: list[bytes],
+        issuer_address: str,
+        owner: str,
+        *,
+        require_current_issuer: bool,
+    ) -> list[str | None]:
+        """Per attestation: None when it holds, else the reason it is refused."""
+        issuer_did = bound_did(self.ledger, issuer_address)
+        subject_did = bound_did(self.ledger, owner)
+        if subject_did is None:
+            return ["the patient has no DID bound on chain"] * len(attestations)
+        kind, active, _ = self.ledger.participant(issuer_address)
+        trusted = issuer_did is not None and kind == "hospital" and active
+        if trusted and require_current_issuer:
+            trusted = self.ledger.is_issuer(issuer_address)
+        ids = [attestation_id(a) or "" for a in attestations]
+        # A malformed credential has no id; its zero hash is never revoked, and the
+        # verification below refuses it with the precise reason.
+        hashes = [credential_hash(i) if i else bytes(32) for i in ids]
+        revoked_flags = self.ledger.revoked_among(issuer_address, hashes)
+        revoked = {i for i, flag in zip(ids, revoked_flags, strict=True) if flag}
+        out: list[str | None] = []
+        for jws, commitment in zip(attestations, commitments, strict=True):
+            try:
+                verify_record_attestation(
+                    jws,
+                    commitment=commitment,
+                    subject_did=subject_did,
+                    wallet=owner,
+                    is_issuer=lambda did: trusted and did == issuer_did,
+                    is_revoked=lambda _iss, cid: cid in revoked,
+                )
+            except CredentialRejected as exc:
+                out.append(str(exc))
+            else:
+                out.append(None)
+        return out
