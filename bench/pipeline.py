@@ -86,6 +86,7 @@ STAGES = (
     "clean",  # whitespace/narrative cleaning, characterize, subject, Record assembly
     "canonicalize",  # RFC 8785
     "dedup",  # HMAC record keys + catalogue lookup of known keys
+    "attest",  # issuer signs a VC per record; every VC verified against the chain (gate)
     "commit",  # salts + salted sha256 commitments
     "merkle",  # leaf hashes, tree, proofs (keccak)
     "encrypt",  # AES-GCM seal per record + HPKE wrap of the batch key per reader
@@ -163,6 +164,7 @@ def instrumented(clock: StageClock, minter: Any) -> Iterator[None]:
         (merkle_module, "pack_proof", "merkle"),
         (minter, "mint", "mint_other"),
         (minter, "record_key", "dedup"),
+        (minter, "_attest", "attest"),
         (minter.catalog, "known_record_keys", "dedup"),
         (minter.catalog, "prepare_batch", "catalogue"),
         (minter.catalog, "mark_sent", "catalogue"),

@@ -20,6 +20,7 @@ STAGES = {
     "clean",
     "canonicalize",
     "dedup",
+    "attest",
     "commit",
     "merkle",
     "encrypt",

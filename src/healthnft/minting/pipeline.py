@@ -135,7 +135,11 @@ class Minter:
         progress: Callable[[int], None] | None = None,
         attestor: Attestor | None = None,
     ) -> MintResult:
-        """Mint every record not minted before into ``owner``'s wallet."""
+        """Mint every record not minted before into ``owner``'s wallet.
+
+        ``attestor`` signs each record's HealthRecordAttestation (default: the
+        issuer's own DID key); every credential is verified before anything is stored.
+        """
         # Checked up front: mint transactions carry a fixed gas limit and are not
         # simulated, so these are what turn the common mistakes into clear errors.
         if not self.ledger.is_issuer(issuer.address):
@@ -158,9 +162,7 @@ class Minter:
             progress(result.skipped)
         for i in range(0, len(fresh), batch_size):
             chunk = fresh[i : i + batch_size]
-            token_ids, gas = self._mint_batch(
-                issuer, owner, owner_enc_key, chunk, attestor or issuer_attestor(issuer)
-            )
+            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk, attestor)
             result.attested += len(chunk)
             result.minted += len(chunk)
             result.batches += 1
@@ -176,7 +178,7 @@ class Minter:
         owner: str,
         chunk: list[tuple[bytes, Record]],
         commitments: list[bytes],
-        attestor: Attestor,
+        attestor: Attestor | None,
     ) -> list[str]:
         """Have the issuer attest every record, and refuse the batch if any fails.
 
@@ -187,11 +189,13 @@ class Minter:
         subject_did = bound_did(self.ledger, owner)
         if subject_did is None:
             raise CredentialRejected(f"{owner} has no DID bound on chain; cannot attest records")
-        vcs = [attestor(rec, c, subject_did, owner)
+        attest = attestor or issuer_attestor(issuer)
+        vcs = [attest(rec, c, subject_did, owner)
                for (_, rec), c in zip(chunk, commitments, strict=True)]  # fmt: skip
         problems = ChainTrust(self.ledger).check_batch(
-            vcs, commitments, issuer.address, owner, require_current_issuer=True
-        )
+            vcs, commitments, issuer.address, owner, require_current_issuer=True,
+            fresh_ids=attestor is None,
+        )  # fmt: skip
         for (_, rec), problem in zip(chunk, problems, strict=True):
             if problem:
                 raise CredentialRejected(
@@ -205,7 +209,7 @@ class Minter:
         owner: str,
         owner_enc_key: bytes,
         chunk: list[tuple[bytes, Record]],
-        attestor: Attestor,
+        attestor: Attestor | None,
     ) -> tuple[list[int], int]:
         start = self.ledger.next_token_id()
         batch_ref = os.urandom(16)

@@ -23,6 +23,7 @@ import rfc8785
 from pydantic import ValidationError
 
 from healthnft.errors import InputNotFound, InvalidRecord
+from healthnft.records import jcs
 
 #: Resource types that describe the network, not a patient: never minted.
 REFERENCE_TYPES = frozenset(
@@ -252,7 +253,7 @@ def _clean_value(value: Any, key: str) -> Any:
 def canonicalize(resource: dict[str, Any]) -> bytes:
     """RFC 8785 JSON Canonicalization Scheme bytes."""
     try:
-        return rfc8785.dumps(resource)
+        return jcs.dumps(resource)
     except (rfc8785.CanonicalizationError, ValueError) as exc:
         raise InvalidRecord(f"cannot canonicalize: {type(exc).__name__}") from None
 
