@@ -69,7 +69,7 @@ class Network:
                 "contracts; create a new home (a migration tool does not exist yet)"
             )
         w3 = _connect(home, config, None)
-        ledger = Ledger(w3, config["registry"], config["token"])
+        ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"))
         return cls(home, config, ledger, Catalog(home / "index.sqlite"),
                    SqliteBlobStore(home / "vault.sqlite"))  # fmt: skip
 
@@ -94,7 +94,12 @@ class Network:
             leftover.unlink()
         w3 = _connect(home, config, {admin.address: 10**27})
         ledger = Ledger.deploy(w3, admin.account)
-        config.update(registry=ledger.registry.address, token=ledger.token.address)
+        assert ledger.consent is not None
+        config.update(
+            registry=ledger.registry.address,
+            token=ledger.token.address,
+            consent=ledger.consent.address,
+        )
         tmp = home / "config.json.tmp"
         tmp.write_text(json.dumps(config, indent=2))
         tmp.replace(home / "config.json")
@@ -206,7 +211,7 @@ def contracts_fingerprint() -> str:
     from healthnft.ledger.compiler import compile_contract
 
     digest = hashlib.sha256()
-    for name in ("ParticipantRegistry", "HealthRecordToken"):
+    for name in ("ParticipantRegistry", "HealthRecordToken", "ConsentManager"):
         digest.update(compile_contract(name).bytecode)
     return digest.hexdigest()[:16]
 

@@ -68,8 +68,16 @@ def revert_reason(exc: Exception) -> str:
 class Ledger:
     """The network's contracts at known addresses, reached through one Web3."""
 
-    def __init__(self, w3: Web3, registry: str, token: str) -> None:
+    def __init__(self, w3: Web3, registry: str, token: str, consent: str | None = None) -> None:
         self.w3 = w3
+        self.consent = (
+            w3.eth.contract(
+                address=Web3.to_checksum_address(consent),
+                abi=compile_contract("ConsentManager").abi,
+            )
+            if consent
+            else None
+        )
         self.registry = w3.eth.contract(
             address=Web3.to_checksum_address(registry),
             abi=compile_contract("ParticipantRegistry").abi,
@@ -85,24 +93,31 @@ class Ledger:
     def deploy(
         cls, w3: Web3, admin: LocalAccount, evm_version: str = DEFAULT_EVM_VERSION
     ) -> Ledger:
-        """Deploy the registry and the token; the admin becomes the registry owner."""
+        """Deploy registry, token and consent manager; the admin owns registry and consent."""
         reg = compile_contract("ParticipantRegistry", evm_version)
         tok = compile_contract("HealthRecordToken", evm_version)
+        con = compile_contract("ConsentManager", evm_version)
         registry = _deploy(w3, admin, reg.abi, reg.bytecode, [])
         token = _deploy(w3, admin, tok.abi, tok.bytecode, [registry])
-        return cls(w3, registry, token)
+        consent = _deploy(w3, admin, con.abi, con.bytecode, [registry, token])
+        return cls(w3, registry, token, consent)
 
     # -- transactions ---------------------------------------------------------
 
     def sign(
-        self, account: LocalAccount, call: Any, nonce: int | None = None, gas: int | None = None
+        self,
+        account: LocalAccount,
+        call: Any,
+        nonce: int | None = None,
+        gas: int | None = None,
+        value: int = 0,
     ) -> SentTransaction:
         """Sign ``call`` (a bound contract function) without sending it."""
         tx: dict[str, Any] = {
             "from": account.address,
             "to": call.address,
             "data": call._encode_transaction_data(),
-            "value": 0,
+            "value": value,
         }
         if gas is None:
             try:
@@ -149,9 +164,9 @@ class Ledger:
             return int(event["args"]["batch_id"]), bytes(event["args"]["root"])
         return None
 
-    def transact(self, account: LocalAccount, call: Any) -> dict:
+    def transact(self, account: LocalAccount, call: Any, value: int = 0) -> dict:
         """Sign, send and wait: the path for everything but minting."""
-        return self.broadcast(self.sign(account, call))
+        return self.broadcast(self.sign(account, call, value=value))
 
     def fund(self, sender: LocalAccount, to: str, wei: int) -> dict:
         tx = {
