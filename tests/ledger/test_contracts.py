@@ -416,3 +416,42 @@ def test_revocation_is_per_issuer_and_final(env: Env) -> None:
     assert env.ledger.revoked_among(env.hospital.address, [*others, cred]) == [False] * 1500 + [
         True
     ]
+
+
+# -- burn and amendment ----------------------------------------------------------------
+
+
+def test_burn_removes_the_token_for_good(env: Env) -> None:
+    ids = env.mint(env.alice, 3)
+    with pytest.raises(LedgerError, match="not token owner"):
+        env.ledger.burn(env.bob, ids[1])
+    env.ledger.burn(env.alice, ids[1])
+    assert env.ledger.is_burned(ids[1]) and env.ledger.owner_of(ids[1]) is None
+    assert env.ledger.balance_of(env.alice.address) == 2
+    assert env.ledger.owners_of(list(ids)) == [env.alice.address, None, env.alice.address]
+    with pytest.raises(LedgerError, match="burned"):
+        env.ledger.burn(env.alice, ids[1])
+    with pytest.raises(LedgerError, match="burned"):
+        env.transfer(env.alice, env.alice.address, env.bob.address, ids[1])
+    assert env.ledger.next_token_id() == ids[-1] + 1  # ids are never reused
+
+
+def test_amendment_needs_the_owner_and_the_approved_issuer(env: Env) -> None:
+    (old,) = env.mint(env.alice, 1)
+    (new,) = env.mint(env.alice, 1)
+    (bobs,) = env.mint(env.bob, 1)
+    with pytest.raises(LedgerError, match="not approved"):
+        env.ledger.supersede(env.hospital, old, new)
+    with pytest.raises(LedgerError, match="not token owner"):
+        env.ledger.approve_amendment(env.bob, old, env.hospital.address)
+    with pytest.raises(LedgerError, match="not a registered issuer"):
+        env.ledger.approve_amendment(env.alice, old, env.bob.address)
+    env.ledger.approve_amendment(env.alice, old, env.hospital.address)
+    with pytest.raises(LedgerError, match="not approved"):
+        env.ledger.supersede(env.alice, old, new)  # only the approved issuer links
+    with pytest.raises(LedgerError, match="owned by someone else"):
+        env.ledger.supersede(env.hospital, old, bobs)
+    env.ledger.supersede(env.hospital, old, new)
+    assert env.ledger.superseded_by(old) == new and env.ledger.superseded_by(new) is None
+    with pytest.raises(LedgerError, match="already superseded"):
+        env.ledger.approve_amendment(env.alice, old, env.hospital.address)

@@ -269,8 +269,8 @@ class Ledger:
         return self.batch(int(self.token.functions.batch_of(token_id).call()))
 
     def owner_of(self, token_id: int) -> str | None:
-        """The token's owner, or None when no such token exists."""
-        if not 0 < token_id < self.next_token_id():
+        """The token's owner, or None when no such token exists (or it was burned)."""
+        if not 0 < token_id < self.next_token_id() or self.is_burned(token_id):
             return None
         return self.token.functions.ownerOf(token_id).call()
 
@@ -281,6 +281,23 @@ class Ledger:
             chunk = self.token.functions.owners_of(token_ids[i : i + 1024]).call()
             out.extend(None if int(a, 16) == 0 else a for a in chunk)
         return out
+
+    def is_burned(self, token_id: int) -> bool:
+        return bool(self.token.functions.is_burned(token_id).call())
+
+    def burn(self, owner: LocalAccount, token_id: int) -> dict:
+        return self.transact(owner, self.token.functions.burn(token_id))
+
+    def approve_amendment(self, owner: LocalAccount, token_id: int, issuer: str) -> dict:
+        call = self.token.functions.approve_amendment(token_id, Web3.to_checksum_address(issuer))
+        return self.transact(owner, call)
+
+    def supersede(self, issuer: LocalAccount, old_token: int, new_token: int) -> dict:
+        return self.transact(issuer, self.token.functions.supersede(old_token, new_token))
+
+    def superseded_by(self, token_id: int) -> int | None:
+        new = int(self.token.functions.superseded_by(token_id).call())
+        return new or None
 
     def balance_of(self, owner: str) -> int:
         return int(self.token.functions.balanceOf(Web3.to_checksum_address(owner)).call())

@@ -18,7 +18,13 @@
        when it received the token;
      - `balanceOf(a)` equals the number of tokens whose `ownerOf` is `a`;
      - nothing here identifies a person or holds health data: only roots,
-       addresses and token ranges.
+       addresses and token ranges;
+     - a burned token has no owner and never comes back (its id is not reused);
+     - `superseded_by[t]`, once set, names a later token of the same owner, linked
+       by the issuer the owner approved for `t`; it is never changed. (Who minted
+       which batch is in BatchMinted events, and each record's issuer is proven
+       by its attestation, so no issuer is stored per batch: that would add
+       ~22k gas to every mint.)
 """
 
 from ethereum.ercs import IERC165
@@ -68,6 +74,15 @@ batch_root: public(HashMap[uint256, bytes32])
 # @dev Owner of a token transferred out of its batch (empty: batch owner).
 _owner_override: HashMap[uint256, address]
 
+# @dev Burned tokens (their records were crypto-shredded off chain).
+is_burned: public(HashMap[uint256, bool])
+
+# @dev Old token -> the token that corrects it (0: not superseded).
+superseded_by: public(HashMap[uint256, uint256])
+
+# @dev Old token -> issuer the owner allows to supersede it.
+amendment_approved: public(HashMap[uint256, address])
+
 _balances: HashMap[address, uint256]
 _token_approvals: HashMap[uint256, address]
 isApprovedForAll: public(HashMap[address, HashMap[address, bool]])
@@ -103,6 +118,11 @@ event BatchMinted:
     batch_id: indexed(uint256)
     issuer: indexed(address)
     root: bytes32
+
+
+event Superseded:
+    old_token: indexed(uint256)
+    new_token: indexed(uint256)
 
 
 @deploy
@@ -221,7 +241,7 @@ def owners_of(token_ids: DynArray[uint256, 1_024]) -> DynArray[address, 1_024]:
     """
     owners: DynArray[address, 1_024] = []
     for token_id: uint256 in token_ids:
-        if token_id == 0 or token_id >= self.next_token_id:
+        if token_id == 0 or token_id >= self.next_token_id or self.is_burned[token_id]:
             owners.append(empty(address))
         else:
             owners.append(self._owner_of(token_id))
@@ -309,6 +329,53 @@ def safeTransferFrom(owner: address, to: address, token_id: uint256, data: Bytes
         assert ret == method_id("onERC721Received(address,address,uint256,bytes)", output_type=bytes4), "healthrecord: transfer to non-ERC721Receiver implementer"
 
 
+@external
+def burn(token_id: uint256):
+    """
+    @notice Destroys a token. Its record is crypto-shredded off chain; the chain
+            keeps only that the token existed.
+    @dev Only the owner (or an approved operator).
+    @param token_id The token.
+    """
+    owner: address = self._owner_of(token_id)
+    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    self._token_approvals[token_id] = empty(address)
+    self._balances[owner] -= 1
+    self.is_burned[token_id] = True
+    log Transfer(sender=owner, receiver=empty(address), token_id=token_id)
+
+
+@external
+def approve_amendment(token_id: uint256, issuer: address):
+    """
+    @notice The owner lets `issuer` supersede `token_id` with a corrected record.
+    @param token_id A token of the caller, not yet superseded.
+    @param issuer A registered issuer (the hospital correcting its record).
+    """
+    assert self._owner_of(token_id) == msg.sender, "healthrecord: caller is not token owner"
+    assert self.superseded_by[token_id] == 0, "healthrecord: token already superseded"
+    assert staticcall registry.is_issuer(issuer), "healthrecord: not a registered issuer"
+    self.amendment_approved[token_id] = issuer
+
+
+@external
+def supersede(old_token: uint256, new_token: uint256):
+    """
+    @notice Marks `old_token` as corrected by `new_token`.
+    @dev Only the issuer the owner approved; the new token must belong to the
+         old one's owner and be newer.
+    @param old_token The inaccurate record's token.
+    @param new_token The amended record's token.
+    """
+    assert self.amendment_approved[old_token] == msg.sender, "healthrecord: amendment not approved by the owner"
+    assert new_token > old_token, "healthrecord: amendment must be newer"
+    assert self._owner_of(new_token) == self._owner_of(old_token), "healthrecord: amendment owned by someone else"
+    assert self.superseded_by[old_token] == 0, "healthrecord: token already superseded"
+    self.superseded_by[old_token] = new_token
+    self.amendment_approved[old_token] = empty(address)
+    log Superseded(old_token=old_token, new_token=new_token)
+
+
 @internal
 @view
 def _batch_of(token_id: uint256) -> uint256:
@@ -332,6 +399,7 @@ def _batch_of(token_id: uint256) -> uint256:
 @internal
 @view
 def _owner_of(token_id: uint256) -> address:
+    assert not self.is_burned[token_id], "healthrecord: token burned"
     override: address = self._owner_override[token_id]
     if override != empty(address):
         return override
