@@ -278,9 +278,7 @@ def wallet_show(
 ) -> None:
     """Decrypt and show a record (as its owner)."""
     with _network() as net:
-        owner = net.ledger.owner_of(token_id)
-        if owner is None:
-            raise UnknownParticipant(f"token {token_id} does not exist")
+        owner = _current_owner(net, token_id)
         rec = net.wallet().open(token_id, net.identity(owner, passphrase))
     if as_json:
         _emit({"token_id": rec.token_id, "meta": rec.meta, "resource": rec.resource})
@@ -289,6 +287,19 @@ def wallet_show(
         when = meta.get("effective_date") or "no date"
         out.print(f"token {rec.token_id}: {meta['resource_type']} ({meta['category']}, {when})")
         out.print_json(data=rec.resource)
+
+
+def _current_owner(net: Network, token_id: int) -> str:
+    """The token's owner on chain, or a clear error saying why there is none."""
+    owner = net.ledger.owner_of(token_id)
+    if owner is not None:
+        return owner
+    if 0 < token_id < net.ledger.next_token_id():
+        from healthnft.errors import AccessDenied
+        from healthnft.wallet.wallet import BURNED
+
+        raise AccessDenied(f"token {token_id}: {BURNED}")
+    raise UnknownParticipant(f"token {token_id} does not exist")
 
 
 @app.command()
@@ -313,6 +324,59 @@ def verify(
         (out if result.valid else err).print(("valid: " if result.valid else "invalid: ")
                                              + result.reason)  # fmt: skip
     raise typer.Exit(0 if result.valid else 1)
+
+
+@app.command()
+def transfer(
+    token_id: Annotated[int, typer.Argument(help="Token id.")],
+    owner: Annotated[str, typer.Option(help="The current owner's address.")],
+    to: Annotated[str, typer.Option(help="A registered participant's address.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a record to another registered participant, re-encrypted for them.
+
+    The old owner's keys open nothing afterwards. What they already saw cannot be
+    taken back.
+    """
+    from healthnft.wallet.actions import OwnerActions
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        recipient = net.participant(to)
+        row = net.catalog.record(token_id)
+        if row is None:
+            raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
+        _, _, issuer_key = net.ledger.participant(row.issuer)
+        OwnerActions(net.ledger, net.catalog, net.blobs).transfer(
+            ident, token_id, recipient.address, recipient.enc_key, issuer_key
+        )
+    info = {"token_id": token_id, "owner": recipient.address}
+    _emit(info) if as_json else out.print(f"token {token_id} now belongs to {recipient.address}")
+
+
+@app.command()
+def burn(
+    token_id: Annotated[int, typer.Argument(help="Token id.")],
+    owner: Annotated[str, typer.Option(help="The owner's address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: burning is irreversible.")] = False,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Destroy a record for good: burn the token and crypto-shred its data.
+
+    Irreversible: nobody (you, the hospital, any grantee) can recover it afterwards.
+    It cannot take back what a reader already saw.
+    """
+    from healthnft.wallet.actions import OwnerActions
+
+    if not yes:
+        raise HealthNFTError("burning is irreversible: add --yes to confirm")
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        OwnerActions(net.ledger, net.catalog, net.blobs).burn(ident, token_id)
+    info = {"token_id": token_id, "burned": True}
+    _emit(info) if as_json else out.print(f"token {token_id} burned; its record is unrecoverable")
 
 
 @chain_app.command("export")

@@ -62,5 +62,9 @@ class SqliteBlobStore:
             self._conn.execute("BEGIN")
             self._conn.executemany("DELETE FROM blobs WHERE digest = ?", [(d,) for d in digests])
 
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database (secure_delete zeroes freed pages there)."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         self._conn.close()

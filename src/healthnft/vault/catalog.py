@@ -65,7 +65,15 @@ CREATE TABLE IF NOT EXISTS records (
     resource_type TEXT NOT NULL,
     category TEXT NOT NULL,
     effective_date TEXT,
-    status TEXT NOT NULL DEFAULT 'active'
+    status TEXT NOT NULL DEFAULT 'active',
+    key_ref BLOB
+);
+CREATE TABLE IF NOT EXISTS staged_transfers (
+    token_id INTEGER PRIMARY KEY,
+    new_owner TEXT NOT NULL,
+    key_ref BLOB NOT NULL,
+    blob_digest BLOB NOT NULL,
+    sealed_dek BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_owner ON records(owner);
 CREATE INDEX IF NOT EXISTS records_batch ON records(batch_ref);
@@ -111,6 +119,12 @@ class RecordRow:
     category: str
     effective_date: str | None
     status: str
+    key_ref: bytes | None = None  # set when re-keyed (transfer); else the batch's key
+
+    @property
+    def key_id(self) -> bytes:
+        """Which wrapped key opens this record's DEK (batch_keys.batch_ref)."""
+        return self.key_ref or self.batch_ref
 
 
 _RECORD_COLS = ", ".join(RecordRow.__dataclass_fields__)
@@ -292,6 +306,77 @@ class Catalog:
             (owner,),
         )
         return [BatchRow(*r) for r in rows]
+
+    # -- owner actions: burn and transfer ------------------------------------
+
+    def shred(self, token_id: int) -> bytes | None:
+        """Forget a burned record's sealed DEK; returns its blob digest to delete."""
+        row = self._conn.execute(
+            "SELECT blob_digest FROM records WHERE token_id = ?", (token_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE records SET sealed_dek = x'', status = 'burned' WHERE token_id = ?",
+                (token_id,),
+            )
+            c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
+        return row[0]
+
+    def stage_transfer(self, token_id: int, new_owner: str, key_ref: bytes,
+                       keys: dict[str, bytes], blob_digest: bytes,
+                       sealed_dek: bytes) -> None:  # fmt: skip
+        """Journal a re-encrypted copy before the on-chain transfer."""
+        with self.transaction() as c:
+            c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
+            c.execute(
+                "INSERT INTO staged_transfers VALUES (?, ?, ?, ?, ?)",
+                (token_id, new_owner, key_ref, blob_digest, sealed_dek),
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO batch_keys (batch_ref, reader, wrapped) VALUES (?, ?, ?)",
+                [(key_ref, reader, wrapped) for reader, wrapped in keys.items()],
+            )
+
+    def staged_transfer(self, token_id: int) -> tuple[str, bytes, bytes, bytes] | None:
+        row = self._conn.execute(
+            "SELECT new_owner, key_ref, blob_digest, sealed_dek FROM staged_transfers "
+            "WHERE token_id = ?",
+            (token_id,),
+        ).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def complete_transfer(self, token_id: int) -> bytes | None:
+        """Switch the record to its re-encrypted copy; returns the old blob digest."""
+        staged = self.staged_transfer(token_id)
+        if staged is None:
+            return None
+        new_owner, key_ref, digest, sealed_dek = staged
+        with self.transaction() as c:
+            (old_digest,) = c.execute(
+                "SELECT blob_digest FROM records WHERE token_id = ?", (token_id,)
+            ).fetchone()
+            c.execute(
+                "UPDATE records SET owner = ?, key_ref = ?, blob_digest = ?, sealed_dek = ? "
+                "WHERE token_id = ?",
+                (new_owner, key_ref, digest, sealed_dek, token_id),
+            )
+            c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
+        return old_digest
+
+    def drop_staged_transfer(self, token_id: int) -> bytes | None:
+        staged = self.staged_transfer(token_id)
+        if staged is None:
+            return None
+        with self.transaction() as c:
+            c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
+            c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (staged[1],))
+        return staged[2]
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database so deleted pages do not linger in it."""
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def counts(self) -> dict[str, int]:
         """Totals for summaries: minted records and batches, unfinished batches."""

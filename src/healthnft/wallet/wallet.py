@@ -23,6 +23,8 @@ from healthnft.minting.attestation import ChainTrust
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, open_sealed
 from healthnft.vault.catalog import Catalog, RecordRow
 
+BURNED = "burned: the token was destroyed and its record crypto-shredded"
+
 
 @dataclass(frozen=True)
 class OpenedRecord:
@@ -84,6 +86,8 @@ class Wallet:
         a record whose catalogue entry was altered is never shown.
         """
         row = self._row(token_id)
+        if row.status == "burned" or self.ledger.is_burned(token_id):
+            raise AccessDenied(f"token {token_id}: {BURNED}")
         problem = self._chain_problem(row)
         if problem:
             raise Tampered(f"token {token_id}: {problem}")
@@ -111,7 +115,9 @@ class Wallet:
         return None
 
     def _decrypt(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
-        wrapped = self.catalog.batch_key(row.batch_ref, reader.address)
+        if row.status == "burned" or not row.sealed_dek:
+            raise AccessDenied(f"token {row.token_id}: burned; its record was crypto-shredded")
+        wrapped = self.catalog.batch_key(row.key_id, reader.address)
         if wrapped is None:
             raise AccessDenied(f"token {row.token_id}: {reader.address} holds no key for it")
         ciphertext = self.blobs.get(row.blob_digest)
@@ -119,7 +125,7 @@ class Wallet:
             raise Tampered(f"token {row.token_id}: ciphertext is missing from the vault")
         if hashlib.sha256(ciphertext).digest() != row.blob_digest:
             raise Tampered(f"token {row.token_id}: ciphertext was altered in the vault")
-        batch_key = BatchKey.unwrap(reader.enc_private, wrapped, row.batch_ref)
+        batch_key = BatchKey.unwrap(reader.enc_private, wrapped, row.key_id)
         try:
             return open_sealed(ciphertext, row.sealed_dek, row.commitment, batch_key)
         except Tampered as exc:
@@ -130,6 +136,8 @@ class Wallet:
         row = self.catalog.record(token_id)
         if row is None:
             return Verification(token_id, False, "unknown token: not in this catalogue", False)
+        if row.status == "burned" or self.ledger.is_burned(token_id):
+            return Verification(token_id, False, BURNED, False)
         problem = self._chain_problem(row)
         if problem:
             return Verification(token_id, False, problem, False)
@@ -160,8 +168,12 @@ class Wallet:
         vc = meta.get("attestation")
         if not isinstance(vc, str):
             return "missing issuer attestation"
+        # The attestation names the patient the record was minted to (the batch's
+        # owner on chain), who may since have transferred it.
+        info = self.ledger.batch_of(row.token_id)
+        minted_to = info.owner if info else row.owner
         (problem,) = ChainTrust(self.ledger).check_batch(
-            [vc], [row.commitment], row.issuer, row.owner, require_current_issuer=False
+            [vc], [row.commitment], row.issuer, minted_to, require_current_issuer=False
         )
         if problem == "revoked":
             return "attestation revoked by its issuer"
