@@ -379,6 +379,124 @@ def burn(
     _emit(info) if as_json else out.print(f"token {token_id} burned; its record is unrecoverable")
 
 
+@app.command()
+def share(
+    token_ids: Annotated[list[int] | None, typer.Argument(help="Tokens to share.")] = None,
+    owner: Annotated[str, typer.Option(help="The patient's address.")] = "",
+    to: Annotated[str, typer.Option(help="The grantee's address.")] = "",
+    purpose: Annotated[str, typer.Option(help="treatment|research|insurance|public-health")] = "",
+    days: Annotated[int, typer.Option(help="How long the grant lasts.")] = 30,
+    category: Annotated[str | None, typer.Option(help="Share a whole category instead.")] = None,
+    deidentified_only: Annotated[bool, typer.Option(help="De-identified data only.")] = False,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant a participant read access to records, or to a category, for a purpose.
+
+    Revoking later stops new access; it cannot take back what the grantee already saw.
+    """
+    import time
+
+    from healthnft.ledger.consent import Consent
+
+    if not owner or not to or not purpose:
+        raise HealthNFTError("--owner, --to and --purpose are required")
+    if bool(token_ids) == bool(category):
+        raise HealthNFTError("give token ids or --category, not both")
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        grantee = net.participant(to)
+        expires = int(time.time()) + days * 86400
+        consent = Consent(net.ledger)
+        if category:
+            gid = consent.share_category(ident.account, grantee.address, category, purpose,
+                                         expires, deidentified_only)  # fmt: skip
+            what = f"all {category} records"
+        else:
+            gid = consent.share_tokens(ident.account, grantee.address, list(token_ids or []),
+                                       purpose, expires, deidentified_only)  # fmt: skip
+            what = f"{len(token_ids or [])} record(s)"
+    info = {"grant_id": gid, "grantee": grantee.address, "purpose": purpose, "expires": expires}
+    if as_json:
+        _emit(info)
+    else:
+        out.print(f"grant {gid}: {grantee.kind} {grantee.address} may read {what} for "
+                  f"{purpose} for {days} days (revoking later cannot take back what was "
+                  "already read)")  # fmt: skip
+
+
+@app.command()
+def revoke(
+    grant_id: Annotated[int, typer.Argument(help="The grant to end.")],
+    owner: Annotated[str, typer.Option(help="The patient's address.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a grant now: no key is released under it afterwards."""
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        Consent(net.ledger).revoke(ident.account, grant_id)
+    _emit({"grant_id": grant_id, "revoked": True}) if as_json else out.print(
+        f"grant {grant_id} revoked"
+    )
+
+
+@app.command("open")
+def open_record(
+    token_id: Annotated[int, typer.Argument(help="Token id.")],
+    as_address: Annotated[str, typer.Option("--as", help="Who opens it.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a record as a participant: its owner, or a grantee through the custodians."""
+    from healthnft.consent import open_as_grantee
+
+    with _network() as net:
+        reader = net.identity(net.participant(as_address).address, passphrase)
+        owner = net.ledger.owner_of(token_id)
+        if owner is not None and owner.lower() == reader.address.lower():
+            rec = net.wallet().open(token_id, reader)
+        else:
+            custody = net.custodians()
+            if custody is None:
+                raise HealthNFTError("this network has no key custodians: sharing needs them")
+            rec = open_as_grantee(reader, token_id, net.custodian_services(), custody.threshold,
+                                  net.ledger, net.catalog, net.blobs)  # fmt: skip
+    if as_json:
+        _emit({"token_id": rec.token_id, "meta": {k: v for k, v in rec.meta.items()
+                                                   if k != "attestation"},
+               "resource": rec.resource})  # fmt: skip
+    else:
+        out.print(f"token {rec.token_id}: {rec.meta['resource_type']} ({rec.meta['category']})")
+        out.print_json(data=rec.resource)
+
+
+@app.command("access-log")
+def access_log(
+    owner: Annotated[str, typer.Option(help="The patient's address.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Every key release for the owner's records: who, which token, purpose, when."""
+    from datetime import UTC, datetime
+
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        rows = Consent(net.ledger).access_log(net.participant(owner).address)
+    if as_json:
+        _emit(rows)
+        return
+    table = Table(title=f"{len(rows)} key releases for {owner}")
+    for col in ("when", "token", "grantee", "purpose", "custodian"):
+        table.add_column(col)
+    for r in rows:
+        when = datetime.fromtimestamp(r["time"], UTC).strftime("%Y-%m-%d %H:%M")
+        table.add_row(when, str(r["token_id"]), r["grantee"], r["purpose"], r["custodian"])
+    out.print(table)
+
+
 @chain_app.command("export")
 def chain_export(
     file: Annotated[Path, typer.Argument(help="Where to write the JSON export.")],

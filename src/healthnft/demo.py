@@ -19,6 +19,7 @@ from healthnft.network import DEMO_PASSPHRASE, Network
 from healthnft.sample import write_sample
 
 DEMO_ISSUER = "demo-hospital"
+DEMO_CUSTODIANS = 3
 
 
 def default_data_folder() -> Path | None:
@@ -58,6 +59,8 @@ def run_demo(
             f"{DEMO_PASSPHRASE!r}: fine for trying healthnft, never for real data"
         )
         hospital = net.add_participant("hospital", DEMO_ISSUER)
+        for n in range(1, DEMO_CUSTODIANS + 1):  # key shares 2-of-3, registered before minting
+            net.add_participant("custodian", f"custodian-{n}")
         issuer = net.identity(hospital.address)
         result = ingest([data], on_resource=on_resource)
         say(

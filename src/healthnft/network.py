@@ -33,6 +33,7 @@ from healthnft.ledger.client import KIND_CODES, Ledger
 from healthnft.minting import Minter
 from healthnft.vault import SqliteBlobStore
 from healthnft.vault.catalog import Catalog, Participant
+from healthnft.vault.custody import Custodians
 from healthnft.wallet.wallet import Wallet
 
 PASSPHRASE_ENV = "HEALTHNFT_PASSPHRASE"
@@ -163,6 +164,11 @@ class Network:
         self.ledger.fund(admin.account, ident.address, _FUNDING_WEI)
         if issuer if issuer is not None else kind == "hospital":
             self.ledger.set_issuer(admin.account, ident.address, True)
+        if kind == "custodian":
+            from healthnft.ledger.consent import Consent
+
+            Consent(self.ledger).set_custodian(admin.account, ident.address, True)
+            self._save_config(custodians=[*self.config.get("custodians", []), ident.address])
         participant = Participant(ident.address, kind, label, ident.enc_public)
         self.catalog.add_participant(participant)
         return participant
@@ -198,7 +204,37 @@ class Network:
 
     def minter(self) -> Minter:
         secret = (self.home / "secret.key").read_bytes()
-        return Minter(self.ledger, self.catalog, self.blobs, secret)
+        return Minter(self.ledger, self.catalog, self.blobs, secret, self.custodians())
+
+    def custodians(self) -> Custodians | None:
+        """The network's key custodians (k-of-n), once at least two are registered."""
+        members = []
+        for address in self.config.get("custodians", []):
+            kind, active, enc_key = self.ledger.participant(address)
+            if kind == "custodian" and active:
+                members.append((address, enc_key))
+        if len(members) < 2:
+            return None
+        threshold = min(int(self.config.get("custodian_threshold", 2)), len(members))
+        return Custodians(tuple(members), threshold)
+
+    def custodian_services(self) -> list[Any]:
+        """The custodians whose keys live in this home, as services (in-process here)."""
+        from healthnft.consent import CustodianService
+        from healthnft.credentials.vc import ChallengeStore
+
+        store = ChallengeStore(self.home / "challenges.sqlite")
+        return [
+            CustodianService(self.identity(addr), self.ledger, self.catalog, store)
+            for addr in self.config.get("custodians", [])
+            if self.has_key(addr)
+        ]
+
+    def _save_config(self, **changes: Any) -> None:
+        self.config.update(changes)
+        tmp = self.home / "config.json.tmp"
+        tmp.write_text(json.dumps(self.config, indent=2))
+        tmp.replace(self.home / "config.json")
 
     def wallet(self) -> Wallet:
         return Wallet(self.ledger, self.catalog, self.blobs)

@@ -77,13 +77,14 @@ def test_every_transaction_with_input_and_receipt(chain: dict) -> None:
     txs = {tx["hash"]: tx for tx in doc["transactions"]}
     assert set(txs) == expected
     assert {r["transactionHash"] for r in doc["receipts"]} == expected
-    # deploy x2, register x2, set_issuer, fund, mint
-    assert len(txs) == 7
+    # deploy x3, register x2, set_issuer, fund, mint
+    assert len(txs) == 8  # 3 deployments (registry, token, consent) + 5 set-up and mint txs
     for tx in txs.values():
         assert tx["input"].startswith("0x")
     assert all(r["status"] == 1 for r in doc["receipts"])
     created = {r["contractAddress"] for r in doc["receipts"] if r["contractAddress"]}
-    assert created == {chain["ledger"].registry.address, chain["ledger"].token.address}
+    ledger = chain["ledger"]
+    assert created == {ledger.registry.address, ledger.token.address, ledger.consent.address}
 
 
 def test_mint_root_in_input_and_token_storage(chain: dict) -> None:
@@ -119,7 +120,7 @@ def test_summary_matches_file(chain: dict) -> None:
         "contracts": len(doc["contracts"]),
         "storage_slots": sum(len(c["storage"]) for c in doc["contracts"]),
     }
-    assert summary["contracts"] == 2
+    assert summary["contracts"] == 3  # registry, token, consent manager
     assert summary["storage_slots"] > 0
     # Plain storage variables get their slot back; next_token_id is slot 0 in the token.
     token = _contract(doc, chain["ledger"].token.address)

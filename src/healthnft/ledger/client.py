@@ -27,6 +27,7 @@ KIND_CODES = {
     "research": 4,
     "insurer": 5,
     "government": 6,
+    "custodian": 7,
 }
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
 

@@ -37,6 +37,7 @@ from healthnft.minting.attestation import Attestor, ChainTrust, bound_did, issue
 from healthnft.records import Record, commit, new_salt
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal
 from healthnft.vault.catalog import BatchRow, Catalog, RecordRow
+from healthnft.vault.custody import Custodians
 
 DEFAULT_BATCH_SIZE = 1000
 #: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
@@ -66,7 +67,9 @@ def _crash_point(name: str) -> None:
 class Minter:
     """Mints batches of prepared records for one home's ledger, vault and catalogue."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore, secret: bytes) -> None:
+    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore, secret: bytes,
+                 custodians: Custodians | None = None) -> None:  # fmt: skip
+        self.custodians = custodians
         self.ledger = ledger
         self.catalog = catalog
         self.blobs = blobs
@@ -237,8 +240,14 @@ class Minter:
             }
             plains.append((RecordPlaintext(salt, meta, rec.canonical), commitment))
         root, proofs = merkle.build(leaves)
+        cust = self.custodians
+        custody_keys = {addr: BatchKey.new() for addr, _ in cust.members} if cust else {}
+        shares: list[tuple[int, str, bytes]] = []
         for offset, ((key, rec), (plain, commitment)) in enumerate(zip(chunk, plains, strict=True)):
-            sealed = seal(plain, commitment, batch_key)
+            custody = (start + offset, cust.threshold, custody_keys) if cust else None
+            sealed = seal(plain, commitment, batch_key, custody)
+            for addr, share in (sealed.custodian_shares or {}).items():
+                shares.append((start + offset, addr, share))
             ciphertexts.append(sealed.ciphertext)
             rows.append(
                 RecordRow(
@@ -266,6 +275,12 @@ class Minter:
             None, None, None, None, None,
         )  # fmt: skip
         self.catalog.prepare_batch(batch, wrapped, rows)
+        if cust:  # a crash before this line leaves a prepared batch: recovery drops it
+            self.catalog.add_custody(
+                batch_ref,
+                {addr: custody_keys[addr].wrap_for(pub, batch_ref) for addr, pub in cust.members},
+                shares,
+            )
         try:
             self.blobs.put_many(ciphertexts)
             _crash_point("after-encrypt")

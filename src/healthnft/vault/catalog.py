@@ -68,6 +68,19 @@ CREATE TABLE IF NOT EXISTS records (
     status TEXT NOT NULL DEFAULT 'active',
     key_ref BLOB
 );
+CREATE TABLE IF NOT EXISTS custodian_keys (
+    key_ref BLOB NOT NULL,
+    custodian TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (key_ref, custodian)
+);
+CREATE TABLE IF NOT EXISTS custodian_shares (
+    token_id INTEGER NOT NULL,
+    custodian TEXT NOT NULL,
+    key_ref BLOB NOT NULL,
+    sealed_share BLOB NOT NULL,
+    PRIMARY KEY (token_id, custodian)
+);
 CREATE TABLE IF NOT EXISTS staged_transfers (
     token_id INTEGER PRIMARY KEY,
     new_owner TEXT NOT NULL,
@@ -227,6 +240,43 @@ class Catalog:
                 [_astuple(r) for r in records],
             )
 
+    def add_custody(self, key_ref: bytes, keys: dict[str, bytes],
+                    shares: list[tuple[int, str, bytes]]) -> None:  # fmt: skip
+        """Custodians' wrapped batch keys and their sealed shares (token, custodian, share)."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_keys (key_ref, custodian, wrapped) "
+                "VALUES (?, ?, ?)",
+                [(key_ref, who, w) for who, w in keys.items()],
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_shares (token_id, custodian, key_ref, "
+                "sealed_share) VALUES (?, ?, ?, ?)",
+                [(t, who, key_ref, s) for t, who, s in shares],
+            )
+
+    def custodian_share(self, token_id: int, custodian: str) -> tuple[bytes, bytes] | None:
+        """(wrapped custodian key, sealed share) of ``custodian`` for ``token_id``."""
+        row = self._conn.execute(
+            "SELECT k.wrapped, s.sealed_share FROM custodian_shares s JOIN custodian_keys k "
+            "ON k.key_ref = s.key_ref AND k.custodian = s.custodian "
+            "WHERE s.token_id = ? AND lower(s.custodian) = lower(?)",
+            (token_id, custodian),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def custodian_key_ref(self, token_id: int, custodian: str) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT key_ref FROM custodian_shares WHERE token_id = ? AND lower(custodian) = "
+            "lower(?)",
+            (token_id, custodian),
+        ).fetchone()
+        return row[0] if row else None
+
+    def drop_custody(self, token_id: int) -> None:
+        """Delete every custodian share of a record (burn)."""
+        self._conn.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))
+
     def mark_sent(self, batch_ref: bytes, raw_tx: bytes, tx_hash: bytes, nonce: int) -> None:
         self._conn.execute(
             "UPDATE batches SET state = 'sent', raw_tx = ?, tx_hash = ?, nonce = ? "
@@ -253,6 +303,12 @@ class Catalog:
     def drop_batch(self, batch_ref: bytes) -> None:
         """Forget an unminted batch. Delete its blobs *first* (see ``minting``)."""
         with self.transaction() as c:
+            c.execute(
+                "DELETE FROM custodian_shares WHERE token_id IN "
+                "(SELECT token_id FROM records WHERE batch_ref = ?)",
+                (batch_ref,),
+            )
+            c.execute("DELETE FROM custodian_keys WHERE key_ref = ?", (batch_ref,))
             c.execute("DELETE FROM records WHERE batch_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batches WHERE batch_ref = ? AND state != 'minted'", (batch_ref,))
@@ -321,6 +377,7 @@ class Catalog:
                 "UPDATE records SET sealed_dek = x'', status = 'burned' WHERE token_id = ?",
                 (token_id,),
             )
+            c.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))
             c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
         return row[0]
 

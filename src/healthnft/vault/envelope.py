@@ -58,10 +58,11 @@ class RecordPlaintext:
 
 @dataclass(frozen=True)
 class SealedRecord:
-    """A record's ciphertext and its DEK sealed under the batch key."""
+    """A record's ciphertext, its DEK sealed under the batch key, and custodian shares."""
 
     ciphertext: bytes
     sealed_dek: bytes
+    custodian_shares: dict[str, bytes] | None = None
 
 
 class BatchKey:
@@ -90,13 +91,31 @@ class BatchKey:
             raise Tampered("batch key cannot be unwrapped with this key") from None
 
 
-def seal(record: RecordPlaintext, commitment: bytes, batch_key: BatchKey) -> SealedRecord:
-    """Encrypt a record under a fresh DEK bound to ``commitment``."""
+def seal(
+    record: RecordPlaintext,
+    commitment: bytes,
+    batch_key: BatchKey,
+    custody: tuple[int, int, dict[str, BatchKey]] | None = None,
+) -> SealedRecord:
+    """Encrypt a record under a fresh DEK bound to ``commitment``.
+
+    ``custody`` = (token id, threshold k, custodian address -> that custodian's
+    batch key): the DEK is also split k-of-n, one sealed share per custodian.
+    """
     if not matches(record.canonical, record.salt, commitment):
         raise ValueError("commitment does not open to this record")
     dek = p.random_key()
     ciphertext = p.aead_seal(dek, record.pack(), commitment)
-    return SealedRecord(ciphertext, p.aead_seal(batch_key._key, dek, _DEK_INFO + commitment))
+    shares = None
+    if custody is not None:
+        from healthnft.vault.custody import seal_share, split_key
+
+        token_id, k, keys = custody
+        split = split_key(dek, k, len(keys))
+        shares = {addr: seal_share(share, key, token_id, commitment)
+                  for (addr, key), share in zip(keys.items(), split, strict=True)}  # fmt: skip
+    sealed_dek = p.aead_seal(batch_key._key, dek, _DEK_INFO + commitment)
+    return SealedRecord(ciphertext, sealed_dek, shares)
 
 
 def open_sealed(

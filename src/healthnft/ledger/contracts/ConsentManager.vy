@@ -32,6 +32,8 @@ interface IParticipantRegistry:
 
 interface IHealthRecordToken:
     def ownerOf(token_id: uint256) -> address: view
+    def is_burned(token_id: uint256) -> bool: view
+    def next_token_id() -> uint256: view
 
 
 # @dev Purposes (coarse codes).
@@ -418,6 +420,9 @@ def _can_access(grant_id: uint256, grantee: address, token_id: uint256) -> bool:
     if g.owner == empty(address) or g.revoked or block.timestamp >= g.expires:
         return False
     if g.grantee != grantee:
+        return False
+    # ownerOf reverts for unknown and burned tokens: a view answers False instead.
+    if token_id == 0 or token_id >= staticcall token.next_token_id() or staticcall token.is_burned(token_id):
         return False
     if staticcall token.ownerOf(token_id) != g.owner:
         return False

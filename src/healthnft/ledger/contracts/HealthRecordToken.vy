@@ -340,6 +340,7 @@ def burn(token_id: uint256):
     owner: address = self._owner_of(token_id)
     assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
     self._token_approvals[token_id] = empty(address)
+    self.amendment_approved[token_id] = empty(address)
     self._balances[owner] -= 1
     self.is_burned[token_id] = True
     log Transfer(sender=owner, receiver=empty(address), token_id=token_id)
@@ -419,6 +420,7 @@ def _transfer(owner: address, to: address, token_id: uint256):
     assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
 
     self._token_approvals[token_id] = empty(address)
+    self.amendment_approved[token_id] = empty(address)  # approvals are the owner's, not the token's
     self._balances[owner] -= 1
     self._balances[to] += 1
     self._owner_override[token_id] = to

@@ -30,6 +30,8 @@ KIND_PHARMA: public(constant(uint8)) = 3
 KIND_RESEARCH: public(constant(uint8)) = 4
 KIND_INSURER: public(constant(uint8)) = 5
 KIND_GOVERNMENT: public(constant(uint8)) = 6
+# @dev Key custodian services (hold k-of-n key shares; see ConsentManager).
+KIND_CUSTODIAN: public(constant(uint8)) = 7
 
 
 struct Participant:
@@ -99,7 +101,7 @@ def register(account: address, kind: uint8, encryption_key: bytes32):
     """
     ownable._check_owner()
     assert account != empty(address), "registry: zero address"
-    assert kind >= KIND_PATIENT and kind <= KIND_GOVERNMENT, "registry: unknown kind"
+    assert kind >= KIND_PATIENT and kind <= KIND_CUSTODIAN, "registry: unknown kind"
     assert encryption_key != empty(bytes32), "registry: empty encryption key"
     assert self.participants[account].kind == 0, "registry: already registered"
     self.participants[account] = Participant(kind=kind, active=True, encryption_key=encryption_key)
