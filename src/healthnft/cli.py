@@ -348,7 +348,7 @@ def transfer(
         if row is None:
             raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
         _, _, issuer_key = net.ledger.participant(row.issuer)
-        OwnerActions(net.ledger, net.catalog, net.blobs).transfer(
+        OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).transfer(
             ident, token_id, recipient.address, recipient.enc_key, issuer_key
         )
     info = {"token_id": token_id, "owner": recipient.address}
@@ -374,7 +374,7 @@ def burn(
         raise HealthNFTError("burning is irreversible: add --yes to confirm")
     with _network() as net:
         ident = net.identity(net.participant(owner).address, passphrase)
-        OwnerActions(net.ledger, net.catalog, net.blobs).burn(ident, token_id)
+        OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).burn(ident, token_id)
     info = {"token_id": token_id, "burned": True}
     _emit(info) if as_json else out.print(f"token {token_id} burned; its record is unrecoverable")
 

@@ -85,11 +85,10 @@ class CustodianService:
         if grant.deidentified_only:
             raise AccessDenied(f"token {token_id}: the grant allows de-identified data only")
         held = self.catalog.custodian_share(token_id, self.identity.address)
-        key_ref = self.catalog.custodian_key_ref(token_id, self.identity.address)
-        if held is None or key_ref is None:
+        if held is None:
             raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
         consent.log_access(self.identity.account, grant_id, token_id)  # logged before release
-        wrapped_key, sealed_share = held
+        key_ref, wrapped_key, sealed_share = held
         key = BatchKey.unwrap(self.identity.enc_private, wrapped_key, key_ref)
         share = open_share(sealed_share, key, token_id, row.commitment)
         _, _, requester_key = self.ledger.participant(requester)

@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS custodian_shares (
     custodian TEXT NOT NULL,
     key_ref BLOB NOT NULL,
     sealed_share BLOB NOT NULL,
-    PRIMARY KEY (token_id, custodian)
+    PRIMARY KEY (token_id, custodian, key_ref)
 );
 CREATE TABLE IF NOT EXISTS staged_transfers (
     token_id INTEGER PRIMARY KEY,
@@ -255,23 +255,17 @@ class Catalog:
                 [(t, who, key_ref, s) for t, who, s in shares],
             )
 
-    def custodian_share(self, token_id: int, custodian: str) -> tuple[bytes, bytes] | None:
-        """(wrapped custodian key, sealed share) of ``custodian`` for ``token_id``."""
+    def custodian_share(self, token_id: int, custodian: str) -> tuple[bytes, bytes, bytes] | None:
+        """(key ref, wrapped custodian key, sealed share) for the record's *current* DEK."""
         row = self._conn.execute(
-            "SELECT k.wrapped, s.sealed_share FROM custodian_shares s JOIN custodian_keys k "
-            "ON k.key_ref = s.key_ref AND k.custodian = s.custodian "
+            "SELECT s.key_ref, k.wrapped, s.sealed_share FROM custodian_shares s "
+            "JOIN custodian_keys k ON k.key_ref = s.key_ref AND k.custodian = s.custodian "
+            "JOIN records r ON r.token_id = s.token_id "
+            "AND s.key_ref = coalesce(r.key_ref, r.batch_ref) "
             "WHERE s.token_id = ? AND lower(s.custodian) = lower(?)",
             (token_id, custodian),
         ).fetchone()
-        return (row[0], row[1]) if row else None
-
-    def custodian_key_ref(self, token_id: int, custodian: str) -> bytes | None:
-        row = self._conn.execute(
-            "SELECT key_ref FROM custodian_shares WHERE token_id = ? AND lower(custodian) = "
-            "lower(?)",
-            (token_id, custodian),
-        ).fetchone()
-        return row[0] if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     def drop_custody(self, token_id: int) -> None:
         """Delete every custodian share of a record (burn)."""
@@ -419,6 +413,11 @@ class Catalog:
                 "WHERE token_id = ?",
                 (new_owner, key_ref, digest, sealed_dek, token_id),
             )
+            # Shares of the old DEK are now useless; keep only the re-split ones.
+            c.execute(
+                "DELETE FROM custodian_shares WHERE token_id = ? AND key_ref != ?",
+                (token_id, key_ref),
+            )
             c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
         return old_digest
 
@@ -429,6 +428,8 @@ class Catalog:
         with self.transaction() as c:
             c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (token_id,))
             c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (staged[1],))
+            c.execute("DELETE FROM custodian_shares WHERE key_ref = ?", (staged[1],))
+            c.execute("DELETE FROM custodian_keys WHERE key_ref = ?", (staged[1],))
         return staged[2]
 
     def checkpoint(self) -> None:

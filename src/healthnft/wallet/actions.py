@@ -25,13 +25,16 @@ from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.vault import BatchKey, BlobStore, seal
 from healthnft.vault.catalog import Catalog
+from healthnft.vault.custody import Custodians
 from healthnft.wallet.wallet import Wallet
 
 
 class OwnerActions:
     """Transfer and burn, for the owner of a record."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore) -> None:
+    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore,
+                 custodians: Custodians | None = None) -> None:  # fmt: skip
+        self.custodians = custodians
         self.ledger = ledger
         self.catalog = catalog
         self.blobs = blobs
@@ -72,8 +75,17 @@ class OwnerActions:
         plain = self.wallet._decrypt(row, owner)
         key_ref = os.urandom(16)
         new_key = BatchKey.new()
-        sealed = seal(plain, row.commitment, new_key)
+        cust = self.custodians
+        custody_keys = {addr: BatchKey.new() for addr, _ in cust.members} if cust else {}
+        custody = (token_id, cust.threshold, custody_keys) if cust else None
+        sealed = seal(plain, row.commitment, new_key, custody)
         self.blobs.put_many([sealed.ciphertext])
+        if cust:  # the new DEK is re-split; the switch happens with the record's
+            self.catalog.add_custody(
+                key_ref,
+                {a: custody_keys[a].wrap_for(pub, key_ref) for a, pub in cust.members},
+                [(token_id, a, s) for a, s in (sealed.custodian_shares or {}).items()],
+            )
         self.catalog.stage_transfer(
             token_id, to, key_ref,
             {to: new_key.wrap_for(to_enc_key, key_ref),
