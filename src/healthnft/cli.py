@@ -45,6 +45,9 @@ participant_app = typer.Typer(help="Network participants.", no_args_is_help=True
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(chain_app, name="chain")
 app.add_typer(participant_app, name="participant")
+policy_app = typer.Typer(help="Consent policies that approve matching requests.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(policy_app, name="policy")
 shc_app = typer.Typer(help="SMART Health Cards: verify (and export) cards.", no_args_is_help=True)
 app.add_typer(shc_app, name="shc")
 credential_app = typer.Typer(
@@ -471,6 +474,187 @@ def open_record(
     else:
         out.print(f"token {rec.token_id}: {rec.meta['resource_type']} ({rec.meta['category']})")
         out.print_json(data=rec.resource)
+
+
+def _request_view(req: Any) -> dict[str, Any]:
+    return {"request_id": req.request_id, "requester": req.requester, "owner": req.owner,
+            "token_id": req.token_id, "category": req.category, "purpose": req.purpose,
+            "days": req.duration // 86400, "reward_wei": req.escrow, "state": req.state,
+            "grant_id": req.grant_id}  # fmt: skip
+
+
+@app.command()
+def request(
+    owner: Annotated[str, typer.Option(help="The patient asked.")],
+    as_address: Annotated[str, typer.Option("--as", help="Who asks (a registered member).")],
+    purpose: Annotated[str, typer.Option(help="treatment|research|insurance|public-health")],
+    token_id: Annotated[int | None, typer.Option(help="One token...")] = None,
+    category: Annotated[str | None, typer.Option(help="...or a whole category.")] = None,
+    days: Annotated[int, typer.Option(help="How long access would last.")] = 30,
+    reward_wei: Annotated[int, typer.Option(help="Reward held in escrow for the patient.")] = 0,
+    reason: Annotated[str, typer.Option(help="Why (kept off chain, in this home).")] = "",
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a patient for access; a matching consent policy grants it at once."""
+    from healthnft.ledger.consent import Consent
+
+    if (token_id is None) == (category is None):
+        raise HealthNFTError("give --token-id or --category")
+    with _network() as net:
+        asker = net.identity(net.participant(as_address).address, passphrase)
+        consent = Consent(net.ledger)
+        rid = consent.request(asker.account, net.participant(owner).address, purpose=purpose,
+                              duration=days * 86400, token_id=token_id, category=category,
+                              reward_wei=reward_wei)  # fmt: skip
+        if reason:  # free text never goes on chain
+            net.catalog.note_request_reason(rid, reason)
+        info = _request_view(consent.get_request(rid))
+    if as_json:
+        _emit(info)
+    else:
+        out.print(f"request {rid}: {info['state']}"
+                  + (f" (grant {info['grant_id']})" if info["grant_id"] else ""))  # fmt: skip
+
+
+@app.command("requests")
+def list_requests(
+    owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
+) -> None:
+    """Requests made to a patient, with their state."""
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        consent = Consent(net.ledger)
+        who = net.participant(owner).address
+        rows = []
+        for ev in consent.contract.events.AccessRequested().get_logs(
+            from_block=0, argument_filters={"owner": who}
+        ):
+            view = _request_view(consent.get_request(int(ev["args"]["request_id"])))
+            view["reason"] = net.catalog.request_reason(view["request_id"])
+            rows.append(view)
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        what = f"token {r['token_id']}" if r["token_id"] else f"all {r['category']} records"
+        out.print(f"#{r['request_id']} {r['state']}: {r['requester']} asks {what} for "
+                  f"{r['purpose']}, {r['days']} days, reward {r['reward_wei']} wei"
+                  + (f" — {r['reason']}" if r["reason"] else ""))  # fmt: skip
+
+
+@app.command()
+def approve(
+    request_id: Annotated[int, typer.Argument(help="A pending request.")],
+    owner: Annotated[str, typer.Option(help="The patient.")],
+    deidentified_only: Annotated[bool, typer.Option(help="De-identified data only.")] = False,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant a pending request (its reward, if any, is paid to you)."""
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        gid = Consent(net.ledger).approve(ident.account, request_id, deidentified_only)
+    _emit({"request_id": request_id, "grant_id": gid}) if as_json else out.print(
+        f"request {request_id} approved: grant {gid}"
+    )
+
+
+@app.command()
+def decline(
+    request_id: Annotated[int, typer.Argument(help="A pending request.")],
+    owner: Annotated[str, typer.Option(help="The patient.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decline a pending request (its reward is refunded to the requester)."""
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        Consent(net.ledger).decline(ident.account, request_id)
+    _emit({"request_id": request_id, "declined": True}) if as_json else out.print(
+        f"request {request_id} declined"
+    )
+
+
+@policy_app.command("add")
+def policy_add(
+    owner: Annotated[str, typer.Option(help="The patient.")],
+    kind: Annotated[str, typer.Option(help="Who: pharma|research|insurer|government|hospital")],
+    purpose: Annotated[str, typer.Option(help="treatment|research|insurance|public-health")],
+    category: Annotated[str | None, typer.Option(help="Which category (none: any token).")] = None,
+    days: Annotated[int, typer.Option(help="Longest access a request may get.")] = 365,
+    valid_days: Annotated[int, typer.Option(help="How long the policy applies.")] = 365,
+    deidentified_only: Annotated[bool, typer.Option(help="De-identified data only.")] = False,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve matching requests automatically, with no human in the loop."""
+    import time
+
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        idx = Consent(net.ledger).add_policy(
+            ident.account, grantee_kind=kind, purpose=purpose, duration=days * 86400,
+            valid_until=int(time.time()) + valid_days * 86400, category=category,
+            deidentified_only=deidentified_only,
+        )  # fmt: skip
+    _emit({"policy": idx}) if as_json else out.print(
+        f"policy {idx}: {kind} requests for {category or 'single records'} for {purpose} "
+        f"are approved automatically for {valid_days} days"
+    )
+
+
+@policy_app.command("list")
+def policy_list(
+    owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
+) -> None:
+    """The patient's consent policies."""
+    from healthnft.ledger.client import KIND_NAMES
+    from healthnft.ledger.consent import CATEGORY_NAMES, PURPOSE_NAMES, Consent
+
+    with _network() as net:
+        consent = Consent(net.ledger)
+        who = net.participant(owner).address
+        count = int(consent.contract.functions.policy_count(who).call())
+        rows = []
+        for i in range(count):
+            kind, cat, purpose, duration, deid, until, active = (
+                consent.contract.functions.policies(who, i).call()
+            )
+            rows.append({"policy": i + 1, "kind": KIND_NAMES.get(kind),
+                         "category": CATEGORY_NAMES.get(cat), "purpose": PURPOSE_NAMES.get(purpose),
+                         "days": duration // 86400, "deidentified_only": deid,
+                         "valid_until": until, "active": active})  # fmt: skip
+    if as_json:
+        _emit(rows)
+        return
+    for r in rows:
+        state_word = "active" if r["active"] else "removed"
+        what = r["category"] or "single records"
+        out.print(f"#{r['policy']} {state_word}: {r['kind']} / {what} / {r['purpose']} / "
+                  f"{r['days']} days")  # fmt: skip
+
+
+@policy_app.command("remove")
+def policy_remove(
+    index: Annotated[int, typer.Argument(help="The policy number.")],
+    owner: Annotated[str, typer.Option(help="The patient.")],
+    passphrase: PassOpt = None,
+) -> None:
+    """Turn a policy off (grants it made stay until revoked)."""
+    from healthnft.ledger.consent import Consent
+
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        Consent(net.ledger).remove_policy(ident.account, index)
+    out.print(f"policy {index} removed")
 
 
 @app.command("access-log")

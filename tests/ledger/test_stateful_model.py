@@ -479,6 +479,7 @@ class LedgerModel(RuleBasedStateMachine):
         self.check_balances()
         self.check_grants()
         self.checked_block = block
+        self.rotation += 4
 
     def check_token_counter(self) -> None:
         assert self.world.ledger.next_token_id() == self.next_id
@@ -492,7 +493,6 @@ class LedgerModel(RuleBasedStateMachine):
         # token the last steps burned or named in an amendment (the only calls that may
         # change them), plus a rotating window of 4 others; teardown sweeps them all.
         window = {ids[(self.rotation + i) % len(ids)] for i in range(4)} if ids else set()
-        self.rotation += 4
         self.check_token_statuses(sorted((self.touched & set(ids)) | window))
         self.touched.clear()
 
@@ -534,17 +534,21 @@ class LedgerModel(RuleBasedStateMachine):
             assert (on_chain.owner, on_chain.grantee, on_chain.category, on_chain.expires,
                     on_chain.revoked) == (w.addr[g.owner], w.addr[g.grantee], g.category,
                                           g.expires, g.revoked), f"grant {gid}"  # fmt: skip
-            # Some tokens it names, some its owner holds now, one other, the latest
-            # burned token and the next, unminted, id.
-            sample = set(sorted(g.tokens or ())[:3]) | set(self.owned(g.owner)[-2:])
-            sample |= set([t for t in ids if t not in sample][:1])
-            sample |= set([t for t in ids if self.tokens[t].burned][-1:]) | {self.next_id}
+            # Candidates: the tokens it names, those its owner holds now, one other, the
+            # latest burned token and the next, unminted, id. Each call costs ~4 ms, so
+            # every check asks about a rotating 4 of them.
+            cands = set(g.tokens or ()) | set(self.owned(g.owner))
+            cands |= set([t for t in ids if t not in cands][:1])
+            cands |= set([t for t in ids if self.tokens[t].burned][-1:]) | {self.next_id}
+            ordered = sorted(cands)
+            sample = {ordered[(self.rotation + i) % len(ordered)] for i in range(4)}
             for t in sorted(sample):
                 want = self.predict_access(gid, g.grantee, t, now)
                 assert self.chain_access(gid, g.grantee, t) == want, (gid, g, t)
                 STATS["can_access checks"] += 1
-            stranger = next(a for a in ACTORS if a not in (g.owner, g.grantee))
-            assert not self.chain_access(gid, stranger, min(sample)), (gid, stranger)
+            if (gid + self.rotation) % 4 == 0:  # now and then: nobody else gets in
+                stranger = next(a for a in ACTORS if a not in (g.owner, g.grantee))
+                assert not self.chain_access(gid, stranger, min(sample)), (gid, stranger)
         if ids:  # an unknown grant gives nothing
             assert not self.chain_access(len(self.grants) + 1, "research", ids[-1])
 

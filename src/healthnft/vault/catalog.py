@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS custodian_shares (
     sealed_share BLOB NOT NULL,
     PRIMARY KEY (token_id, custodian, key_ref)
 );
+CREATE TABLE IF NOT EXISTS request_reasons (
+    request_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS staged_transfers (
     token_id INTEGER PRIMARY KEY,
     new_owner TEXT NOT NULL,
@@ -270,6 +274,19 @@ class Catalog:
     def drop_custody(self, token_id: int) -> None:
         """Delete every custodian share of a record (burn)."""
         self._conn.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))
+
+    def note_request_reason(self, request_id: int, reason: str) -> None:
+        """A request's free-text reason, kept here and never on chain."""
+        self._conn.execute(
+            "INSERT OR REPLACE INTO request_reasons (request_id, reason) VALUES (?, ?)",
+            (request_id, reason),
+        )
+
+    def request_reason(self, request_id: int) -> str | None:
+        row = self._conn.execute(
+            "SELECT reason FROM request_reasons WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def mark_sent(self, batch_ref: bytes, raw_tx: bytes, tx_hash: bytes, nonce: int) -> None:
         self._conn.execute(
