@@ -657,6 +657,60 @@ def policy_remove(
     out.print(f"policy {index} removed")
 
 
+@app.command("approve-amendment")
+def approve_amendment(
+    token_id: Annotated[int, typer.Argument(help="Your record to be corrected.")],
+    owner: Annotated[str, typer.Option(help="The patient.")],
+    issuer: Annotated[str, typer.Option(help="The hospital allowed to correct it.")],
+    passphrase: PassOpt = None,
+) -> None:
+    """Allow a hospital to supersede one of your records with a corrected version."""
+    with _network() as net:
+        ident = net.identity(net.participant(owner).address, passphrase)
+        hospital = net.issuer_by_name(issuer)
+        net.ledger.approve_amendment(ident.account, token_id, hospital.address)
+    out.print(f"{issuer} may now correct token {token_id}")
+
+
+@app.command()
+def amend(
+    token_id: Annotated[int, typer.Argument(help="The record to correct.")],
+    file: Annotated[Path, typer.Argument(help="The corrected FHIR resource (JSON).")],
+    issuer: Annotated[str, typer.Option(help="The hospital correcting its record.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mint a corrected version of a record, with the owner's approval; the old one is
+    marked superseded and points to the new one."""
+    from healthnft.ingest import ingest, single_patient
+
+    with _network() as net:
+        hospital = net.issuer_by_name(issuer)
+        owner = net.ledger.owner_of(token_id)
+        row = net.catalog.record(token_id)
+        if owner is None or row is None:
+            raise UnknownParticipant(f"token {token_id} does not exist in this home")
+        approved = net.ledger.token.functions.amendment_approved(token_id).call()
+        if approved.lower() != hospital.address.lower():
+            raise HealthNFTError(
+                f"the owner has not approved this correction: they run `healthnft "
+                f"approve-amendment {token_id} --owner {owner} --issuer {issuer}`"
+            )
+        records = single_patient(ingest([file]))
+        if len(records) != 1 or records[0].resource_type != row.resource_type:
+            raise HealthNFTError(f"give exactly one corrected {row.resource_type} resource")
+        ident = net.identity(hospital.address, passphrase)
+        holder = net.participant(owner)
+        res = net.minter().mint(ident, holder.address, holder.enc_key, records)
+        if not res.token_ids:
+            raise HealthNFTError("the corrected record is identical to one already minted")
+        new = res.token_ids[0]
+        net.ledger.supersede(ident.account, token_id, new)
+        net.catalog.set_status(token_id, "superseded")
+    info = {"token_id": new, "supersedes": token_id}
+    _emit(info) if as_json else out.print(f"token {new} corrects token {token_id}")
+
+
 @app.command("access-log")
 def access_log(
     owner: Annotated[str, typer.Option(help="The patient's address.")],

@@ -275,6 +275,9 @@ class Catalog:
         """Delete every custodian share of a record (burn)."""
         self._conn.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))
 
+    def set_status(self, token_id: int, status: str) -> None:
+        self._conn.execute("UPDATE records SET status = ? WHERE token_id = ?", (status, token_id))
+
     def note_request_reason(self, request_id: int, reason: str) -> None:
         """A request's free-text reason, kept here and never on chain."""
         self._conn.execute(

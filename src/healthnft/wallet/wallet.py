@@ -138,6 +138,11 @@ class Wallet:
             return Verification(token_id, False, "unknown token: not in this catalogue", False)
         if row.status == "burned" or self.ledger.is_burned(token_id):
             return Verification(token_id, False, BURNED, False)
+        newer = self.ledger.superseded_by(token_id)
+        if newer:
+            return Verification(
+                token_id, False, f"superseded: corrected by token {newer}", False
+            )
         problem = self._chain_problem(row)
         if problem:
             return Verification(token_id, False, problem, False)
