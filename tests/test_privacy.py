@@ -335,6 +335,48 @@ def test_no_patient_data_in_the_exported_chain(needles: list[Needle], exported: 
     assert hits == [], "patient data found on the chain:\n" + "\n".join(hits)
 
 
+def test_no_patient_data_on_chain_with_consent_activity(
+    needles: list[Needle], demo_home: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The same search after grants, requests (with a reason), a policy, key releases,
+    a transfer, an amendment approval and a burn are on chain."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(demo_home[0], home)
+    alice, bob = (p["address"] for p in demo_home[1]["patients"][:2])
+
+    def cli(*args: str) -> Any:
+        proc = run_cli(home, *args, "--json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    research = cli("participant", "add", "--kind", "research", "--name", "uni")["address"]
+    insurer = cli("participant", "add", "--kind", "insurer", "--name", "ins")["address"]
+    rows = cli("wallet", "list", "--owner", alice)
+    lab = [r["token_id"] for r in rows if r["category"] == "laboratory"]
+    other = [r["token_id"] for r in rows if r["category"] not in ("laboratory",)]
+    cli("policy", "add", "--owner", alice, "--kind", "research", "--purpose", "research",
+        "--category", "laboratory")  # fmt: skip
+    cli("request", "--owner", alice, "--as", research, "--category", "laboratory", "--purpose",
+        "research", "--reason", "needs the values of " + needles[0].text)  # fmt: skip
+    for token in lab[:2]:
+        cli("open", str(token), "--as", research)
+    req = cli("request", "--owner", alice, "--as", insurer, "--token-id", str(other[0]),
+              "--purpose", "insurance", "--reward-wei", "1000")  # fmt: skip
+    grant = cli("approve", str(req["request_id"]), "--owner", alice)["grant_id"]
+    cli("open", str(other[0]), "--as", insurer)
+    cli("revoke", str(grant), "--owner", alice)
+    cli("share", str(other[1]), "--owner", alice, "--to", bob, "--purpose", "treatment")
+    cli("transfer", str(other[2]), "--owner", alice, "--to", bob)
+    cli("burn", str(other[3]), "--owner", alice, "--yes")
+    assert cli("access-log", "--owner", alice)  # releases are on chain
+    out = tmp_path / "chain.json"
+    run_cli(home, "chain", "export", str(out), check=True)
+    hits = find_leaks(needles, out.read_text(encoding="utf-8"), _raw_chain(home))
+    assert hits == [], "patient data on the chain with consent activity:\n" + "\n".join(hits)
+
+
 def test_no_patient_uuid_in_blocks_or_transactions(collected: _Collector, exported: dict) -> None:
     doc = exported["doc"]
     chain_data = json.dumps(
