@@ -417,6 +417,7 @@ def run(
     per_patient: bool,
     n_baseline: int,
     say: Callable[[str], None],
+    custodians: int = 0,
 ) -> dict[str, Any]:
     pinned = pin_to_one_core()
     started = time.perf_counter()
@@ -439,6 +440,8 @@ def run(
         try:
             hospital = net.add_participant("hospital", "bench-hospital")
             issuer = net.identity(hospital.address)
+            for c in range(custodians):  # each DEK is then split 2-of-N at mint
+                net.add_participant("custodian", f"bench-custodian-{c}")
             plan = plan_wallets(gen.bundles, batch_size, per_patient)
             wallets = [
                 (net.add_participant("patient", f"bench-wallet-{i}"), refs)
@@ -476,6 +479,7 @@ def run(
         "minted": catalogue["records"],
         "seconds": round(seconds, 3),
         "records_per_s": round(rate, 1),
+        "custodians": custodians,
         "stages_s": stages,
         "stages_pct": {s: round(100 * clock.seconds.get(s, 0.0) / seconds, 1) for s in STAGES},
         "stage_calls": {s: clock.calls.get(s, 0) for s in STAGES},
@@ -563,6 +567,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="exit with status 1 when the target is missed or a record was not minted",
     )
+    parser.add_argument(
+        "--custodians",
+        type=int,
+        default=0,
+        metavar="N",
+        help="register N key custodians first, so every DEK is split 2-of-N (default: 0)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     if args.records < 1 or args.batch_size < 1 or args.baseline_records < 1:
@@ -579,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         args.wallet_per_patient,
         args.baseline_records,
         say,
+        args.custodians,
     )
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
