@@ -257,9 +257,10 @@ def wallet_list(
     owner: Annotated[str, typer.Option(help="Wallet address.")], as_json: JsonOpt = False
 ) -> None:
     """The records a wallet owns (confirmed on chain)."""
+    from healthnft import operations as ops
+
     with _network() as net:
-        net.participant(owner)
-        rows = net.wallet().list(owner)
+        rows = ops.list_records(net, owner)
     if as_json:
         _emit([{k: r[k] for k in ("token_id", "category", "resource_type", "status")}
                for r in rows])  # fmt: skip
@@ -280,8 +281,10 @@ def wallet_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Decrypt and show a record (as its owner)."""
+    from healthnft import operations as ops
+
     with _network() as net:
-        owner = _current_owner(net, token_id)
+        owner = ops.current_owner(net, token_id)
         rec = net.wallet().open(token_id, net.identity(owner, passphrase))
     if as_json:
         _emit({"token_id": rec.token_id, "meta": rec.meta, "resource": rec.resource})
@@ -292,19 +295,6 @@ def wallet_show(
         out.print_json(data=rec.resource)
 
 
-def _current_owner(net: Network, token_id: int) -> str:
-    """The token's owner on chain, or a clear error saying why there is none."""
-    owner = net.ledger.owner_of(token_id)
-    if owner is not None:
-        return owner
-    if 0 < token_id < net.ledger.next_token_id():
-        from healthnft.errors import AccessDenied
-        from healthnft.wallet.wallet import BURNED
-
-        raise AccessDenied(f"token {token_id}: {BURNED}")
-    raise UnknownParticipant(f"token {token_id} does not exist")
-
-
 @app.command()
 def verify(
     token_id: Annotated[int, typer.Argument(help="Token id.")],
@@ -312,15 +302,10 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a record against the chain: commitment, Merkle proof, root and owner."""
+    from healthnft import operations as ops
+
     with _network() as net:
-        owner = net.ledger.owner_of(token_id)
-        reader = None
-        if owner is not None and net.has_key(owner):
-            try:
-                reader = net.identity(owner, passphrase)
-            except HealthNFTError:
-                reader = None
-        result = net.wallet().verify(token_id, reader)
+        result = ops.verify_record(net, token_id, passphrase)
     if as_json:
         _emit({"valid": result.valid, "reason": result.reason})
     else:
@@ -342,20 +327,12 @@ def transfer(
     The old owner's keys open nothing afterwards. What they already saw cannot be
     taken back.
     """
-    from healthnft.wallet.actions import OwnerActions
+    from healthnft import operations as ops
 
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        recipient = net.participant(to)
-        row = net.catalog.record(token_id)
-        if row is None:
-            raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
-        _, _, issuer_key = net.ledger.participant(row.issuer)
-        OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).transfer(
-            ident, token_id, recipient.address, recipient.enc_key, issuer_key
-        )
-    info = {"token_id": token_id, "owner": recipient.address}
-    _emit(info) if as_json else out.print(f"token {token_id} now belongs to {recipient.address}")
+        new_owner = ops.transfer(net, owner, token_id, to, passphrase)
+    info = {"token_id": token_id, "owner": new_owner}
+    _emit(info) if as_json else out.print(f"token {token_id} now belongs to {new_owner}")
 
 
 @app.command()
@@ -371,13 +348,12 @@ def burn(
     Irreversible: nobody (you, the hospital, any grantee) can recover it afterwards.
     It cannot take back what a reader already saw.
     """
-    from healthnft.wallet.actions import OwnerActions
+    from healthnft import operations as ops
 
     if not yes:
         raise HealthNFTError("burning is irreversible: add --yes to confirm")
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).burn(ident, token_id)
+        ops.burn(net, owner, token_id, passphrase)
     info = {"token_id": token_id, "burned": True}
     _emit(info) if as_json else out.print(f"token {token_id} burned; its record is unrecoverable")
 
@@ -398,33 +374,22 @@ def share(
 
     Revoking later stops new access; it cannot take back what the grantee already saw.
     """
-    import time
-
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     if not owner or not to or not purpose:
         raise HealthNFTError("--owner, --to and --purpose are required")
     if bool(token_ids) == bool(category):
         raise HealthNFTError("give token ids or --category, not both")
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        grantee = net.participant(to)
-        expires = int(time.time()) + days * 86400
-        consent = Consent(net.ledger)
-        if category:
-            gid = consent.share_category(ident.account, grantee.address, category, purpose,
-                                         expires, deidentified_only)  # fmt: skip
-            what = f"all {category} records"
-        else:
-            gid = consent.share_tokens(ident.account, grantee.address, list(token_ids or []),
-                                       purpose, expires, deidentified_only)  # fmt: skip
-            what = f"{len(token_ids or [])} record(s)"
-    info = {"grant_id": gid, "grantee": grantee.address, "purpose": purpose, "expires": expires}
+        g = ops.share(net, owner, to, purpose, days, token_ids=list(token_ids or []) or None,
+                      category=category, deidentified_only=deidentified_only,
+                      passphrase=passphrase)  # fmt: skip
+    what = f"all {category} records" if category else f"{len(token_ids or [])} record(s)"
     if as_json:
-        _emit(info)
+        _emit({k: g[k] for k in ("grant_id", "grantee", "purpose", "expires")})
     else:
-        out.print(f"grant {gid}: {grantee.kind} {grantee.address} may read {what} for "
-                  f"{purpose} for {days} days (revoking later cannot take back what was "
+        out.print(f"grant {g['grant_id']}: {g['grantee_kind']} {g['grantee']} may read {what} "
+                  f"for {purpose} for {days} days (revoking later cannot take back what was "
                   "already read)")  # fmt: skip
 
 
@@ -436,11 +401,10 @@ def revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """End a grant now: no key is released under it afterwards."""
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        Consent(net.ledger).revoke(ident.account, grant_id)
+        ops.revoke(net, owner, grant_id, passphrase)
     _emit({"grant_id": grant_id, "revoked": True}) if as_json else out.print(
         f"grant {grant_id} revoked"
     )
@@ -454,19 +418,10 @@ def open_record(
     as_json: JsonOpt = False,
 ) -> None:
     """Open a record as a participant: its owner, or a grantee through the custodians."""
-    from healthnft.consent import open_as_grantee
+    from healthnft import operations as ops
 
     with _network() as net:
-        reader = net.identity(net.participant(as_address).address, passphrase)
-        owner = net.ledger.owner_of(token_id)
-        if owner is not None and owner.lower() == reader.address.lower():
-            rec = net.wallet().open(token_id, reader)
-        else:
-            custody = net.custodians()
-            if custody is None:
-                raise HealthNFTError("this network has no key custodians: sharing needs them")
-            rec = open_as_grantee(reader, token_id, net.custodian_services(), custody.threshold,
-                                  net.ledger, net.catalog, net.blobs)  # fmt: skip
+        rec = ops.open_record(net, as_address, token_id, passphrase)
     if as_json:
         _emit({"token_id": rec.token_id, "meta": {k: v for k, v in rec.meta.items()
                                                    if k != "attestation"},
@@ -474,13 +429,6 @@ def open_record(
     else:
         out.print(f"token {rec.token_id}: {rec.meta['resource_type']} ({rec.meta['category']})")
         out.print_json(data=rec.resource)
-
-
-def _request_view(req: Any) -> dict[str, Any]:
-    return {"request_id": req.request_id, "requester": req.requester, "owner": req.owner,
-            "token_id": req.token_id, "category": req.category, "purpose": req.purpose,
-            "days": req.duration // 86400, "reward_wei": req.escrow, "state": req.state,
-            "grant_id": req.grant_id}  # fmt: skip
 
 
 @app.command()
@@ -497,23 +445,18 @@ def request(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask a patient for access; a matching consent policy grants it at once."""
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     if (token_id is None) == (category is None):
         raise HealthNFTError("give --token-id or --category")
     with _network() as net:
-        asker = net.identity(net.participant(as_address).address, passphrase)
-        consent = Consent(net.ledger)
-        rid = consent.request(asker.account, net.participant(owner).address, purpose=purpose,
-                              duration=days * 86400, token_id=token_id, category=category,
-                              reward_wei=reward_wei)  # fmt: skip
-        if reason:  # free text never goes on chain
-            net.catalog.note_request_reason(rid, reason)
-        info = _request_view(consent.get_request(rid))
+        info = ops.request_access(net, as_address, owner, purpose, days=days, token_id=token_id,
+                                  category=category, reward_wei=reward_wei, reason=reason,
+                                  passphrase=passphrase)  # fmt: skip
     if as_json:
         _emit(info)
     else:
-        out.print(f"request {rid}: {info['state']}"
+        out.print(f"request {info['request_id']}: {info['state']}"
                   + (f" (grant {info['grant_id']})" if info["grant_id"] else ""))  # fmt: skip
 
 
@@ -522,18 +465,10 @@ def list_requests(
     owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
 ) -> None:
     """Requests made to a patient, with their state."""
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     with _network() as net:
-        consent = Consent(net.ledger)
-        who = net.participant(owner).address
-        rows = []
-        for ev in consent.contract.events.AccessRequested().get_logs(
-            from_block=0, argument_filters={"owner": who}
-        ):
-            view = _request_view(consent.get_request(int(ev["args"]["request_id"])))
-            view["reason"] = net.catalog.request_reason(view["request_id"])
-            rows.append(view)
+        rows = ops.requests_for(net, owner)
     if as_json:
         _emit(rows)
         return
@@ -553,11 +488,10 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant a pending request (its reward, if any, is paid to you)."""
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        gid = Consent(net.ledger).approve(ident.account, request_id, deidentified_only)
+        gid = ops.approve(net, owner, request_id, deidentified_only, passphrase)
     _emit({"request_id": request_id, "grant_id": gid}) if as_json else out.print(
         f"request {request_id} approved: grant {gid}"
     )
@@ -571,11 +505,10 @@ def decline(
     as_json: JsonOpt = False,
 ) -> None:
     """Decline a pending request (its reward is refunded to the requester)."""
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        Consent(net.ledger).decline(ident.account, request_id)
+        ops.decline(net, owner, request_id, passphrase)
     _emit({"request_id": request_id, "declined": True}) if as_json else out.print(
         f"request {request_id} declined"
     )
@@ -719,10 +652,10 @@ def access_log(
     """Every key release for the owner's records: who, which token, purpose, when."""
     from datetime import UTC, datetime
 
-    from healthnft.ledger.consent import Consent
+    from healthnft import operations as ops
 
     with _network() as net:
-        rows = Consent(net.ledger).access_log(net.participant(owner).address)
+        rows = ops.access_log(net, owner)
     if as_json:
         _emit(rows)
         return

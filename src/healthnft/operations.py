@@ -1,0 +1,320 @@
+"""What a participant does, one function per action, shared by the CLI and the HTTP API.
+
+Each function takes an open :class:`~healthnft.network.Network` and the
+*address* of the participant acting; it unlocks that participant's keystore in
+the home itself (with the home's passphrase), so a caller never handles keys.
+Both front ends call these and nothing lower, which keeps the two from drifting
+apart: a rule enforced here (only the owner may share, a grantee opens through
+the custodians) holds for the command line and the web alike.
+
+Errors are :class:`~healthnft.errors.HealthNFTError` subclasses with messages
+that name token ids and addresses, never record content.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import AccessDenied, HealthNFTError, UnknownParticipant
+from healthnft.wallet.wallet import BURNED, OpenedRecord, Verification
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+
+DAY = 86400
+
+
+def _unlock(net: Network, address: str, passphrase: str | None = None) -> Any:
+    return net.identity(net.participant(address).address, passphrase)
+
+
+def current_owner(net: Network, token_id: int) -> str:
+    """The token's owner on chain, or a clear error saying why there is none."""
+    owner = net.ledger.owner_of(token_id)
+    if owner is not None:
+        return owner
+    if 0 < token_id < net.ledger.next_token_id():
+        raise AccessDenied(f"token {token_id}: {BURNED}")
+    raise UnknownParticipant(f"token {token_id} does not exist")
+
+
+def list_records(net: Network, owner: str) -> list[dict[str, Any]]:
+    """The records ``owner`` holds, each confirmed on chain."""
+    net.participant(owner)
+    return net.wallet().list(owner)
+
+
+def open_record(net: Network, reader: str, token_id: int,
+                passphrase: str | None = None) -> OpenedRecord:  # fmt: skip
+    """Open a record as ``reader``: its owner directly, a grantee through the custodians."""
+    from healthnft.consent import open_as_grantee
+
+    ident = _unlock(net, reader, passphrase)
+    owner = net.ledger.owner_of(token_id)
+    if owner is not None and owner.lower() == ident.address.lower():
+        return net.wallet().open(token_id, ident)
+    custody = net.custodians()
+    if custody is None:
+        raise HealthNFTError("this network has no key custodians: sharing needs them")
+    return open_as_grantee(ident, token_id, net.custodian_services(), custody.threshold,
+                           net.ledger, net.catalog, net.blobs)  # fmt: skip
+
+
+def verify_record(net: Network, token_id: int, passphrase: str | None = None) -> Verification:
+    """Check a record against the chain; with the owner's key in the home, its content too."""
+    owner = net.ledger.owner_of(token_id)
+    reader = None
+    if owner is not None and net.has_key(owner):
+        try:
+            reader = net.identity(owner, passphrase)
+        except HealthNFTError:
+            reader = None
+    return net.wallet().verify(token_id, reader)
+
+
+def share(
+    net: Network,
+    owner: str,
+    to: str,
+    purpose: str,
+    days: int,
+    *,
+    token_ids: list[int] | None = None,
+    category: str | None = None,
+    deidentified_only: bool = False,
+    passphrase: str | None = None,
+) -> dict[str, Any]:
+    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``."""
+    from healthnft.ledger.consent import Consent
+
+    if bool(token_ids) == bool(category):
+        raise HealthNFTError("give token ids or a category, not both")
+    if days < 1:
+        raise HealthNFTError("a grant lasts at least one day")
+    ident = _unlock(net, owner, passphrase)
+    grantee = net.participant(to)
+    if grantee.address.lower() == ident.address.lower():
+        raise HealthNFTError("you cannot share a record with yourself")
+    if token_ids:
+        owners = net.ledger.owners_of(list(token_ids))
+        for tid, holder in zip(token_ids, owners, strict=True):
+            if holder is None or holder.lower() != ident.address.lower():
+                raise AccessDenied(f"token {tid}: only its owner can share it")
+    expires = int(time.time()) + days * DAY
+    consent = Consent(net.ledger)
+    if category:
+        gid = consent.share_category(ident.account, grantee.address, category, purpose,
+                                     expires, deidentified_only)  # fmt: skip
+    else:
+        gid = consent.share_tokens(ident.account, grantee.address, list(token_ids or []),
+                                   purpose, expires, deidentified_only)  # fmt: skip
+    return {"grant_id": gid, "grantee": grantee.address, "grantee_kind": grantee.kind,
+            "purpose": purpose, "expires": expires, "category": category,
+            "token_ids": list(token_ids or [])}  # fmt: skip
+
+
+def revoke(net: Network, owner: str, grant_id: int, passphrase: str | None = None) -> None:
+    """End a grant now: no custodian releases a key under it afterwards."""
+    from healthnft.ledger.consent import Consent
+
+    ident = _unlock(net, owner, passphrase)
+    consent = Consent(net.ledger)
+    grant = consent.grant(grant_id)
+    if grant is None or grant.owner.lower() != ident.address.lower():
+        raise AccessDenied(f"grant {grant_id}: no such grant of yours")
+    consent.revoke(ident.account, grant_id)
+
+
+def grants_of(net: Network, owner: str) -> list[dict[str, Any]]:
+    """The grants ``owner`` made, newest first, with whether each still holds."""
+    from healthnft.ledger.consent import Consent
+
+    who = net.participant(owner).address
+    consent = Consent(net.ledger)
+    now = int(time.time())
+    rows = []
+    for ev in consent.contract.events.GrantCreated().get_logs(
+        from_block=0, argument_filters={"owner": who}
+    ):
+        grant = consent.grant(int(ev["args"]["grant_id"]))
+        if grant is None:
+            continue
+        state = "revoked" if grant.revoked else ("expired" if grant.expires <= now else "active")
+        local = net.catalog.participant(grant.grantee)
+        kind, _, _ = net.ledger.participant(grant.grantee)
+        rows.append({"grant_id": grant.grant_id, "grantee": grant.grantee,
+                     "grantee_kind": kind, "grantee_name": local.label if local else "",
+                     "category": grant.category,
+                     "token_ids": _granted_tokens(consent, grant, ev["transactionHash"]),
+                     "purpose": grant.purpose, "expires": grant.expires,
+                     "deidentified_only": grant.deidentified_only, "state": state})  # fmt: skip
+    return sorted(rows, key=lambda r: -r["grant_id"])
+
+
+def _granted_tokens(consent: Any, grant: Any, tx_hash: Any) -> list[int]:
+    """Which tokens a token grant covers, read back from the transaction that made it.
+
+    The contract keeps them in a map it cannot enumerate, so the creating call's
+    input is decoded instead (``share_tokens``, a request auto-approved by a
+    policy, or the approval of a request).
+    """
+    if grant.category is not None:
+        return []
+    tx = consent.ledger.w3.eth.get_transaction(tx_hash)
+    try:
+        fn, args = consent.contract.decode_function_input(tx["input"])
+    except ValueError:
+        return []
+    if fn.fn_name == "share_tokens":
+        return [int(t) for t in args["token_ids"]]
+    if fn.fn_name == "request":
+        return [int(args["token_id"])] if args["token_id"] else []
+    if fn.fn_name == "approve":
+        req = consent.get_request(int(args["request_id"]))
+        return [req.token_id] if req and req.token_id else []
+    return []
+
+
+def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
+    """Records ``grantee`` may open now under live grants (for institutions' pages)."""
+    from healthnft.consent.custodian import grants_for
+
+    who = net.participant(grantee).address
+    from healthnft.ledger.consent import Consent
+
+    consent = Consent(net.ledger)
+    owners: set[str] = set()
+    for ev in consent.contract.events.GrantCreated().get_logs(
+        from_block=0, argument_filters={"grantee": who}
+    ):
+        owners.add(ev["args"]["owner"])
+    out = []
+    for owner in sorted(owners):
+        for row in net.catalog.records_of(owner):
+            if row.status == "burned":
+                continue
+            if grants_for(net.ledger, who, row.token_id, row.category):
+                out.append({"token_id": row.token_id, "owner": owner, "category": row.category,
+                            "resource_type": row.resource_type,
+                            "effective_date": row.effective_date})  # fmt: skip
+    return out
+
+
+def transfer(net: Network, owner: str, token_id: int, to: str,
+             passphrase: str | None = None) -> str:  # fmt: skip
+    """Give a record to a registered participant, re-encrypted so only they can open it."""
+    from healthnft.wallet.actions import OwnerActions
+
+    ident = _unlock(net, owner, passphrase)
+    recipient = net.participant(to)
+    row = net.catalog.record(token_id)
+    if row is None:
+        raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
+    _, _, issuer_key = net.ledger.participant(row.issuer)
+    OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).transfer(
+        ident, token_id, recipient.address, recipient.enc_key, issuer_key
+    )
+    return recipient.address
+
+
+def burn(net: Network, owner: str, token_id: int, passphrase: str | None = None) -> None:
+    """Burn the token and crypto-shred its record (irreversible, idempotent)."""
+    from healthnft.wallet.actions import OwnerActions
+
+    ident = _unlock(net, owner, passphrase)
+    OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).burn(ident, token_id)
+
+
+def request_view(req: Any) -> dict[str, Any]:
+    """An on-chain access request as plain JSON."""
+    return {"request_id": req.request_id, "requester": req.requester, "owner": req.owner,
+            "token_id": req.token_id, "category": req.category, "purpose": req.purpose,
+            "days": req.duration // DAY, "reward_wei": req.escrow, "state": req.state,
+            "grant_id": req.grant_id}  # fmt: skip
+
+
+def request_access(net: Network, requester: str, owner: str, purpose: str, *, days: int = 30,
+                   token_id: int | None = None, category: str | None = None,
+                   reward_wei: int = 0, reason: str = "",
+                   passphrase: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Ask a patient for access; a matching consent policy grants it at once.
+
+    The free-text reason stays in this home, never on chain.
+    """
+    from healthnft.ledger.consent import Consent
+
+    if (token_id is None) == (category is None):
+        raise HealthNFTError("give a token id or a category")
+    asker = _unlock(net, requester, passphrase)
+    consent = Consent(net.ledger)
+    rid = consent.request(asker.account, net.participant(owner).address, purpose=purpose,
+                          duration=days * DAY, token_id=token_id, category=category,
+                          reward_wei=reward_wei)  # fmt: skip
+    if reason:
+        net.catalog.note_request_reason(rid, reason)
+    return request_view(consent.get_request(rid))
+
+
+def requests_for(net: Network, owner: str) -> list[dict[str, Any]]:
+    """Requests made to ``owner``, with their state and the off-chain reason."""
+    from healthnft.ledger.consent import Consent
+
+    consent = Consent(net.ledger)
+    who = net.participant(owner).address
+    rows = []
+    for ev in consent.contract.events.AccessRequested().get_logs(
+        from_block=0, argument_filters={"owner": who}
+    ):
+        view = request_view(consent.get_request(int(ev["args"]["request_id"])))
+        view["reason"] = net.catalog.request_reason(view["request_id"])
+        rows.append(view)
+    return rows
+
+
+def requests_by(net: Network, requester: str) -> list[dict[str, Any]]:
+    """Requests ``requester`` made, with their state."""
+    from healthnft.ledger.consent import Consent
+
+    consent = Consent(net.ledger)
+    who = net.participant(requester).address
+    return [
+        request_view(consent.get_request(int(ev["args"]["request_id"])))
+        for ev in consent.contract.events.AccessRequested().get_logs(
+            from_block=0, argument_filters={"requester": who}
+        )
+    ]
+
+
+def _own_request(net: Network, owner_address: str, request_id: int) -> None:
+    from healthnft.ledger.consent import Consent
+
+    req = Consent(net.ledger).get_request(request_id)
+    if req is None or req.owner.lower() != owner_address.lower():
+        raise AccessDenied(f"request {request_id}: no such request to you")
+
+
+def approve(net: Network, owner: str, request_id: int, deidentified_only: bool = False,
+            passphrase: str | None = None) -> int:  # fmt: skip
+    """Grant a pending request; any reward in escrow is paid to the patient."""
+    from healthnft.ledger.consent import Consent
+
+    ident = _unlock(net, owner, passphrase)
+    _own_request(net, ident.address, request_id)
+    return Consent(net.ledger).approve(ident.account, request_id, deidentified_only)
+
+
+def decline(net: Network, owner: str, request_id: int, passphrase: str | None = None) -> None:
+    """Decline a pending request; any reward is refunded to the requester."""
+    from healthnft.ledger.consent import Consent
+
+    ident = _unlock(net, owner, passphrase)
+    _own_request(net, ident.address, request_id)
+    Consent(net.ledger).decline(ident.account, request_id)
+
+
+def access_log(net: Network, owner: str) -> list[dict[str, Any]]:
+    """Every key release for ``owner``'s records: who, which token, purpose, when."""
+    from healthnft.ledger.consent import Consent
+
+    return Consent(net.ledger).access_log(net.participant(owner).address)
