@@ -795,9 +795,15 @@ def credential_verify(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a record's issuer attestation, or a credential file, against the chain."""
+    """Verify a record's issuer attestation, or a credential file, against the chain.
+
+    A file (identity credential or record attestation) is checked as ``verify TOKEN_ID``
+    checks a record's: signature and validity, then the issuer's DID bound on chain to
+    a registered hospital, no on-chain revocation, and the patient DID bound to the
+    wallet it names.
+    """
     from healthnft.credentials.vc import verify_credential
-    from healthnft.minting.attestation import hospital_did_check, revocation_check
+    from healthnft.minting.attestation import ChainTrust
 
     result: dict[str, Any]
     with _network() as net:
@@ -815,14 +821,9 @@ def credential_verify(
                       "id": cred.get("id"), "issuer": cred.get("issuer"),
                       "type": cred.get("type")}  # fmt: skip
         else:
-            from healthnft.credentials.vc import PATIENT_IDENTITY_TYPE, verify_identity
-
             jws = _read_jws(Path(target))
             try:
-                cred = verify_credential(jws)
-                if PATIENT_IDENTITY_TYPE in cred.get("type", []):
-                    verify_identity(jws, is_issuer=hospital_did_check(net.ledger),
-                                    is_revoked=revocation_check(net.ledger))  # fmt: skip
+                cred = ChainTrust(net.ledger).verify(jws)
                 result = {"valid": True, "reason": "valid", "id": cred.get("id"),
                           "issuer": cred.get("issuer"), "type": cred.get("type")}  # fmt: skip
             except HealthNFTError as exc:
@@ -887,12 +888,18 @@ def credential_check_presentation(
     domain: Annotated[str, typer.Option(help="The domain the challenge was issued for.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a presentation against a challenge issued here; a replay is refused."""
+    """Verify a presentation against a challenge issued here; a replay is refused.
+
+    Signatures are not enough (anyone can make a did:key): every credential's issuer
+    must be a hospital with the issuer role on chain, none may be revoked or expired,
+    and an identity credential's holder must be the DID bound to the wallet it names.
+    """
     import base64
 
     import orjson
 
-    from healthnft.credentials.vc import ChallengeStore, verify_presentation
+    from healthnft.credentials.vc import ChallengeStore
+    from healthnft.minting.attestation import ChainTrust
 
     jws = _read_jws(file)
     try:
@@ -901,8 +908,10 @@ def credential_check_presentation(
     except (IndexError, KeyError, ValueError, TypeError, orjson.JSONDecodeError):
         raise HealthNFTError(f"{file.name}: not a presentation") from None
     try:
-        with ChallengeStore(state.home / "challenges.sqlite") as store:
-            vp = verify_presentation(jws, challenge=str(nonce), domain=domain, challenges=store)
+        with _network() as net, ChallengeStore(state.home / "challenges.sqlite") as store:
+            vp = ChainTrust(net.ledger).verify_presentation(
+                jws, challenge=str(nonce), domain=domain, challenges=store
+            )
         result = {"valid": True, "reason": "valid", "holder": vp.holder,
                   "credentials": len(vp.credentials)}  # fmt: skip
     except HealthNFTError as exc:

@@ -89,6 +89,8 @@ __all__ = [
     "ed25519_from_secret",
     "issue_credential",
     "issue_identity",
+    "issuer_of",
+    "patient_binding",
     "verify_credential",
     "verify_identity",
     "verify_presentation",
@@ -296,6 +298,29 @@ def _issuer_id(credential: Mapping[str, Any]) -> str:
     if not isinstance(issuer, str) or not issuer:
         raise CredentialRejected("malformed credential: no issuer")
     return issuer
+
+
+def issuer_of(credential: Mapping[str, Any]) -> str:
+    """The issuer DID of a credential (``issuer`` or ``issuer.id``)."""
+    return _issuer_id(credential)
+
+
+def patient_binding(credential: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(patient DID, wallet) of a credential that binds a patient to a wallet, else None.
+
+    Both of healthnft's credential types do: a PatientWalletCredential is nothing but
+    that binding, and a HealthRecordAttestation names the patient and wallet it was
+    minted to. A verifier checks the pair against the DID bound on chain to the wallet,
+    so a credential naming someone else's wallet is refused.
+    """
+    types = _types(credential, "credential")
+    if PATIENT_IDENTITY_TYPE not in types and RECORD_ATTESTATION_TYPE not in types:
+        return None
+    subjects = _subjects(credential)
+    if len(subjects) != 1:
+        raise CredentialRejected("malformed credential: patient credential has several subjects")
+    _check_patient(subjects[0], None, None)
+    return subjects[0]["id"], subjects[0]["wallet"]
 
 
 def _subjects(credential: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -6,16 +6,33 @@ a registered hospital in the ParticipantRegistry, the patient's did:key is the
 one bound to the wallet, and the issuer has not revoked it. This module turns
 those chain lookups into the callables the credential layer asks for, batching
 revocation lookups (one call per 1,024 credentials).
+
+The credential layer alone only proves *some* did:key signed; anyone can mint a
+did:key. So every path that accepts a credential from outside — a file given to
+``credential verify``, each credential inside a presentation — goes through
+:meth:`ChainTrust.check_credential` as well, which asks the chain who that DID is.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from healthnft.credentials.did import did_key_ed25519
-from healthnft.credentials.vc import attest_record, credential_hash, verify_record_attestation
+from healthnft.credentials.vc import (
+    PATIENT_IDENTITY_TYPE,
+    ChallengeStore,
+    Presentation,
+    attest_record,
+    credential_hash,
+    issuer_of,
+    patient_binding,
+    verify_credential,
+    verify_presentation,
+    verify_record_attestation,
+)
 from healthnft.errors import CredentialRejected
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
@@ -52,12 +69,18 @@ def issuer_attestor(issuer: Identity) -> Attestor:
     return attest
 
 
-def attestation_id(jws: str) -> str | None:
-    """The credential id inside an attestation, read without trusting it."""
+def attestation_id(jws: object) -> str | None:
+    """The credential id inside an attestation, read without trusting it.
+
+    Anything that is not a string (an attestor that returned None) has no id; the
+    verification that follows refuses it with a clear reason.
+    """
     import base64
 
     import orjson
 
+    if not isinstance(jws, str):
+        return None
     try:
         payload = jws.split(".")[1]
         data = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -110,6 +133,90 @@ class ChainTrust:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+
+    def check_credential(
+        self, credential: Mapping[str, Any], *, require_current_issuer: bool
+    ) -> None:
+        """Refuse an already signature-checked credential the chain does not vouch for.
+
+        In order: the issuer DID is bound on chain to an active registered hospital
+        (with the issuer role now, when ``require_current_issuer``); the credential has
+        an id and its issuer has not revoked it on chain; a credential binding a patient
+        to a wallet (identity, record attestation) names the DID bound on chain to that
+        wallet. Expiry is :func:`verify_credential`'s job and is done before this.
+        Raises :class:`CredentialRejected` with a one-line reason naming the check.
+        """
+        address = did_address(self.ledger, issuer_of(credential))
+        if address is None:
+            raise CredentialRejected("issuer DID is not bound on chain to any participant")
+        kind, active, _ = self.ledger.participant(address)
+        if kind != "hospital" or not active:
+            raise CredentialRejected("issuer DID is not bound on chain to a registered hospital")
+        if require_current_issuer and not self.ledger.is_issuer(address):
+            raise CredentialRejected("issuer does not hold the issuer role on chain")
+        credential_id = credential.get("id")
+        if not isinstance(credential_id, str) or not credential_id:
+            raise CredentialRejected("malformed credential: no id, so revocation cannot be checked")
+        if self.ledger.is_revoked(address, credential_hash(credential_id)):
+            raise CredentialRejected("revoked")
+        binding = patient_binding(credential)
+        if binding is not None:
+            subject_did, wallet = binding
+            if bound_did(self.ledger, wallet) != subject_did:
+                raise CredentialRejected(
+                    "its patient DID is not the one bound on chain to the wallet it names"
+                )
+
+    def verify(
+        self, jws: str, *, require_current_issuer: bool = False, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """:func:`verify_credential` (signature, shape, validity window), then the chain.
+
+        ``require_current_issuer`` is off by default, as for ``verify TOKEN_ID``: what a
+        hospital attested while it could mint stays true after it loses the role.
+        """
+        credential = verify_credential(jws, now=now)
+        self.check_credential(credential, require_current_issuer=require_current_issuer)
+        return credential
+
+    def verify_presentation(
+        self,
+        jws: str,
+        *,
+        challenge: str,
+        domain: str,
+        challenges: ChallengeStore | None = None,
+        now: datetime | None = None,
+    ) -> Presentation:
+        """A presentation whose holder, and every credential it carries, the chain backs.
+
+        After :func:`~healthnft.credentials.vc.verify_presentation` (holder signature,
+        challenge, domain, each credential's signature and validity window, subjects
+        naming the holder), each credential goes through :meth:`check_credential` with
+        the issuer role required — a presentation is a claim made now, so an issuer
+        that lost the role no longer vouches — and for an identity credential the
+        holder must be the DID bound on chain to the wallet it names. Refusals read
+        ``"credential <n>: <reason>"``. The challenge is consumed only when all of
+        this holds, so a refused presentation leaves it for a corrected one.
+        """
+        vp = verify_presentation(jws, challenge=challenge, domain=domain, now=now)
+        for n, credential in enumerate(vp.credentials, 1):
+            try:
+                self.check_credential(credential, require_current_issuer=True)
+                types = credential.get("type")
+                types = [types] if isinstance(types, str) else types
+                binding = patient_binding(credential)
+                if PATIENT_IDENTITY_TYPE in types and (
+                    binding is None or bound_did(self.ledger, binding[1]) != vp.holder
+                ):
+                    raise CredentialRejected(
+                        "the holder is not the DID bound on chain to the wallet it names"
+                    )
+            except CredentialRejected as exc:
+                raise CredentialRejected(f"credential {n}: {exc}") from None
+        if challenges is not None:
+            challenges.consume(challenge, domain)
+        return vp
 
     def check_batch(
         self,
