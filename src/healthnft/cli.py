@@ -314,6 +314,10 @@ def verify(
     raise typer.Exit(0 if result.valid else 1)
 
 
+#: Said on every transfer: re-encryption protects the future, not the past.
+TRANSFER_NOTE = "transfer stops future access; it cannot take back what was already read"
+
+
 @app.command()
 def transfer(
     token_id: Annotated[int, typer.Argument(help="Token id.")],
@@ -331,8 +335,10 @@ def transfer(
 
     with _network() as net:
         new_owner = ops.transfer(net, owner, token_id, to, passphrase)
-    info = {"token_id": token_id, "owner": new_owner}
-    _emit(info) if as_json else out.print(f"token {token_id} now belongs to {new_owner}")
+    info = {"token_id": token_id, "owner": new_owner, "note": TRANSFER_NOTE}
+    _emit(info) if as_json else out.print(
+        f"token {token_id} now belongs to {new_owner} ({TRANSFER_NOTE})"
+    )
 
 
 @app.command()
@@ -417,11 +423,25 @@ def open_record(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open a record as a participant: its owner, or a grantee through the custodians."""
+    """Open a record as a participant: its owner, or a grantee through the custodians.
+
+    A burned record is reported as burned only to its last owner and to grantees
+    who could open it then; anyone else gets the refusal a stranger gets.
+    """
     from healthnft import operations as ops
+    from healthnft.errors import AccessDenied, CredentialRejected
+    from healthnft.wallet.wallet import BURNED
 
     with _network() as net:
-        rec = ops.open_record(net, as_address, token_id, passphrase)
+        try:
+            rec = ops.open_record(net, as_address, token_id, passphrase)
+        except HealthNFTError as exc:
+            # Reached only after the reader's keystore opened: they are who they claim.
+            if isinstance(exc, CredentialRejected | UnknownParticipant):
+                raise
+            if net.wallet().could_see_burned(token_id, net.participant(as_address).address):
+                raise AccessDenied(f"token {token_id}: {BURNED}") from None
+            raise
     if as_json:
         _emit({"token_id": rec.token_id, "meta": {k: v for k, v in rec.meta.items()
                                                    if k != "attestation"},
@@ -580,6 +600,7 @@ def policy_remove(
     index: Annotated[int, typer.Argument(help="The policy number.")],
     owner: Annotated[str, typer.Option(help="The patient.")],
     passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Turn a policy off (grants it made stay until revoked)."""
     from healthnft.ledger.consent import Consent
@@ -587,7 +608,9 @@ def policy_remove(
     with _network() as net:
         ident = net.identity(net.participant(owner).address, passphrase)
         Consent(net.ledger).remove_policy(ident.account, index)
-    out.print(f"policy {index} removed")
+    _emit({"policy": index, "removed": True}) if as_json else out.print(
+        f"policy {index} removed"
+    )
 
 
 @app.command("approve-amendment")
@@ -596,13 +619,15 @@ def approve_amendment(
     owner: Annotated[str, typer.Option(help="The patient.")],
     issuer: Annotated[str, typer.Option(help="The hospital allowed to correct it.")],
     passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Allow a hospital to supersede one of your records with a corrected version."""
     with _network() as net:
         ident = net.identity(net.participant(owner).address, passphrase)
         hospital = net.issuer_by_name(issuer)
         net.ledger.approve_amendment(ident.account, token_id, hospital.address)
-    out.print(f"{issuer} may now correct token {token_id}")
+    info = {"token_id": token_id, "issuer": hospital.address, "approved": True}
+    _emit(info) if as_json else out.print(f"{issuer} may now correct token {token_id}")
 
 
 @app.command()
@@ -694,13 +719,33 @@ def shc_verify(
             help="ISS=FOLDER: trust issuer ISS with FOLDER/.well-known/jwks.json (and crl/).",
         ),
     ] = None,
+    fetch_keys: Annotated[
+        bool,
+        typer.Option(
+            "--fetch-keys",
+            help="For an issuer in no --issuer-keys folder, fetch ISS/.well-known/jwks.json "
+            "(and its CRL) over HTTPS. Off by default: verification is offline.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify SMART Health Cards offline: signature, issuer, revocation, FHIR content."""
-    from healthnft.credentials import TrustStore, read_card_inputs, verify_card
+    """Verify SMART Health Cards: signature, issuer, revocation, FHIR content.
 
-    trust = TrustStore.from_pairs(issuer_keys or [])
-    results = [verify_card(jws, trust).as_dict() for jws in read_card_inputs(files)]
+    Offline unless --fetch-keys: then an issuer's published keys prove who signed, and
+    the verdict names that issuer (whether to trust it is still yours to decide).
+    """
+    from healthnft.credentials import HttpIssuer, TrustStore, read_card_inputs, verify_card
+
+    try:
+        trust = TrustStore.from_pairs(issuer_keys or [], fetch=HttpIssuer if fetch_keys else None)
+        cards = read_card_inputs(files)
+    except HealthNFTError as exc:
+        if not as_json:
+            raise
+        # Scripts read one JSON verdict whatever went wrong (unreadable input included).
+        _emit({"valid": False, "reason": str(exc), "iss": "", "resource_types": []})
+        raise typer.Exit(exc.exit_code) from None
+    results = [verify_card(jws, trust).as_dict() for jws in cards]
     ok = bool(results) and all(r["valid"] for r in results)
     if as_json:
         _emit(results[0] if len(results) == 1 else results)
@@ -950,6 +995,34 @@ def wallet_present(
         out_file.write_text(vp + "\n")
     else:
         sys.stdout.write(vp + "\n")
+
+
+# -- the web wallet and network service ----------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    session_minutes: Annotated[int, typer.Option(help="How long a sign-in lasts.")] = 30,
+    passphrase: PassOpt = None,
+) -> None:
+    """Serve the web health wallet and its API (OpenAPI at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from healthnft.api import create_app
+
+    web = create_app(state.home, passphrase=passphrase, session_ttl_s=session_minutes * 60)
+    net = web.state.home.net
+    url = f"http://{host}:{port}/"
+    err.print(f"healthnft web wallet for {state.home} at {url} (API docs: {url}docs)")
+    if net.is_demo:
+        patients = [p for p in net.catalog.participants() if p.kind == "patient"]
+        if patients:
+            err.print(f"demo: open {url}, choose a demo wallet (e.g. {patients[0].address}) "
+                      "and sign in; demo keystores are unlocked in the browser with the "
+                      "documented passphrase 'healthnft-demo'")  # fmt: skip
+    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
 
 
 def main() -> None:

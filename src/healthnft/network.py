@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class Network:
     ledger: Ledger
     catalog: Catalog
     blobs: SqliteBlobStore
+    #: A long-running service sets this to keep unlocked keys in memory instead of
+    #: paying scrypt on every request; the CLI, one command per process, does not.
+    remember_keys: bool = False
+    _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
 
     # -- opening ----------------------------------------------------------
 
@@ -130,7 +134,18 @@ class Network:
         )
 
     def identity(self, address: str, passphrase: str | None = None) -> Identity:
-        return keys.read_keystore(self.home / "keystore", address, self.passphrase(passphrase))
+        secret = self.passphrase(passphrase)
+        cache_key = (address.lower(), secret)
+        if cache_key in self._unlocked:
+            return self._unlocked[cache_key]
+        ident = keys.read_keystore(self.home / "keystore", address, secret)
+        if self.remember_keys:
+            self._unlocked[cache_key] = ident
+        return ident
+
+    def forget_keys(self) -> None:
+        """Drop every unlocked key this object kept (``remember_keys``)."""
+        self._unlocked.clear()
 
     def admin(self, passphrase: str | None = None) -> Identity:
         return self.identity(self.config["admin"], passphrase)

@@ -1,0 +1,209 @@
+"""Plain-language views of FHIR records for people, not parsers.
+
+A patient reads "Blood test — Hemoglobin A1c 5.6 % — 12 Mar 2019", not a JSON
+tree. This module turns a decrypted resource into a one-line summary and, for
+measurements, a table of values with their reference ranges. It reads only the
+FHIR R4 fields Synthea and common EHR exports fill in, and falls back to the
+resource type and date when a record has none of them: a summary is never a
+reason to refuse a record. It runs after decryption, for the record's reader
+only; nothing it produces is logged or stored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+_KIND_WORDS = {
+    "laboratory": "Blood test",
+    "vital-signs": "Vital sign",
+    "immunization": "Vaccination",
+    "condition": "Condition",
+    "procedure": "Procedure",
+    "encounter": "Visit",
+    "claim": "Insurance claim",
+    "diagnostic-report": "Report",
+    "care-plan": "Care plan",
+    "care-team": "Care team",
+    "medication": "Medication",
+    "allergy": "Allergy",
+    "imaging": "Imaging",
+    "note": "Clinical note",
+    "demographics": "Your details",
+    "survey": "Questionnaire",
+    "social-history": "Social history",
+    "exam": "Examination",
+    "observation": "Observation",
+}
+
+_CATEGORY_TITLES = {
+    "laboratory": "Laboratory results",
+    "vital-signs": "Vital signs",
+    "immunization": "Vaccinations",
+    "condition": "Conditions",
+    "procedure": "Procedures",
+    "encounter": "Visits",
+    "claim": "Claims and billing",
+    "diagnostic-report": "Reports",
+    "medication": "Medications",
+    "imaging": "Imaging",
+    "note": "Clinical notes",
+    "demographics": "Personal details",
+}
+
+
+def category_title(category: str) -> str:
+    """A heading for a category ("laboratory" → "Laboratory results")."""
+    return _CATEGORY_TITLES.get(category, category.replace("-", " ").capitalize())
+
+
+def kind_word(category: str) -> str:
+    return _KIND_WORDS.get(category, category.replace("-", " ").capitalize())
+
+
+def human_date(value: str | None) -> str:
+    """"2019-03-12T08:00:00-05:00" → "12 Mar 2019"; partial dates as far as they go."""
+    if not value:
+        return ""
+    try:
+        if len(value) == 4:
+            return value
+        if len(value) == 7:
+            return datetime.strptime(value, "%Y-%m").strftime("%b %Y")
+        moment = (datetime.fromisoformat(value.replace("Z", "+00:00"))
+                  if "T" in value else date.fromisoformat(value[:10]))  # fmt: skip
+    except ValueError:
+        return value[:10]
+    return f"{moment.day} {moment.strftime('%b %Y')}"
+
+
+def _concept(value: Any) -> str:
+    """The readable name of a CodeableConcept (text, else the first display)."""
+    if not isinstance(value, dict):
+        return ""
+    if isinstance(value.get("text"), str) and value["text"].strip():
+        return value["text"].strip()
+    for coding in value.get("coding") or []:
+        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+            return coding["display"].strip()
+    return ""
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return text or "0"
+    return str(value)
+
+
+def _quantity(q: Any) -> str:
+    if not isinstance(q, dict) or "value" not in q:
+        return ""
+    unit = q.get("unit") or q.get("code") or ""
+    return f"{_number(q['value'])} {unit}".strip()
+
+
+def _value(obj: dict[str, Any]) -> str:
+    """An Observation's (or component's) value as text, whatever value[x] it uses."""
+    if "valueQuantity" in obj:
+        return _quantity(obj["valueQuantity"])
+    if "valueCodeableConcept" in obj:
+        return _concept(obj["valueCodeableConcept"])
+    for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime"):
+        if key in obj:
+            return str(obj[key])
+    return ""
+
+
+def _range(obj: dict[str, Any]) -> str:
+    for rng in obj.get("referenceRange") or []:
+        if not isinstance(rng, dict):
+            continue
+        low, high = _quantity(rng.get("low")), _quantity(rng.get("high"))
+        if low and high:
+            return f"{low} – {high}"
+        if low:
+            return f"≥ {low}"
+        if high:
+            return f"≤ {high}"
+        if isinstance(rng.get("text"), str):
+            return rng["text"]
+    return ""
+
+
+def _interpretation(obj: dict[str, Any]) -> str:
+    return ", ".join(filter(None, (_concept(i) for i in obj.get("interpretation") or [])))
+
+
+def record_date(resource: dict[str, Any]) -> str | None:
+    """The date a person would file this record under."""
+    for key in ("effectiveDateTime", "occurrenceDateTime", "issued", "recordedDate",
+                "onsetDateTime", "performedDateTime", "authoredOn", "created", "date",
+                "birthDate"):  # fmt: skip
+        if isinstance(resource.get(key), str):
+            return resource[key]
+    for key in ("effectivePeriod", "performedPeriod", "period", "billablePeriod"):
+        period = resource.get(key)
+        if isinstance(period, dict) and isinstance(period.get("start"), str):
+            return period["start"]
+    return None
+
+
+def _what(resource: dict[str, Any]) -> str:
+    rtype = resource.get("resourceType")
+    if rtype == "Observation":
+        name = _concept(resource.get("code"))
+        comps = [c for c in resource.get("component") or [] if isinstance(c, dict)]
+        if comps and all(_value(c) for c in comps):
+            values = [_value(c) for c in comps]
+            units = {v.split(" ", 1)[1] for v in values if " " in v}
+            if len(units) == 1:  # "120/80 mmHg"
+                return f"{name} {'/'.join(v.split(' ', 1)[0] for v in values)} {units.pop()}"
+            return f"{name}: " + ", ".join(values)
+        value = _value(resource)
+        return f"{name} {value}".strip()
+    if rtype == "Immunization":
+        return _concept(resource.get("vaccineCode"))
+    if rtype in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+        return _concept(resource.get("medicationCodeableConcept")) or "prescription"
+    if rtype == "Encounter":
+        types = resource.get("type") or []
+        return _concept(types[0]) if types else _concept(resource.get("class"))
+    if rtype in ("Claim", "ExplanationOfBenefit"):
+        total = resource.get("total")
+        if isinstance(total, dict):
+            return _quantity({"value": total.get("value"), "unit": total.get("currency", "")})
+        if isinstance(total, list) and total and isinstance(total[0], dict):
+            amount = total[0].get("amount") or {}
+            return _quantity({"value": amount.get("value"), "unit": amount.get("currency", "")})
+        return ""
+    if rtype == "Patient":
+        return "name, birth date and contact details"
+    if rtype == "DocumentReference":
+        return _concept(resource.get("type")) or (resource.get("description") or "")
+    for key in ("code", "type", "category"):
+        value = resource.get(key)
+        text = _concept(value[0] if isinstance(value, list) and value else value)
+        if text:
+            return text
+    return ""
+
+
+def summary(resource: dict[str, Any], category: str) -> str:
+    """One line: kind — what — when ("Blood test — Hemoglobin A1c 5.6 % — 12 Mar 2019")."""
+    parts = [kind_word(category), _what(resource), human_date(record_date(resource))]
+    return " — ".join(p for p in parts if p)
+
+
+def measurements(resource: dict[str, Any]) -> list[dict[str, str]]:
+    """Rows of (test, value, reference range, interpretation) for an Observation."""
+    if resource.get("resourceType") != "Observation":
+        return []
+    name = _concept(resource.get("code"))
+    comps = [c for c in resource.get("component") or [] if isinstance(c, dict)]
+    rows = [{"test": _concept(c.get("code")), "value": _value(c), "range": _range(c),
+             "interpretation": _interpretation(c)} for c in comps]  # fmt: skip
+    if _value(resource) or not rows:
+        rows.insert(0, {"test": name, "value": _value(resource), "range": _range(resource),
+                        "interpretation": _interpretation(resource)})  # fmt: skip
+    return [r for r in rows if r["test"] or r["value"]]

@@ -1,0 +1,89 @@
+"""Sign-in nonces and sessions, kept in the server's memory only.
+
+Nothing here is a password: a session is created only from a fresh EIP-4361
+message signed by the participant's own key, and lives a fixed time (default
+30 minutes). Tokens are 256-bit random strings; the store keeps their SHA-256,
+so a memory dump of the map does not hand out live sessions. A restart signs
+everybody out, which is the safe default for a health wallet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Session:
+    address: str
+    kind: str
+    name: str
+    expires: float
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    """One-time sign-in nonces and expiring sessions (thread-safe)."""
+
+    def __init__(self, ttl_s: float = 1800, nonce_ttl_s: float = 300,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.ttl_s = ttl_s
+        self.nonce_ttl_s = nonce_ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._nonces: dict[str, tuple[str, float]] = {}
+        self._sessions: dict[str, Session] = {}
+
+    def new_nonce(self, address: str) -> tuple[str, float]:
+        """A fresh nonce for ``address`` and when it stops being accepted."""
+        nonce = secrets.token_hex(12)
+        expires = self._clock() + self.nonce_ttl_s
+        with self._lock:
+            self._purge()
+            self._nonces[nonce] = (address.lower(), expires)
+        return nonce, expires
+
+    def take_nonce(self, nonce: str, address: str) -> bool:
+        """Consume ``nonce`` if it was issued for ``address`` and is live (once only)."""
+        with self._lock:
+            entry = self._nonces.pop(nonce, None)
+        return (entry is not None and entry[0] == address.lower()
+                and entry[1] > self._clock())  # fmt: skip
+
+    def open(self, address: str, kind: str, name: str) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        session = Session(address, kind, name, self._clock() + self.ttl_s)
+        with self._lock:
+            self._sessions[_digest(token)] = session
+        return token, session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session for ``token``, or None (missing, unknown or expired)."""
+        if not token:
+            return None
+        key = _digest(token)
+        with self._lock:
+            session = self._sessions.get(key)
+            if session is not None and session.expires <= self._clock():
+                del self._sessions[key]
+                session = None
+        return session
+
+    def close(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self._sessions.pop(_digest(token), None)
+
+    def _purge(self) -> None:
+        now = self._clock()
+        for nonce in [n for n, (_, exp) in self._nonces.items() if exp <= now]:
+            del self._nonces[nonce]
+        for key in [k for k, s in self._sessions.items() if s.expires <= now]:
+            del self._sessions[key]

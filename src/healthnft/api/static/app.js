@@ -1,0 +1,451 @@
+// healthnft web wallet: a small single-page app over the JSON API (/docs).
+// Sign-in: the server sends an EIP-4361 message, the wallet's key signs it here in
+// the browser (ethers.js unlocks the keystore; the passphrase never leaves the page).
+// All text from the server is put into the page with textContent, never as HTML.
+"use strict";
+
+const PURPOSES = [["treatment", "treatment"], ["research", "research"],
+  ["insurance", "an insurance claim"], ["public-health", "public health"]];
+const KIND_WORDS = { hospital: "Hospital", pharma: "Pharmaceutical company",
+  research: "Research institute", insurer: "Insurer", government: "Government body",
+  patient: "Patient" };
+let me = null;
+
+// -- small helpers -------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "for") el.htmlFor = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text, kind) {
+  const box = document.getElementById("status");
+  box.replaceChildren(text ? h("span", { class: kind || "" }, text) : "");
+}
+
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: "same-origin" };
+  if (body instanceof FormData) opts.body = body;
+  else if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, opts);
+  let data = null;
+  try { data = await res.json(); } catch (_e) { data = null; }
+  if (!res.ok) {
+    if (res.status === 401 && me && path !== "/api/auth/verify") {  // the session expired
+      me = null;
+      setTimeout(() => go("#/signin"), 0);
+    }
+    let msg = (data && data.error) || `request failed (${res.status})`;
+    if (Array.isArray(msg)) msg = "some fields are missing or invalid";
+    throw new Error(msg);
+  }
+  return data;
+}
+
+function kindWord(kind) { return KIND_WORDS[kind] || kind; }
+function short(addr) { return addr ? `${addr.slice(0, 6)}…${addr.slice(-4)}` : ""; }
+function humanDate(value) {
+  // The date as the record states it (its own day), not shifted to this device's zone.
+  if (!value) return "";
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value);
+  if (!m) return value;
+  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])).toLocaleDateString("en-GB",
+    { day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
+}
+function until(days) {
+  const d = new Date(Date.now() + days * 86400000);
+  return d.toLocaleDateString("en-GB", { day: "numeric", month: "long", year: "numeric" });
+}
+function field(id, labelText, control) {
+  control.id = id;
+  return h("div", {}, h("label", { for: id }, labelText), control);
+}
+function options(pairs, selected) {
+  return pairs.map(([value, text]) => h("option", { value, selected: value === selected }, text));
+}
+function page(title, ...children) {
+  document.title = `${title} — healthnft`;
+  const main = document.getElementById("main");
+  main.replaceChildren(h("h1", {}, title), ...children);
+  main.focus();
+}
+function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
+
+// -- sign-in -------------------------------------------------------------------
+
+async function signIn(keystoreJson, passphrase) {
+  say("Unlocking your key on this device…");
+  const wallet = await ethers.Wallet.fromEncryptedJson(keystoreJson, passphrase);
+  say("Signing the sign-in message…");
+  const { message } = await api("GET", `/api/auth/challenge?address=${wallet.address}`);
+  const signature = await wallet.signMessage(message);
+  me = await api("POST", "/api/auth/verify", { message, signature });
+  say(`Signed in as ${kindWord(me.kind)} ${me.name}`, "ok");
+  go(me.kind === "patient" ? "#/records" : me.kind === "hospital" ? "#/mint" : "#/shared");
+}
+
+async function showSignIn() {
+  let demo = [];
+  try { demo = await api("GET", "/api/demo/wallets"); } catch (_e) { demo = []; }
+  const file = h("input", { type: "file", accept: ".json,application/json" });
+  const pass = h("input", { type: "password", autocomplete: "current-password" });
+  const form = h("form", { class: "card", "aria-label": "Sign in with your keystore",
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        if (!file.files.length) throw new Error("choose your keystore file first");
+        await signIn(await file.files[0].text(), pass.value);
+      } catch (e) { say(e.message.includes("password") ? "wrong passphrase" : e.message, "err"); }
+    } },
+    h("p", {}, "Sign in with your wallet key. Your key is unlocked in this browser; "
+      + "the service receives only a signature, never your passphrase."),
+    field("keystore", "Keystore file", file),
+    field("passphrase", "Passphrase", pass),
+    h("button", { type: "submit" }, "Sign in"));
+  const parts = [form];
+  if (demo.length) {
+    const pick = h("select", {}, demo.map((w, i) =>
+      h("option", { value: String(i) }, `${kindWord(w.kind)} — ${w.name} (${short(w.address)})`)));
+    parts.unshift(h("form", { class: "card", "aria-label": "Demo sign-in",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        const w = demo[Number(pick.value)];
+        try { await signIn(JSON.stringify(w.keystore), w.passphrase); }
+        catch (e) { say(e.message, "err"); }
+      } },
+      h("p", {}, "Demo network: its keys come from a fixed seed and are locked with the "
+        + "documented passphrase healthnft-demo. Never use them for real data."),
+      field("demo-wallet", "Demo wallet", pick),
+      h("button", { type: "submit" }, "Sign in with demo wallet")));
+  }
+  page("Sign in", ...parts);
+}
+
+// -- patient pages -------------------------------------------------------------
+
+async function showRecords() {
+  const rows = await api("GET", "/api/records");
+  const groups = new Map();
+  for (const r of rows) {
+    if (!groups.has(r.category_title)) groups.set(r.category_title, []);
+    groups.get(r.category_title).push(r);
+  }
+  const sections = [...groups.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(
+    ([title, items]) => h("section", { "aria-label": title },
+      h("h2", {}, `${title} (${items.length})`),
+      h("ul", { class: "timeline" }, items.map((r) => h("li", {},
+        h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
+          r.summary, h("span", { class: "date" }, `token ${r.token_id} · ${r.status}`)))))));
+  page(`Your records (${rows.length})`,
+    rows.length ? h("p", { class: "muted" }, "Each record is a token in your wallet; its "
+      + "content is encrypted off chain and opened only on your request.") :
+      h("p", {}, "No records in this wallet yet."),
+    ...sections);
+}
+
+async function showRecord(id) {
+  const rec = await api("GET", `/api/records/${id}`);
+  const v = rec.verification;
+  const parts = [
+    h("p", {}, h("span", { class: `badge ${v.badge}`, id: "badge" }, v.badge), " ",
+      h("span", { class: "muted" }, v.reason)),
+    h("p", {}, `${rec.category_title} · ${rec.resource_type} · ${humanDate(rec.date)}`),
+  ];
+  if (rec.measurements.length) {
+    parts.push(h("table", { class: "responsive", "aria-label": "Measured values" },
+      h("thead", {}, h("tr", {}, ["Test", "Value", "Reference range", "Interpretation"].map(
+        (t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rec.measurements.map((m) => h("tr", {},
+        h("td", { "data-label": "Test" }, m.test), h("td", { "data-label": "Value" }, m.value),
+        h("td", { "data-label": "Reference range" }, m.range || "—"),
+        h("td", { "data-label": "Interpretation" }, m.interpretation || "—"))))));
+  }
+  parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
+    h("pre", {}, JSON.stringify(rec.resource, null, 2))));
+  if (rec.owned) {
+    parts.push(h("div", { class: "row" },
+      h("a", { class: "button", href: `#/share/${id}` }, "Share"),
+      h("a", { class: "button", href: `#/transfer/${id}` }, "Transfer"),
+      h("a", { class: "button", href: `#/burn/${id}` }, "Burn")));
+  }
+  page(rec.summary, ...parts);
+}
+
+async function showShare(id) {
+  const [people, rec] = await Promise.all([api("GET", "/api/participants"),
+    api("GET", `/api/records/${id}`)]);
+  if (!people.length) { page("Share", h("p", {}, "No institution to share with yet.")); return; }
+  const who = h("select", {}, people.map((p) =>
+    h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
+  const purpose = h("select", {}, options(PURPOSES, "research"));
+  const days = h("input", { type: "number", min: "1", max: "3650", value: "30" });
+  const scope = h("select", {}, options([["one", "only this record"],
+    ["category", `all my ${rec.category_title.toLowerCase()}, including future ones`]], "one"));
+  const sentence = h("p", { class: "consent", id: "consent-sentence", "aria-live": "polite" });
+  const update = () => {
+    const p = people.find((x) => x.address === who.value);
+    const what = scope.value === "one" ? `your record “${rec.summary}”`
+      : `all your ${rec.category_title.toLowerCase()}`;
+    const purposeText = PURPOSES.find((x) => x[0] === purpose.value)[1];
+    sentence.textContent = `${p.name} (${kindWord(p.kind).toLowerCase()}) will be able to read `
+      + `${what} for ${purposeText} until ${until(Number(days.value) || 0)}.`;
+  };
+  for (const el of [who, purpose, days, scope]) el.addEventListener("input", update);
+  update();
+  page("Share a record",
+    h("form", { class: "card", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { to: who.value, purpose: purpose.value, days: Number(days.value) };
+      if (scope.value === "one") body.token_ids = [Number(id)]; else body.category = rec.category;
+      try {
+        const g = await api("POST", "/api/grants", body);
+        say(`Shared: grant ${g.grant_id}.`, "ok");
+        go("#/grants");
+      } catch (e) { say(e.message, "err"); }
+    } },
+    field("share-to", "Who", who), field("share-purpose", "Purpose", purpose),
+    field("share-days", "For how many days", days), field("share-scope", "What", scope),
+    sentence,
+    h("p", { class: "muted" }, "You can revoke this at any time. Revoking stops future "
+      + "access; it cannot take back what they already saw or copied."),
+    h("button", { type: "submit" }, "Share")));
+}
+
+async function showGrants() {
+  const rows = await api("GET", "/api/grants");
+  page("Shared by you",
+    h("p", { class: "muted" }, "Revoking stops future access; it cannot take back what a "
+      + "reader already saw."),
+    rows.length ? h("table", { class: "responsive" },
+      h("thead", {}, h("tr", {}, ["Grant", "With", "What", "Purpose", "Until", "State", ""].map(
+        (t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows.map((g) => h("tr", {},
+        h("td", { "data-label": "Grant" }, `#${g.grant_id}`),
+        h("td", { "data-label": "With" }, `${g.grantee_name || short(g.grantee)} (${kindWord(g.grantee_kind)})`),
+        h("td", { "data-label": "What" }, g.category ? `all ${g.category} records`
+          : `record${g.token_ids.length === 1 ? "" : "s"} ${g.token_ids.join(", ")}`),
+        h("td", { "data-label": "Purpose" }, g.purpose),
+        h("td", { "data-label": "Until" }, humanDate(new Date(g.expires * 1000).toISOString())),
+        h("td", { "data-label": "State" }, g.state),
+        h("td", {}, g.state === "active" ? h("button", { class: "secondary",
+          "aria-label": `Revoke grant ${g.grant_id}`, onclick: async () => {
+            try {
+              await api("DELETE", `/api/grants/${g.grant_id}`);
+              say(`Grant ${g.grant_id} revoked.`, "ok");
+              showGrants();
+            } catch (e) { say(e.message, "err"); }
+          } }, "Revoke") : ""))))) : h("p", {}, "You have not shared anything."));
+}
+
+async function showRequests() {
+  const { incoming, outgoing } = await api("GET", "/api/requests");
+  const rowOf = (r, actions) => h("tr", {},
+    h("td", { "data-label": "Request" }, `#${r.request_id}`),
+    h("td", { "data-label": "From" }, short(r.requester)),
+    h("td", { "data-label": "What" }, r.token_id ? `record ${r.token_id}` : `all ${r.category} records`),
+    h("td", { "data-label": "Purpose" }, `${r.purpose}, ${r.days} days`),
+    h("td", { "data-label": "Reason" }, r.reason || "—"),
+    h("td", { "data-label": "Reward" }, r.reward_wei ? `${r.reward_wei} wei` : "—"),
+    h("td", { "data-label": "State" }, r.state),
+    h("td", {}, actions));
+  const act = (r) => r.state !== "pending" ? "" : [
+    h("button", { "aria-label": `Approve request ${r.request_id}`, onclick: async () => {
+      try { await api("POST", `/api/requests/${r.request_id}/approve`, {}); say("Approved.", "ok"); showRequests(); }
+      catch (e) { say(e.message, "err"); } } }, "Approve"),
+    h("button", { class: "secondary", "aria-label": `Decline request ${r.request_id}`,
+      onclick: async () => {
+        try { await api("POST", `/api/requests/${r.request_id}/decline`); say("Declined.", "ok"); showRequests(); }
+        catch (e) { say(e.message, "err"); } } }, "Decline")];
+  const table = (rows, actions) => h("table", { class: "responsive" },
+    h("thead", {}, h("tr", {}, ["Request", "From", "What", "Purpose", "Reason", "Reward", "State", ""]
+      .map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map((r) => rowOf(r, actions(r)))));
+  const parts = [];
+  if (me.kind === "patient") {
+    parts.push(h("h2", {}, "Asked of you"),
+      incoming.length ? table(incoming, act) : h("p", {}, "No requests."));
+  } else {
+    parts.push(requestForm());
+  }
+  if (outgoing.length) parts.push(h("h2", {}, "Asked by you"), table(outgoing, () => ""));
+  page("Requests", ...parts);
+}
+
+function requestForm() {
+  const owner = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
+  const purpose = h("select", {}, options(PURPOSES, "research"));
+  const category = h("select", {}, options([["laboratory", "laboratory results"],
+    ["vital-signs", "vital signs"], ["immunization", "vaccinations"],
+    ["condition", "conditions"], ["medication", "medications"]], "laboratory"));
+  const days = h("input", { type: "number", min: "1", max: "3650", value: "30" });
+  const reason = h("textarea", { rows: "2", maxlength: "500" });
+  return h("form", { class: "card", "aria-label": "Request access", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "/api/requests", { owner: owner.value.trim(),
+        purpose: purpose.value, category: category.value, days: Number(days.value),
+        reason: reason.value });
+      say(`Request ${r.request_id}: ${r.state}.`, "ok");
+      showRequests();
+    } catch (e) { say(e.message, "err"); }
+  } },
+  h("h2", {}, "Ask a patient for access"),
+  field("req-owner", "Patient's wallet address", owner),
+  field("req-category", "Records", category), field("req-purpose", "Purpose", purpose),
+  field("req-days", "For how many days", days),
+  field("req-reason", "Why (shown to the patient, never put on the chain)", reason),
+  h("button", { type: "submit" }, "Send request"));
+}
+
+async function showLog() {
+  const rows = await api("GET", "/api/access-log");
+  page("Who opened your records",
+    h("p", { class: "muted" }, "Every key release for your records is logged on the chain."),
+    rows.length ? h("table", { class: "responsive" },
+      h("thead", {}, h("tr", {}, ["When", "Record", "Who", "Purpose"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows.map((r) => h("tr", {},
+        h("td", { "data-label": "When" }, new Date(r.time * 1000).toLocaleString("en-GB")),
+        h("td", { "data-label": "Record" }, `token ${r.token_id}`),
+        h("td", { "data-label": "Who" }, `${r.grantee_name || short(r.grantee)} ${r.grantee_kind ? "(" + kindWord(r.grantee_kind) + ")" : ""}`),
+        h("td", { "data-label": "Purpose" }, r.purpose))))) : h("p", {}, "Nobody has opened your records."));
+}
+
+async function showTransfer(id) {
+  const people = await api("GET", "/api/participants");
+  const who = h("select", {}, people.map((p) => h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
+  page(`Transfer record ${id}`,
+    h("form", { class: "card", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api("POST", `/api/records/${id}/transfer`, { to: who.value });
+        say(`Record ${id} transferred.`, "ok");
+        go("#/records");
+      } catch (e) { say(e.message, "err"); }
+    } },
+    field("transfer-to", "New owner", who),
+    h("p", { class: "warning" }, "The record will belong to them, re-encrypted so only they "
+      + "can open it; you will no longer be able to. A transfer cannot take back what anyone "
+      + "already saw."),
+    h("button", { type: "submit" }, "Transfer")));
+}
+
+function showBurn(id) {
+  const sure = h("input", { type: "checkbox" });
+  page(`Burn record ${id}`,
+    h("form", { class: "card", onsubmit: async (ev) => {
+      ev.preventDefault();
+      if (!sure.checked) { say("Tick the box to confirm.", "err"); return; }
+      try {
+        await api("POST", `/api/records/${id}/burn`, { confirm: true });
+        say(`Record ${id} burned: nobody can recover it.`, "ok");
+        go("#/records");
+      } catch (e) { say(e.message, "err"); }
+    } },
+    h("p", { class: "warning", id: "burn-warning" }, "Burning is irreversible. The token is "
+      + "destroyed and the record and every copy of its key are deleted: nobody — you, the "
+      + "hospital, anyone you shared it with — can ever recover it. It cannot take back what "
+      + "a reader already saw."),
+    h("div", { class: "row" }, sure, h("label", { for: "burn-sure" }, "I understand this cannot be undone")),
+    h("button", { type: "submit", class: "danger" }, "Burn for good")));
+  sure.id = "burn-sure";
+}
+
+// -- institution pages ---------------------------------------------------------
+
+async function showShared() {
+  const rows = await api("GET", "/api/shared");
+  page(`Shared with you (${rows.length})`,
+    rows.length ? h("ul", { class: "timeline" }, rows.map((r) => h("li", {},
+      h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
+        `${r.category_title} — ${r.resource_type}`,
+        h("span", { class: "date" }, `${humanDate(r.effective_date)} · token ${r.token_id} · patient ${short(r.owner)}`)))))
+      : h("p", {}, "Nothing is shared with you right now."),
+    h("p", {}, h("a", { href: "#/requests" }, "Ask a patient for access")));
+}
+
+function showMint() {
+  const patient = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
+  const files = h("input", { type: "file", multiple: true, accept: ".json,application/json,application/fhir+json" });
+  const bar = h("progress", { max: "1", value: "0", "aria-label": "Minting progress", hidden: true });
+  page("Mint records",
+    h("form", { class: "card", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = new FormData();
+      body.append("patient", patient.value.trim());
+      for (const f of files.files) body.append("files", f, f.name);
+      try {
+        bar.hidden = false;
+        say("Validating and minting…");
+        let job = await api("POST", "/api/mint", body);
+        while (job.state === "running") {
+          await new Promise((r) => setTimeout(r, 300));
+          job = await api("GET", `/api/jobs/${job.job_id}`);
+          bar.max = job.total || 1; bar.value = job.done;
+        }
+        if (job.state === "failed") throw new Error(job.error);
+        bar.value = bar.max;
+        say(`Minted ${job.result.records_minted} records (${job.result.already_minted} already minted).`, "ok");
+      } catch (e) { say(e.message, "err"); }
+    } },
+    h("p", {}, "FHIR R4 files (bundles or resources) are validated, attested, encrypted and "
+      + "minted into the patient's wallet in one transaction per batch."),
+    field("mint-patient", "Patient's wallet address", patient),
+    field("mint-files", "FHIR files", files), bar,
+    h("button", { type: "submit" }, "Mint")));
+}
+
+// -- routing -------------------------------------------------------------------
+
+const NAV = {
+  patient: [["#/records", "Records"], ["#/grants", "Sharing"], ["#/requests", "Requests"], ["#/log", "Access log"]],
+  hospital: [["#/mint", "Mint"], ["#/shared", "Shared with me"], ["#/requests", "Requests"]],
+  other: [["#/shared", "Shared with me"], ["#/requests", "Requests"]],
+};
+
+function drawNav() {
+  const nav = document.getElementById("nav");
+  const who = document.getElementById("who");
+  if (!me) { nav.hidden = true; who.textContent = ""; return; }
+  const links = NAV[me.kind] || NAV.other;
+  nav.replaceChildren(...links.map(([href, text]) => h("a", { href,
+    "aria-current": location.hash.startsWith(href) ? "page" : null }, text)),
+  h("a", { href: "#/signout" }, "Sign out"));
+  nav.hidden = false;
+  who.textContent = `${kindWord(me.kind)} ${me.name} · ${short(me.address)}`;
+}
+
+async function route() {
+  const [, name, arg] = (location.hash || "#/").split("/");
+  try {
+    if (!me) { try { me = await api("GET", "/api/me"); } catch (_e) { me = null; } }
+    if (name === "signout") {
+      try { await api("POST", "/api/auth/logout"); } catch (_e) { /* already out */ }
+      me = null; say("Signed out."); go("#/signin"); return;
+    }
+    drawNav();
+    if (!me) { await showSignIn(); return; }
+    const views = { records: showRecords, record: showRecord, share: showShare,
+      grants: showGrants, requests: showRequests, log: showLog, transfer: showTransfer,
+      burn: showBurn, shared: showShared, mint: showMint };
+    const view = views[name] || (me.kind === "patient" ? showRecords : me.kind === "hospital" ? showMint : showShared);
+    await view(arg);
+  } catch (e) {
+    say(e.message, "err");
+  }
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("DOMContentLoaded", route);
