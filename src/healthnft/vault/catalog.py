@@ -278,6 +278,21 @@ class Catalog:
     def set_status(self, token_id: int, status: str) -> None:
         self._conn.execute("UPDATE records SET status = ? WHERE token_id = ?", (status, token_id))
 
+    def retired_before(self, token_id: int) -> list[int]:
+        """Ids below ``token_id`` whose records are no longer active (superseded or burned).
+
+        The candidates a correction ``token_id`` may supersede: the chain links
+        old to new only, and these few rows spare a scan of its event log.
+        """
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT token_id FROM records WHERE token_id < ? AND status != 'active' "
+                "ORDER BY token_id DESC",
+                (token_id,),
+            )
+        ]
+
     def note_request_reason(self, request_id: int, reason: str) -> None:
         """A request's free-text reason, kept here and never on chain."""
         self._conn.execute(

@@ -24,6 +24,7 @@ from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, open_sealed
 from healthnft.vault.catalog import Catalog, RecordRow
 
 BURNED = "burned: the token was destroyed and its record crypto-shredded"
+_NOBODY = "0x0000000000000000000000000000000000000000"  # a burn's Transfer receiver
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,13 @@ class Wallet:
         if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
             return Verification(token_id, False, "tampered: ciphertext was altered or is missing",
                                 False)  # fmt: skip
+        older = self.supersedes(token_id)
+        corrects = f"; corrects token {older}" if older else ""
         if reader is None:
             return Verification(
-                token_id, True, "authentic: proof, root, owner and ciphertext digest match", False
-            )
+                token_id, True,
+                f"authentic: proof, root, owner and ciphertext digest match{corrects}", False,
+            )  # fmt: skip
         try:
             plain = self._decrypt(row, reader)
         except Tampered as exc:
@@ -164,9 +168,77 @@ class Wallet:
         return Verification(
             token_id, True,
             "authentic: commitment recomputed from the record, Merkle proof, root and owner "
-            "match, and the issuer's attestation verifies",
+            f"match, and the issuer's attestation verifies{corrects}",
             True,
         )  # fmt: skip
+
+    def could_see_burned(self, token_id: int, reader: str) -> bool:
+        """Whether ``reader`` may be told that ``token_id`` was burned, not just refused.
+
+        Only someone who could have opened it when it was burned: its last owner,
+        or a grantee of that owner whose grant covered the token just before the
+        burn (the contract's own ``can_access``, asked of the state one block
+        earlier; a category grant also needs the record's category). Anyone else
+        gets the refusal a stranger gets, so a burn tells nobody new that the
+        token was this patient's. A node that keeps no historical state answers
+        no for grantees: the safe side.
+        """
+        from healthnft.ledger.consent import CATEGORIES, Consent
+
+        if not self.ledger.is_burned(token_id):
+            return False
+        burns = self.ledger.token.events.Transfer().get_logs(
+            from_block=0, argument_filters={"token_id": token_id, "receiver": _NOBODY}
+        )
+        if not burns:
+            return False
+        last_owner, block = burns[-1]["args"]["sender"], int(burns[-1]["blockNumber"])
+        if last_owner.lower() == reader.lower():
+            return True
+        row = self.catalog.record(token_id)
+        if self.ledger.consent is None or row is None or block == 0:
+            return False
+        consent = Consent(self.ledger)
+        reader = self.ledger.w3.to_checksum_address(reader)
+        for ev in consent.contract.events.GrantCreated().get_logs(
+            from_block=0, argument_filters={"owner": last_owner, "grantee": reader}
+        ):
+            gid = int(ev["args"]["grant_id"])
+            category = int(ev["args"]["category"])
+            if category and category != CATEGORIES.get(row.category):
+                continue  # the contract leaves categories to the custodians
+            try:
+                held = consent.contract.functions.can_access(gid, reader, token_id).call(
+                    block_identifier=block - 1
+                )
+            except Exception:  # noqa: BLE001 - no archive state: each node raises its own
+                return False
+            if held:
+                return True
+        return False
+
+    def supersedes(self, token_id: int, *, from_log: bool = False) -> int | None:
+        """The older token that ``token_id`` corrects, as the chain says; None if none.
+
+        The contract stores only old -> new (``superseded_by``); new -> old is in
+        its ``Superseded`` event, whose ``new_token`` is indexed. Filtering that log
+        still walks every block on the embedded chain (~6 ms a block), too slow for
+        ``verify`` on every record of a wallet, so by default the candidates are the
+        catalogue's few retired records below ``token_id``, each confirmed on chain.
+        ``from_log=True`` reads the event log instead: for a home whose catalogue did
+        not see the correction (another home amended it, or a crash came in between).
+        """
+        if from_log:
+            events = self.ledger.token.events.Superseded().get_logs(
+                from_block=0, argument_filters={"new_token": token_id}
+            )
+            candidates = [int(ev["args"]["old_token"]) for ev in events]
+        else:
+            candidates = self.catalog.retired_before(token_id)
+        for old in candidates:  # an event or a catalogue row is a claim; the chain decides
+            if self.ledger.superseded_by(old) == token_id:
+                return old
+        return None
 
     def attestation_problem(self, row: RecordRow, meta: dict[str, Any]) -> str | None:
         """Why the record's issuer attestation does not hold now, or None."""
