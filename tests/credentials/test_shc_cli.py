@@ -51,3 +51,21 @@ def test_unknown_issuer_and_modified_card(tmp_path: Path) -> None:
         [sig[:5], sig[6:]])]))  # fmt: skip
     proc = _verify(tmp_path, flipped)
     assert proc.returncode == 1 and "signature" in json.loads(proc.stdout)["reason"]
+
+
+def test_unreadable_input_still_gives_one_json_verdict(tmp_path: Path) -> None:
+    missing = run_cli(tmp_path / "home", "shc", "verify", str(tmp_path / "absent.txt"), "--json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout) == {"valid": False, "reason": f"{tmp_path / 'absent.txt'}"
+                                          ": no such file", "iss": "", "resource_types": []}
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("no card here\n")
+    proc = run_cli(tmp_path / "home", "shc", "verify", str(garbage), "--json")
+    assert proc.returncode == 3
+    out = json.loads(proc.stdout)
+    assert out["valid"] is False and out["iss"] == "" and out["resource_types"] == []
+    assert out["reason"].startswith(f"{garbage}: not a SMART Health Card")
+    assert "no card here" not in out["reason"]
+    # Without --json it stays the usual one error line.
+    plain = run_cli(tmp_path / "home", "shc", "verify", str(garbage))
+    assert plain.returncode == 3 and plain.stdout == "" and plain.stderr.count("\n") == 1

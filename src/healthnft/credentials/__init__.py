@@ -7,14 +7,16 @@
   PatientWalletCredential (DID ↔ wallet), presentations over one-time challenges.
 - :mod:`healthnft.credentials.shc` — SMART Health Cards: read ``.smart-health-card``
   files, compact JWS and ``shc:/`` QR content; verify them offline against a trust
-  store of issuer keys and revocation lists; export a patient's resources as a signed
-  card with its QR code.
+  store of issuer keys and revocation lists (or, when asked, against keys fetched from
+  the issuer's ``.well-known``); export a patient's resources as a signed card with its
+  QR code.
 """
 
 from healthnft.credentials.shc import (
     CardVerification,
     ExportedCard,
     FolderIssuer,
+    HttpIssuer,
     IssuerSource,
     TrustStore,
     build_bundle,
@@ -31,6 +33,7 @@ __all__ = [
     "CardVerification",
     "ExportedCard",
     "FolderIssuer",
+    "HttpIssuer",
     "IssuerSource",
     "TrustStore",
     "build_bundle",

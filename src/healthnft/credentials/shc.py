@@ -12,10 +12,14 @@ A card travels as a ``.smart-health-card`` file (``{"verifiableCredential": [jws
 or as a QR code ``shc:/<digits>`` (each JWS character as two digits ``ord(c) - 45``);
 the deprecated chunked form ``shc:/<i>/<n>/<digits>`` is still read.
 
-Trust is explicit and offline: a :class:`TrustStore` maps each trusted ``iss`` to its
-published material (``.well-known/jwks.json`` and ``.well-known/crl/<kid>.json``). Nothing
-here touches the network; :class:`IssuerSource` is the seam where an HTTPS fetcher of
-``<iss>/.well-known/…`` would plug in.
+Trust is explicit and offline-first: a :class:`TrustStore` maps each trusted ``iss`` to
+its published material (``.well-known/jwks.json`` and ``.well-known/crl/<kid>.json``),
+read from a local folder (:class:`FolderIssuer`). Only when the verifier opts in
+(``TrustStore(fetch=HttpIssuer)``, ``healthnft shc verify --fetch-keys``) is an issuer
+missing from the store looked up where the spec publishes it, ``<iss>/.well-known/…``
+(:class:`HttpIssuer`: HTTPS only, short timeout, size cap, no redirects). A fetched key
+proves only that whoever controls the ``iss`` URL signed the card; whether to trust that
+issuer is still the verifier's decision, so the verdict names it.
 
 :func:`verify_card` never raises for a bad card: it returns a :class:`CardVerification`
 whose one-line ``reason`` says why. Reasons name checks, keys and positions, never
@@ -26,11 +30,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import math
 import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,6 +58,7 @@ __all__ = [
     "CardVerification",
     "ExportedCard",
     "FolderIssuer",
+    "HttpIssuer",
     "IssuerSource",
     "TrustStore",
     "build_bundle",
@@ -97,6 +106,14 @@ _CARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 #: Largest two-digit value in the numeric QR encoding: ``ord("z") - 45``.
 _QR_MAX_PAIR = ord("z") - 45
 _SIGNATURE_BYTES = 64  # ES256 in JOSE: r || s, 32 bytes each (RFC 7518 §3.4)
+#: Fetching an issuer's keys: the whole exchange must finish within this many seconds
+#: (a verifier waits on it; a slow or hostile server must not hold it up) ...
+FETCH_TIMEOUT_SECONDS = 5.0
+#: ... and a JWK set or CRL larger than this is refused unread (the spec's example JWK
+#: set is under 3 KB; a CRL lists short rids).
+MAX_FETCH_BYTES = 512 * 1024
+#: Hosts that may be fetched over plain HTTP: this machine only (local mirrors, tests).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 # --------------------------------------------------------------------------- trust store
@@ -105,10 +122,10 @@ _SIGNATURE_BYTES = 64  # ES256 in JOSE: r || s, 32 bytes each (RFC 7518 §3.4)
 class IssuerSource(Protocol):
     """The published key material of one issuer.
 
-    This is the seam for production: a source that fetches
-    ``<iss>/.well-known/jwks.json`` and ``<iss>/.well-known/crl/<kid>.json`` over HTTPS
-    (TLS only, size limits, CRLs cached until ``crlVersion`` changes) would implement
-    these two methods. healthnft verifies offline only and ships :class:`FolderIssuer`.
+    Two ship with healthnft: :class:`FolderIssuer` (a local copy, offline) and
+    :class:`HttpIssuer` (fetched from ``<iss>/.well-known/…``). A source may raise
+    :class:`CredentialRejected` when its material cannot be had; :func:`verify_card`
+    turns that into the card's refusal reason.
     """
 
     def jwks(self) -> Mapping[str, Any]:
@@ -137,16 +154,13 @@ class FolderIssuer:
         if not jwks_path.is_file():
             raise CredentialRejected(f"{root}: no .well-known/jwks.json in trusted issuer folder")
         keys = _read_trust_json(jwks_path)
-        if not isinstance(keys.get("keys"), list) or not all(
-            isinstance(k, dict) for k in keys["keys"]
-        ):
-            raise CredentialRejected(f"{jwks_path}: not a JWK set (no keys array)")
+        _check_jwks_shape(keys, str(jwks_path))
         crls: dict[str, Mapping[str, Any]] = {}
         crl_dir = root / ".well-known" / "crl"
         if crl_dir.is_dir():
             for path in sorted(crl_dir.glob("*.json")):
                 crl = _read_trust_json(path)
-                _check_crl_shape(crl, path)
+                _check_crl_shape(crl, path.stem, str(path))
                 crls[path.stem] = crl
         self._jwks: Mapping[str, Any] = keys
         self._crls: Mapping[str, Mapping[str, Any]] = crls
@@ -173,16 +187,185 @@ def _read_trust_json(path: Path) -> dict[str, Any]:
     return obj
 
 
-def _check_crl_shape(crl: Mapping[str, Any], path: Path) -> None:
-    if crl.get("kid") != path.stem:
-        raise CredentialRejected(f"{path}: kid does not match the file name")
+def _check_jwks_shape(keys: Mapping[str, Any], where: str) -> None:
+    if not isinstance(keys.get("keys"), list) or not all(
+        isinstance(k, dict) for k in keys["keys"]
+    ):
+        raise CredentialRejected(f"{where}: not a JWK set (no keys array)")
+
+
+def _check_crl_shape(crl: Mapping[str, Any], kid: str, where: str) -> None:
+    if crl.get("kid") != kid:
+        raise CredentialRejected(f"{where}: kid does not match the file name")
     if crl.get("method") != "rid":
-        raise CredentialRejected(f"{path}: unsupported revocation method (expected rid)")
+        raise CredentialRejected(f"{where}: unsupported revocation method (expected rid)")
     if _crl_counter(crl.get("ctr")) is None:
-        raise CredentialRejected(f"{path}: ctr is not a counter")
+        raise CredentialRejected(f"{where}: ctr is not a counter")
     rids = crl.get("rids")
     if not isinstance(rids, list) or not all(isinstance(r, str) for r in rids):
-        raise CredentialRejected(f"{path}: rids is not a list of strings")
+        raise CredentialRejected(f"{where}: rids is not a list of strings")
+
+
+class HttpIssuer:
+    """An issuer's ``.well-known`` files fetched from where the spec publishes them.
+
+    ``<base>/.well-known/jwks.json`` on first use, and ``<base>/.well-known/crl/<kid>.json``
+    only for a key that declares ``crlVersion`` (a key without one promises no CRL, so
+    nothing is fetched). ``base`` is the ``iss`` itself unless ``base_url`` names a mirror
+    of it. Both are cached for the life of the object, a CRL per ``(kid, crlVersion)``, so
+    a batch of cards costs one request per file.
+
+    Fetching is deliberately narrow, because the URL comes from an untrusted card: HTTPS
+    with certificate checks (plain HTTP only to :data:`LOOPBACK_HOSTS`), no credentials,
+    query or fragment in the URL, GET of two fixed paths only, redirects refused rather
+    than followed, at most :data:`MAX_FETCH_BYTES` read and the whole exchange within
+    ``timeout`` seconds. Any failure raises :class:`CredentialRejected` with one line
+    naming the host and what went wrong, never the card.
+    """
+
+    def __init__(
+        self,
+        iss: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = FETCH_TIMEOUT_SECONDS,
+        max_bytes: int = MAX_FETCH_BYTES,
+    ) -> None:
+        self.iss = iss
+        self.base_url = _fetchable_base(base_url if base_url is not None else iss)
+        self.timeout = float(timeout)
+        self.max_bytes = int(max_bytes)
+        self._jwks: Mapping[str, Any] | None = None
+        self._crls: dict[tuple[str, Any], Mapping[str, Any] | None] = {}
+
+    def __repr__(self) -> str:
+        return f"HttpIssuer({self.base_url!r})"
+
+    def jwks(self) -> Mapping[str, Any]:
+        if self._jwks is None:
+            keys = self._get("/.well-known/jwks.json", "issuer keys", missing_ok=False)
+            assert keys is not None
+            _check_jwks_shape(keys, f"issuer keys from {self._host}")
+            self._jwks = keys
+        return self._jwks
+
+    def crl(self, kid: str) -> Mapping[str, Any] | None:
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
+            return None
+        entry = next(
+            (k for k in self.jwks()["keys"] if isinstance(k, dict) and k.get("kid") == kid),
+            None,
+        )
+        version = entry.get("crlVersion") if entry is not None else None
+        if version is None:
+            return None
+        cache_key = (kid, version)
+        if cache_key not in self._crls:
+            # A 404 is "no list published": verify_card then refuses the card as
+            # "revocation status unknown", since the key promised one.
+            crl = self._get(f"/.well-known/crl/{kid}.json", "revocation list", missing_ok=True)
+            if crl is not None:
+                _check_crl_shape(crl, kid, f"revocation list from {self._host}")
+            self._crls[cache_key] = crl
+        return self._crls[cache_key]
+
+    @property
+    def _host(self) -> str:
+        return urllib.parse.urlsplit(self.base_url).netloc
+
+    def _get(self, path: str, what: str, *, missing_ok: bool) -> dict[str, Any] | None:
+        raw = _fetch(self.base_url + path, what, self._host, self.timeout, self.max_bytes,
+                     missing_ok=missing_ok)  # fmt: skip
+        if raw is None:
+            return None
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise CredentialRejected(f"{what} from {self._host}: not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise CredentialRejected(f"{what} from {self._host}: not a JSON object")
+        return obj
+
+
+def _fetchable_base(url: str) -> str:
+    """``url`` without a trailing slash, if it is one :class:`HttpIssuer` may contact."""
+    refused = CredentialRejected(
+        f"issuer keys unavailable: {_safe(str(url), 80)} is not an https:// URL "
+        "(plain http only to 127.0.0.1 or localhost)"
+    )
+    if not isinstance(url, str) or len(url) > 2048 or any(c.isspace() for c in url):
+        raise refused
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        raise refused from None
+    if not host or parts.username or parts.password or parts.query or parts.fragment:
+        raise refused
+    if parts.scheme != "https" and not (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        raise refused
+    return url.rstrip("/")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: a card's ``iss`` must not steer us to another URL."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _fetch(
+    url: str, what: str, host: str, timeout: float, max_bytes: int, *, missing_ok: bool
+) -> bytes | None:
+    """GET ``url``: its body (at most ``max_bytes``), or None for a 404 when ``missing_ok``."""
+    loopback = urllib.parse.urlsplit(url).hostname in LOOPBACK_HOSTS
+    # A proxy from the environment would see (and could answer for) loopback requests.
+    handlers: list[Any] = [_RefuseRedirects()]
+    if loopback:
+        handlers.append(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "healthnft-shc-verifier"}
+    )
+    deadline = time.monotonic() + timeout
+    unavailable = f"{what} unavailable: {host}"
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            body = bytearray()
+            while len(body) <= max_bytes:
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                chunk = response.read1(min(65536, max_bytes + 1 - len(body)))
+                if not chunk:
+                    break
+                body.extend(chunk)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 404 and missing_ok:
+            return None
+        if 300 <= exc.code < 400:
+            raise CredentialRejected(
+                f"{unavailable} answered HTTP {exc.code} (redirects are not followed)"
+            ) from None
+        raise CredentialRejected(f"{unavailable} answered HTTP {exc.code}") from None
+    except TimeoutError:
+        raise CredentialRejected(f"{unavailable} did not answer within {timeout:g} s") from None
+    except urllib.error.URLError as exc:
+        cause = exc.reason
+        if isinstance(cause, TimeoutError):
+            raise CredentialRejected(
+                f"{unavailable} did not answer within {timeout:g} s"
+            ) from None
+        detail = "connection refused" if isinstance(cause, ConnectionRefusedError) else (
+            "TLS certificate not trusted" if "CERTIFICATE" in str(cause).upper()
+            else "cannot connect")  # fmt: skip
+        raise CredentialRejected(f"{unavailable} could not be reached ({detail})") from None
+    except (OSError, http.client.HTTPException):
+        raise CredentialRejected(f"{unavailable} could not be reached (broken response)") from None
+    if len(body) > max_bytes:
+        raise CredentialRejected(f"{what} from {host}: larger than {max_bytes} bytes")
+    return bytes(body)
 
 
 def _crl_counter(value: Any) -> int | None:
@@ -200,22 +383,40 @@ class TrustStore:
     """Which issuers this verifier trusts, by exact ``iss`` URL, and where their keys are.
 
     A card names its issuer in the (signed) ``iss`` claim; a verifier must decide for
-    itself which issuers it accepts, so an ``iss`` absent from the store is refused
-    rather than looked up.
+    itself which issuers it accepts, so by default an ``iss`` absent from the store is
+    refused rather than looked up. With ``fetch`` (e.g. :class:`HttpIssuer`), such an
+    ``iss`` is instead looked up with ``fetch(iss)`` — once per store, the source is
+    kept — which the caller opts into explicitly (``shc verify --fetch-keys``).
     """
 
-    def __init__(self, issuers: Mapping[str, IssuerSource] | None = None) -> None:
+    def __init__(
+        self,
+        issuers: Mapping[str, IssuerSource] | None = None,
+        *,
+        fetch: Callable[[str], IssuerSource] | None = None,
+    ) -> None:
         self._issuers: dict[str, IssuerSource] = {
             _normalize_iss(iss): src for iss, src in (issuers or {}).items()
         }
+        self._fetch = fetch
+        self._fetched: dict[str, IssuerSource] = {}
 
     @classmethod
-    def from_folders(cls, folders: Mapping[str, Path]) -> TrustStore:
+    def from_folders(
+        cls,
+        folders: Mapping[str, Path],
+        *,
+        fetch: Callable[[str], IssuerSource] | None = None,
+    ) -> TrustStore:
         """Trust each ``iss`` with the keys found in its folder (see :class:`FolderIssuer`)."""
-        return cls({iss: FolderIssuer(Path(folder)) for iss, folder in folders.items()})
+        return cls(
+            {iss: FolderIssuer(Path(folder)) for iss, folder in folders.items()}, fetch=fetch
+        )
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[str]) -> TrustStore:
+    def from_pairs(
+        cls, pairs: Iterable[str], *, fetch: Callable[[str], IssuerSource] | None = None
+    ) -> TrustStore:
         """Parse ``ISS=FOLDER`` strings (as given on a command line) into a store.
 
         The split is at the first ``=``: issuer URLs carry no ``=`` in practice, while
@@ -229,7 +430,7 @@ class TrustStore:
                     f"trusted issuer must be given as ISS=FOLDER, got {_safe(pair, 80)!r}"
                 )
             folders[iss.strip()] = Path(folder.strip()).expanduser()
-        return cls.from_folders(folders)
+        return cls.from_folders(folders, fetch=fetch)
 
     @property
     def issuers(self) -> tuple[str, ...]:
@@ -237,8 +438,17 @@ class TrustStore:
         return tuple(self._issuers)
 
     def source_for(self, iss: str) -> IssuerSource | None:
-        """The key material of ``iss`` (exact match), or ``None`` when it is not trusted."""
-        return self._issuers.get(iss)
+        """The key material of ``iss`` (exact match), or ``None`` when it is not trusted.
+
+        With ``fetch``, an ``iss`` not in the store gets the fetched source instead; that
+        may raise :class:`CredentialRejected` (an ``iss`` that may not be fetched).
+        """
+        source = self._issuers.get(iss)
+        if source is not None or self._fetch is None:
+            return source
+        if iss not in self._fetched:
+            self._fetched[iss] = self._fetch(iss)
+        return self._fetched[iss]
 
     def __contains__(self, iss: object) -> bool:
         return iss in self._issuers
@@ -480,6 +690,8 @@ def verify_card(jws_compact: str, trust: TrustStore, now: float | None = None) -
         source = trust.source_for(iss)
         if source is None:
             raise _Refused(f"unknown issuer {_safe(iss)}: not in the trust store")
+        # From here on a source may fail to deliver (an unreachable issuer); that is
+        # this card's refusal, not a crash of the whole verification run.
         key_entries = _issuer_keys(source, kid)
         _check_signature(jws_compact, key_entries, kid)
         nbf = _number(claims.get("nbf"))
@@ -493,6 +705,8 @@ def verify_card(jws_compact: str, trust: TrustStore, now: float | None = None) -
         resource_types = _check_bundle(vc["credentialSubject"])
     except _Refused as refusal:
         return CardVerification(False, str(refusal), iss)
+    except CredentialRejected as unavailable:  # raised by an issuer source
+        return CardVerification(False, str(unavailable), iss)
     return CardVerification(True, "valid", iss, resource_types, claims)
 
 
