@@ -13,7 +13,9 @@ from healthnft.errors import AccessDenied, Tampered, UnknownParticipant
 from healthnft.network import Network
 from healthnft.vault import BatchKey, open_sealed
 from healthnft.vault import _primitives as prim
+from healthnft.vault.custody import open_share
 from healthnft.wallet.actions import OwnerActions
+from healthnft.wallet.wallet import BURNED
 
 
 @pytest.fixture
@@ -33,6 +35,22 @@ def _secrets_of(net: Network, token_id: int, reader_address: str) -> dict[str, b
     dek = prim.aead_open(kek._key, row.sealed_dek, b"healthnft/record-key/v1|" + row.commitment)
     return {"kek": kek._key, "sealed_dek": row.sealed_dek, "dek": dek,
             "ciphertext": net.blobs.get(row.blob_digest), "kek_obj": kek}  # fmt: skip
+
+
+def _custody_of(net: Network, token_id: int) -> dict[str, bytes]:
+    """Every custodian's share of the record's DEK: sealed as stored, and opened."""
+    row = net.catalog.record(token_id)
+    custody = net.custodians()
+    assert custody is not None, "the demo network has key custodians"
+    found: dict[str, bytes] = {}
+    for n, (address, _) in enumerate(custody.members):
+        held = net.catalog.custodian_share(token_id, address)
+        assert held is not None, f"custodian {n} holds no share"
+        key_ref, wrapped, sealed = held
+        key = BatchKey.unwrap(net.identity(address).enc_private, wrapped, key_ref)
+        found[f"sealed share {n}"] = bytes(sealed)
+        found[f"share {n}"] = open_share(sealed, key, token_id, row.commitment)
+    return found
 
 
 def _files_containing(home: Path, needle: bytes) -> list[str]:
@@ -103,14 +121,20 @@ def test_burn_shreds_every_copy_of_the_keys(home: tuple[Path, dict]) -> None:
         kept = _secrets_of(net, token, alice)
         issuer_view = _secrets_of(net, token, row.issuer)
         assert issuer_view["dek"] == kept["dek"]
+        shares = _custody_of(net, token)  # what the custodians held, before the burn
     finally:
         net.close()
+    assert len(shares) >= 4
+    for name in ("sealed_dek", "ciphertext", "sealed share 0"):  # the search can find them
+        assert _files_containing(path, kept.get(name) or shares[name]), name
     proc = run_cli(path, "burn", str(token), "--owner", alice)
     assert proc.returncode != 0 and "--yes" in proc.stderr  # asks for confirmation
     proc = run_cli(path, "burn", str(token), "--owner", alice, "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
     for name in ("dek", "sealed_dek", "ciphertext"):
         assert _files_containing(path, kept[name]) == [], f"{name} survives the burn"
+    for name, data in shares.items():  # every file under the home, raw bytes
+        assert _files_containing(path, data) == [], f"custodian {name} survives the burn"
     verify = json.loads(run_cli(path, "verify", str(token), "--json").stdout)
     assert verify["valid"] is False and verify["reason"].startswith("burned")
     show = run_cli(path, "wallet", "show", str(token))
@@ -129,3 +153,59 @@ def test_burn_shreds_every_copy_of_the_keys(home: tuple[Path, dict]) -> None:
             OwnerActions(net.ledger, net.catalog, net.blobs).burn(net.identity(bob), other)
     finally:
         net.close()
+
+
+def test_transfer_says_it_cannot_take_back_what_was_read(home: tuple[Path, dict]) -> None:
+    path, summary = home
+    alice, bob = (p["address"] for p in summary["patients"][:2])
+    first, second = (r["token_id"] for r in json.loads(
+        run_cli(path, "wallet", "list", "--owner", alice, "--json").stdout)[:2])  # fmt: skip
+    note = "transfer stops future access; it cannot take back what was already read"
+    told = run_cli(path, "transfer", str(first), "--owner", alice, "--to", bob, check=True)
+    assert note in told.stdout and bob in told.stdout
+    as_json = json.loads(run_cli(path, "transfer", str(second), "--owner", alice, "--to", bob,
+                                 "--json", check=True).stdout)  # fmt: skip
+    assert as_json == {"token_id": second, "owner": bob, "note": note}
+
+
+def test_open_a_burned_record_says_burned_only_to_who_could_see_it(
+    home: tuple[Path, dict],
+) -> None:
+    """The last owner and live grantees learn it was burned; others learn nothing new."""
+    path, summary = home
+    alice, bob = (p["address"] for p in summary["patients"][:2])
+
+    def add(kind: str, name: str) -> str:
+        proc = run_cli(path, "participant", "add", "--kind", kind, "--name", name, "--json",
+                       check=True)  # fmt: skip
+        return json.loads(proc.stdout)["address"]
+
+    research, government, insurer = (add("research", "uni"), add("government", "gov"),
+                                      add("insurer", "ins"))  # fmt: skip
+    rows = json.loads(run_cli(path, "wallet", "list", "--owner", alice, "--json").stdout)
+    lab = next(r["token_id"] for r in rows if r["category"] == "laboratory")
+    run_cli(path, "share", str(lab), "--owner", alice, "--to", research, "--purpose",
+            "research", check=True)  # fmt: skip
+    run_cli(path, "share", "--category", "laboratory", "--owner", alice, "--to", government,
+            "--purpose", "public-health", check=True)  # fmt: skip
+    shared = run_cli(path, "share", str(lab), "--owner", alice, "--to", insurer, "--purpose",
+                     "insurance", "--json", check=True)  # fmt: skip
+    revoked = json.loads(shared.stdout)
+    run_cli(path, "revoke", str(revoked["grant_id"]), "--owner", alice, check=True)
+    assert run_cli(path, "open", str(lab), "--as", research, "--json").returncode == 0
+    run_cli(path, "burn", str(lab), "--owner", alice, "--yes", check=True)
+
+    for who in (alice, research, government):  # owner, token grant, category grant
+        proc = run_cli(path, "open", str(lab), "--as", who)
+        assert proc.returncode != 0 and proc.stdout == ""
+        assert proc.stderr == f"error: token {lab}: {BURNED}\n", who
+    # A stranger, and a grantee whose grant ended before the burn: the generic refusal,
+    # worded exactly as for a token that never existed.
+    never = run_cli(path, "open", "999999", "--as", bob)
+    assert never.returncode != 0
+    for who in (bob, insurer):
+        proc = run_cli(path, "open", str(lab), "--as", who)
+        assert proc.returncode == never.returncode
+        assert proc.stderr == f"error: token {lab}: no valid grant for {who}\n"
+        assert "burn" not in proc.stderr
+    assert never.stderr == f"error: token 999999: no valid grant for {bob}\n"
