@@ -11,6 +11,9 @@ import healthnft.demo as demo_module
 from conftest import SYNTHEA, run_cli
 from healthnft.ingest import ingest
 from healthnft.network import Network
+from healthnft.sample import write_sample
+
+VERIFIED_LINE = "verified {n} issuer attestations (W3C VC, EdDSA) against the chain — minting"
 
 
 def test_demo_json_summary_matches_the_data(demo_home: tuple[Path, dict], fhir_dir: Path) -> None:
@@ -47,6 +50,8 @@ def test_rerunning_the_demo_mints_nothing_twice(fresh_demo_home: tuple[Path, dic
     proc = run_cli(home, "demo", "--data", str(fhir_dir), "--json", check=True)
     second = json.loads(proc.stdout)
     assert second["new_this_run"] == 0
+    assert first["attestations_verified"] == first["records_minted"]
+    assert second["attestations_verified"] == 0  # counts this run's records only
     assert second["records_minted"] == first["records_minted"]
     assert second["patients"] == first["patients"]
     net = Network.open(home)
@@ -61,10 +66,23 @@ def test_demo_without_shared_data_uses_the_built_in_sample(
 ) -> None:
     monkeypatch.setattr(demo_module, "default_data_folder", lambda: None)
     notes: list[str] = []
-    summary = demo_module.run_demo(tmp_path / "home", None, say=notes.append)
+    events: list[tuple[str, int]] = []
+
+    def say(note: str) -> None:
+        notes.append(note)
+        if note.startswith("verified "):
+            assert note == VERIFIED_LINE.format(n=6)
+            events.append(("verified", int(note.split()[1])))
+
+    summary = demo_module.run_demo(tmp_path / "home", None, say=say,
+                                   on_minted=lambda n: events.append(("minted", n)))  # fmt: skip
     assert any("synthetic sample" in n for n in notes)
     assert any("demo keys" in n for n in notes)
     assert summary["records_minted"] == 18 and len(summary["patients"]) == 3
+    # Each batch's attestations are verified against the chain, and said so, before it
+    # is minted.
+    assert events == [("verified", 6), ("minted", 6)] * 3
+    assert summary["attestations_verified"] == 18
     net = Network.open(tmp_path / "home")
     try:
         owner = summary["patients"][0]["address"]
@@ -74,3 +92,16 @@ def test_demo_without_shared_data_uses_the_built_in_sample(
         assert opened.resource["resourceType"] == listed[0]["resource_type"]
     finally:
         net.close()
+
+
+def test_demo_shows_attestations_verified_before_each_mint(tmp_path: Path) -> None:
+    data = write_sample(tmp_path / "data")
+    proc = run_cli(tmp_path / "home", "demo", "--data", str(data), "--json", check=True)
+    summary = json.loads(proc.stdout)
+    assert {"records_minted", "patients", "batches", "gas_per_record"} <= set(summary)
+    assert summary["attestations_verified"] == summary["records_minted"] == 18
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("verified ")]
+    assert lines == [VERIFIED_LINE.format(n=p["records"]) for p in summary["patients"]]
+    again = run_cli(tmp_path / "home", "demo", "--data", str(data), "--json", check=True)
+    assert json.loads(again.stdout)["attestations_verified"] == 0
+    assert "verified " not in again.stderr  # nothing minted, nothing to verify

@@ -146,7 +146,8 @@ def demo(
     """Register a hospital and patients, mint all their FHIR records, summarize."""
     from healthnft.demo import run_demo
 
-    say = (lambda m: err.print(f"[dim]{m}[/dim]")) if as_json else (lambda m: out.print(m))
+    say = ((lambda m: err.print(f"[dim]{m}[/dim]", soft_wrap=True)) if as_json
+           else (lambda m: out.print(m)))  # fmt: skip
     with _progress(as_json) as progress:
         task = progress.add_task("validating", total=None)
         mint_task = progress.add_task("minting", total=None, visible=False)

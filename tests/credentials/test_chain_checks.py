@@ -19,7 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from conftest import run_cli
 from healthnft.credentials.did import did_for
 from healthnft.credentials.vc import attest_record, create_presentation, issue_identity
-from healthnft.network import Network
+from healthnft.errors import CredentialRejected
+from healthnft.ingest import ingest
+from healthnft.minting.attestation import attestation_id
+from healthnft.network import DEMO_PASSPHRASE, Network
 from healthnft.sample import write_sample
 
 DOMAIN = "insurer.example"
@@ -184,3 +187,22 @@ def test_attestation_file_is_checked_against_the_chain(
     # Revoked on chain by its issuer: the file is refused too, as `verify TOKEN` is.
     _json(run_cli(root, "credential", "revoke", str(token), "--json"))
     assert _refused(run_cli(root, "credential", "verify", str(honest), "--json")) == "revoked"
+
+
+def test_an_attestor_returning_none_is_a_clear_refusal(tmp_path: Path) -> None:
+    net = Network.create(tmp_path / "home", DEMO_PASSPHRASE, demo=True)
+    try:
+        hospital = net.add_participant("hospital", "h")
+        patient = net.add_participant("patient", "p")
+        records = ingest([write_sample(tmp_path / "data", patients=1)]).patients[0].records
+        with pytest.raises(CredentialRejected) as info:
+            net.minter().mint(net.identity(hospital.address), patient.address, patient.enc_key,
+                              records, attestor=lambda *_: None)  # fmt: skip
+        assert str(info.value).endswith(
+            "issuer attestation refused (malformed credential: not a compact JWS); "
+            "nothing was minted"
+        )
+        assert net.ledger.next_token_id() == 1
+        assert attestation_id(None) is None and attestation_id(b"a.b.c") is None
+    finally:
+        net.close()

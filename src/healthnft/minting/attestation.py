@@ -69,6 +69,62 @@ def issuer_attestor(issuer: Identity) -> Attestor:
     return attest
 
 
+class AnnouncingAttestor:
+    """The issuer's own attestor, which also checks each batch on chain and says so.
+
+    The minting pipeline asks for every attestation of a batch, then checks them
+    against the chain (its gate), then stores and mints. Told how many records each
+    batch will hold, this attestor runs that same chain check
+    (:meth:`ChainTrust.check_batch`) right after signing a batch's last credential and
+    calls ``on_verified(n)`` — before anything of the batch is stored or minted — so a
+    person watching sees the verification happen rather than taking it on trust.
+    A refusal raises :class:`CredentialRejected` there, as the gate would.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        issuer: Identity,
+        batch_sizes: list[int],
+        on_verified: Callable[[int], None],
+    ) -> None:
+        self._ledger = ledger
+        self._issuer = issuer
+        self._sign = issuer_attestor(issuer)
+        self._sizes = [n for n in batch_sizes if n > 0]
+        self._on_verified = on_verified
+        self._pending: list[tuple[str, bytes, str]] = []
+        #: Attestations signed and verified on chain so far.
+        self.verified = 0
+
+    def __call__(self, record: Record, commitment: bytes, subject_did: str, wallet: str) -> str:
+        jws = self._sign(record, commitment, subject_did, wallet)
+        self._pending.append((jws, commitment, wallet))
+        if self._sizes and len(self._pending) == self._sizes[0]:
+            self._sizes.pop(0)
+            self._check_pending()
+        return jws
+
+    def _check_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        owners = {wallet for _, _, wallet in pending}
+        if len(owners) != 1:
+            raise CredentialRejected("one batch of attestations must name one wallet")
+        problems = ChainTrust(self._ledger).check_batch(
+            [jws for jws, _, _ in pending],
+            [commitment for _, commitment, _ in pending],
+            self._issuer.address,
+            owners.pop(),
+            require_current_issuer=True,
+            fresh_ids=True,  # ids were just drawn at random by issuer_attestor
+        )
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise CredentialRejected(f"issuer attestation refused ({problem}); nothing was minted")
+        self.verified += len(pending)
+        self._on_verified(len(pending))
+
+
 def attestation_id(jws: object) -> str | None:
     """The credential id inside an attestation, read without trusting it.
 
