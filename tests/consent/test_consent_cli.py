@@ -8,7 +8,11 @@ that text and none of the patient's data.
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 
@@ -18,6 +22,61 @@ REASON = "Cohort study of glycated haemoglobin in adolescents, protocol HX-4471"
 def _json(proc) -> object:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def home(demo_home: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dict]:
+    """A private copy of the session's demo home (cheaper than a fresh demo)."""
+    src, summary = demo_home
+    dst = tmp_path / "home"
+    shutil.copytree(src, dst)
+    return dst, summary
+
+
+def _add(home: Path, kind: str, name: str) -> str:
+    return _json(run_cli(home, "participant", "add", "--kind", kind, "--name", name,
+                         "--json"))["address"]  # fmt: skip
+
+
+def test_a_removed_policy_approves_nothing(home: tuple[Path, dict]) -> None:
+    path, summary = home
+    alice = summary["patients"][0]["address"]
+    research = _add(path, "research", "uni")
+    ask = ("request", "--owner", alice, "--as", research, "--category", "laboratory",
+           "--purpose", "research", "--json")  # fmt: skip
+    added = _json(run_cli(path, "policy", "add", "--owner", alice, "--kind", "research",
+                          "--purpose", "research", "--category", "laboratory", "--json"))
+    assert _json(run_cli(path, *ask))["state"] == "approved"  # the policy matches...
+    removed = _json(run_cli(path, "policy", "remove", str(added["policy"]), "--owner", alice,
+                            "--json"))  # fmt: skip
+    assert removed == {"policy": added["policy"], "removed": True}
+    later = _json(run_cli(path, *ask))  # ...and once removed, the same request waits
+    assert later["state"] == "pending" and later["grant_id"] is None
+    (policy,) = _json(run_cli(path, "policy", "list", "--owner", alice, "--json"))
+    assert policy["policy"] == added["policy"] and policy["active"] is False
+    again = run_cli(path, "policy", "remove", str(added["policy"]), "--owner", alice, "--json")
+    assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1
+
+
+def test_share_a_category_for_seven_days(home: tuple[Path, dict]) -> None:
+    path, summary = home
+    alice = summary["patients"][0]["address"]
+    research = _add(path, "research", "uni")
+    before = int(time.time())
+    grant = _json(run_cli(path, "share", "--category", "laboratory", "--owner", alice, "--to",
+                          research, "--purpose", "research", "--days", "7", "--json"))
+    after = int(time.time())
+    assert isinstance(grant["grant_id"], int) and grant["grant_id"] > 0
+    assert grant["grantee"] == research and grant["purpose"] == "research"
+    assert before + 7 * 86400 <= grant["expires"] <= after + 7 * 86400
+    rows = _json(run_cli(path, "wallet", "list", "--owner", alice, "--json"))
+    lab = next(r["token_id"] for r in rows if r["category"] == "laboratory")
+    other = next(r["token_id"] for r in rows if r["category"] != "laboratory")
+    opened = _json(run_cli(path, "open", str(lab), "--as", research, "--json"))
+    assert opened["token_id"] == lab and opened["meta"]["category"] == "laboratory"
+    refused = run_cli(path, "open", str(other), "--as", research, "--json")
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert refused.stderr == f"error: token {other}: no valid grant for {research}\n"
 
 
 def test_consent_flow_and_privacy_on_chain(fresh_demo_home: tuple[Path, dict],
