@@ -45,7 +45,8 @@ def test_a_removed_policy_approves_nothing(home: tuple[Path, dict]) -> None:
     ask = ("request", "--owner", alice, "--as", research, "--category", "laboratory",
            "--purpose", "research", "--json")  # fmt: skip
     added = _json(run_cli(path, "policy", "add", "--owner", alice, "--kind", "research",
-                          "--purpose", "research", "--category", "laboratory", "--json"))
+                          "--purpose", "research", "--category", "laboratory",
+                          "--json"))  # fmt: skip
     assert _json(run_cli(path, *ask))["state"] == "approved"  # the policy matches...
     removed = _json(run_cli(path, "policy", "remove", str(added["policy"]), "--owner", alice,
                             "--json"))  # fmt: skip
@@ -64,7 +65,7 @@ def test_share_a_category_for_seven_days(home: tuple[Path, dict]) -> None:
     research = _add(path, "research", "uni")
     before = int(time.time())
     grant = _json(run_cli(path, "share", "--category", "laboratory", "--owner", alice, "--to",
-                          research, "--purpose", "research", "--days", "7", "--json"))
+                          research, "--purpose", "research", "--days", "7", "--json"))  # fmt: skip
     after = int(time.time())
     assert isinstance(grant["grant_id"], int) and grant["grant_id"] > 0
     assert grant["grantee"] == research and grant["purpose"] == "research"
