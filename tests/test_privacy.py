@@ -339,7 +339,8 @@ def test_no_patient_data_on_chain_with_consent_activity(
     needles: list[Needle], demo_home: tuple[Path, dict], tmp_path: Path
 ) -> None:
     """The same search after grants, requests (with a reason), a policy, key releases,
-    a transfer, an amendment approval and a burn are on chain."""
+    a transfer, an amendment (approval, then the corrected record minted) and a burn are
+    on chain."""
     import shutil
 
     home = tmp_path / "home"
@@ -370,6 +371,14 @@ def test_no_patient_data_on_chain_with_consent_activity(
     cli("share", str(other[1]), "--owner", alice, "--to", bob, "--purpose", "treatment")
     cli("transfer", str(other[2]), "--owner", alice, "--to", bob)
     cli("burn", str(other[3]), "--owner", alice, "--yes")
+    # A correction: the owner approves, the hospital mints the amended version.
+    fixed = cli("wallet", "show", str(lab[0]))["resource"]
+    fixed["status"] = "amended"
+    fixed_file = tmp_path / "corrected.json"  # outside the home and the chain
+    fixed_file.write_text(json.dumps(fixed), "utf-8")
+    cli("approve-amendment", str(lab[0]), "--owner", alice, "--issuer", "demo-hospital")
+    amended = cli("amend", str(lab[0]), str(fixed_file), "--issuer", "demo-hospital")
+    assert amended["supersedes"] == lab[0]
     assert cli("access-log", "--owner", alice)  # releases are on chain
     out = tmp_path / "chain.json"
     run_cli(home, "chain", "export", str(out), check=True)
