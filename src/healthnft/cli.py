@@ -982,8 +982,13 @@ def wallet_present(
     ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the VP here.")] = None,
     passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Sign a Verifiable Presentation of the wallet's credentials for one challenge."""
+    """Sign a Verifiable Presentation of the wallet's credentials for one challenge.
+
+    With --json, one JSON document carries the presentation itself as well as who
+    presents what, so a script need not parse the JWS to route it.
+    """
     from healthnft.credentials.vc import create_presentation
 
     with _network() as net:
@@ -994,7 +999,10 @@ def wallet_present(
                                  domain=domain)  # fmt: skip
     if out_file:
         out_file.write_text(vp + "\n")
-    else:
+    if as_json:
+        _emit({"holder": holder.did, "domain": domain, "credentials": len(creds),
+               "file": str(out_file) if out_file else None, "presentation": vp})  # fmt: skip
+    elif not out_file:
         sys.stdout.write(vp + "\n")
 
 

@@ -206,3 +206,23 @@ def test_an_attestor_returning_none_is_a_clear_refusal(tmp_path: Path) -> None:
         assert attestation_id(None) is None and attestation_id(b"a.b.c") is None
     finally:
         net.close()
+
+
+def test_wallet_present_json(home: tuple[Path, dict], tmp_path: Path) -> None:
+    root, summary = home
+    alice = summary["patients"][0]["address"]
+    issued = _issue(root, alice)
+    out = _json(run_cli(root, "wallet", "present", "--owner", alice, "--challenge",
+                        _challenge(root), "--domain", DOMAIN, "--json"))  # fmt: skip
+    assert out["holder"] == issued["holder"] and out["credentials"] == 1
+    assert out["domain"] == DOMAIN and out["file"] is None
+    vp = tmp_path / "vp.jwt"
+    vp.write_text(out["presentation"])
+    assert _json(_check(root, vp))["valid"]
+    # With --out as well, the file holds the same presentation and the JSON names it.
+    written = tmp_path / "written.jwt"
+    again = _json(run_cli(root, "wallet", "present", "--owner", alice, "--challenge",
+                          _challenge(root), "--domain", DOMAIN, "--out", str(written),
+                          "--json"))  # fmt: skip
+    assert again["file"] == str(written)
+    assert written.read_text().strip() == again["presentation"]
