@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Browser tests drive Debian's chromium (never a downloaded browser build).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint bench clean
 
@@ -15,16 +18,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+# Mint the demo data, then serve the web wallet on http://127.0.0.1:8000/ (Ctrl-C stops it).
 demo: install
 	$(BIN)/healthnft demo
+	$(BIN)/healthnft serve --host 127.0.0.1 --port 8000
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/web_load.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,3 +66,66 @@ def fresh_demo_home(tmp_path: Path, fhir_dir: Path) -> tuple[Path, dict]:
     home = tmp_path / "home"
     proc = run_cli(home, "demo", "--data", str(fhir_dir), "--json", check=True)
     return home, json.loads(proc.stdout)
+
+
+# -- the web service (tests/api) ------------------------------------------------
+
+
+@dataclass
+class Served:
+    home: Path
+    app: object
+    clock: list[float]
+    patients: list[str]
+    research: str
+    hospital: str
+
+    def client(self) -> Any:
+        from fastapi.testclient import TestClient
+
+        return TestClient(self.app)
+
+    def key(self, address: str) -> bytes:
+        return bytes(self.app.state.home.net.identity(address).account.key)
+
+    def sign_in(self, client: Any, address: str) -> dict:
+        from healthnft.api import siwe
+
+        msg = client.get("/api/auth/challenge", params={"address": address}).json()["message"]
+        r = client.post("/api/auth/verify",
+                        json={"message": msg, "signature": siwe.sign(msg, self.key(address))})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+@pytest.fixture(scope="module")
+def web_home(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's demo home plus a research institute (tests change it)."""
+    src, _summary = demo_home
+    home = tmp_path_factory.mktemp("web") / "home"
+    shutil.copytree(src, home)
+    proc = run_cli(home, "participant", "add", "--kind", "research", "--name",
+                   "demo-research-institute", "--json", check=True)
+    assert json.loads(proc.stdout)["address"].startswith("0x")
+    return home
+
+
+@pytest.fixture(scope="module")
+def served(web_home: Path) -> Iterator[Served]:
+    import time
+
+    from healthnft.api import create_app
+
+    clock = [time.time()]
+    app = create_app(web_home, session_ttl_s=600, clock=lambda: clock[0])
+    net = app.state.home.net
+    people = net.catalog.participants()
+    yield Served(
+        home=web_home,
+        app=app,
+        clock=clock,
+        patients=[p.address for p in people if p.kind == "patient"],
+        research=next(p.address for p in people if p.kind == "research"),
+        hospital=next(p.address for p in people if p.kind == "hospital"),
+    )
+    net.close()

@@ -36,6 +36,10 @@ def default_data_folder() -> Path | None:
     return None
 
 
+#: The demo's research institute (shares and requests in the web wallet).
+DEMO_RESEARCH = "demo-research-institute"
+
+
 def patient_label(net: Network, patient_ref: str | None) -> str:
     """A stable wallet label that does not reveal who the patient is."""
     secret = (net.home / "secret.key").read_bytes()
@@ -66,6 +70,8 @@ def run_demo(
         hospital = net.add_participant("hospital", DEMO_ISSUER)
         for n in range(1, DEMO_CUSTODIANS + 1):  # key shares 2-of-3, registered before minting
             net.add_participant("custodian", f"custodian-{n}")
+        # A research institute, so the web wallet's sharing can be tried at once.
+        net.add_participant("research", DEMO_RESEARCH)
         issuer = net.identity(hospital.address)
         result = ingest([data], on_resource=on_resource)
         say(

@@ -177,28 +177,41 @@ def _granted_tokens(consent: Any, grant: Any, tx_hash: Any) -> list[int]:
 
 
 def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
-    """Records ``grantee`` may open now under live grants (for institutions' pages)."""
-    from healthnft.consent.custodian import grants_for
+    """Records ``grantee`` may open now under live grants (for institutions' pages).
 
-    who = net.participant(grantee).address
+    One log query finds the grantee's grants; each live one is expanded to its
+    tokens (a token grant's from its creating call, a category grant's from the
+    owner's records of that category) and every token is confirmed with the
+    contract's own ``can_access``.
+    """
     from healthnft.ledger.consent import Consent
 
+    who = net.participant(grantee).address
     consent = Consent(net.ledger)
-    owners: set[str] = set()
+    now = int(time.time())
+    found: dict[int, dict[str, Any]] = {}
     for ev in consent.contract.events.GrantCreated().get_logs(
         from_block=0, argument_filters={"grantee": who}
     ):
-        owners.add(ev["args"]["owner"])
-    out = []
-    for owner in sorted(owners):
-        for row in net.catalog.records_of(owner):
-            if row.status == "burned":
+        gid = int(ev["args"]["grant_id"])
+        grant = consent.grant(gid)
+        if grant is None or grant.revoked or grant.expires <= now:
+            continue
+        if grant.category is None:
+            rows = [net.catalog.record(t)
+                    for t in _granted_tokens(consent, grant, ev["transactionHash"])]  # fmt: skip
+        else:
+            rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
+        for row in rows:
+            if row is None or row.status == "burned" or row.token_id in found:
                 continue
-            if grants_for(net.ledger, who, row.token_id, row.category):
-                out.append({"token_id": row.token_id, "owner": owner, "category": row.category,
-                            "resource_type": row.resource_type,
-                            "effective_date": row.effective_date})  # fmt: skip
-    return out
+            if consent.can_access(gid, who, row.token_id):
+                found[row.token_id] = {"token_id": row.token_id, "owner": row.owner,
+                                       "category": row.category,
+                                       "resource_type": row.resource_type,
+                                       "effective_date": row.effective_date,
+                                       "grant_id": gid, "purpose": grant.purpose}  # fmt: skip
+    return [found[t] for t in sorted(found)]
 
 
 def transfer(net: Network, owner: str, token_id: int, to: str,

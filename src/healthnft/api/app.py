@@ -31,6 +31,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from healthnft import operations as ops
@@ -144,7 +145,8 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             state.net.forget_keys()
             state.net.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not a CDN (this runs offline).
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="healthnft",
         version="0.1.0",
@@ -181,7 +183,7 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        if not request.url.path.startswith(("/docs", "/redoc")):
+        if not request.url.path.startswith(("/docs", "/redoc", "/static-offline-docs")):
             response.headers.setdefault("Content-Security-Policy", _CSP)
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")

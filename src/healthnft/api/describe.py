@@ -96,10 +96,16 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+#: UCUM codes as people write them (Synthea puts the code in ``unit``).
+_UNITS = {"Cel": "°C", "[degF]": "°F", "kg/m2": "kg/m²", "mm[Hg]": "mmHg", "{score}": "",
+          "[lb_av]": "lb", "[in_i]": "in", "10*3/uL": "×10³/µL", "10*6/uL": "×10⁶/µL"}
+
+
 def _quantity(q: Any) -> str:
-    if not isinstance(q, dict) or "value" not in q:
+    if not isinstance(q, dict) or "value" not in q or q["value"] is None:
         return ""
     unit = q.get("unit") or q.get("code") or ""
+    unit = _UNITS.get(unit, unit)
     return f"{_number(q['value'])} {unit}".strip()
 
 

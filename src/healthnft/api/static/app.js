@@ -100,6 +100,7 @@ async function signIn(keystoreJson, passphrase) {
 async function showSignIn() {
   let demo = [];
   try { demo = await api("GET", "/api/demo/wallets"); } catch (_e) { demo = []; }
+  if (me) return;  // signed in while this page was loading: a newer route draws the page
   const file = h("input", { type: "file", accept: ".json,application/json" });
   const pass = h("input", { type: "password", autocomplete: "current-password" });
   const form = h("form", { class: "card", "aria-label": "Sign in with your keystore",

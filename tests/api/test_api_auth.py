@@ -1,0 +1,222 @@
+"""Authorization of the HTTP API: sessions, sign-in refusals, and no existence leaks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from healthnft.api import siwe
+from healthnft.api.app import NOT_VISIBLE
+
+OPEN_ROUTES = {"/api/auth/challenge", "/api/auth/verify", "/api/demo/wallets"}
+
+
+def _api_routes(app) -> list[tuple[str, str]]:
+    out = []
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if not path.startswith("/api/") or path in OPEN_ROUTES:
+            continue
+        for method in sorted(getattr(route, "methods", []) - {"HEAD", "OPTIONS"}):
+            out.append((method, re.sub(r"\{[^}]+\}", "1", path)))
+    return out
+
+
+def _body_for(method: str, path: str) -> dict:
+    if path == "/api/mint":
+        return {"data": {"patient": "0x0"}, "files": {"files": ("a.json", b"{}")}}
+    if method in ("POST", "DELETE"):
+        return {"json": {"to": "0x0", "purpose": "research", "confirm": True, "owner": "0x0"}}
+    return {}
+
+
+def test_every_endpoint_refuses_a_missing_forged_or_expired_session(served) -> None:
+    client = served.client()
+    routes = _api_routes(served.app)
+    assert len(routes) >= 15, routes
+    for method, path in routes:
+        r = client.request(method, path, **_body_for(method, path))
+        assert r.status_code == 401, (method, path, r.status_code, r.text)
+        assert r.json() == {"error": "sign in first (no session, or it expired)"}
+        r = client.request(method, path, headers={"Authorization": "Bearer forged-token"},
+                           **_body_for(method, path))
+        assert r.status_code == 401, (method, path)
+    # An expired session: valid a moment ago, refused once its time is up.
+    served.sign_in(client, served.patients[0])
+    assert client.get("/api/me").status_code == 200
+    served.clock[0] += 601
+    try:
+        for method, path in routes:
+            r = client.request(method, path, **_body_for(method, path))
+            assert r.status_code == 401, (method, path)
+    finally:
+        served.clock[0] -= 601
+    assert client.get("/api/me").status_code == 401  # expired sessions are dropped
+
+
+def test_sign_in_refuses_replay_foreign_site_wrong_key_and_strangers(served) -> None:
+    client = served.client()
+    alice, bob = served.patients[0], served.patients[1]
+    msg = client.get("/api/auth/challenge", params={"address": alice}).json()["message"]
+    good = siwe.sign(msg, served.key(alice))
+
+    def verify(message: str, signature: str) -> tuple[int, str]:
+        r = client.post("/api/auth/verify", json={"message": message, "signature": signature})
+        return r.status_code, r.json().get("error", "")
+
+    assert verify(msg, siwe.sign(msg, served.key(bob)))[0] == 401  # someone else's key
+    assert verify(msg, "0x1234")[0] == 401  # not a signature
+    foreign = msg.replace("testserver wants", "evil.example wants", 1)
+    status, reason = verify(foreign, siwe.sign(foreign, served.key(alice)))
+    assert status == 401 and "another site" in reason
+    assert verify(msg, good)[0] == 200
+    status, reason = verify(msg, good)  # the same signed message again
+    assert status == 401 and "already used" in reason
+    # An expired message.
+    msg = client.get("/api/auth/challenge", params={"address": alice}).json()["message"]
+    served.clock[0] += 301
+    try:
+        status, reason = verify(msg, siwe.sign(msg, served.key(alice)))
+    finally:
+        served.clock[0] -= 301
+    assert status == 401 and "expired" in reason
+    # A key that is not a participant of the network.
+    from eth_account import Account
+
+    stranger = Account.create()
+    msg = client.get("/api/auth/challenge", params={"address": stranger.address}).json()["message"]
+    status, reason = verify(msg, siwe.sign(msg, bytes(stranger.key)))
+    assert status == 401 and "not a participant" in reason
+    assert "error" in client.post("/api/auth/verify",
+                                  json={"message": "hello", "signature": good}).json()
+
+
+def _first(client, category: str) -> int:
+    rows = client.get("/api/records").json()
+    return next(r["token_id"] for r in rows if r["category"] == category)
+
+
+def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
+    alice_client, bob_client = served.client(), served.client()
+    served.sign_in(alice_client, served.patients[0])
+    served.sign_in(bob_client, served.patients[1])
+    lab = _first(alice_client, "laboratory")
+    assert alice_client.get(f"/api/records/{lab}").status_code == 200
+    missing = bob_client.get("/api/records/999999")
+    foreign = bob_client.get(f"/api/records/{lab}")
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json() == missing.json() == {"error": NOT_VISIBLE}  # no existence leak
+    for method, path, body in [
+        ("GET", f"/api/records/{lab}/verify", None),
+        ("POST", f"/api/records/{lab}/transfer", {"to": served.research}),
+        ("POST", f"/api/records/{lab}/burn", {"confirm": True}),
+        ("POST", "/api/grants", {"to": served.research, "purpose": "research", "days": 3,
+                                 "token_ids": [lab]}),
+    ]:
+        r = bob_client.request(method, path, json=body)
+        assert r.status_code == 404 and r.json() == {"error": NOT_VISIBLE}, (path, r.text)
+    assert lab not in {r["token_id"] for r in bob_client.get("/api/records").json()}
+    # Alice's grant cannot be revoked by Bob; her requests cannot be answered by him.
+    g = alice_client.post("/api/grants", json={"to": served.research, "purpose": "research",
+                                               "days": 3, "token_ids": [lab]}).json()
+    r = bob_client.delete(f"/api/grants/{g['grant_id']}")
+    assert r.status_code == 403 and "no such grant of yours" in r.json()["error"]
+    assert g["grant_id"] not in {x["grant_id"] for x in bob_client.get("/api/grants").json()}
+    research = served.client()
+    served.sign_in(research, served.research)
+    req = research.post("/api/requests", json={"owner": served.patients[0], "purpose": "research",
+                                               "category": "vital-signs", "days": 5,
+                                               "reason": "cohort study"}).json()
+    assert req["state"] == "pending"
+    r = bob_client.post(f"/api/requests/{req['request_id']}/approve", json={})
+    assert r.status_code == 403
+    assert alice_client.delete(f"/api/grants/{g['grant_id']}").status_code == 200
+    # The record's content never appears in a refusal.
+    opened = alice_client.get(f"/api/records/{lab}").json()
+    assert opened["measurements"] and opened["verification"]["badge"] == "authentic"
+    value = opened["measurements"][0]["value"]
+    assert value and value not in foreign.text
+
+
+def test_share_open_revoke_through_the_api(served) -> None:
+    patient, research = served.client(), served.client()
+    served.sign_in(patient, served.patients[2])
+    served.sign_in(research, served.research)
+    lab = _first(patient, "laboratory")
+    other = _first(patient, "condition")
+    assert research.get(f"/api/records/{lab}").status_code == 404
+    g = patient.post("/api/grants", json={"to": served.research, "purpose": "research",
+                                          "days": 7, "token_ids": [lab]})
+    assert g.status_code == 200, g.text
+    gid = g.json()["grant_id"]
+    listed = {r["grant_id"]: r for r in patient.get("/api/grants").json()}
+    assert listed[gid]["state"] == "active" and listed[gid]["token_ids"] == [lab]
+    assert lab in {r["token_id"] for r in research.get("/api/shared").json()}
+    opened = research.get(f"/api/records/{lab}")
+    assert opened.status_code == 200 and opened.json()["owned"] is False
+    assert research.get(f"/api/records/{other}").status_code == 404  # outside the grant
+    log = patient.get("/api/access-log").json()
+    assert any(e["token_id"] == lab and e["grantee"] == served.research for e in log)
+    assert patient.delete(f"/api/grants/{gid}").status_code == 200
+    assert research.get(f"/api/records/{lab}").status_code == 404
+    assert lab not in {r["token_id"] for r in research.get("/api/shared").json()}
+
+
+def test_only_patients_share_and_only_hospitals_mint(served, fhir_dir) -> None:
+    research = served.client()
+    served.sign_in(research, served.research)
+    r = research.post("/api/grants", json={"to": served.hospital, "purpose": "research",
+                                           "days": 1, "category": "laboratory"})
+    assert r.status_code == 403
+    r = research.post("/api/mint", data={"patient": served.patients[0]},
+                      files={"files": ("x.json", b"{}")})
+    assert r.status_code == 403 and "only a hospital" in r.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_hospital_mints_an_upload_with_progress(served, tmp_path) -> None:
+    import json
+    import time
+
+    hospital, patient = served.client(), served.client()
+    served.sign_in(hospital, served.hospital)
+    served.sign_in(patient, served.patients[3])
+    before = len(patient.get("/api/records").json())
+    obs = {"resourceType": "Observation", "id": "web-upload-1", "status": "final",
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                     "observation-category", "code": "laboratory"}]}],
+           "code": {"text": "Glucose"}, "subject": {"reference": "urn:uuid:web-patient"},
+           "effectiveDateTime": "2024-05-01T08:00:00Z",
+           "valueQuantity": {"value": 5.4, "unit": "mmol/L"}}
+    bad = hospital.post("/api/mint", data={"patient": served.patients[3]},
+                        files={"files": ("bad.json", b"{not json")})
+    job = bad.json()
+    while job["state"] == "running":
+        time.sleep(0.05)
+        job = hospital.get(f"/api/jobs/{job['job_id']}").json()
+    assert job["state"] == "failed" and "JSON" in job["error"], job
+    r = hospital.post("/api/mint", data={"patient": served.patients[3]},
+                      files={"files": ("o.json", json.dumps(obs).encode())})
+    job = r.json()
+    while job["state"] == "running":
+        time.sleep(0.05)
+        job = hospital.get(f"/api/jobs/{job['job_id']}").json()
+    assert job["state"] == "done", job
+    assert job["result"]["records_minted"] == 1 and job["done"] == job["total"] == 1
+    rows = patient.get("/api/records").json()
+    assert len(rows) == before + 1
+    new = job["result"]["token_ids"][0]
+    opened = patient.get(f"/api/records/{new}").json()
+    assert opened["summary"] == "Blood test — Glucose 5.4 mmol/L — 1 May 2024"
+    assert opened["verification"]["badge"] == "authentic"
+    assert patient.get(f"/api/jobs/{job['job_id']}").status_code == 404  # not the patient's job
+
+
+def test_openapi_and_offline_docs(served) -> None:
+    client = served.client()
+    spec = client.get("/openapi.json").json()
+    assert "/api/records/{token_id}" in spec["paths"] and "/api/grants" in spec["paths"]
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()
+    assert client.get("/").headers["content-security-policy"].startswith("default-src 'self'")

@@ -1,0 +1,241 @@
+"""End to end in a real browser: Debian's chromium driven by Playwright against
+`healthnft serve` started by the test on loopback, over a copy of the demo home.
+
+Screenshots of the main pages, desktop and phone size, go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "tests" / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
+
+pytestmark = pytest.mark.slow
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("chromium is missing: `make test` installs it (apt chromium)")
+    pytest.skip("Debian's chromium is not installed (make test installs it)",
+                allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    src, _ = demo_home
+    home = tmp_path_factory.mktemp("browser") / "home"
+    shutil.copytree(src, home)
+    run_cli(home, "participant", "add", "--kind", "research", "--name",
+            "demo-research-institute", check=True)
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError("healthnft serve did not start") from None
+            time.sleep(0.2)
+    try:
+        yield url, home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def _wallets(home: Path) -> dict[str, str]:
+    from healthnft.network import Network
+
+    net = Network.open(home)
+    try:
+        people = net.catalog.participants()
+    finally:
+        net.close()
+    words = {"patient": "Patient", "research": "Research institute", "hospital": "Hospital"}
+    out = {}
+    for p in people:
+        if p.kind in words:
+            out.setdefault(p.kind, f"{words[p.kind]} — {p.label} "
+                                   f"({p.address[:6]}…{p.address[-4:]})")
+    return out
+
+
+def _sign_in(page, url: str, label: str) -> None:
+    page.goto(url + "#/signin")
+    page.get_by_label("Demo wallet").select_option(label=label)
+    page.get_by_role("button", name="Sign in with demo wallet").click()
+    page.locator("#who").filter(has_text=re.compile(r"\w")).wait_for(timeout=30000)
+
+
+def _sign_out(page) -> None:
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_role("button", name="Sign in with demo wallet").wait_for()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _unlabelled_controls(page) -> list[str]:
+    return page.evaluate("""() => [...document.querySelectorAll('input, select, textarea, button')]
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                      && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+        .map(el => el.outerHTML.slice(0, 80))""")
+
+
+def test_patient_shares_with_a_research_institute_revokes_and_burns(server, browser) -> None:
+    url, home = server
+    who = _wallets(home)
+    page = browser.new_page(viewport=DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    page.goto(url)
+    assert _unlabelled_controls(page) == []
+    _shot(page, "signin-desktop")
+    # Keyboard only: the demo wallet select and its button are reachable and work.
+    page.get_by_label("Demo wallet").select_option(label=who["patient"])
+    page.get_by_label("Demo wallet").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=re.compile(r"Your records \(\d+\)")).wait_for()
+    _shot(page, "records-desktop")
+    count = int(re.search(r"\((\d+)\)", page.get_by_role("heading", level=1).inner_text())[1])
+    assert count > 10
+    assert page.get_by_role("heading", name=re.compile("Laboratory results")).count() == 1
+
+    lab = page.locator("a[data-token]").filter(has_text="Blood test").first
+    lab_token = lab.get_attribute("data-token")
+    lab.click()
+    page.locator("#badge").wait_for()
+    assert page.locator("#badge").inner_text() == "authentic"
+    assert page.get_by_role("table", name="Measured values").count() == 1
+    _shot(page, "record-desktop")
+
+    page.get_by_role("link", name="Share").click()
+    page.get_by_label("Who", exact=True).select_option(
+        label=_option_label(page, "Who", "demo-research"))
+    page.get_by_label("Purpose").select_option("research")
+    page.get_by_label("For how many days").fill("14")
+    sentence = page.locator("#consent-sentence").inner_text()
+    assert "demo-research-institute" in sentence and "for research until" in sentence
+    assert _unlabelled_controls(page) == []
+    _shot(page, "share-desktop")
+    page.get_by_role("button", name="Share").click()
+    page.get_by_role("heading", name="Shared by you").wait_for()
+    assert page.get_by_role("button", name=re.compile("Revoke grant")).count() >= 1
+    _sign_out(page)
+
+    # The institute opens exactly what was shared.
+    _sign_in(page, url, who["research"])
+    try:
+        page.get_by_role("heading", name=re.compile(r"Shared with you \(1\)")).wait_for()
+    except Exception:
+        _shot(page, "failure")
+        raise
+    _shot(page, "institute-shared-desktop")
+    page.locator(f"a[data-token='{lab_token}']").click()
+    page.get_by_role("table", name="Measured values").wait_for()
+    _shot(page, "institute-record-desktop")
+    _sign_out(page)
+
+    # The patient revokes; the institute is refused afterwards.
+    _sign_in(page, url, who["patient"])
+    page.get_by_role("link", name="Sharing").click()
+    page.get_by_role("button", name=re.compile("Revoke grant")).first.click()
+    page.locator("#status").filter(has_text="revoked").wait_for()
+    _sign_out(page)
+    _sign_in(page, url, who["research"])
+    page.get_by_role("heading", name=re.compile(r"Shared with you \(0\)")).wait_for()
+    page.goto(url + f"#/record/{lab_token}")
+    page.locator("#status").filter(has_text="no record you may open").wait_for()
+    _sign_out(page)
+
+    # Burn, with its irreversible-warning confirmation.
+    _sign_in(page, url, who["patient"])
+    page.goto(url + f"#/record/{lab_token}")
+    page.locator("#badge").wait_for()
+    page.get_by_role("link", name="Burn").click()
+    assert "irreversible" in page.locator("#burn-warning").inner_text()
+    _shot(page, "burn-desktop")
+    page.get_by_role("button", name="Burn for good").click()
+    page.locator("#status").filter(has_text="Tick the box").wait_for()  # not without consent
+    page.get_by_label("I understand this cannot be undone").check()
+    page.get_by_role("button", name="Burn for good").click()
+    page.get_by_role("heading", name=f"Your records ({count - 1})").wait_for()
+    assert page.locator(f"a[data-token='{lab_token}']").count() == 0
+    assert errors == []
+    page.close()
+
+
+def _option_label(page, label: str, contains: str) -> str:
+    page.get_by_label(label, exact=True).locator("option").first.wait_for(state="attached")
+    texts = page.get_by_label(label, exact=True).locator("option").all_inner_texts()
+    return next(t for t in texts if contains in t)
+
+
+def test_phone_sized_pages(server, browser) -> None:
+    url, home = server
+    who = _wallets(home)
+    page = browser.new_page(viewport=PHONE)
+    page.goto(url)
+    _shot(page, "signin-phone")
+    _sign_in(page, url, who["patient"])
+    page.get_by_role("heading", name=re.compile("Your records")).wait_for()
+    _shot(page, "records-phone")
+    # Nothing is wider than the phone's screen.
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    page.locator("a[data-token]").filter(has_text="Vital sign").first.click()
+    page.locator("#badge").wait_for()
+    _shot(page, "record-phone")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    for name, shot in (("Sharing", "grants-phone"), ("Requests", "requests-phone"),
+                       ("Access log", "access-log-phone")):
+        page.get_by_role("link", name=name).click()
+        page.wait_for_load_state("networkidle")
+        _shot(page, shot)
+    page.close()
