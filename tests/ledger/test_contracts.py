@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -455,3 +456,39 @@ def test_amendment_needs_the_owner_and_the_approved_issuer(env: Env) -> None:
     assert env.ledger.superseded_by(old) == new and env.ledger.superseded_by(new) is None
     with pytest.raises(LedgerError, match="already superseded"):
         env.ledger.approve_amendment(env.alice, old, env.hospital.address)
+
+
+# -- the service's read cache -------------------------------------------------------
+
+
+def test_read_cache_memoizes_views_until_a_write(env: Env) -> None:
+    (token,) = env.mint(env.alice, 1)
+    cache = env.ledger.enable_read_cache(ttl_s=60)
+    assert env.ledger.owner_of(token) == env.alice.address
+    calls = []
+    original = env.ledger.token.functions.ownerOf
+    env.ledger.token.functions.ownerOf = lambda *a: calls.append(a) or original(*a)
+    try:
+        assert env.ledger.owner_of(token) == env.alice.address  # served from the cache
+        assert calls == []
+        version = cache.version
+        env.transfer(env.alice, env.alice.address, env.bob.address, token)  # a write
+        assert cache.version > version
+        assert env.ledger.owner_of(token) == env.bob.address  # re-read after the write
+        assert len(calls) == 1
+        owners = env.ledger.owners_of([token, token + 1])
+        owners.append("changed by the caller")
+        assert env.ledger.owners_of([token, token + 1]) == [env.bob.address, None]
+        assert env.ledger.participant(env.bob.address)[:2] == ("patient", True)
+        assert env.ledger.participant(env.bob.address)[:2] == ("patient", True)
+    finally:
+        env.ledger.token.functions.ownerOf = original
+
+
+def test_read_cache_entries_expire(env: Env) -> None:
+    (token,) = env.mint(env.alice, 1)
+    cache = env.ledger.enable_read_cache(ttl_s=0.05)
+    assert env.ledger.is_burned(token) is False
+    assert cache.get(("is_burned", token)) == (True, False)
+    time.sleep(0.1)
+    assert cache.get(("is_burned", token))[0] is False

@@ -28,11 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from healthnft import operations as ops
 from healthnft.api import describe, siwe
@@ -63,10 +65,13 @@ class Home:
 
         self.net = Network.open(home)
         self.net.remember_keys = True
+        # This process is the home's only writer while it serves: views can be memoized.
+        self.reads = self.net.ledger.enable_read_cache()
         self.passphrase = passphrase
         self.lock = threading.RLock()
         self.summaries: dict[tuple[int, bytes], tuple[str, str | None]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.lists: dict[str, tuple[int, bytes]] = {}
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self.lock:
@@ -117,7 +122,7 @@ def _bearer(request: Request) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
-def _session(request: Request) -> Session:
+async def _session(request: Request) -> Session:
     """The caller's live session (cookie or bearer token), else 401."""
     store: SessionStore = request.app.state.sessions
     found = store.get(_bearer(request) or request.cookies.get(COOKIE))
@@ -304,8 +309,6 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
                 if ident is None:
                     ident = net.identity(owner, state.passphrase)
                 try:
-                    import orjson
-
                     plain = net.wallet()._decrypt(rec, ident)
                     resource = orjson.loads(plain.canonical)
                     state.summaries[key] = (describe.summary(resource, rec.category),
@@ -315,16 +318,35 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             row["summary"], row["date"] = state.summaries[key]
             row["date"] = row["date"] or rec.effective_date
 
-    @app.get("/api/records", tags=["records"])
-    def records(me: Me) -> list[dict[str, Any]]:
-        """The caller's records (confirmed on chain), newest first, with a summary each."""
+    def _list_body(address: str) -> bytes:
         with state.lock:
-            rows = ops.list_records(state.net, me.address)
-            _summaries(me.address, rows)
-        for row in rows:
-            row["category_title"] = describe.category_title(row["category"])
-        rows.sort(key=lambda r: r.get("date") or "", reverse=True)
-        return rows
+            version = state.reads.version
+            cached = state.lists.get(address)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = ops.list_records(state.net, address)
+            _summaries(address, rows)
+            for row in rows:
+                row["category_title"] = describe.category_title(row["category"])
+            rows.sort(key=lambda r: r.get("date") or "", reverse=True)
+            body = orjson.dumps(rows)
+            state.lists[address] = (version, body)
+            return body
+
+    @app.get("/api/records", tags=["records"])
+    async def records(me: Me) -> Response:
+        """The caller's records (confirmed on chain), newest first, with a summary each.
+
+        The answer is kept per wallet until the next transaction on the chain (every
+        change of ownership, mint or burn is one), so a cached list is never stale and
+        a busy wallet page is served without waiting for the chain.
+        """
+        cached = state.lists.get(me.address)
+        if cached is not None and cached[0] == state.reads.version:
+            body = cached[1]
+        else:
+            body = await run_in_threadpool(_list_body, me.address)
+        return Response(body, media_type="application/json")
 
     def _badge(verification: Any) -> str:
         reason = verification.reason

@@ -19,6 +19,7 @@ from web3.logs import DISCARD
 
 from healthnft.errors import LedgerError
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
+from healthnft.ledger.readcache import ReadCache, view
 
 KIND_CODES = {
     "patient": 1,
@@ -87,6 +88,14 @@ class Ledger:
             address=Web3.to_checksum_address(token), abi=compile_contract("HealthRecordToken").abi
         )
         self.chain_id = w3.eth.chain_id
+        self.read_cache: ReadCache | None = None
+
+    def enable_read_cache(self, ttl_s: float = 5.0) -> ReadCache:
+        """Memoize views until the next write (see :mod:`healthnft.ledger.readcache`)."""
+        if self.read_cache is None:
+            self.read_cache = ReadCache(ttl_s)
+            self.w3.middleware_onion.add(self.read_cache.middleware(), name="healthnft-reads")
+        return self.read_cache
 
     # -- deployment -----------------------------------------------------------
 
@@ -200,11 +209,13 @@ class Ledger:
         call = self.registry.functions.bind_did(Web3.to_checksum_address(address), did_key)
         self.transact(admin, call)
 
+    @view
     def did_key(self, address: str) -> bytes | None:
         """The Ed25519 key of the participant's did:key bound on chain, if any."""
         key = bytes(self.registry.functions.did_key(Web3.to_checksum_address(address)).call())
         return None if key == bytes(32) else key
 
+    @view
     def did_owner(self, did_key: bytes) -> str | None:
         """The participant whose did:key is ``did_key``, if one is bound."""
         owner = self.registry.functions.did_owner(did_key).call()
@@ -213,6 +224,7 @@ class Ledger:
     def revoke_credential(self, issuer: LocalAccount, credential_hash: bytes) -> None:
         self.transact(issuer, self.registry.functions.revoke_credential(credential_hash))
 
+    @view
     def is_revoked(self, issuer: str, credential_hash: bytes) -> bool:
         return bool(
             self.registry.functions.is_revoked(
@@ -220,6 +232,7 @@ class Ledger:
             ).call()
         )
 
+    @view
     def revoked_among(self, issuer: str, credential_hashes: list[bytes]) -> list[bool]:
         """Revocation status of many of ``issuer``'s credentials, 1,024 per call."""
         out: list[bool] = []
@@ -229,6 +242,7 @@ class Ledger:
             out.extend(bool(x) for x in self.registry.functions.revoked_among(who, chunk).call())
         return out
 
+    @view
     def participant(self, address: str) -> tuple[str | None, bool, bytes]:
         """(kind name or None, active, encryption key) as the chain records them."""
         kind, active, key = self.registry.functions.participant(
@@ -236,11 +250,13 @@ class Ledger:
         ).call()
         return KIND_NAMES.get(kind), bool(active), bytes(key)
 
+    @view
     def is_member(self, address: str) -> bool:
         return bool(
             self.registry.functions.is_member(Web3.to_checksum_address(address)).call()
         )
 
+    @view
     def is_issuer(self, address: str) -> bool:
         return bool(
             self.registry.functions.is_issuer(Web3.to_checksum_address(address)).call()
@@ -253,28 +269,34 @@ class Ledger:
             Web3.to_checksum_address(owner), count, start, root
         )
 
+    @view
     def next_token_id(self) -> int:
         return int(self.token.functions.next_token_id().call())
 
+    @view
     def batch_count(self) -> int:
         return int(self.token.functions.batch_count().call())
 
+    @view
     def batch(self, batch_id: int) -> BatchInfo:
         owner, start, end, root = self.token.functions.batch(batch_id).call()
         return BatchInfo(batch_id, owner, int(start), int(end), bytes(root))
 
+    @view
     def batch_of(self, token_id: int) -> BatchInfo | None:
         """The batch that minted ``token_id``, or None when no such token exists."""
         if not 0 < token_id < self.next_token_id():
             return None
         return self.batch(int(self.token.functions.batch_of(token_id).call()))
 
+    @view
     def owner_of(self, token_id: int) -> str | None:
         """The token's owner, or None when no such token exists (or it was burned)."""
         if not 0 < token_id < self.next_token_id() or self.is_burned(token_id):
             return None
         return self.token.functions.ownerOf(token_id).call()
 
+    @view
     def owners_of(self, token_ids: list[int]) -> list[str | None]:
         """On-chain owners of many tokens (None for unknown ones), 1,024 per call."""
         out: list[str | None] = []
@@ -283,6 +305,7 @@ class Ledger:
             out.extend(None if int(a, 16) == 0 else a for a in chunk)
         return out
 
+    @view
     def is_burned(self, token_id: int) -> bool:
         return bool(self.token.functions.is_burned(token_id).call())
 
@@ -296,10 +319,12 @@ class Ledger:
     def supersede(self, issuer: LocalAccount, old_token: int, new_token: int) -> dict:
         return self.transact(issuer, self.token.functions.supersede(old_token, new_token))
 
+    @view
     def superseded_by(self, token_id: int) -> int | None:
         new = int(self.token.functions.superseded_by(token_id).call())
         return new or None
 
+    @view
     def balance_of(self, owner: str) -> int:
         return int(self.token.functions.balanceOf(Web3.to_checksum_address(owner)).call())
 
