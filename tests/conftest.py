@@ -80,6 +80,10 @@ class Served:
     research: str
     hospital: str
 
+    def patient(self, n: int) -> str:
+        """The n-th patient (wrapping round: the built-in sample has fewer than Synthea)."""
+        return self.patients[n % len(self.patients)]
+
     def client(self) -> Any:
         from fastapi.testclient import TestClient
 

@@ -766,18 +766,10 @@ def shc_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export records as a SMART Health Card signed by their issuing hospital."""
-    from healthnft.wallet.cards import export_health_card
+    from healthnft import operations as ops
 
     with _network() as net:
-        owner = net.ledger.owner_of(token_ids[0])
-        if owner is None:
-            raise UnknownParticipant(f"token {token_ids[0]} does not exist")
-        row = net.catalog.record(token_ids[0])
-        if row is None:
-            raise UnknownParticipant(f"token {token_ids[0]} is not in this home's catalogue")
-        card = export_health_card(net.wallet(), net.identity(owner, passphrase),
-                                  net.identity(row.issuer, passphrase), token_ids, out_dir,
-                                  name)  # fmt: skip
+        card = ops.health_card(net, token_ids, out_dir, name, passphrase)
     info = card.as_dict()
     if as_json:
         _emit(info)

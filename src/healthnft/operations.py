@@ -214,6 +214,28 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
     return [found[t] for t in sorted(found)]
 
 
+def health_card(net: Network, token_ids: list[int], out_dir: Any, name: str = "health-card",
+                passphrase: str | None = None, owner: str | None = None) -> Any:  # fmt: skip
+    """Export the owner's immunization/laboratory records as a SMART Health Card.
+
+    The card is signed by the hospital that issued the records (its key lives in
+    this home). With ``owner`` given, every token must be that owner's.
+    """
+    from healthnft.wallet.cards import export_health_card
+
+    if not token_ids:
+        raise HealthNFTError("choose at least one immunization or laboratory record")
+    holder = current_owner(net, token_ids[0])
+    if owner is not None and holder.lower() != owner.lower():
+        raise AccessDenied(f"token {token_ids[0]}: only its owner can export it")
+    row = net.catalog.record(token_ids[0])
+    if row is None:
+        raise UnknownParticipant(f"token {token_ids[0]} is not in this home's catalogue")
+    return export_health_card(net.wallet(), net.identity(holder, passphrase),
+                              net.identity(row.issuer, passphrase), token_ids, out_dir,
+                              name)  # fmt: skip
+
+
 def transfer(net: Network, owner: str, token_id: int, to: str,
              passphrase: str | None = None) -> str:  # fmt: skip
     """Give a record to a registered participant, re-encrypted so only they can open it."""

@@ -43,7 +43,7 @@ def test_every_endpoint_refuses_a_missing_forged_or_expired_session(served) -> N
                            **_body_for(method, path))
         assert r.status_code == 401, (method, path)
     # An expired session: valid a moment ago, refused once its time is up.
-    served.sign_in(client, served.patients[0])
+    served.sign_in(client, served.patient(0))
     assert client.get("/api/me").status_code == 200
     served.clock[0] += 601
     try:
@@ -57,7 +57,7 @@ def test_every_endpoint_refuses_a_missing_forged_or_expired_session(served) -> N
 
 def test_sign_in_refuses_replay_foreign_site_wrong_key_and_strangers(served) -> None:
     client = served.client()
-    alice, bob = served.patients[0], served.patients[1]
+    alice, bob = served.patient(0), served.patient(1)
     msg = client.get("/api/auth/challenge", params={"address": alice}).json()["message"]
     good = siwe.sign(msg, served.key(alice))
 
@@ -99,8 +99,8 @@ def _first(client, category: str) -> int:
 
 def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
     alice_client, bob_client = served.client(), served.client()
-    served.sign_in(alice_client, served.patients[0])
-    served.sign_in(bob_client, served.patients[1])
+    served.sign_in(alice_client, served.patient(0))
+    served.sign_in(bob_client, served.patient(1))
     lab = _first(alice_client, "laboratory")
     assert alice_client.get(f"/api/records/{lab}").status_code == 200
     missing = bob_client.get("/api/records/999999")
@@ -125,7 +125,7 @@ def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
     assert g["grant_id"] not in {x["grant_id"] for x in bob_client.get("/api/grants").json()}
     research = served.client()
     served.sign_in(research, served.research)
-    req = research.post("/api/requests", json={"owner": served.patients[0], "purpose": "research",
+    req = research.post("/api/requests", json={"owner": served.patient(0), "purpose": "research",
                                                "category": "vital-signs", "days": 5,
                                                "reason": "cohort study"}).json()
     assert req["state"] == "pending"
@@ -141,7 +141,7 @@ def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
 
 def test_share_open_revoke_through_the_api(served) -> None:
     patient, research = served.client(), served.client()
-    served.sign_in(patient, served.patients[2])
+    served.sign_in(patient, served.patient(2))
     served.sign_in(research, served.research)
     lab = _first(patient, "laboratory")
     other = _first(patient, "condition")
@@ -169,7 +169,7 @@ def test_only_patients_share_and_only_hospitals_mint(served, fhir_dir) -> None:
     r = research.post("/api/grants", json={"to": served.hospital, "purpose": "research",
                                            "days": 1, "category": "laboratory"})
     assert r.status_code == 403
-    r = research.post("/api/mint", data={"patient": served.patients[0]},
+    r = research.post("/api/mint", data={"patient": served.patient(0)},
                       files={"files": ("x.json", b"{}")})
     assert r.status_code == 403 and "only a hospital" in r.json()["error"]
 
@@ -181,7 +181,7 @@ def test_a_hospital_mints_an_upload_with_progress(served, tmp_path) -> None:
 
     hospital, patient = served.client(), served.client()
     served.sign_in(hospital, served.hospital)
-    served.sign_in(patient, served.patients[3])
+    served.sign_in(patient, served.patient(3))
     before = len(patient.get("/api/records").json())
     obs = {"resourceType": "Observation", "id": "web-upload-1", "status": "final",
            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
@@ -189,14 +189,14 @@ def test_a_hospital_mints_an_upload_with_progress(served, tmp_path) -> None:
            "code": {"text": "Glucose"}, "subject": {"reference": "urn:uuid:web-patient"},
            "effectiveDateTime": "2024-05-01T08:00:00Z",
            "valueQuantity": {"value": 5.4, "unit": "mmol/L"}}
-    bad = hospital.post("/api/mint", data={"patient": served.patients[3]},
+    bad = hospital.post("/api/mint", data={"patient": served.patient(3)},
                         files={"files": ("bad.json", b"{not json")})
     job = bad.json()
     while job["state"] == "running":
         time.sleep(0.05)
         job = hospital.get(f"/api/jobs/{job['job_id']}").json()
     assert job["state"] == "failed" and "JSON" in job["error"], job
-    r = hospital.post("/api/mint", data={"patient": served.patients[3]},
+    r = hospital.post("/api/mint", data={"patient": served.patient(3)},
                       files={"files": ("o.json", json.dumps(obs).encode())})
     job = r.json()
     while job["state"] == "running":
@@ -220,3 +220,20 @@ def test_openapi_and_offline_docs(served) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200 and "cdn" not in docs.text.lower()
     assert client.get("/").headers["content-security-policy"].startswith("default-src 'self'")
+
+
+def test_health_card_for_the_owner_only(served) -> None:
+    owner, other = served.client(), served.client()
+    served.sign_in(owner, served.patient(4))
+    served.sign_in(other, served.patient(5))
+    imm = _first(owner, "immunization")
+    card = owner.get(f"/api/records/{imm}/health-card")
+    assert card.status_code == 200, card.text
+    body = card.json()
+    assert body["qr_png"] and body["qr_png"][0].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert "Immunization" in body["resource_types"] and "Patient" in body["resource_types"]
+    refused = other.get(f"/api/records/{imm}/health-card")
+    assert refused.status_code == 404 and refused.json() == {"error": NOT_VISIBLE}
+    cond = _first(owner, "condition")
+    r = owner.get(f"/api/records/{cond}/health-card")
+    assert r.status_code == 400 and "immunization and laboratory" in r.json()["error"]

@@ -85,14 +85,19 @@ def browser():
         b.close()
 
 
-def _wallets(home: Path) -> dict[str, str]:
-    from healthnft.network import Network
+def _participants(home: Path) -> list:
+    """The home's participants, from its catalogue only (the server owns the chain)."""
+    from healthnft.vault.catalog import Catalog
 
-    net = Network.open(home)
+    catalog = Catalog(home / "index.sqlite")
     try:
-        people = net.catalog.participants()
+        return catalog.participants()
     finally:
-        net.close()
+        catalog.close()
+
+
+def _wallets(home: Path) -> dict[str, str]:
+    people = _participants(home)
     words = {"patient": "Patient", "research": "Research institute", "hospital": "Hospital"}
     out = {}
     for p in people:
@@ -153,6 +158,8 @@ def test_patient_shares_with_a_research_institute_revokes_and_burns(server, brow
     page.locator("#badge").wait_for()
     assert page.locator("#badge").inner_text() == "authentic"
     assert page.get_by_role("table", name="Measured values").count() == 1
+    page.get_by_role("button", name="Show SMART Health Card").click()
+    page.get_by_role("img", name=re.compile("SMART Health Card QR code")).first.wait_for()
     _shot(page, "record-desktop")
 
     page.get_by_role("link", name="Share").click()
@@ -209,6 +216,44 @@ def test_patient_shares_with_a_research_institute_revokes_and_burns(server, brow
     assert page.locator(f"a[data-token='{lab_token}']").count() == 0
     assert errors == []
     page.close()
+
+
+def test_a_hospital_mints_an_upload_and_the_patient_sees_it(server, browser, tmp_path) -> None:
+    import json
+
+    url, home = server
+    who = _wallets(home)
+    page = browser.new_page(viewport=DESKTOP)
+    _sign_in(page, url, who["hospital"])
+    page.get_by_role("heading", name="Mint records").wait_for()
+    assert _unlabelled_controls(page) == []
+    wallets = page.evaluate("async () => (await (await fetch('/api/demo/wallets')).json())"
+                            ".filter(w => w.kind === 'patient').map(w => w.address)")
+    obs = {"resourceType": "Observation", "id": "browser-upload-1", "status": "final",
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                     "observation-category", "code": "laboratory"}]}],
+           "code": {"text": "Ferritin"}, "subject": {"reference": "urn:uuid:browser-patient"},
+           "effectiveDateTime": "2025-02-03T09:00:00Z",
+           "valueQuantity": {"value": 88, "unit": "ng/mL"}}
+    upload = tmp_path / "ferritin.json"
+    upload.write_text(json.dumps(obs))
+    page.get_by_label("Patient's wallet address").fill(wallets[0])
+    page.get_by_label("FHIR files").set_input_files(str(upload))
+    page.get_by_role("button", name="Mint").click()
+    page.locator("#status").filter(has_text="Minted 1 records").wait_for()
+    bar = page.get_by_role("progressbar", name="Minting progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max")
+    _shot(page, "mint-desktop")
+    _sign_out(page)
+    label = next(v for k, v in _all_wallet_labels(home).items() if k == wallets[0])
+    _sign_in(page, url, label)
+    page.locator("a[data-token]").filter(has_text="Ferritin 88 ng/mL").wait_for()
+    page.close()
+
+
+def _all_wallet_labels(home: Path) -> dict[str, str]:
+    return {p.address: f"Patient — {p.label} ({p.address[:6]}…{p.address[-4:]})"
+            for p in _participants(home) if p.kind == "patient"}  # fmt: skip
 
 
 def _option_label(page, label: str, contains: str) -> str:

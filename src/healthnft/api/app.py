@@ -396,6 +396,25 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             check = ops.verify_record(state.net, token_id, state.passphrase)
         return {"valid": check.valid, "reason": check.reason, "badge": _badge(check)}
 
+    @app.get("/api/records/{token_id}/health-card", tags=["records"])
+    def health_card(token_id: int, me: Me) -> dict[str, Any]:
+        """A SMART Health Card of one of your immunization or laboratory records (QR PNGs)."""
+        import base64
+        import shutil
+
+        _owned_or_404(token_id, me)
+        folder = Path(tempfile.mkdtemp(prefix="healthnft-card-"))
+        try:
+            with state.lock:
+                card = ops.health_card(state.net, [token_id], folder, passphrase=state.passphrase,
+                                       owner=me.address)  # fmt: skip
+            images = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
+                      for p in card.qr_png_files]  # fmt: skip
+            return {"iss": card.iss, "resource_types": list(card.resource_types),
+                    "qr_png": images, "chunks": len(images)}  # fmt: skip
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     @app.post("/api/records/{token_id}/transfer", tags=["records"])
     def transfer(token_id: int, body: TransferBody, me: Me) -> dict[str, Any]:
         """Give a record to a registered participant; it is re-encrypted for them."""

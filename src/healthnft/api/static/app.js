@@ -176,6 +176,19 @@ async function showRecord(id) {
   }
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
     h("pre", {}, JSON.stringify(rec.resource, null, 2))));
+  if (rec.owned && ["immunization", "laboratory"].includes(rec.category)) {
+    const spot = h("div", { id: "health-card", "aria-live": "polite" });
+    parts.push(h("button", { class: "secondary", onclick: async () => {
+      try {
+        spot.replaceChildren("Signing the card…");
+        const card = await api("GET", `/api/records/${id}/health-card`);
+        spot.replaceChildren(h("p", {}, "SMART Health Card, signed by the hospital that "
+          + "issued the record: any SMART Health Card verifier can check it."),
+        ...card.qr_png.map((src, i) => h("img", { src, width: "280", height: "280",
+          alt: `SMART Health Card QR code${card.chunks > 1 ? ` ${i + 1} of ${card.chunks}` : ""}` })));
+      } catch (e) { spot.replaceChildren(); say(e.message, "err"); }
+    } }, "Show SMART Health Card"), spot);
+  }
   if (rec.owned) {
     parts.push(h("div", { class: "row" },
       h("a", { class: "button", href: `#/share/${id}` }, "Share"),
