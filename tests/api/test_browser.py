@@ -219,6 +219,7 @@ def test_patient_shares_with_a_research_institute_revokes_and_burns(server, brow
 
 
 def test_a_hospital_mints_an_upload_and_the_patient_sees_it(server, browser, tmp_path) -> None:
+    import base64
     import json
 
     url, home = server
@@ -237,10 +238,18 @@ def test_a_hospital_mints_an_upload_and_the_patient_sees_it(server, browser, tmp
            "valueQuantity": {"value": 88, "unit": "ng/mL"}}
     upload = tmp_path / "ferritin.json"
     upload.write_text(json.dumps(obs))
+    note_text = "Seen in clinic today.\nFerritin normal; no change to plan."  # written here
+    note = {"resourceType": "DocumentReference", "id": "browser-note-1", "status": "current",
+            "type": {"text": "Clinic letter"}, "date": "2025-02-04T10:00:00Z",
+            "subject": {"reference": "urn:uuid:browser-patient"},
+            "content": [{"attachment": {"contentType": "text/plain", "title": "Clinic letter",
+                                        "data": base64.b64encode(note_text.encode()).decode()}}]}
+    note_file = tmp_path / "letter.json"
+    note_file.write_text(json.dumps(note))
     page.get_by_label("Patient's wallet address").fill(wallets[0])
-    page.get_by_label("FHIR files").set_input_files(str(upload))
+    page.get_by_label("FHIR files").set_input_files([str(upload), str(note_file)])
     page.get_by_role("button", name="Mint").click()
-    page.locator("#status").filter(has_text="Minted 1 records").wait_for()
+    page.locator("#status").filter(has_text="Minted 2 records").wait_for()
     bar = page.get_by_role("progressbar", name="Minting progress")
     assert bar.get_attribute("value") == bar.get_attribute("max")
     _shot(page, "mint-desktop")
@@ -248,6 +257,10 @@ def test_a_hospital_mints_an_upload_and_the_patient_sees_it(server, browser, tmp
     label = next(v for k, v in _all_wallet_labels(home).items() if k == wallets[0])
     _sign_in(page, url, label)
     page.locator("a[data-token]").filter(has_text="Ferritin 88 ng/mL").wait_for()
+    page.locator("a[data-token]").filter(has_text="Clinical note — Clinic letter").click()
+    page.locator("pre.note").wait_for()
+    assert page.locator("pre.note").inner_text() == note_text
+    _shot(page, "note-desktop")
     page.close()
 
 
@@ -269,7 +282,11 @@ def test_phone_sized_pages(server, browser) -> None:
     page.goto(url)
     _shot(page, "signin-phone")
     _sign_in(page, url, who["patient"])
-    page.get_by_role("heading", name=re.compile("Your records")).wait_for()
+    try:
+        page.get_by_role("heading", name=re.compile("Your records")).wait_for()
+    except Exception:
+        _shot(page, "failure-phone")
+        raise
     _shot(page, "records-phone")
     # Nothing is wider than the phone's screen.
     width = page.evaluate("() => document.documentElement.scrollWidth")

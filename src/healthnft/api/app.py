@@ -379,6 +379,7 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             "date": describe.record_date(rec.resource) or rec.meta.get("effective_date"),
             "summary": describe.summary(rec.resource, category),
             "measurements": describe.measurements(rec.resource),
+            "attachments": describe.attachments(rec.resource),
             "resource": rec.resource,
             "verification": {"valid": check.valid, "reason": check.reason,
                              "badge": _badge(check)},  # fmt: skip

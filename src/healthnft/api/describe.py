@@ -213,3 +213,51 @@ def measurements(resource: dict[str, Any]) -> list[dict[str, str]]:
         rows.insert(0, {"test": name, "value": _value(resource), "range": _range(resource),
                         "interpretation": _interpretation(resource)})  # fmt: skip
     return [r for r in rows if r["test"] or r["value"]]
+
+
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_MAX_ATTACHMENT = 8 * 2**20
+
+
+def _attachment_list(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Attachments wherever FHIR R4 puts them (DocumentReference, DiagnosticReport, Media)."""
+    found: list[Any] = []
+    content = resource.get("content")
+    if isinstance(content, list):  # DocumentReference.content[].attachment
+        found += [c.get("attachment") for c in content if isinstance(c, dict)]
+    elif isinstance(content, dict):  # Media.content
+        found.append(content)
+    found += resource.get("presentedForm") or []  # DiagnosticReport.presentedForm[]
+    return [a for a in found if isinstance(a, dict)]
+
+
+def attachments(resource: dict[str, Any]) -> list[dict[str, str]]:
+    """The record's embedded notes (as text) and pictures (as data: URLs) for display.
+
+    Only inline ``data`` is shown: a URL pointing elsewhere is never fetched.
+    """
+    import base64
+    import binascii
+
+    out: list[dict[str, str]] = []
+    for att in _attachment_list(resource):
+        ctype = str(att.get("contentType") or "").split(";")[0].strip().lower()
+        title = str(att.get("title") or "")
+        data = att.get("data")
+        if not isinstance(data, str) or len(data) > _MAX_ATTACHMENT * 4 // 3 + 4:
+            if ctype or title:
+                out.append({"kind": "file", "content_type": ctype, "title": title})
+            continue
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            out.append({"kind": "file", "content_type": ctype, "title": title})
+            continue
+        if ctype.startswith("text/"):
+            out.append({"kind": "text", "title": title,
+                        "text": raw.decode("utf-8", errors="replace")})  # fmt: skip
+        elif ctype in _IMAGE_TYPES:
+            out.append({"kind": "image", "title": title, "src": f"data:{ctype};base64,{data}"})
+        else:
+            out.append({"kind": "file", "content_type": ctype, "title": title})
+    return out

@@ -10,6 +10,7 @@ const KIND_WORDS = { hospital: "Hospital", pharma: "Pharmaceutical company",
   research: "Research institute", insurer: "Insurer", government: "Government body",
   patient: "Patient" };
 let me = null;
+let viewSeq = 0;  // each route() draws the page only if no newer route() started since
 
 // -- small helpers -------------------------------------------------------------
 
@@ -76,7 +77,8 @@ function field(id, labelText, control) {
 function options(pairs, selected) {
   return pairs.map(([value, text]) => h("option", { value, selected: value === selected }, text));
 }
-function page(title, ...children) {
+function page(ctx, title, ...children) {
+  if (ctx && ctx.seq !== viewSeq) return;  // a newer route owns the page now
   document.title = `${title} — healthnft`;
   const main = document.getElementById("main");
   main.replaceChildren(h("h1", {}, title), ...children);
@@ -97,7 +99,7 @@ async function signIn(keystoreJson, passphrase) {
   go(me.kind === "patient" ? "#/records" : me.kind === "hospital" ? "#/mint" : "#/shared");
 }
 
-async function showSignIn() {
+async function showSignIn(_arg, ctx) {
   let demo = [];
   try { demo = await api("GET", "/api/demo/wallets"); } catch (_e) { demo = []; }
   if (me) return;  // signed in while this page was loading: a newer route draws the page
@@ -132,12 +134,12 @@ async function showSignIn() {
       field("demo-wallet", "Demo wallet", pick),
       h("button", { type: "submit" }, "Sign in with demo wallet")));
   }
-  page("Sign in", ...parts);
+  page(ctx, "Sign in", ...parts);
 }
 
 // -- patient pages -------------------------------------------------------------
 
-async function showRecords() {
+async function showRecords(_arg, ctx) {
   const rows = await api("GET", "/api/records");
   const groups = new Map();
   for (const r of rows) {
@@ -150,14 +152,14 @@ async function showRecords() {
       h("ul", { class: "timeline" }, items.map((r) => h("li", {},
         h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
           r.summary, h("span", { class: "date" }, `token ${r.token_id} · ${r.status}`)))))));
-  page(`Your records (${rows.length})`,
+  page(ctx, `Your records (${rows.length})`,
     rows.length ? h("p", { class: "muted" }, "Each record is a token in your wallet; its "
       + "content is encrypted off chain and opened only on your request.") :
       h("p", {}, "No records in this wallet yet."),
     ...sections);
 }
 
-async function showRecord(id) {
+async function showRecord(id, ctx) {
   const rec = await api("GET", `/api/records/${id}`);
   const v = rec.verification;
   const parts = [
@@ -173,6 +175,18 @@ async function showRecord(id) {
         h("td", { "data-label": "Test" }, m.test), h("td", { "data-label": "Value" }, m.value),
         h("td", { "data-label": "Reference range" }, m.range || "—"),
         h("td", { "data-label": "Interpretation" }, m.interpretation || "—"))))));
+  }
+  for (const a of rec.attachments || []) {
+    if (a.kind === "text") {
+      parts.push(h("section", { "aria-label": a.title || "Note" },
+        h("h2", {}, a.title || "Note"), h("pre", { class: "note" }, a.text)));
+    } else if (a.kind === "image") {
+      parts.push(h("figure", {}, h("img", { src: a.src, alt: a.title || "Image from the record",
+        class: "record-image" }), a.title ? h("figcaption", {}, a.title) : ""));
+    } else {
+      parts.push(h("p", { class: "muted" }, `Attached file: ${a.title || a.content_type || "unnamed"}`
+        + " (not shown here)"));
+    }
   }
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
     h("pre", {}, JSON.stringify(rec.resource, null, 2))));
@@ -195,13 +209,13 @@ async function showRecord(id) {
       h("a", { class: "button", href: `#/transfer/${id}` }, "Transfer"),
       h("a", { class: "button", href: `#/burn/${id}` }, "Burn")));
   }
-  page(rec.summary, ...parts);
+  page(ctx, rec.summary, ...parts);
 }
 
-async function showShare(id) {
+async function showShare(id, ctx) {
   const [people, rec] = await Promise.all([api("GET", "/api/participants"),
     api("GET", `/api/records/${id}`)]);
-  if (!people.length) { page("Share", h("p", {}, "No institution to share with yet.")); return; }
+  if (!people.length) { page(ctx, "Share", h("p", {}, "No institution to share with yet.")); return; }
   const who = h("select", {}, people.map((p) =>
     h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
   const purpose = h("select", {}, options(PURPOSES, "research"));
@@ -219,7 +233,7 @@ async function showShare(id) {
   };
   for (const el of [who, purpose, days, scope]) el.addEventListener("input", update);
   update();
-  page("Share a record",
+  page(ctx, "Share a record",
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       const body = { to: who.value, purpose: purpose.value, days: Number(days.value) };
@@ -238,9 +252,9 @@ async function showShare(id) {
     h("button", { type: "submit" }, "Share")));
 }
 
-async function showGrants() {
+async function showGrants(_arg, ctx) {
   const rows = await api("GET", "/api/grants");
-  page("Shared by you",
+  page(ctx, "Shared by you",
     h("p", { class: "muted" }, "Revoking stops future access; it cannot take back what a "
       + "reader already saw."),
     rows.length ? h("table", { class: "responsive" },
@@ -259,12 +273,12 @@ async function showGrants() {
             try {
               await api("DELETE", `/api/grants/${g.grant_id}`);
               say(`Grant ${g.grant_id} revoked.`, "ok");
-              showGrants();
+              route();
             } catch (e) { say(e.message, "err"); }
           } }, "Revoke") : ""))))) : h("p", {}, "You have not shared anything."));
 }
 
-async function showRequests() {
+async function showRequests(_arg, ctx) {
   const { incoming, outgoing } = await api("GET", "/api/requests");
   const rowOf = (r, actions) => h("tr", {},
     h("td", { "data-label": "Request" }, `#${r.request_id}`),
@@ -277,11 +291,11 @@ async function showRequests() {
     h("td", {}, actions));
   const act = (r) => r.state !== "pending" ? "" : [
     h("button", { "aria-label": `Approve request ${r.request_id}`, onclick: async () => {
-      try { await api("POST", `/api/requests/${r.request_id}/approve`, {}); say("Approved.", "ok"); showRequests(); }
+      try { await api("POST", `/api/requests/${r.request_id}/approve`, {}); say("Approved.", "ok"); route(); }
       catch (e) { say(e.message, "err"); } } }, "Approve"),
     h("button", { class: "secondary", "aria-label": `Decline request ${r.request_id}`,
       onclick: async () => {
-        try { await api("POST", `/api/requests/${r.request_id}/decline`); say("Declined.", "ok"); showRequests(); }
+        try { await api("POST", `/api/requests/${r.request_id}/decline`); say("Declined.", "ok"); route(); }
         catch (e) { say(e.message, "err"); } } }, "Decline")];
   const table = (rows, actions) => h("table", { class: "responsive" },
     h("thead", {}, h("tr", {}, ["Request", "From", "What", "Purpose", "Reason", "Reward", "State", ""]
@@ -295,7 +309,7 @@ async function showRequests() {
     parts.push(requestForm());
   }
   if (outgoing.length) parts.push(h("h2", {}, "Asked by you"), table(outgoing, () => ""));
-  page("Requests", ...parts);
+  page(ctx, "Requests", ...parts);
 }
 
 function requestForm() {
@@ -313,7 +327,7 @@ function requestForm() {
         purpose: purpose.value, category: category.value, days: Number(days.value),
         reason: reason.value });
       say(`Request ${r.request_id}: ${r.state}.`, "ok");
-      showRequests();
+      route();
     } catch (e) { say(e.message, "err"); }
   } },
   h("h2", {}, "Ask a patient for access"),
@@ -324,9 +338,9 @@ function requestForm() {
   h("button", { type: "submit" }, "Send request"));
 }
 
-async function showLog() {
+async function showLog(_arg, ctx) {
   const rows = await api("GET", "/api/access-log");
-  page("Who opened your records",
+  page(ctx, "Who opened your records",
     h("p", { class: "muted" }, "Every key release for your records is logged on the chain."),
     rows.length ? h("table", { class: "responsive" },
       h("thead", {}, h("tr", {}, ["When", "Record", "Who", "Purpose"].map((t) => h("th", { scope: "col" }, t)))),
@@ -337,10 +351,10 @@ async function showLog() {
         h("td", { "data-label": "Purpose" }, r.purpose))))) : h("p", {}, "Nobody has opened your records."));
 }
 
-async function showTransfer(id) {
+async function showTransfer(id, ctx) {
   const people = await api("GET", "/api/participants");
   const who = h("select", {}, people.map((p) => h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
-  page(`Transfer record ${id}`,
+  page(ctx, `Transfer record ${id}`,
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
@@ -356,9 +370,9 @@ async function showTransfer(id) {
     h("button", { type: "submit" }, "Transfer")));
 }
 
-function showBurn(id) {
+function showBurn(id, ctx) {
   const sure = h("input", { type: "checkbox" });
-  page(`Burn record ${id}`,
+  page(ctx, `Burn record ${id}`,
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       if (!sure.checked) { say("Tick the box to confirm.", "err"); return; }
@@ -379,9 +393,9 @@ function showBurn(id) {
 
 // -- institution pages ---------------------------------------------------------
 
-async function showShared() {
+async function showShared(_arg, ctx) {
   const rows = await api("GET", "/api/shared");
-  page(`Shared with you (${rows.length})`,
+  page(ctx, `Shared with you (${rows.length})`,
     rows.length ? h("ul", { class: "timeline" }, rows.map((r) => h("li", {},
       h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
         `${r.category_title} — ${r.resource_type}`,
@@ -390,11 +404,11 @@ async function showShared() {
     h("p", {}, h("a", { href: "#/requests" }, "Ask a patient for access")));
 }
 
-function showMint() {
+function showMint(_arg, ctx) {
   const patient = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
   const files = h("input", { type: "file", multiple: true, accept: ".json,application/json,application/fhir+json" });
   const bar = h("progress", { max: "1", value: "0", "aria-label": "Minting progress", hidden: true });
-  page("Mint records",
+  page(ctx, "Mint records",
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       const body = new FormData();
@@ -442,22 +456,28 @@ function drawNav() {
 }
 
 async function route() {
+  const ctx = { seq: ++viewSeq };
   const [, name, arg] = (location.hash || "#/").split("/");
   try {
-    if (!me) { try { me = await api("GET", "/api/me"); } catch (_e) { me = null; } }
+    if (!me) {  // a reload: the session cookie may still be good
+      let found = null;
+      try { found = await api("GET", "/api/me"); } catch (_e) { found = null; }
+      if (ctx.seq !== viewSeq) return;  // a newer route (maybe a sign-in) took over
+      me = found;
+    }
     if (name === "signout") {
       try { await api("POST", "/api/auth/logout"); } catch (_e) { /* already out */ }
       me = null; say("Signed out."); go("#/signin"); return;
     }
     drawNav();
-    if (!me) { await showSignIn(); return; }
+    if (!me) { await showSignIn(undefined, ctx); return; }
     const views = { records: showRecords, record: showRecord, share: showShare,
       grants: showGrants, requests: showRequests, log: showLog, transfer: showTransfer,
       burn: showBurn, shared: showShared, mint: showMint };
     const view = views[name] || (me.kind === "patient" ? showRecords : me.kind === "hospital" ? showMint : showShared);
-    await view(arg);
+    await view(arg, ctx);
   } catch (e) {
-    say(e.message, "err");
+    if (ctx.seq === viewSeq) say(e.message, "err");
   }
 }
 
