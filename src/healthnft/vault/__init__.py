@@ -1,8 +1,9 @@
 """vault: encrypted, content-addressed storage of records.
 
-Public surface: seal/open records (:mod:`~healthnft.vault.envelope`), the blob
-store interface and its SQLite backend, and the local catalogue of minted
-records. Raw primitives stay in ``_primitives``.
+Public surface: seal/open records (:mod:`~healthnft.vault.envelope`), stream large
+records chunk by chunk (:mod:`~healthnft.vault.stream`), the blob store interface and
+its SQLite backend, and the local catalogue of minted records. Raw primitives stay in
+``_primitives``.
 """
 
 from healthnft.vault.blobstore import BlobStore, SqliteBlobStore, digest_of
@@ -15,6 +16,7 @@ from healthnft.vault.envelope import (
     public_bytes,
     seal,
 )
+from healthnft.vault.stream import StreamIndex, delete_stream, open_stream, seal_stream
 
 __all__ = [
     "BatchKey",
@@ -22,9 +24,13 @@ __all__ = [
     "RecordPlaintext",
     "SealedRecord",
     "SqliteBlobStore",
+    "StreamIndex",
+    "delete_stream",
     "digest_of",
     "encryption_key",
     "open_sealed",
+    "open_stream",
     "public_bytes",
     "seal",
+    "seal_stream",
 ]
