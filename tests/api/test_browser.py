@@ -26,6 +26,7 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 DESKTOP = {"width": 1280, "height": 800}
+SERVE_LOG: list[Path] = []
 PHONE = {"width": 375, "height": 812}
 
 pytestmark = pytest.mark.slow
@@ -45,13 +46,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``healthnft serve`` on a free loopback port; its output goes to ``SERVE_LOG[0]``."""
     src, _ = demo_home
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(src, home)
     run_cli(home, "participant", "add", "--kind", "research", "--name",
             "demo-research-institute", check=True)
     port = _free_port()
-    log = (tmp_path_factory.mktemp("serve-log") / "serve.log").open("w")
+    log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
+    SERVE_LOG[:] = [log_path]
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
@@ -109,6 +113,7 @@ def _wallets(home: Path) -> dict[str, str]:
 
 def _sign_in(page, url: str, label: str) -> None:
     page.goto(url + "#/signin")
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Demo wallet").select_option(label=label)
     page.get_by_role("button", name="Sign in with demo wallet").click()
     page.locator("#who").filter(has_text=re.compile(r"\w")).wait_for(timeout=30000)
@@ -301,3 +306,15 @@ def test_phone_sized_pages(server, browser) -> None:
         page.wait_for_load_state("networkidle")
         _shot(page, shot)
     page.close()
+
+
+def test_the_server_logged_no_patient_data(server, fhir_dir) -> None:
+    """After every flow above (and its refusals), the service's own output holds no
+    name, identifier, birth date, address or observation value of the patients."""
+    from test_privacy import collect, find_leaks
+
+    needles = list(collect(fhir_dir).needles.values())
+    assert len(needles) > 50
+    text = SERVE_LOG[0].read_text()
+    assert "healthnft web wallet" in text  # the log is the server's, and was written
+    assert find_leaks(needles, text, {}) == []

@@ -81,6 +81,7 @@ function page(ctx, title, ...children) {
   if (ctx && ctx.seq !== viewSeq) return;  // a newer route owns the page now
   document.title = `${title} — healthnft`;
   const main = document.getElementById("main");
+  main.dataset.view = title === "Sign in" ? "signin" : "";
   main.replaceChildren(h("h1", {}, title), ...children);
   main.focus();
 }
@@ -100,6 +101,8 @@ async function signIn(keystoreJson, passphrase) {
 }
 
 async function showSignIn(_arg, ctx) {
+  // Already on screen (a reload, or the same hash twice): keep what the user typed or chose.
+  if (document.getElementById("main").dataset.view === "signin") return;
   let demo = [];
   try { demo = await api("GET", "/api/demo/wallets"); } catch (_e) { demo = []; }
   if (me) return;  // signed in while this page was loading: a newer route draws the page
