@@ -278,15 +278,27 @@ def wallet_list(
 @wallet_app.command("show")
 def wallet_show(
     token_id: Annotated[int, typer.Argument(help="Token id.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write it as a file: .txt (a note), .pdf, .png or .json."),
+    ] = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Decrypt and show a record (as its owner)."""
+    """Decrypt and show a record (as its owner), or write it as a file with --out."""
     from healthnft import operations as ops
 
     with _network() as net:
         owner = ops.current_owner(net, token_id)
         rec = net.wallet().open(token_id, net.identity(owner, passphrase))
+    if out_file is not None:
+        from healthnft.wallet.files import record_file, write_private
+
+        data = record_file(rec.resource, out_file.suffix)
+        write_private(out_file, data)
+        info = {"token_id": token_id, "out": str(out_file), "bytes": len(data)}
+        _emit(info) if as_json else out.print(f"wrote token {token_id} to {out_file}")
+        return
     if as_json:
         _emit({"token_id": rec.token_id, "meta": rec.meta, "resource": rec.resource})
     else:

@@ -11,7 +11,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthnft.errors import InputNotFound, InvalidRecord
-from healthnft.records import Record, is_reference_data, iter_json_files, prepare, read_resources
+from healthnft.records import Record, is_reference_data, prepare, read_resources
+
+#: Files read as clinical notes (unstructured): plain text and PDF.
+NOTE_SUFFIXES = frozenset({".txt", ".text", ".pdf"})
+#: What a folder given as input contributes (other files in it are left alone).
+FOLDER_SUFFIXES = frozenset({".json", *NOTE_SUFFIXES})
+
+
+def iter_input_files(paths: list[Path]) -> list[Path]:
+    """Expand folders into their FHIR and note files (sorted); files pass through."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.iterdir()
+                          if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)  # fmt: skip
+        else:
+            out.append(path)
+    return out
 
 
 @dataclass
@@ -40,12 +57,22 @@ def ingest(
     for i, path in enumerate(paths, 1):
         if not path.exists():
             raise InputNotFound(f"input {i} of {len(paths)}: no such file or folder")
-    expanded = list(iter_json_files(paths))
+    expanded = iter_input_files(paths)
     for path in expanded:
         files += 1
         pending: list[Record] = []
         # Files are named by position: their names often carry the patient's name.
-        for src in read_resources(path, f"input file {files} of {len(expanded)}"):
+        label = f"input file {files} of {len(expanded)}"
+        if path.suffix.lower() in NOTE_SUFFIXES:
+            from healthnft.records.notes import read_note
+
+            if on_resource:
+                on_resource()
+            note = read_note(path, label=label)
+            by_patient.setdefault(None, PatientRecords(None)).records.append(note)
+            by_patient[None].sources.add(str(path))
+            continue
+        for src in read_resources(path, label):
             if on_resource:
                 on_resource()
             if is_reference_data(src):
@@ -57,7 +84,7 @@ def ingest(
             group.records.append(rec)
             group.sources.add(str(path))
     if files == 0:
-        raise InputNotFound("no FHIR JSON files found in the input")
+        raise InputNotFound("no FHIR JSON, text or PDF files found in the input")
     return IngestResult(list(by_patient.values()), reference, files)
 
 
