@@ -1036,8 +1036,8 @@ def serve(
                       "and sign in; demo keystores are unlocked in the browser with the "
                       "documented passphrase 'healthnft-demo'")  # fmt: skip
     # A long-lived server with a large, stable heap (contracts, chain state): move what
-    # start-up built out of the collector's sight, and collect young objects less often,
-    # so a full collection does not pause every request (it showed as p99 spikes).
+    # start-up built out of the collector's sight and collect young objects less often,
+    # so collections stay short while requests are served.
     import gc
 
     gc.collect()
