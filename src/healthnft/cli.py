@@ -214,13 +214,17 @@ def participant_list(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def mint(
-    files: Annotated[list[Path], typer.Argument(help="FHIR JSON files or folders.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="FHIR JSON, notes (.txt, .pdf) or DICOM files, or folders of them."),
+    ],
     issuer: Annotated[str, typer.Option(help="Name of the registered hospital minting.")],
     patient: Annotated[str, typer.Option(help="Wallet address of the patient.")],
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate FHIR records and mint them into a patient's wallet (one tx per batch)."""
+    """Validate records (FHIR, notes, DICOM studies) and mint them into a patient's wallet
+    (one tx per batch; one record per imaging study)."""
     from healthnft.ingest import ingest, single_patient
 
     with _network() as net:
@@ -230,10 +234,17 @@ def mint(
         if not records:
             raise HealthNFTError("no patient records in the input (only reference data)")
         ident = net.identity(hospital.address, passphrase)
+        imaging = sum(r.manifest.payload_size for r in records if hasattr(r, "manifest"))
         with _progress(as_json) as progress:
             task = progress.add_task("minting", total=len(records))
-            res = net.minter().mint(ident, owner.address, owner.enc_key, records,
-                                    progress=lambda n: progress.advance(task, n))  # fmt: skip
+            sealing = (progress.add_task("encrypting imaging (bytes)", total=imaging)
+                       if imaging else None)  # fmt: skip
+            res = net.minter().mint(
+                ident, owner.address, owner.enc_key, records,
+                progress=lambda n: progress.advance(task, n),
+                on_bytes=(lambda n: progress.advance(sealing, n)) if sealing is not None
+                else None,
+            )  # fmt: skip
     summary = {
         "records_minted": res.minted,
         "already_minted": res.skipped,
@@ -280,7 +291,9 @@ def wallet_show(
     token_id: Annotated[int, typer.Argument(help="Token id.")],
     out_file: Annotated[
         Path | None,
-        typer.Option("--out", help="Write it as a file: .txt (a note), .pdf, .png or .json."),
+        typer.Option("--out", help="Write it as a file: .txt (a note), .pdf, .png or .json; "
+                     "an imaging study as .png (its first image), a folder (its DICOM "
+                     "files) or .dcm (a single-instance study)."),
     ] = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
@@ -290,7 +303,35 @@ def wallet_show(
 
     with _network() as net:
         owner = ops.current_owner(net, token_id)
-        rec = net.wallet().open(token_id, net.identity(owner, passphrase))
+        ident = net.identity(owner, passphrase)
+        wallet = net.wallet()
+        rec = wallet.open(token_id, ident)
+        if rec.is_study:
+            if out_file is not None:
+                from healthnft.wallet.files import write_study
+
+                info = {"token_id": token_id, **write_study(wallet, token_id, ident, out_file,
+                                                            rec.resource)}  # fmt: skip
+                _emit(info) if as_json else out.print(f"wrote token {token_id} to {out_file}")
+                return
+            wallet.check_stream(token_id, ident)  # nothing is shown of a tampered study
+    if rec.is_study and not as_json:
+        from rich.markup import escape
+
+        from healthnft.wallet.files import study_listing
+
+        when = rec.meta.get("effective_date") or "no date"
+        out.print(f"token {rec.token_id}: {rec.meta['resource_type']} "
+                  f"({rec.meta['category']}, {when})")  # fmt: skip
+        headline, series = study_listing(rec.meta)
+        out.print(escape(headline))
+        table = Table()
+        for col in ("series", "modality", "description", "instances"):
+            table.add_column(col)
+        for row in series:
+            table.add_row(*map(escape, row))
+        out.print(table)
+        return
     if out_file is not None:
         from healthnft.wallet.files import record_file, write_private
 
@@ -314,7 +355,8 @@ def verify(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a record against the chain: commitment, Merkle proof, root and owner."""
+    """Check a record against the chain: commitment, Merkle proof, root and owner (and,
+    for an imaging study, every encrypted chunk and instance)."""
     from healthnft import operations as ops
 
     with _network() as net:
@@ -1008,6 +1050,28 @@ def wallet_present(
                "file": str(out_file) if out_file else None, "presentation": vp})  # fmt: skip
     elif not out_file:
         sys.stdout.write(vp + "\n")
+
+
+@app.command()
+def deidentify(
+    token_id: Annotated[int, typer.Argument(help="The record to copy without identifiers.")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mint a de-identified copy of a record (HIPAA Safe Harbor), linked to the original.
+
+    The copy is a token of its own in the same wallet, for research sharing: a grant
+    or policy limited to de-identified data releases copies only.
+    """
+    from healthnft import operations as ops
+
+    with _network() as net:
+        info = ops.deidentify(net, token_id, passphrase)
+    if as_json:
+        _emit({"token_id": info["token_id"], "derived_from": token_id, "method": info["method"]})
+    else:
+        out.print(f"token {info['token_id']}: de-identified copy of token {token_id} "
+                  f"({info['method']})")  # fmt: skip
 
 
 # -- the web wallet and network service ----------------------------------------

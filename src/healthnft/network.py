@@ -55,6 +55,7 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
+    _derivatives: Any = field(default=None, repr=False)
 
     # -- opening ----------------------------------------------------------
 
@@ -114,6 +115,8 @@ class Network:
     def close(self) -> None:
         self.catalog.close()
         self.blobs.close()
+        if self._derivatives is not None:
+            self._derivatives.close()
 
     # -- keys ---------------------------------------------------------------
 
@@ -239,11 +242,20 @@ class Network:
         from healthnft.credentials.vc import ChallengeStore
 
         store = ChallengeStore(self.home / "challenges.sqlite")
+        originals = self.derivatives().original_of
         return [
-            CustodianService(self.identity(addr), self.ledger, self.catalog, store)
+            CustodianService(self.identity(addr), self.ledger, self.catalog, store, originals)
             for addr in self.config.get("custodians", [])
             if self.has_key(addr)
         ]
+
+    def derivatives(self) -> Any:
+        """The links from de-identified copies to their originals (opened once)."""
+        if self._derivatives is None:
+            from healthnft.vault.derivatives import Derivatives
+
+            self._derivatives = Derivatives(self.home / "index.sqlite")
+        return self._derivatives
 
     def _save_config(self, **changes: Any) -> None:
         self.config.update(changes)

@@ -58,7 +58,8 @@ def open_record(net: Network, reader: str, token_id: int,
     if custody is None:
         raise HealthNFTError("this network has no key custodians: sharing needs them")
     return open_as_grantee(ident, token_id, net.custodian_services(), custody.threshold,
-                           net.ledger, net.catalog, net.blobs)  # fmt: skip
+                           net.ledger, net.catalog, net.blobs,
+                           net.derivatives().original_of)  # fmt: skip
 
 
 def verify_record(net: Network, token_id: int, passphrase: str | None = None) -> Verification:
@@ -202,10 +203,19 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
                     for t in _granted_tokens(consent, grant, ev["transactionHash"])]  # fmt: skip
         else:
             rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
+        links = net.derivatives()
+        if grant.deidentified_only:  # only the records' de-identified copies are readable
+            copies = [c for r in rows if r is not None and links.original_of(r.token_id) is None
+                      for c in links.copies_of(r.token_id)]  # fmt: skip
+            rows = [r for r in rows if r is not None and links.original_of(r.token_id)]
+            rows += [net.catalog.record(c) for c in copies]
         for row in rows:
             if row is None or row.status == "burned" or row.token_id in found:
                 continue
-            if consent.can_access(gid, who, row.token_id):
+            original = links.original_of(row.token_id)
+            if consent.can_access(gid, who, row.token_id) or (
+                original is not None and consent.can_access(gid, who, original)
+            ):
                 found[row.token_id] = {"token_id": row.token_id, "owner": row.owner,
                                        "category": row.category,
                                        "resource_type": row.resource_type,
@@ -234,6 +244,61 @@ def health_card(net: Network, token_ids: list[int], out_dir: Any, name: str = "h
     return export_health_card(net.wallet(), net.identity(holder, passphrase),
                               net.identity(row.issuer, passphrase), token_ids, out_dir,
                               name)  # fmt: skip
+
+
+#: How de-identified copies are made, as recorded with each link.
+SAFE_HARBOR = "HIPAA Safe Harbor (45 CFR 164.514(b)(2))"
+
+
+def deidentify(net: Network, token_id: int, passphrase: str | None = None) -> dict[str, Any]:
+    """Mint a de-identified copy of a record into its owner's wallet, linked to it.
+
+    The copy is made per HIPAA Safe Harbor (:mod:`healthnft.records.deid.fhir`; a
+    note's text is scrubbed with every identifier the patient's own Patient
+    records hold), attested and minted by the hospital that issued the original,
+    as a token of its own. Its pseudonyms come from a key derived from the home's
+    secret and the token id, so the same record always gives the same copy: a
+    retry after a crash finds the copy already minted instead of minting a second.
+    """
+    import hashlib
+    import hmac
+
+    from healthnft.records import SourceResource, prepare
+    from healthnft.records.deid.fhir import deidentify_resource, known_identifiers
+
+    holder = current_owner(net, token_id)
+    row = net.catalog.record(token_id)
+    if row is None:
+        raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
+    links = net.derivatives()
+    if links.original_of(token_id) is not None:
+        raise HealthNFTError(f"token {token_id} is itself a de-identified copy")
+    owner = net.identity(holder, passphrase)
+    if not net.has_key(row.issuer):
+        raise HealthNFTError(f"token {token_id}: its issuing hospital's key is not in this "
+                             "home, and only the issuer may mint the copy")  # fmt: skip
+    issuer = net.identity(row.issuer, passphrase)
+    wallet = net.wallet()
+    rec = wallet.open(token_id, owner)
+    if not str(rec.meta.get("format", "")).startswith("application/fhir+json"):
+        raise HealthNFTError(f"token {token_id}: de-identifying {rec.meta.get('format')} "
+                             "records is not supported yet")  # fmt: skip
+    patients = [wallet.open(r["token_id"], owner).resource for r in wallet.list(holder)
+                if r["resource_type"] == "Patient"]  # fmt: skip
+    secret = (net.home / "secret.key").read_bytes()
+    key = hmac.new(secret, b"healthnft/deid/v1|%d" % token_id, hashlib.sha256).digest()
+    copy = deidentify_resource(rec.resource, key=key, known=known_identifiers(patients))
+    record = prepare(SourceResource(copy, f"de-identified copy of token {token_id}"))
+    minter = net.minter()
+    patient = net.participant(holder)
+    res = minter.mint(issuer, holder, patient.enc_key, [record])
+    new = res.token_ids[0] if res.token_ids else links.token_with_key(
+        minter.record_key(issuer.address, holder, record.canonical))
+    if new is None:
+        raise HealthNFTError(f"token {token_id}: the de-identified copy was not minted")
+    links.add(token_id, new, SAFE_HARBOR)
+    return {"token_id": new, "derived_from": token_id, "method": SAFE_HARBOR,
+            "category": record.category, "resource_type": record.resource_type}
 
 
 def transfer(net: Network, owner: str, token_id: int, to: str,

@@ -8,7 +8,9 @@ for a token under a grant, it checks *independently, on chain*, that:
    (a replayed or foreign presentation is refused);
 2. the grant is live for this requester and token (``ConsentManager.can_access``);
    for a category grant, the record is of that category;
-3. the grant does not restrict the requester to de-identified data;
+3. a grant limited to de-identified data covers only de-identified copies (tokens
+   minted by ``healthnft deidentify``, linked to their original off chain); a grant
+   of a record also covers its copies, which hold strictly less;
 
 then logs the release on chain (``log_access``: who, which token, purpose, when)
 and only then re-wraps its share for the requester with HPKE. The requester
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -35,6 +38,10 @@ from healthnft.vault import BatchKey, BlobStore
 from healthnft.vault.catalog import Catalog
 from healthnft.vault.custody import open_share, open_with_released_shares, release_share
 from healthnft.wallet.wallet import OpenedRecord, Wallet
+
+
+def _no_original(_token_id: int) -> int | None:
+    return None
 
 
 def _nonce(presentation: str) -> str:
@@ -54,6 +61,8 @@ class CustodianService:
     ledger: Ledger
     catalog: Catalog
     challenges: ChallengeStore
+    #: The original a de-identified copy was made from (None for other tokens).
+    originals: Callable[[int], int | None] = _no_original
 
     @property
     def domain(self) -> str:
@@ -72,7 +81,10 @@ class CustodianService:
         consent = Consent(self.ledger)
         # One message for every refusal below: no hint whether the token exists.
         denied = AccessDenied(f"token {token_id}: no valid grant for {requester}")
-        if not consent.can_access(grant_id, requester, token_id):
+        original = self.originals(token_id)
+        if not consent.can_access(grant_id, requester, token_id) and not (
+            original is not None and consent.can_access(grant_id, requester, original)
+        ):
             raise denied
         grant = consent.grant(grant_id)
         row = self.catalog.record(token_id)
@@ -82,8 +94,9 @@ class CustodianService:
             row.category
         ):
             raise denied
-        if grant.deidentified_only:
-            raise AccessDenied(f"token {token_id}: the grant allows de-identified data only")
+        if grant.deidentified_only and original is None:
+            raise AccessDenied(f"token {token_id}: the grant allows de-identified data only "
+                               "(ask for the record's de-identified copy)")  # fmt: skip
         held = self.catalog.custodian_share(token_id, self.identity.address)
         if held is None:
             raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
@@ -95,8 +108,13 @@ class CustodianService:
         return release_share(share, requester_key, token_id, row.commitment)
 
 
-def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str) -> list[int]:
-    """Live grants that let ``grantee`` read ``token_id`` (category checked here too)."""
+def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
+               original: int | None = None) -> list[int]:  # fmt: skip
+    """Live grants that let ``grantee`` read ``token_id`` (category checked here too).
+
+    ``original``: the record ``token_id`` is a de-identified copy of, whose grants
+    cover the copy too. A grant limited to de-identified data covers copies only.
+    """
     consent = Consent(ledger)
     events = consent.contract.events.GrantCreated().get_logs(
         from_block=0, argument_filters={"grantee": ledger.w3.to_checksum_address(grantee)}
@@ -105,11 +123,32 @@ def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str) -> li
     for ev in events:
         gid = int(ev["args"]["grant_id"])
         grant = consent.grant(gid)
-        if grant is None or not consent.can_access(gid, grantee, token_id):
+        if grant is None:
+            continue
+        if not consent.can_access(gid, grantee, token_id) and not (
+            original is not None and consent.can_access(gid, grantee, original)
+        ):
+            continue
+        if grant.deidentified_only and original is None:
             continue
         if grant.category is None or grant.category == category:
             out.append(gid)
     return out
+
+
+def _deidentified_only_grant(ledger: Ledger, grantee: str, token_id: int, category: str) -> bool:
+    """Whether a live grant covers ``token_id`` but only as a de-identified copy."""
+    consent = Consent(ledger)
+    for ev in consent.contract.events.GrantCreated().get_logs(
+        from_block=0, argument_filters={"grantee": ledger.w3.to_checksum_address(grantee)}
+    ):
+        gid = int(ev["args"]["grant_id"])
+        grant = consent.grant(gid)
+        if (grant is not None and grant.deidentified_only
+                and (grant.category is None or grant.category == category)
+                and consent.can_access(gid, grantee, token_id)):  # fmt: skip
+            return True
+    return False
 
 
 def open_as_grantee(
@@ -120,13 +159,17 @@ def open_as_grantee(
     ledger: Ledger,
     catalog: Catalog,
     blobs: BlobStore,
+    originals: Callable[[int], int | None] = _no_original,
 ) -> OpenedRecord:
     """Open a record shared with ``grantee``: a fresh presentation per custodian, k shares."""
     row = catalog.record(token_id)
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    grants = grants_for(ledger, grantee.address, token_id, row.category)
+    grants = grants_for(ledger, grantee.address, token_id, row.category, originals(token_id))
     if not grants:
+        if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
+            raise AccessDenied(f"token {token_id}: your grant allows de-identified data only; "
+                               "open the record's de-identified copy")  # fmt: skip
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
     released: list[bytes] = []
     refusals: list[str] = []
