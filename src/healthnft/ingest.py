@@ -2,6 +2,19 @@
 
 A whole input is read and prepared first, so a single invalid resource stops
 the run with a clear error before any ciphertext is stored or token minted.
+
+Inputs are dispatched by kind: FHIR JSON, clinical notes (text, PDF) and DICOM. A file
+named explicitly goes by its suffix (``.json``, ``.txt``/``.pdf``, ``.dcm``); without
+one of those, by its first bytes (DICOM's preamble and ``DICM``, or JSON's ``{``/``[``);
+anything else is refused. A folder contributes its FHIR and note files (by suffix, as
+before) and every DICOM file found in it or its subfolders (a disc export: nested
+series folders, files without suffixes), recognised by its header; the other files in
+it (a disc's README, viewer, DICOMDIR index) are left alone. DICOM instances from all
+inputs are then grouped into studies — one record per study — and each study is
+hashed into its manifest (:func:`healthnft.records.dicom.prepare_study`).
+
+Every file is named in errors by its position in the expanded input (``input file 3
+of 40``), never by its name, which often carries the patient's name.
 """
 
 from __future__ import annotations
@@ -15,8 +28,11 @@ from healthnft.records import Record, is_reference_data, prepare, read_resources
 
 #: Files read as clinical notes (unstructured): plain text and PDF.
 NOTE_SUFFIXES = frozenset({".txt", ".text", ".pdf"})
-#: What a folder given as input contributes (other files in it are left alone).
+#: Files read as DICOM when named (in folders, DICOM is recognised by its header).
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+#: What a folder given as input contributes by suffix (DICOM files are found by header).
 FOLDER_SUFFIXES = frozenset({".json", *NOTE_SUFFIXES})
+_NOT_SUPPORTED = "not a FHIR JSON, DICOM, text or PDF file"
 
 
 def iter_input_files(paths: list[Path]) -> list[Path]:
@@ -28,6 +44,58 @@ def iter_input_files(paths: list[Path]) -> list[Path]:
                           if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)  # fmt: skip
         else:
             out.append(path)
+    return out
+
+
+def _head(path: Path, size: int = 132) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
+def _kind_of_named_file(path: Path) -> str | None:
+    """"fhir", "note" or "dicom" for a file named explicitly; None when it is none."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "fhir"
+    if suffix in NOTE_SUFFIXES:
+        return "note"
+    if suffix in DICOM_SUFFIXES:
+        return "dicom"
+    from healthnft.records.dicom import sniff
+
+    head = _head(path)
+    if sniff(head) is not None:
+        return "dicom"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "fhir"  # JSON without a .json suffix (an upload, a pipe): as before
+    return None
+
+
+def _dicom_in_folder(folder: Path, taken: set[Path]) -> list[Path]:
+    """Files under ``folder`` (recursively, sorted) whose header says DICOM."""
+    from healthnft.records.dicom import expand_inputs, sniff
+
+    return [
+        path
+        for path, _ in expand_inputs([folder])
+        if path not in taken
+        and (path.suffix.lower() in DICOM_SUFFIXES or sniff(_head(path)) is not None)
+    ]
+
+
+def expand_inputs(paths: list[Path]) -> list[tuple[Path, str | None]]:
+    """Every input file in order, with its kind (None: a named file of no known kind)."""
+    out: list[tuple[Path, str | None]] = []
+    for path in paths:
+        if path.is_dir():
+            found = iter_input_files([path])
+            out += [(p, "note" if p.suffix.lower() in NOTE_SUFFIXES else "fhir") for p in found]
+            out += [(p, "dicom") for p in _dicom_in_folder(path, set(found))]
+        else:
+            out.append((path, _kind_of_named_file(path)))
     return out
 
 
@@ -57,13 +125,25 @@ def ingest(
     for i, path in enumerate(paths, 1):
         if not path.exists():
             raise InputNotFound(f"input {i} of {len(paths)}: no such file or folder")
-    expanded = iter_input_files(paths)
-    for path in expanded:
+    expanded = expand_inputs(paths)
+    instances = []
+    for path, kind in expanded:
         files += 1
         pending: list[Record] = []
         # Files are named by position: their names often carry the patient's name.
         label = f"input file {files} of {len(expanded)}"
-        if path.suffix.lower() in NOTE_SUFFIXES:
+        if kind is None:
+            empty = path.is_file() and path.stat().st_size == 0
+            raise InvalidRecord(f"{label}: {'empty file (0 bytes), ' if empty else ''}"
+                                f"{_NOT_SUPPORTED}")  # fmt: skip
+        if kind == "dicom":
+            from healthnft.records.dicom import read_instance
+
+            if on_resource:
+                on_resource()
+            instances.append(read_instance(path, label))
+            continue
+        if kind == "note":
             from healthnft.records.notes import read_note
 
             if on_resource:
@@ -84,7 +164,16 @@ def ingest(
             group.records.append(rec)
             group.sources.add(str(path))
     if files == 0:
-        raise InputNotFound("no FHIR JSON, text or PDF files found in the input")
+        raise InputNotFound("no FHIR JSON files (nor text, PDF or DICOM files) found in the input")
+    if instances:
+        from healthnft.records.dicom import group_studies, prepare_study
+
+        # One record per study, whichever inputs its instances came from. The studies
+        # are about no FHIR Patient the input names: like notes, the wallet's patient.
+        group = by_patient.setdefault(None, PatientRecords(None))
+        for study in group_studies(instances):
+            group.records.append(prepare_study(study))  # type: ignore[arg-type]
+            group.sources.update(str(i.path) for i in study.instances)
     return IngestResult(list(by_patient.values()), reference, files)
 
 

@@ -12,6 +12,16 @@ looked up on chain — minted already, it is marked so; not minted and its nonce
 unused, the very same signed transaction is re-sent; otherwise rolled back.
 Records are keyed by an HMAC of (issuer, owner, canonical bytes), so feeding
 the same input again mints nothing twice.
+
+An imaging study (:class:`~healthnft.records.dicom.StudyRecord`) is committed like any
+record — over its manifest — but its payload is too large for one AES-GCM call: once
+the batch's attestations verify, the payload is stream-sealed (1 MiB chunks, bound to
+the commitment) into the blob store *before* the batch is journaled, because the
+stream's index (its key and chunk digests) must travel inside the record's sealed
+plaintext. Each chunk's digest is journaled (``record_blobs``, under the batch's ref)
+just before the chunk is stored, so a crash mid-stream, a rollback and a burn all find
+every chunk: recovery deletes chunks whose batch never reached the journal. The
+payload is read once, chunk by chunk: memory stays flat whatever the study's size.
 """
 
 from __future__ import annotations
@@ -35,16 +45,21 @@ from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.minting.attestation import Attestor, ChainTrust, bound_did, issuer_attestor
 from healthnft.records import Record, commit, new_salt
-from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal
-from healthnft.vault.catalog import BatchRow, Catalog, RecordRow
+from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal, seal_stream
+from healthnft.vault.catalog import BatchRow, Catalog, JournaledStore, RecordRow
 from healthnft.vault.custody import Custodians
 
 DEFAULT_BATCH_SIZE = 1000
 #: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
 #: a fixed limit replaces an eth_estimateGas per batch (measured: 29 ms -> 5 ms to sign).
 MINT_GAS = 300_000
-#: Set to ``after-encrypt`` or ``after-send`` to kill the process there (crash tests).
+#: Set to ``after-encrypt``, ``after-send`` or ``mid-stream`` (after the first chunk of a
+#: stream-sealed record is stored, with more to come) to kill the process there (crash tests).
 CRASH_ENV = "HEALTHNFT_CRASH_AT"
+#: Private-metadata keys of a stream-sealed record: its characterization and its stream
+#: index (secret: it holds the stream key; it never leaves the sealed plaintext).
+IMAGING_META = "imaging"
+STREAM_META = "stream"
 
 
 @dataclass
@@ -62,6 +77,16 @@ class MintResult:
 def _crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_streamed(record: Record) -> bool:
+    """Whether a record's payload is streamed beside its canonical bytes (a study)."""
+    return callable(getattr(record, "open_payload", None))
+
+
+def _mid_stream(stored: int) -> None:
+    if stored == 1:
+        _crash_point("mid-stream")
 
 
 class Minter:
@@ -90,7 +115,17 @@ class Minter:
                 continue
             self._roll_back(batch.batch_ref)
             settled += 1
+        self.sweep_stale_blobs()
         return settled
+
+    def sweep_stale_blobs(self) -> int:
+        """Delete chunks journaled under no live key (a mint or transfer that crashed
+        mid-stream); blobs first, then their journal rows. Returns how many."""
+        stale = self.catalog.stale_blobs()
+        if stale:
+            self.blobs.delete_many(stale)
+            self.catalog.forget_stale_blobs(stale)
+        return len(stale)
 
     def _roll_back(self, batch_ref: bytes) -> None:
         """Undo an unminted batch: ciphertexts first, then the journal entry.
@@ -137,11 +172,13 @@ class Minter:
         batch_size: int = DEFAULT_BATCH_SIZE,
         progress: Callable[[int], None] | None = None,
         attestor: Attestor | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> MintResult:
         """Mint every record not minted before into ``owner``'s wallet.
 
         ``attestor`` signs each record's HealthRecordAttestation (default: the
         issuer's own DID key); every credential is verified before anything is stored.
+        ``on_bytes`` is told the payload bytes of streamed records as they are sealed.
         """
         # Checked up front: mint transactions carry a fixed gas limit and are not
         # simulated, so these are what turn the common mistakes into clear errors.
@@ -165,7 +202,8 @@ class Minter:
             progress(result.skipped)
         for i in range(0, len(fresh), batch_size):
             chunk = fresh[i : i + batch_size]
-            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk, attestor)
+            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk, attestor,
+                                              on_bytes)  # fmt: skip
             result.attested += len(chunk)
             result.minted += len(chunk)
             result.batches += 1
@@ -213,14 +251,12 @@ class Minter:
         owner_enc_key: bytes,
         chunk: list[tuple[bytes, Record]],
         attestor: Attestor | None,
+        on_bytes: Callable[[int], None] | None = None,
     ) -> tuple[list[int], int]:
         start = self.ledger.next_token_id()
         batch_ref = os.urandom(16)
         batch_key = BatchKey.new()
-        rows: list[RecordRow] = []
-        ciphertexts: list[bytes] = []
         leaves: list[bytes] = []
-        plains: list[tuple[RecordPlaintext, bytes]] = []
         commitments: list[bytes] = []
         salts: list[bytes] = []
         for offset, (_, rec) in enumerate(chunk):
@@ -228,8 +264,40 @@ class Minter:
             commitments.append(commit(rec.canonical, salts[-1]))
             leaves.append(merkle.leaf_hash(start + offset, commitments[-1]))
         attestations = self._attest(issuer, owner, chunk, commitments, attestor)
-        for (_, rec), salt, commitment, vc in zip(chunk, salts, commitments, attestations,
-                                                  strict=True):  # fmt: skip
+        try:
+            return self._seal_and_mint(
+                issuer, owner, owner_enc_key, chunk, start, batch_ref, batch_key, salts,
+                commitments, leaves, attestations, on_bytes,
+            )  # fmt: skip
+        except BaseException:
+            # Streamed chunks are stored before the batch is journaled: whatever failed,
+            # delete them (and anything else of the batch) unless the batch is minted.
+            batch = self.catalog.batch(batch_ref)
+            if batch is None or batch.state == "prepared":
+                self._roll_back(batch_ref)
+            raise
+
+    def _seal_and_mint(
+        self,
+        issuer: Identity,
+        owner: str,
+        owner_enc_key: bytes,
+        chunk: list[tuple[bytes, Record]],
+        start: int,
+        batch_ref: bytes,
+        batch_key: BatchKey,
+        salts: list[bytes],
+        commitments: list[bytes],
+        leaves: list[bytes],
+        attestations: list[str],
+        on_bytes: Callable[[int], None] | None,
+    ) -> tuple[list[int], int]:
+        rows: list[RecordRow] = []
+        ciphertexts: list[bytes] = []
+        plains: list[tuple[RecordPlaintext, bytes]] = []
+        for offset, ((_, rec), salt, commitment, vc) in enumerate(
+            zip(chunk, salts, commitments, attestations, strict=True)
+        ):
             meta = {
                 "resource_type": rec.resource_type,
                 "category": rec.category,
@@ -238,6 +306,9 @@ class Minter:
                 "format": "application/fhir+json; fhirVersion=4.0",
                 "attestation": vc,
             }
+            if is_streamed(rec):
+                meta.update(self._seal_payload(rec, start + offset, batch_ref, commitment,
+                                               on_bytes))  # fmt: skip
             plains.append((RecordPlaintext(salt, meta, rec.canonical), commitment))
         root, proofs = merkle.build(leaves)
         cust = self.custodians
@@ -307,3 +378,17 @@ class Minter:
             raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
         self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
         return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
+
+    def _seal_payload(self, rec: Record, token_id: int, batch_ref: bytes, commitment: bytes,
+                      on_bytes: Callable[[int], None] | None) -> dict[str, object]:  # fmt: skip
+        """Stream-seal a study's payload; its private metadata (format, characterization,
+        the stream index) to seal with the record."""
+        store = JournaledStore(self.blobs, self.catalog, token_id, batch_ref, _mid_stream)
+        with rec.open_payload() as payload:  # type: ignore[attr-defined]
+            index = seal_stream(payload, commitment, store, progress=on_bytes)
+        described = dict(rec.meta())  # type: ignore[attr-defined]
+        return {
+            "format": described.pop("format"),
+            IMAGING_META: described,
+            STREAM_META: index.to_meta(),
+        }

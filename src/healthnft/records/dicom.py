@@ -97,6 +97,10 @@ class DicomInstance:
     rows: int | None
     columns: int | None
     frames: int
+    #: SeriesNumber and SeriesDescription, for the owner's view of the study (encrypted
+    #: metadata only; neither is in the manifest, so neither is part of the commitment).
+    series_number: int | None = None
+    series_description: str | None = field(default=None, repr=False)
 
     @property
     def sort_key(self) -> tuple[str, int, int, str]:
@@ -141,6 +145,28 @@ class DicomStudy:
             "frame_count": sum(i.frames for i in self.instances),
             "size": self.size,
         }
+
+    def series_summary(self) -> list[dict[str, Any]]:
+        """One row per series, in payload order, for the owner's listing of the study:
+        position, number, modality, body part, description, instance and frame counts."""
+        rows = []
+        for position, (_, members) in enumerate(self.series()):
+            numbers = sorted({m.series_number for m in members if m.series_number is not None})
+            modalities = sorted({m.modality for m in members if m.modality})
+            body_parts = sorted({m.body_part for m in members if m.body_part})
+            descriptions = [m.series_description for m in members if m.series_description]
+            rows.append(
+                {
+                    "position": position,
+                    "number": numbers[0] if len(numbers) == 1 else None,
+                    "modality": modalities[0] if len(modalities) == 1 else None,
+                    "body_part": body_parts[0] if len(body_parts) == 1 else None,
+                    "description": descriptions[0] if descriptions else None,
+                    "instance_count": len(members),
+                    "frame_count": sum(m.frames for m in members),
+                }
+            )
+        return rows
 
 
 # -- reading --------------------------------------------------------------------------
@@ -318,6 +344,8 @@ def _characterize(
         rows=rows,
         columns=columns,
         frames=frames,
+        series_number=_int(ds.get("SeriesNumber")),
+        series_description=_text(ds.get("SeriesDescription")),
     )
 
 
@@ -450,6 +478,12 @@ def _code(value: Any) -> str | None:
     """A CS value (modality, body part), or None: free text never enters metadata."""
     text = str(value).strip() if value not in (None, "") else ""
     return text if _CODE.fullmatch(text) else None
+
+
+def _text(value: Any) -> str | None:
+    """A short free-text value (LO, 64 characters) made printable, or None."""
+    text = "".join(ch for ch in str(value) if ch.isprintable()).strip() if value else ""
+    return text[:64] or None
 
 
 def _date(value: Any) -> str | None:
@@ -651,6 +685,7 @@ class StudyRecord:
         return {
             "format": MEDIA_TYPE + "; manifest=" + MANIFEST_FORMAT,
             **self.manifest.document["study"],
+            "series": self.study.series_summary(),
         }
 
     def open_payload(self) -> io.RawIOBase:

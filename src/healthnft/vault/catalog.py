@@ -11,16 +11,29 @@ any ciphertext is stored, ``sent`` (with the exact signed transaction) before
 it is broadcast, and ``minted`` once the receipt is in. Records of a batch that
 is not ``minted`` are invisible to wallets; recovery (in ``minting``) settles
 every unfinished batch one way or the other.
+
+Records streamed in chunks (imaging studies, :mod:`healthnft.vault.stream`) have
+more blobs than the one ``blob_digest``: table ``record_blobs(token_id, key_ref,
+digest)`` journals each chunk's digest *before* the chunk is stored, under the key
+that seals it (the batch's ``batch_ref`` at mint, a transfer's ``key_ref`` after
+re-encryption). A row is *live* while its key is the record's current key or its
+staged transfer's; every other row (a mint that crashed mid-stream, before its batch
+was journaled; a transfer that crashed while re-sealing, or after switching keys) is
+*stale*, and :meth:`Catalog.stale_blobs` lists it so its blob can be deleted: a chunk
+is never stored without a row that leads to it, so there are no orphans. Rolling a
+batch back and burning a record delete the chunks with the rest.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from healthnft.vault.blobstore import BlobStore, digest_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS participants (
@@ -92,6 +105,13 @@ CREATE TABLE IF NOT EXISTS staged_transfers (
     blob_digest BLOB NOT NULL,
     sealed_dek BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS record_blobs (
+    token_id INTEGER NOT NULL,
+    key_ref BLOB NOT NULL,
+    digest BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS record_blobs_token ON record_blobs(token_id);
+CREATE INDEX IF NOT EXISTS record_blobs_key ON record_blobs(key_ref);
 CREATE INDEX IF NOT EXISTS records_owner ON records(owner);
 CREATE INDEX IF NOT EXISTS records_batch ON records(batch_ref);
 """
@@ -321,11 +341,13 @@ class Catalog:
         )
 
     def batch_digests(self, batch_ref: bytes) -> list[bytes]:
-        """Blob digests of a batch's records."""
+        """Blob digests of a batch's records, journaled stream chunks included."""
         return [
             r[0]
             for r in self._conn.execute(
-                "SELECT blob_digest FROM records WHERE batch_ref = ?", (batch_ref,)
+                "SELECT blob_digest FROM records WHERE batch_ref = ? "
+                "UNION ALL SELECT digest FROM record_blobs WHERE key_ref = ?",
+                (batch_ref, batch_ref),
             )
         ]
 
@@ -339,8 +361,75 @@ class Catalog:
             )
             c.execute("DELETE FROM custodian_keys WHERE key_ref = ?", (batch_ref,))
             c.execute("DELETE FROM records WHERE batch_ref = ?", (batch_ref,))
+            c.execute("DELETE FROM record_blobs WHERE key_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batch_keys WHERE batch_ref = ?", (batch_ref,))
             c.execute("DELETE FROM batches WHERE batch_ref = ? AND state != 'minted'", (batch_ref,))
+
+    # -- stream chunks (record_blobs) ------------------------------------------
+
+    def journal_blob(self, token_id: int, key_ref: bytes, digest: bytes) -> None:
+        """Note a blob of ``token_id`` sealed under ``key_ref``, *before* it is stored."""
+        self._conn.execute(
+            "INSERT INTO record_blobs (token_id, key_ref, digest) VALUES (?, ?, ?)",
+            (token_id, key_ref, digest),
+        )
+
+    def record_blobs(self, token_id: int, key_ref: bytes | None = None) -> list[bytes]:
+        """Journaled blob digests of a record: under ``key_ref``, or under every key."""
+        sql, args = "SELECT digest FROM record_blobs WHERE token_id = ?", (token_id,)
+        if key_ref is not None:
+            sql, args = sql + " AND key_ref = ?", (token_id, key_ref)
+        return [r[0] for r in self._conn.execute(sql + " ORDER BY rowid", args)]
+
+    def forget_blobs(self, token_id: int, digests: Iterable[bytes] | None = None) -> None:
+        """Drop journal rows of a record (all of them, or these digests) once deleted."""
+        if digests is None:
+            self._conn.execute("DELETE FROM record_blobs WHERE token_id = ?", (token_id,))
+            return
+        with self.transaction() as c:
+            c.executemany(
+                "DELETE FROM record_blobs WHERE token_id = ? AND digest = ?",
+                [(token_id, d) for d in digests],
+            )
+
+    def stale_blobs(self, token_id: int | None = None) -> list[bytes]:
+        """Digests journaled under a key that is neither the record's current key nor its
+        staged transfer's (see the module docstring): blobs to delete, then forget."""
+        sql = (
+            "SELECT b.digest FROM record_blobs b WHERE NOT EXISTS ("
+            " SELECT 1 FROM records r WHERE r.token_id = b.token_id"
+            " AND coalesce(r.key_ref, r.batch_ref) = b.key_ref AND r.status != 'burned')"
+            " AND NOT EXISTS (SELECT 1 FROM staged_transfers s"
+            " WHERE s.token_id = b.token_id AND s.key_ref = b.key_ref)"
+        )
+        if token_id is None:
+            return [r[0] for r in self._conn.execute(sql)]
+        return [r[0] for r in self._conn.execute(sql + " AND b.token_id = ?", (token_id,))]
+
+    def forget_stale_blobs(self, digests: Iterable[bytes]) -> None:
+        """Drop the stale rows of these digests (after their blobs were deleted)."""
+        with self.transaction() as c:
+            c.executemany(
+                "DELETE FROM record_blobs WHERE digest = ? AND NOT EXISTS ("
+                " SELECT 1 FROM records r WHERE r.token_id = record_blobs.token_id"
+                " AND coalesce(r.key_ref, r.batch_ref) = record_blobs.key_ref"
+                " AND r.status != 'burned')"
+                " AND NOT EXISTS (SELECT 1 FROM staged_transfers s"
+                " WHERE s.token_id = record_blobs.token_id AND s.key_ref = record_blobs.key_ref)",
+                [(d,) for d in digests],
+            )
+
+    def referenced_digests(self) -> set[bytes]:
+        """Every blob digest the catalogue leads to (records, staged transfers, journal)."""
+        q = self._conn.execute
+        return {
+            r[0]
+            for r in q(
+                "SELECT blob_digest FROM records WHERE status != 'burned' "
+                "UNION SELECT blob_digest FROM staged_transfers "
+                "UNION SELECT digest FROM record_blobs"
+            )
+        }
 
     def unfinished_batches(self) -> list[BatchRow]:
         return [
@@ -487,3 +576,39 @@ class Catalog:
 
 def _astuple(obj: object) -> tuple:
     return tuple(getattr(obj, f) for f in obj.__dataclass_fields__)  # type: ignore[attr-defined]
+
+
+class JournaledStore:
+    """A blob store that journals each blob's digest in the catalogue *before* storing it.
+
+    What :func:`healthnft.vault.stream.seal_stream` writes through: a crash at any point
+    of a stream leaves only chunks that ``record_blobs`` leads to, which rollback, burn
+    and :meth:`Catalog.stale_blobs` then find and delete. ``after_put`` is called with
+    the number of blobs stored so far (the minter's crash hook). ``put_many`` runs in the
+    stream's helper thread while the caller does not use the catalogue.
+    """
+
+    def __init__(self, store: BlobStore, catalog: Catalog, token_id: int, key_ref: bytes,
+                 after_put: Callable[[int], None] | None = None) -> None:  # fmt: skip
+        self._store = store
+        self._catalog = catalog
+        self._token_id = token_id
+        self._key_ref = key_ref
+        self._after_put = after_put
+        self.stored = 0
+
+    def put_many(self, blobs: Iterable[bytes]) -> list[bytes]:
+        blobs = list(blobs)
+        for blob in blobs:
+            self._catalog.journal_blob(self._token_id, self._key_ref, digest_of(blob))
+        digests = self._store.put_many(blobs)
+        self.stored += len(digests)
+        if self._after_put is not None:
+            self._after_put(self.stored)
+        return digests
+
+    def get(self, digest: bytes) -> bytes | None:
+        return self._store.get(digest)
+
+    def delete_many(self, digests: Iterable[bytes]) -> None:
+        self._store.delete_many(digests)

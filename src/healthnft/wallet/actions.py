@@ -13,19 +13,34 @@ Both are ordered so that a crash leaves nothing lost and a retry finishes the jo
   DEK are deleted and the SQLite WAL files checkpointed so no copy lingers. The
   commitment and proof stay: the chain keeps only that a token existed. A retry
   on an already-burned token finishes the shredding.
+
+An imaging study's payload lives in stream chunks beside its ciphertext. Transfer
+re-seals the stream too — a fresh stream key, fresh chunks, each journaled
+(``record_blobs``, under the transfer's key) before it is stored — by piping the
+decrypted old stream into the new one chunk by chunk (memory stays flat), and deletes
+the old chunks once the switch is done. Burn deletes every chunk the journal lists for
+the token. Chunks journaled under no live key (a transfer that crashed while
+re-sealing) are swept whenever the token is next transferred or burned, and by every
+mint's recovery.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
+import threading
+from collections.abc import Iterable
 
 from healthnft.errors import AccessDenied, UnknownParticipant
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
-from healthnft.vault import BatchKey, BlobStore, seal
-from healthnft.vault.catalog import Catalog
+from healthnft.minting.pipeline import STREAM_META
+from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, StreamIndex, seal
+from healthnft.vault.catalog import Catalog, JournaledStore
 from healthnft.vault.custody import Custodians
+from healthnft.vault.stream import open_stream, seal_stream
 from healthnft.wallet.wallet import Wallet
 
 
@@ -52,9 +67,19 @@ class OwnerActions:
             self.ledger.burn(owner.account, token_id)
         digest = self.catalog.shred(token_id)
         staged = self.catalog.drop_staged_transfer(token_id)
-        self.blobs.delete_many([d for d in (digest, staged) if d])
+        chunks = self.catalog.record_blobs(token_id)  # stream chunks, staged copies
+        self.blobs.delete_many([d for d in (digest, staged, *chunks) if d])
+        if chunks:
+            self.catalog.forget_blobs(token_id)
         self.catalog.checkpoint()
         self.blobs.checkpoint()
+
+    def _sweep(self, token_id: int) -> None:
+        """Delete the token's blobs journaled under no live key (blobs, then rows)."""
+        stale = self.catalog.stale_blobs(token_id)
+        if stale:
+            self.blobs.delete_many(stale)
+            self.catalog.forget_stale_blobs(stale)
 
     def transfer(self, owner: Identity, token_id: int, to: str, to_enc_key: bytes,
                  issuer_enc_key: bytes) -> None:  # fmt: skip
@@ -71,15 +96,28 @@ class OwnerActions:
             raise AccessDenied(f"token {token_id}: only its owner can transfer it")
         if not self.ledger.is_member(to):
             raise UnknownParticipant(f"{to} is not a registered participant of this network")
+        if staged:  # an earlier attempt that never reached the chain: discard its copy
+            self._drop_staged(token_id)
+        self._sweep(token_id)
         # Re-encrypt under a fresh DEK and a fresh key only the new owner can unwrap.
         plain = self.wallet._decrypt(row, owner)
         key_ref = os.urandom(16)
+        journaled = JournaledStore(self.blobs, self.catalog, token_id, key_ref)
+        if STREAM_META in plain.meta:
+            try:
+                index = _reseal_stream(plain, row.commitment, self.blobs, self.catalog,
+                                       token_id, key_ref)  # fmt: skip
+            except BaseException:
+                self._drop_journaled(token_id, key_ref)
+                raise
+            plain = RecordPlaintext(plain.salt, {**plain.meta, STREAM_META: index.to_meta()},
+                                    plain.canonical)  # fmt: skip
         new_key = BatchKey.new()
         cust = self.custodians
         custody_keys = {addr: BatchKey.new() for addr, _ in cust.members} if cust else {}
         custody = (token_id, cust.threshold, custody_keys) if cust else None
         sealed = seal(plain, row.commitment, new_key, custody)
-        self.blobs.put_many([sealed.ciphertext])
+        journaled.put_many([sealed.ciphertext])  # journaled first: a crash leaves no orphan
         if cust:  # the new DEK is re-split; the switch happens with the record's
             self.catalog.add_custody(
                 key_ref,
@@ -96,15 +134,133 @@ class OwnerActions:
         try:
             self.ledger.transact(owner.account, call)
         except Exception:
-            old = self.catalog.drop_staged_transfer(token_id)
-            if old:
-                self.blobs.delete_many([old])
+            self._drop_staged(token_id)
             raise
         self._finish(token_id)
+
+    def _drop_staged(self, token_id: int) -> None:
+        """Discard a staged copy: its ciphertext and its stream chunks."""
+        staged = self.catalog.staged_transfer(token_id)
+        old = self.catalog.drop_staged_transfer(token_id)
+        if old:
+            self.blobs.delete_many([old])
+        if staged:
+            self._drop_journaled(token_id, staged[1])
+
+    def _drop_journaled(self, token_id: int, key_ref: bytes) -> None:
+        digests = self.catalog.record_blobs(token_id, key_ref)
+        if digests:
+            self.blobs.delete_many(digests)
+            self.catalog.forget_blobs(token_id, digests)
 
     def _finish(self, token_id: int) -> None:
         old_digest = self.catalog.complete_transfer(token_id)
         if old_digest:
             self.blobs.delete_many([old_digest])
+        self._sweep(token_id)  # the old stream's chunks: their key is no longer the record's
         self.catalog.checkpoint()
         self.blobs.checkpoint()
+
+
+# -- re-sealing a stream: the old one decrypted straight into the new one ----------------
+
+_PIPE_DEPTH = 4  # decrypted chunks in flight between the two streams (~4 MiB)
+
+
+class _LockedStore:
+    """One blob store shared by the two streams' helper threads, one call at a time
+    (a single SQLite connection must not interleave statements of two threads)."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+
+    def put_many(self, blobs: Iterable[bytes]) -> list[bytes]:
+        with self._lock:
+            return self._store.put_many(blobs)
+
+    def get(self, digest: bytes) -> bytes | None:
+        with self._lock:
+            return self._store.get(digest)
+
+    def delete_many(self, digests: Iterable[bytes]) -> None:
+        with self._lock:
+            self._store.delete_many(list(digests))
+
+
+class _Pipe:
+    """A bounded byte pipe: ``open_stream`` writes into it from a helper thread while
+    ``seal_stream`` reads from it, so the plaintext never accumulates."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(_PIPE_DEPTH)
+        self._stop = threading.Event()
+        self._buffer = b""
+        self._offset = 0
+        self._done = False
+
+    # writer side (helper thread)
+    def _put(self, item: bytes | BaseException | None) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return
+        raise _Stopped
+
+    def write(self, data: bytes) -> int:
+        self._put(bytes(data))
+        return len(data)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        with contextlib.suppress(_Stopped):
+            self._put(error)
+
+    # reader side (caller)
+    def read(self, size: int = -1) -> bytes:
+        while self._offset >= len(self._buffer):
+            if self._done:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            if item is None:
+                self._done = True
+                return b""
+            self._buffer, self._offset = item, 0
+        end = len(self._buffer) if size < 0 else self._offset + size
+        data = self._buffer[self._offset : end]
+        self._offset += len(data)
+        return data
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _Stopped(Exception):
+    """The reader gave up: the writer stops too."""
+
+
+def _reseal_stream(plain: RecordPlaintext, commitment: bytes, blobs: BlobStore,
+                   catalog: Catalog, token_id: int, key_ref: bytes) -> StreamIndex:  # fmt: skip
+    """The record's stream, decrypted (every chunk authenticated) and sealed afresh under
+    a new stream key, each new chunk journaled under ``key_ref``; returns the new index."""
+    old = StreamIndex.from_meta(plain.meta[STREAM_META])
+    shared = _LockedStore(blobs)
+    pipe = _Pipe()
+
+    def pump() -> None:
+        try:
+            open_stream(old, commitment, shared, pipe)
+        except BaseException as exc:  # handed to the reader, which raises it
+            pipe.finish(exc)
+        else:
+            pipe.finish()
+
+    thread = threading.Thread(target=pump, name="stream-reseal", daemon=True)
+    thread.start()
+    try:
+        return seal_stream(pipe, commitment, JournaledStore(shared, catalog, token_id, key_ref))
+    finally:
+        pipe.stop()
+        thread.join()

@@ -5,6 +5,13 @@ writes a note's text, ``.pdf`` the original PDF that was minted, ``.png`` an
 attached picture, ``.json`` the FHIR resource itself. Only data inside the
 decrypted record is written (an attachment's URL is never fetched), and the
 file is created with owner-only permissions, because it is health data.
+
+An imaging study (:func:`write_study`) gives ``.png`` (its first image, windowed for
+display), a folder (the original DICOM files, each checked against the manifest's
+SHA-256), ``.dcm`` (a single-instance study's one file) or ``.json`` (its manifest).
+The payload is streamed from the vault into a private (0700) folder beside the
+target and moved into place only once verified; for a PNG only the first instance is
+decrypted to disk, and the folder is deleted after rendering.
 """
 
 from __future__ import annotations
@@ -12,12 +19,18 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from healthnft.errors import HealthNFTError
+
+if TYPE_CHECKING:
+    from healthnft.keys import Identity
+    from healthnft.wallet.wallet import Wallet
 
 _CHOICES = ".txt (a note's text), .pdf (the original PDF), .png (a picture) or .json"
 
@@ -79,3 +92,129 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     tmp.replace(path)
+
+
+# -- imaging studies ----------------------------------------------------------------
+
+_STUDY_CHOICES = (".png (the first image), .dcm (a single-instance study), .json (the "
+                  "manifest), or a folder (the original DICOM files)")  # fmt: skip
+
+
+def study_listing(meta: dict[str, Any]) -> tuple[str, list[tuple[str, str, str, str]]]:
+    """What ``wallet show`` prints of a study: one line of characterization, and per
+    series (number, modality, description, instance count). No identifiers: the
+    record holds none of the DICOM files' patient, study or date identifiers beyond
+    the study date the header line already shows."""
+    info = meta.get("imaging") or {}
+    what = [", ".join(info[k]) for k in ("modalities", "body_parts") if info.get(k)]
+    size = int(info.get("size") or 0)
+    counts = (f"{info.get('series_count', 0)} series, {info.get('instance_count', 0)} "
+              f"instances, {info.get('frame_count', 0)} frames, "
+              + (f"{size / 1e6:.1f} MB" if size >= 10**6 else f"{size / 1e3:.0f} kB"))  # fmt: skip
+    rows = []
+    for row in info.get("series") or []:
+        number = row.get("number")
+        rows.append((
+            str(number if number is not None else int(row.get("position", 0)) + 1),
+            str(row.get("modality") or ""),
+            str(row.get("description") or ""),
+            str(row.get("instance_count", 0)),
+        ))  # fmt: skip
+    return " · ".join([*what, counts]), rows
+
+
+class _FirstInstanceOnly(Exception):
+    """Raised by the sink once the first instance is written and verified."""
+
+
+def write_study(wallet: Wallet, token_id: int, reader: Identity, out: Path,
+                manifest_doc: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Write a study as ``out`` asks (see the module docstring); what was written."""
+    suffix = out.suffix.lower()
+    if suffix == ".json":
+        data = orjson.dumps(manifest_doc, option=orjson.OPT_INDENT_2)
+        write_private(out, data)
+        return {"out": str(out), "bytes": len(data)}
+    if suffix == ".png":
+        return _write_png(wallet, token_id, reader, out)
+    if suffix == ".dcm":
+        count = len(manifest_doc.get("instances") or [])
+        if count != 1:
+            raise HealthNFTError(f"this study has {count} instances: give --out a folder")
+        with _private_folder(out.parent) as tmp:
+            [path] = _decrypt_study(wallet, token_id, reader, tmp)
+            os.chmod(path, 0o600)
+            os.replace(path, out)
+        return {"out": str(out), "files": 1, "bytes": out.stat().st_size}
+    if suffix and not out.is_dir():
+        raise HealthNFTError(f"--out for an imaging study must be {_STUDY_CHOICES}")
+    if out.exists() and not out.is_dir():
+        raise HealthNFTError("--out names a file that exists; give a new or existing folder")
+    created = not out.exists()
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        with _private_folder(out) as tmp:
+            paths = _decrypt_study(wallet, token_id, reader, tmp)
+            clashes = sum((out / p.name).exists() for p in paths)
+            if clashes:
+                raise HealthNFTError(f"--out folder already holds {clashes} of the study's "
+                                     "files (000000.dcm, ...): give an empty folder")  # fmt: skip
+            for path in paths:
+                os.chmod(path, 0o600)
+                os.replace(path, out / path.name)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    total = sum((out / p.name).stat().st_size for p in paths)
+    return {"out": str(out), "files": len(paths), "bytes": total}
+
+
+def _write_png(wallet: Wallet, token_id: int, reader: Identity, out: Path) -> dict[str, Any]:
+    from healthnft.records.dicom_image import render_png
+
+    with _private_folder(out.parent) as tmp:
+        [first] = _decrypt_study(wallet, token_id, reader, tmp, first_only=True)
+        png = render_png(first, label="instance 1 of the study")
+    write_private(out, png)
+    return {"out": str(out), "bytes": len(png)}
+
+
+def _decrypt_study(wallet: Wallet, token_id: int, reader: Identity, folder: Path,
+                   first_only: bool = False) -> list[Path]:  # fmt: skip
+    """Stream the payload into verified instance files in ``folder``."""
+    from healthnft.records.dicom import StudyWriter
+
+    writers: list[StudyWriter] = []
+
+    class FirstOnly(StudyWriter):
+        def write(self, data: bytes) -> int:
+            n = super().write(data)
+            if self.paths:  # verified: the rest of the study is not needed for a picture
+                raise _FirstInstanceOnly
+            return n
+
+    def make_sink(manifest: Any) -> StudyWriter:
+        writers.append((FirstOnly if first_only else StudyWriter)(manifest, folder))
+        return writers[-1]
+
+    try:
+        wallet.stream_payload(token_id, reader, make_sink)
+    except _FirstInstanceOnly:
+        return writers[0].paths[:1]
+    return writers[0].finish()
+
+
+class _private_folder:  # noqa: N801 - used as a context manager, like tempfile's
+    """A fresh owner-only folder inside ``parent``, removed with whatever it holds."""
+
+    def __init__(self, parent: Path) -> None:
+        if not parent.is_dir():
+            raise HealthNFTError("the folder --out would be written in does not exist")
+        self.path = Path(tempfile.mkdtemp(prefix=".healthnft-", dir=parent))
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *_: Any) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)

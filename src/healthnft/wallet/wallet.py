@@ -5,11 +5,19 @@ chain says the wallet owns its token. Opening checks, in order, that the
 ciphertext's digest matches, that the DEK and record authenticate against the
 commitment, and that the commitment opens to the plaintext; any failure is
 :class:`~healthnft.errors.Tampered` and nothing is shown.
+
+An imaging study opens like any record — to its manifest (the canonical bytes the
+commitment is over) and its metadata — without reading its payload; the payload is
+streamed on request (:meth:`Wallet.stream_payload`) from the chunks whose index is in
+the sealed metadata, every chunk authenticated and every instance checked against the
+manifest. The index holds the stream key, so it never leaves this module: opened
+records carry their metadata without it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +28,17 @@ from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.minting.attestation import ChainTrust
-from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, open_sealed
+from healthnft.minting.pipeline import IMAGING_META, STREAM_META
+from healthnft.vault import (
+    BatchKey,
+    BlobStore,
+    RecordPlaintext,
+    StreamIndex,
+    open_sealed,
+    open_stream,
+)
 from healthnft.vault.catalog import Catalog, RecordRow
+from healthnft.vault.stream import SupportsWrite
 
 BURNED = "burned: the token was destroyed and its record crypto-shredded"
 _NOBODY = "0x0000000000000000000000000000000000000000"  # a burn's Transfer receiver
@@ -32,6 +49,16 @@ class OpenedRecord:
     token_id: int
     meta: dict[str, Any]
     resource: dict[str, Any]
+
+    @property
+    def is_study(self) -> bool:
+        """Whether this is an imaging study (``resource`` is then its manifest)."""
+        return IMAGING_META in self.meta
+
+
+def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A record's metadata without its stream index (which holds the stream key)."""
+    return {k: v for k, v in meta.items() if k != STREAM_META}
 
 
 @dataclass(frozen=True)
@@ -86,18 +113,78 @@ class Wallet:
         The chain is checked first (proof against the on-chain root, owner), so
         a record whose catalogue entry was altered is never shown.
         """
+        row, plain = self._open_checked(token_id, reader)
+        try:
+            resource = orjson.loads(plain.canonical)
+        except orjson.JSONDecodeError:
+            raise Tampered(f"token {token_id}: record content is not valid JSON") from None
+        return OpenedRecord(token_id, public_meta(plain.meta), resource)
+
+    def _open_checked(self, token_id: int, reader: Identity) -> tuple[RecordRow, RecordPlaintext]:
         row = self._row(token_id)
         if row.status == "burned" or self.ledger.is_burned(token_id):
             raise AccessDenied(f"token {token_id}: {BURNED}")
         problem = self._chain_problem(row)
         if problem:
             raise Tampered(f"token {token_id}: {problem}")
-        plain = self._decrypt(row, reader)
+        return row, self._decrypt(row, reader)
+
+    def stream_payload(self, token_id: int, reader: Identity,
+                       make_sink: Callable[[Any], SupportsWrite]) -> Any:  # fmt: skip
+        """Decrypt a study's payload into ``make_sink(manifest)``; returns the manifest.
+
+        Refused like :meth:`open` (burned, tampered, no key). The sink receives only
+        chunks that authenticate, but on :class:`Tampered` it may hold a verified
+        prefix: make a :class:`~healthnft.records.dicom.StudyWriter`, which keeps only
+        instances whose SHA-256 matches the manifest, and discard its folder on error.
+        """
+        row, plain = self._open_checked(token_id, reader)
+        return self._stream_into(row, plain, make_sink)
+
+    def _stream_into(self, row: RecordRow, plain: RecordPlaintext,
+                     make_sink: Callable[[Any], SupportsWrite]) -> Any:  # fmt: skip
+        from healthnft.records.dicom import StudyManifest
+
+        if STREAM_META not in plain.meta:
+            raise AccessDenied(f"token {row.token_id}: not an imaging study")
         try:
-            resource = orjson.loads(plain.canonical)
-        except orjson.JSONDecodeError:
-            raise Tampered(f"token {token_id}: record content is not valid JSON") from None
-        return OpenedRecord(token_id, plain.meta, resource)
+            manifest = StudyManifest.from_canonical(plain.canonical)
+            index = StreamIndex.from_meta(plain.meta[STREAM_META])
+            open_stream(index, row.commitment, self.blobs, make_sink(manifest))
+        except Tampered as exc:
+            raise Tampered(f"token {row.token_id}: {exc}") from None
+        return manifest
+
+    def _check_stream(self, row: RecordRow, plain: RecordPlaintext) -> None:
+        """Authenticate every chunk and check every instance against the manifest."""
+        from healthnft.records.dicom import StudyWriter
+
+        checkers: list[StudyWriter] = []
+
+        def checker(manifest: Any) -> StudyWriter:  # verifies, writes nothing
+            checkers.append(StudyWriter(manifest, None))
+            return checkers[0]
+
+        self._stream_into(row, plain, checker)
+        try:
+            checkers[0].finish()
+        except Tampered as exc:
+            raise Tampered(f"token {row.token_id}: {exc}") from None
+
+    def check_stream(self, token_id: int, reader: Identity) -> None:
+        """Refuse (``Tampered``) a study any chunk or instance of which does not verify."""
+        row, plain = self._open_checked(token_id, reader)
+        if STREAM_META in plain.meta:
+            self._check_stream(row, plain)
+
+    def _stored_blobs_problem(self, row: RecordRow) -> str | None:
+        """Without a key: are the record's journaled chunks all there, bytes intact?"""
+        digests = self.catalog.record_blobs(row.token_id, row.key_id)
+        for k, digest in enumerate(digests, 1):
+            blob = self.blobs.get(digest)
+            if blob is None or hashlib.sha256(blob).digest() != digest:
+                return f"tampered: stored blob {k} of {len(digests)} was altered or is missing"
+        return None
 
     def _chain_problem(self, row: RecordRow) -> str | None:
         """Why the catalogue entry disagrees with the chain, or None when it agrees."""
@@ -154,6 +241,9 @@ class Wallet:
         older = self.supersedes(token_id)
         corrects = f"; corrects token {older}" if older else ""
         if reader is None:
+            problem = self._stored_blobs_problem(row)
+            if problem:
+                return Verification(token_id, False, problem, False)
             return Verification(
                 token_id, True,
                 f"authentic: proof, root, owner and ciphertext digest match{corrects}", False,
@@ -165,10 +255,17 @@ class Wallet:
         problem = self.attestation_problem(row, plain.meta)
         if problem:
             return Verification(token_id, False, problem, True)
+        imaging = ""
+        if STREAM_META in plain.meta:
+            try:
+                self._check_stream(row, plain)
+            except Tampered as exc:
+                return Verification(token_id, False, f"tampered: {exc}", True)
+            imaging = ", every imaging chunk authenticates and every instance matches the manifest"
         return Verification(
             token_id, True,
             "authentic: commitment recomputed from the record, Merkle proof, root and owner "
-            f"match, and the issuer's attestation verifies{corrects}",
+            f"match, and the issuer's attestation verifies{imaging}{corrects}",
             True,
         )  # fmt: skip
 
