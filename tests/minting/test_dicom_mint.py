@@ -27,6 +27,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from conftest import run_cli
 from healthnft import operations as ops
+from healthnft.errors import Tampered
 from healthnft.network import DEMO_PASSPHRASE, Network
 
 STUDY_UID = "2.25.90017"
@@ -257,6 +258,17 @@ def test_a_flipped_byte_in_any_chunk_is_tampered(minted, tmp_path: Path) -> None
     assert not out.exists()  # no verified prefix left behind, and no temporary folder
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
     one_error_line(run_cli(home.path, "wallet", "show", str(token)), "stream chunk 2 of 3")
+    # A transfer re-seals the stream: it refuses the tampered one and leaves nothing behind.
+    before = sorted(vault_digests(home.path))
+    net = Network.open(home.path)
+    try:
+        with pytest.raises(Tampered, match="stream chunk 2 of 3"):
+            ops.transfer(net, home.patient, token, home.other)
+        assert net.ledger.owner_of(token) == home.patient
+        assert not net.catalog.stale_blobs()
+    finally:
+        net.close()
+    assert sorted(vault_digests(home.path)) == before
 
 
 # -- crashes ----------------------------------------------------------------------------
@@ -414,3 +426,29 @@ def test_the_chain_holds_no_dicom_identifier_or_date(minted, inputs: Inputs,
     catalogue = (home.path / "index.sqlite").read_bytes()
     for uid in (STUDY_UID, f"{STUDY_UID}.2.3"):
         assert uid.encode() not in catalogue
+
+
+# -- sharing ---------------------------------------------------------------------------
+
+
+def test_a_grantee_opens_a_shared_study_without_its_stream_key(tmp_path: Path,
+                                                               inputs: Inputs) -> None:  # fmt: skip
+    from healthnft.ingest import ingest, single_patient
+
+    net = Network.create(tmp_path / "home", DEMO_PASSPHRASE, demo=True)
+    try:
+        hospital = net.add_participant("hospital", "demo-hospital")
+        for n in range(2):
+            net.add_participant("custodian", f"custodian-{n}")
+        patient = net.add_participant("patient", "p")
+        research = net.add_participant("research", "r")
+        records = single_patient(ingest([inputs.ct]))
+        [token] = net.minter().mint(net.identity(hospital.address), patient.address,
+                                    patient.enc_key, records).token_ids  # fmt: skip
+        ops.share(net, patient.address, research.address, "research", 7, token_ids=[token])
+        opened = ops.open_record(net, research.address, token)  # through the custodians
+        assert opened.is_study and opened.resource["instances"][0]["rows"] == 128
+        assert "stream" not in opened.meta and "key" not in json.dumps(opened.meta)
+        assert opened.meta["imaging"]["modalities"] == ["CT"]
+    finally:
+        net.close()

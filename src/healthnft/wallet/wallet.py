@@ -50,6 +50,12 @@ class OpenedRecord:
     meta: dict[str, Any]
     resource: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # Whoever builds one (the owner's wallet, a grantee's custodian path), an opened
+        # record never carries the stream index: it holds the stream key.
+        if STREAM_META in self.meta:
+            object.__setattr__(self, "meta", public_meta(self.meta))
+
     @property
     def is_study(self) -> bool:
         """Whether this is an imaging study (``resource`` is then its manifest)."""
