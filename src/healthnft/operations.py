@@ -248,6 +248,44 @@ def health_card(net: Network, token_ids: list[int], out_dir: Any, name: str = "h
 
 #: How de-identified copies are made, as recorded with each link.
 SAFE_HARBOR = "HIPAA Safe Harbor (45 CFR 164.514(b)(2))"
+DICOM_BASIC_PROFILE = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile"
+
+
+def _deidentify_study(net: Network, token_id: int, owner: Any, issuer: Any, rec: Any,
+                      key: bytes, minter: Any, patient: Any) -> tuple[Any, Any]:  # fmt: skip
+    """Decrypt a study into a private folder, de-identify every instance, mint the copy.
+
+    UIDs are remapped with one key for the whole study (the same record always gives
+    the same copy); an image that may carry burned-in text is refused, not copied.
+    The decrypted and de-identified files live only in a 0700 folder inside the home
+    and are deleted whatever happens.
+    """
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from healthnft.records.deid.dicom import DicomDeidentifier
+    from healthnft.records.dicom import prepare_study, read_studies
+    from healthnft.wallet.files import write_study
+
+    work = Path(tempfile.mkdtemp(prefix=".deid-", dir=net.home))
+    try:
+        os.chmod(work, 0o700)
+        source, target = work / "source", work / "copy"
+        write_study(net.wallet(), token_id, owner, source, rec.resource)
+        target.mkdir(mode=0o700)
+        deid = DicomDeidentifier(key=key)
+        files = sorted(p for p in source.iterdir() if p.is_file())
+        for n, path in enumerate(files, 1):
+            deid.file(path, target / path.name, label=f"instance {n} of {len(files)}")
+        studies = read_studies([target])
+        if len(studies) != 1:
+            raise HealthNFTError(f"token {token_id}: the de-identified copy is not one study")
+        record = prepare_study(studies[0])
+        return minter.mint(issuer, patient.address, patient.enc_key, [record]), record
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def deidentify(net: Network, token_id: int, passphrase: str | None = None) -> dict[str, Any]:
@@ -280,24 +318,29 @@ def deidentify(net: Network, token_id: int, passphrase: str | None = None) -> di
     issuer = net.identity(row.issuer, passphrase)
     wallet = net.wallet()
     rec = wallet.open(token_id, owner)
-    if not str(rec.meta.get("format", "")).startswith("application/fhir+json"):
-        raise HealthNFTError(f"token {token_id}: de-identifying {rec.meta.get('format')} "
-                             "records is not supported yet")  # fmt: skip
-    patients = [wallet.open(r["token_id"], owner).resource for r in wallet.list(holder)
-                if r["resource_type"] == "Patient"]  # fmt: skip
     secret = (net.home / "secret.key").read_bytes()
     key = hmac.new(secret, b"healthnft/deid/v1|%d" % token_id, hashlib.sha256).digest()
-    copy = deidentify_resource(rec.resource, key=key, known=known_identifiers(patients))
-    record = prepare(SourceResource(copy, f"de-identified copy of token {token_id}"))
+    method = SAFE_HARBOR
     minter = net.minter()
     patient = net.participant(holder)
-    res = minter.mint(issuer, holder, patient.enc_key, [record])
+    if getattr(rec, "is_study", False):
+        method = DICOM_BASIC_PROFILE
+        res, record = _deidentify_study(net, token_id, owner, issuer, rec, key, minter, patient)
+    else:
+        if not str(rec.meta.get("format", "")).startswith("application/fhir+json"):
+            raise HealthNFTError(f"token {token_id}: de-identifying {rec.meta.get('format')} "
+                                 "records is not supported")  # fmt: skip
+        patients = [wallet.open(r["token_id"], owner).resource for r in wallet.list(holder)
+                    if r["resource_type"] == "Patient"]  # fmt: skip
+        copy = deidentify_resource(rec.resource, key=key, known=known_identifiers(patients))
+        record = prepare(SourceResource(copy, f"de-identified copy of token {token_id}"))
+        res = minter.mint(issuer, holder, patient.enc_key, [record])
     new = res.token_ids[0] if res.token_ids else links.token_with_key(
         minter.record_key(issuer.address, holder, record.canonical))
     if new is None:
         raise HealthNFTError(f"token {token_id}: the de-identified copy was not minted")
-    links.add(token_id, new, SAFE_HARBOR)
-    return {"token_id": new, "derived_from": token_id, "method": SAFE_HARBOR,
+    links.add(token_id, new, method)
+    return {"token_id": new, "derived_from": token_id, "method": method,
             "category": record.category, "resource_type": record.resource_type}
 
 

@@ -88,3 +88,32 @@ def test_deidentified_copies_and_de_identified_only_grants(fresh_demo_home, tmp_
     assert _hits(json.dumps(opened["resource"]), needles) == []
     log = _j(home, "access-log", "--owner", owner)
     assert {e["token_id"] for e in log if e["grantee"] == research} == {copies[lab]}
+
+
+def test_deidentified_copy_of_an_imaging_study(fresh_demo_home, tmp_path) -> None:
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    home, summary = fresh_demo_home
+    owner = summary["patients"][1]["address"]
+    ct = Path(get_testdata_file("CT_small.dcm"))
+    source = pydicom.dcmread(ct)
+    minted = _j(home, "mint", "--issuer", "demo-hospital", "--patient", owner, str(ct))
+    study = minted["token_ids"][0]
+    out = _j(home, "deidentify", str(study))
+    assert out["method"].startswith("DICOM PS3.15")
+    folder = tmp_path / "copy"
+    run_cli(home, "wallet", "show", str(out["token_id"]), "--out", str(folder), check=True)
+    [path] = sorted(folder.iterdir())
+    raw = path.read_bytes()
+    copy = pydicom.dcmread(path)
+    searched = {"PatientName": str(source.PatientName), "PatientID": source.PatientID,
+                "StudyInstanceUID": source.StudyInstanceUID,
+                "SOPInstanceUID": source.SOPInstanceUID, "StudyDate": source.StudyDate}
+    print("\nsearched the copy's bytes for:", sorted(searched))
+    for name, value in searched.items():
+        assert value and value.encode() not in raw, name
+    assert copy.PatientIdentityRemoved == "YES"
+    assert copy.pixel_array.shape == source.pixel_array.shape  # the image itself is kept
+    assert _j(home, "verify", str(out["token_id"]))["valid"] is True
+    assert _j(home, "deidentify", str(study))["token_id"] == out["token_id"]  # idempotent
