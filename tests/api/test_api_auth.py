@@ -237,3 +237,28 @@ def test_health_card_for_the_owner_only(served) -> None:
     cond = _first(owner, "condition")
     r = owner.get(f"/api/records/{cond}/health-card")
     assert r.status_code == 400 and "immunization and laboratory" in r.json()["error"]
+
+
+def test_an_uploaded_imaging_study_shows_as_a_picture_to_its_owner(served) -> None:
+    import time
+
+    from pydicom.data import get_testdata_file
+
+    hospital, patient, other = served.client(), served.client(), served.client()
+    served.sign_in(hospital, served.hospital)
+    served.sign_in(patient, served.patient(6))
+    served.sign_in(other, served.patient(7))
+    ct = open(get_testdata_file("CT_small.dcm"), "rb").read()  # noqa: SIM115
+    job = hospital.post("/api/mint", data={"patient": served.patient(6)},
+                        files={"files": ("scan.dcm", ct)}).json()
+    while job["state"] == "running":
+        time.sleep(0.05)
+        job = hospital.get(f"/api/jobs/{job['job_id']}").json()
+    assert job["state"] == "done", job
+    token = job["result"]["token_ids"][0]
+    opened = patient.get(f"/api/records/{token}").json()
+    assert opened["category"] == "imaging" and opened["study"]["series"]
+    assert opened["verification"]["badge"] == "authentic"
+    png = patient.get(opened["study"]["image"])
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    assert other.get(f"/api/records/{token}/image.png").status_code == 404

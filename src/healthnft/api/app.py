@@ -52,6 +52,7 @@ COOKIE = "healthnft_session"
 STATIC = Path(__file__).parent / "static"
 NOT_VISIBLE = "no record you may open has this id"
 _MAX_UPLOAD = 64 * 2**20
+_UPLOAD_SUFFIXES = frozenset({".json", ".txt", ".text", ".pdf", ".dcm"})
 #: Only this origin's own files run; /docs loads Swagger UI from its CDN, so it is exempt.
 _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -376,6 +377,8 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
                     raise HTTPException(404, NOT_VISIBLE) from None
                 check = state.net.wallet().verify(token_id)
         category = rec.meta.get("category", "other")
+        if rec.is_study:
+            return _study_view(token_id, mine, rec, check)
         return {
             "token_id": token_id,
             "owned": mine,
@@ -390,6 +393,50 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             "verification": {"valid": check.valid, "reason": check.reason,
                              "badge": _badge(check)},  # fmt: skip
         }
+
+    def _study_view(token_id: int, mine: bool, rec: Any, check: Any) -> dict[str, Any]:
+        """An imaging study: its characterization and series, and (for its owner) a picture."""
+        from healthnft.wallet.files import study_listing
+
+        headline, series = study_listing(rec.meta)
+        date = rec.meta.get("effective_date")
+        return {
+            "token_id": token_id, "owned": mine, "category": rec.meta.get("category", "imaging"),
+            "category_title": describe.category_title("imaging"),
+            "resource_type": rec.meta.get("resource_type"), "date": date,
+            "summary": " — ".join(p for p in ("Imaging study", headline.split(" · ")[0],
+                                              describe.human_date(date)) if p),
+            "study": {"headline": headline,
+                      "series": [dict(zip(("number", "modality", "description", "instances"),
+                                          row, strict=True)) for row in series],
+                      "image": f"/api/records/{token_id}/image.png" if mine else None},
+            "measurements": [], "attachments": [], "resource": rec.resource,
+            "verification": {"valid": check.valid, "reason": check.reason,
+                             "badge": _badge(check)},
+        }  # fmt: skip
+
+    @app.get("/api/records/{token_id}/image.png", tags=["records"])
+    def study_image(token_id: int, me: Me) -> Response:
+        """The first image of one of your imaging studies as PNG (windowed for CT)."""
+        import shutil
+
+        from healthnft.wallet.files import write_study
+
+        _owned_or_404(token_id, me)
+        with state.lock:
+            ident = state.net.identity(me.address, state.passphrase)
+            wallet = state.net.wallet()
+            rec = wallet.open(token_id, ident)
+            if not rec.is_study:
+                raise HTTPException(404, "this record has no image")
+            folder = Path(tempfile.mkdtemp(prefix=".web-image-", dir=state.net.home))
+            try:
+                out = folder / "image.png"
+                write_study(wallet, token_id, ident, out, rec.resource)
+                data = out.read_bytes()
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     def _owner_check(token_id: int) -> Any:
         """The full verification (content and attestation), kept until the next write."""
@@ -565,7 +612,8 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
     @app.post("/api/mint", tags=["minting"])
     async def mint(me: Me, patient: Annotated[str, Form()],
                    files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:  # fmt: skip
-        """Validate uploaded FHIR files and mint them into a patient's wallet (a job to poll)."""
+        """Validate uploaded files (FHIR, notes, DICOM) and mint them into a patient's wallet
+        (a job to poll for progress)."""
         if me.kind != "hospital":
             raise HTTPException(403, "only a hospital can mint records")
         folder = Path(tempfile.mkdtemp(prefix="healthnft-upload-"))
@@ -575,7 +623,10 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             total += len(data)
             if total > _MAX_UPLOAD:
                 raise HTTPException(413, "the upload is larger than 64 MiB")
-            (folder / f"upload-{i}.json").write_bytes(data)
+            # Only the kind of file is kept from its name (names often carry the patient's).
+            suffix = Path(upload.filename or "").suffix.lower()
+            suffix = suffix if suffix in _UPLOAD_SUFFIXES else ""
+            (folder / f"upload-{i:04d}{suffix}").write_bytes(data)
         job_id = uuid.uuid4().hex
         job: dict[str, Any] = {"job_id": job_id, "state": "running", "done": 0, "total": 0,
                                "owner": me.address}  # fmt: skip

@@ -170,6 +170,20 @@ async function showRecord(id, ctx) {
       h("span", { class: "muted" }, v.reason)),
     h("p", {}, `${rec.category_title} · ${rec.resource_type} · ${humanDate(rec.date)}`),
   ];
+  if (rec.study) {
+    parts.push(h("p", {}, rec.study.headline));
+    if (rec.study.image) {
+      parts.push(h("figure", {}, h("img", { src: rec.study.image, class: "record-image",
+        alt: "First image of the study" }), h("figcaption", {}, "First image (windowed for CT)")));
+    }
+    parts.push(h("table", { class: "responsive", "aria-label": "Series" },
+      h("thead", {}, h("tr", {}, ["Series", "Modality", "Description", "Images"].map(
+        (t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rec.study.series.map((r) => h("tr", {},
+        h("td", { "data-label": "Series" }, r.number), h("td", { "data-label": "Modality" }, r.modality),
+        h("td", { "data-label": "Description" }, r.description || "—"),
+        h("td", { "data-label": "Images" }, r.instances))))));
+  }
   if (rec.measurements.length) {
     parts.push(h("table", { class: "responsive", "aria-label": "Measured values" },
       h("thead", {}, h("tr", {}, ["Test", "Value", "Reference range", "Interpretation"].map(
