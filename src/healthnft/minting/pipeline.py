@@ -74,6 +74,16 @@ class MintResult:
     token_ids: list[int] = field(default_factory=list)
 
 
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether storing failed for lack of room: SQLite's 'full', or ENOSPC/EFBIG/EDQUOT."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.OperationalError):
+        return "full" in str(exc) or "disk I/O error" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
 def _crash_point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -269,12 +279,28 @@ class Minter:
                 issuer, owner, owner_enc_key, chunk, start, batch_ref, batch_key, salts,
                 commitments, leaves, attestations, on_bytes,
             )  # fmt: skip
-        except BaseException:
+        except BaseException as exc:
             # Streamed chunks are stored before the batch is journaled: whatever failed,
             # delete them (and anything else of the batch) unless the batch is minted.
             batch = self.catalog.batch(batch_ref)
+            left_for_recovery = False
             if batch is None or batch.state == "prepared":
-                self._roll_back(batch_ref)
+                try:
+                    self._roll_back(batch_ref)
+                except Exception as undo:
+                    # A full disk can refuse even the deletions (they need journal room):
+                    # what was stored stays journaled, and the next run's recovery
+                    # deletes it before it mints anything.
+                    if not _out_of_space(undo):
+                        raise
+                    left_for_recovery = True
+            if _out_of_space(exc):
+                tail = ("what it stored is journaled and the next run removes it first"
+                        if left_for_recovery else "the batch was rolled back")
+                raise MintInterrupted(
+                    f"the vault ran out of space (disk full or quota reached): nothing was "
+                    f"minted and {tail}; free space and run again"
+                ) from None
             raise
 
     def _seal_and_mint(
