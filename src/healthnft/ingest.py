@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from healthnft.errors import InputNotFound, InvalidRecord
-from healthnft.records import Record, is_reference_data, prepare, read_resources
+from healthnft.records import (
+    Record,
+    SourceResource,
+    is_reference_data,
+    prepare,
+    read_resources,
+)
 
 #: Files read as clinical notes (unstructured): plain text and PDF.
 NOTE_SUFFIXES = frozenset({".txt", ".text", ".pdf"})
@@ -158,7 +164,7 @@ def ingest(
             if is_reference_data(src):
                 reference += 1
                 continue
-            pending.append(prepare(src))
+            pending.append(_prepare_resource(src))
         for ref, rec in assign_patients(pending):
             group = by_patient.setdefault(ref, PatientRecords(ref))
             group.records.append(rec)
@@ -175,6 +181,13 @@ def ingest(
             group.records.append(prepare_study(study))  # type: ignore[arg-type]
             group.sources.update(str(i.path) for i in study.instances)
     return IngestResult(list(by_patient.values()), reference, files)
+
+
+def _prepare_resource(src: SourceResource) -> Record:
+    """A FHIR resource as a record: a note (unstructured) when it carries one inline."""
+    from healthnft.records.notes import has_inline_note, note_from_resource
+
+    return note_from_resource(src) if has_inline_note(src.resource) else prepare(src)
 
 
 def assign_patients(records: list[Record]) -> list[tuple[str | None, Record]]:

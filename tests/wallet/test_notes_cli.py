@@ -85,3 +85,27 @@ def test_bad_notes_are_refused_and_nothing_is_minted(fresh_demo_home, tmp_path: 
         assert reason in lines[0], lines[0]
         assert bad.name not in proc.stderr  # inputs are named by position
     assert _count(home, owner) == before  # the good note in the same run was not minted
+
+
+def test_a_fhir_document_reference_with_a_note_is_an_unstructured_note(tmp_path: Path) -> None:
+    import base64
+
+    from healthnft.ingest import ingest
+
+    doc = {"resourceType": "DocumentReference", "status": "current",
+           "type": {"text": "Discharge summary"}, "date": "2024-05-02T10:00:00Z",
+           "subject": {"reference": "urn:uuid:synthetic-patient"},
+           "content": [{"attachment": {"contentType": "text/plain",
+                                       "data": base64.b64encode(NOTE.encode()).decode()}}]}
+    report = {"resourceType": "DiagnosticReport", "status": "final",
+              "code": {"text": "Lipid panel"},
+              "subject": {"reference": "urn:uuid:synthetic-patient"},
+              "effectiveDateTime": "2024-05-02T10:00:00Z"}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({"resourceType": "Bundle", "type": "collection",
+                                "entry": [{"resource": doc}, {"resource": report}]}))
+    [group] = ingest([path]).patients
+    by_type = {r.resource_type: r for r in group.records}
+    assert by_type["DocumentReference"].structured is False
+    assert by_type["DocumentReference"].category == "note"
+    assert by_type["DiagnosticReport"].structured is True  # no note attached: structured

@@ -456,6 +456,16 @@ def _pdf_date(reader: Any) -> str | None:
 # -- FHIR -----------------------------------------------------------------------------------
 
 
+def has_inline_note(resource: dict[str, Any]) -> bool:
+    """Whether a DocumentReference / DiagnosticReport carries a note inline (text or PDF)."""
+    return resource.get("resourceType") in NOTE_RESOURCE_TYPES and any(
+        isinstance(a.get("data"), str)
+        and str(a.get("contentType") or "").split(";")[0].strip().lower()
+        in ("text/plain", "application/pdf")
+        for a in _attachments(resource)
+    )
+
+
 def note_from_resource(
     src: SourceResource, *, require_text: bool = True, max_bytes: int = MAX_NOTE_BYTES
 ) -> Note:
