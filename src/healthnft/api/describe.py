@@ -219,18 +219,6 @@ _IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MAX_ATTACHMENT = 8 * 2**20
 
 
-def _attachment_list(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    """Attachments wherever FHIR R4 puts them (DocumentReference, DiagnosticReport, Media)."""
-    found: list[Any] = []
-    content = resource.get("content")
-    if isinstance(content, list):  # DocumentReference.content[].attachment
-        found += [c.get("attachment") for c in content if isinstance(c, dict)]
-    elif isinstance(content, dict):  # Media.content
-        found.append(content)
-    found += resource.get("presentedForm") or []  # DiagnosticReport.presentedForm[]
-    return [a for a in found if isinstance(a, dict)]
-
-
 def attachments(resource: dict[str, Any]) -> list[dict[str, str]]:
     """The record's embedded notes (as text) and pictures (as data: URLs) for display.
 
@@ -240,7 +228,9 @@ def attachments(resource: dict[str, Any]) -> list[dict[str, str]]:
     import binascii
 
     out: list[dict[str, str]] = []
-    for att in _attachment_list(resource):
+    from healthnft.records.notes import attachments_of
+
+    for att in attachments_of(resource):
         ctype = str(att.get("contentType") or "").split(";")[0].strip().lower()
         title = str(att.get("title") or "")
         data = att.get("data")

@@ -537,18 +537,22 @@ def note_from_resource(
     )
 
 
-def _attachments(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    """DocumentReference.content[].attachment and DiagnosticReport.presentedForm[]."""
+def attachments_of(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where FHIR R4 keeps a resource's attachments: DocumentReference.content[].attachment,
+    DiagnosticReport.presentedForm[] and Media.content (one place for every reader)."""
     found: list[Any] = []
-    if resource.get("resourceType") == "DocumentReference":
-        content = resource.get("content")
-        if isinstance(content, list):
-            found += [c.get("attachment") for c in content if isinstance(c, dict)]
-    elif resource.get("resourceType") == "DiagnosticReport":
-        forms = resource.get("presentedForm")
-        if isinstance(forms, list):
-            found += forms
+    rtype = resource.get("resourceType")
+    content = resource.get("content")
+    if rtype == "DocumentReference" and isinstance(content, list):
+        found += [c.get("attachment") for c in content if isinstance(c, dict)]
+    elif rtype == "Media" and isinstance(content, dict):
+        found.append(content)
+    elif rtype == "DiagnosticReport" and isinstance(resource.get("presentedForm"), list):
+        found += resource["presentedForm"]
     return [a for a in found if isinstance(a, dict)]
+
+
+_attachments = attachments_of
 
 
 def _note_date(resource: dict[str, Any]) -> str | None:

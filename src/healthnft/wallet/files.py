@@ -36,14 +36,9 @@ _CHOICES = ".txt (a note's text), .pdf (the original PDF), .png (a picture) or .
 
 
 def _attachments(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[Any] = []
-    content = resource.get("content")
-    if isinstance(content, list):
-        found += [c.get("attachment") for c in content if isinstance(c, dict)]
-    elif isinstance(content, dict):
-        found.append(content)
-    found += resource.get("presentedForm") or []
-    return [a for a in found if isinstance(a, dict) and isinstance(a.get("data"), str)]
+    from healthnft.records.notes import attachments_of
+
+    return [a for a in attachments_of(resource) if isinstance(a.get("data"), str)]
 
 
 def _data(att: dict[str, Any]) -> bytes:
