@@ -223,8 +223,10 @@ def mint(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate records (FHIR, notes, DICOM studies) and mint them into a patient's wallet
-    (one tx per batch; one record per imaging study)."""
+    """Validate records (FHIR, notes, DICOM studies) and mint them into a patient's wallet.
+
+    One transaction per batch; one record per imaging study.
+    """
     from healthnft.ingest import ingest, single_patient
 
     with _network() as net:
@@ -355,8 +357,10 @@ def verify(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check a record against the chain: commitment, Merkle proof, root and owner (and,
-    for an imaging study, every encrypted chunk and instance)."""
+    """Check a record against the chain: commitment, Merkle proof, root and owner.
+
+    For an imaging study, every encrypted chunk and instance too.
+    """
     from healthnft import operations as ops
 
     with _network() as net:
@@ -693,8 +697,10 @@ def amend(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Mint a corrected version of a record, with the owner's approval; the old one is
-    marked superseded and points to the new one."""
+    """Mint a corrected version of a record, with the owner's approval.
+
+    The old one is marked superseded and points to the new one.
+    """
     from healthnft.ingest import ingest, single_patient
 
     with _network() as net:
