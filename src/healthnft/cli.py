@@ -479,6 +479,11 @@ def revoke(
 def open_record(
     token_id: Annotated[int, typer.Argument(help="Token id.")],
     as_address: Annotated[str, typer.Option("--as", help="Who opens it.")],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write it as a file, as `wallet show --out` does "
+                     "(a shared study as .png or its DICOM files)."),
+    ] = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -493,6 +498,10 @@ def open_record(
 
     with _network() as net:
         try:
+            if out_file is not None:
+                info = ops.write_record_file(net, as_address, token_id, out_file, passphrase)
+                _emit(info) if as_json else out.print(f"wrote token {token_id} to {out_file}")
+                return
             rec = ops.open_record(net, as_address, token_id, passphrase)
         except HealthNFTError as exc:
             # Reached only after the reader's keystore opened: they are who they claim.

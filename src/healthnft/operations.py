@@ -62,6 +62,45 @@ def open_record(net: Network, reader: str, token_id: int,
                            net.derivatives().original_of)  # fmt: skip
 
 
+def write_record_file(net: Network, reader: str, token_id: int, out: Any,
+                      passphrase: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write a record as a file (note text, PDF, PNG, DICOM files) for its owner or a grantee.
+
+    A grantee reads through the custodians, exactly as :func:`open_record` does (each
+    release logged on chain); an imaging study's chunks are then streamed with the
+    stream key from the released record, which never leaves this call.
+    """
+    from pathlib import Path
+
+    from healthnft.consent.custodian import release_as_grantee
+    from healthnft.wallet.files import record_file, write_private, write_study
+    from healthnft.wallet.wallet import OpenedRecord
+
+    out = Path(out)
+    ident = _unlock(net, reader, passphrase)
+    owner = net.ledger.owner_of(token_id)
+    wallet = net.wallet()
+    if owner is not None and owner.lower() == ident.address.lower():
+        rec = wallet.open(token_id, ident)
+        source: Any = ident
+    else:
+        custody = net.custodians()
+        if custody is None:
+            raise HealthNFTError("this network has no key custodians: sharing needs them")
+        row, plain = release_as_grantee(ident, token_id, net.custodian_services(),
+                                        custody.threshold, net.ledger, net.catalog, net.blobs,
+                                        net.derivatives().original_of)  # fmt: skip
+        import orjson
+
+        rec = OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
+        source = (row, plain)
+    if rec.is_study:
+        return {"token_id": token_id, **write_study(wallet, token_id, source, out, rec.resource)}
+    data = record_file(rec.resource, out.suffix)
+    write_private(out, data)
+    return {"token_id": token_id, "out": str(out), "bytes": len(data)}
+
+
 def verify_record(net: Network, token_id: int, passphrase: str | None = None) -> Verification:
     """Check a record against the chain; with the owner's key in the home, its content too."""
     owner = net.ledger.owner_of(token_id)

@@ -262,3 +262,13 @@ def test_an_uploaded_imaging_study_shows_as_a_picture_to_its_owner(served) -> No
     png = patient.get(opened["study"]["image"])
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
     assert other.get(f"/api/records/{token}/image.png").status_code == 404
+    # Shared with the research institute, the picture opens for it too (custodian path).
+    research = served.client()
+    served.sign_in(research, served.research)
+    assert research.get(f"/api/records/{token}/image.png").status_code == 404
+    g = patient.post("/api/grants", json={"to": served.research, "purpose": "research",
+                                          "days": 2, "token_ids": [token]}).json()
+    shared = research.get(f"/api/records/{token}/image.png")
+    assert shared.status_code == 200 and shared.content == png.content
+    assert patient.delete(f"/api/grants/{g['grant_id']}").status_code == 200
+    assert research.get(f"/api/records/{token}/image.png").status_code == 404

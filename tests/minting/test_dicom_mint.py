@@ -27,7 +27,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from conftest import run_cli
 from healthnft import operations as ops
-from healthnft.errors import Tampered
+from healthnft.errors import AccessDenied, Tampered
 from healthnft.network import DEMO_PASSPHRASE, Network
 
 STUDY_UID = "2.25.90017"
@@ -450,5 +450,18 @@ def test_a_grantee_opens_a_shared_study_without_its_stream_key(tmp_path: Path,
         assert opened.is_study and opened.resource["instances"][0]["rows"] == 128
         assert "stream" not in opened.meta and "key" not in json.dumps(opened.meta)
         assert opened.meta["imaging"]["modalities"] == ["CT"]
+        # The grantee gets the images too: streamed with the released key, never handed out.
+        png = tmp_path / "shared.png"
+        ops.write_record_file(net, research.address, token, png)
+        with Image.open(png) as img:
+            assert img.format == "PNG" and img.size == (128, 128)
+        folder = tmp_path / "shared-files"
+        info = ops.write_record_file(net, research.address, token, folder)
+        [copy] = sorted(folder.iterdir())
+        assert info["files"] == 1 and copy.read_bytes() == inputs.ct.read_bytes()
+        stranger = net.add_participant("research", "not-granted")
+        with pytest.raises(AccessDenied):
+            ops.write_record_file(net, stranger.address, token, tmp_path / "no.png")
+        assert not (tmp_path / "no.png").exists()
     finally:
         net.close()

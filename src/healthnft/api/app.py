@@ -395,7 +395,7 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
         }
 
     def _study_view(token_id: int, mine: bool, rec: Any, check: Any) -> dict[str, Any]:
-        """An imaging study: its characterization and series, and (for its owner) a picture."""
+        """An imaging study: its characterization, its series and the URL of its picture."""
         from healthnft.wallet.files import study_listing
 
         headline, series = study_listing(rec.meta)
@@ -409,7 +409,7 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
             "study": {"headline": headline,
                       "series": [dict(zip(("number", "modality", "description", "instances"),
                                           row, strict=True)) for row in series],
-                      "image": f"/api/records/{token_id}/image.png" if mine else None},
+                      "image": f"/api/records/{token_id}/image.png"},
             "measurements": [], "attachments": [], "resource": rec.resource,
             "verification": {"valid": check.valid, "reason": check.reason,
                              "badge": _badge(check)},
@@ -417,22 +417,24 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
 
     @app.get("/api/records/{token_id}/image.png", tags=["records"])
     def study_image(token_id: int, me: Me) -> Response:
-        """The first image of one of your imaging studies as PNG (windowed for CT)."""
+        """The first image of an imaging study you own or were granted, as PNG (CT windowed).
+
+        A grantee's image is read through the custodians, like any shared record: each
+        view is a logged key release.
+        """
         import shutil
 
-        from healthnft.wallet.files import write_study
-
-        _owned_or_404(token_id, me)
         with state.lock:
-            ident = state.net.identity(me.address, state.passphrase)
-            wallet = state.net.wallet()
-            rec = wallet.open(token_id, ident)
-            if not rec.is_study:
-                raise HTTPException(404, "this record has no image")
+            row = state.net.catalog.record(token_id)
+            if row is None or row.category != "imaging":
+                raise HTTPException(404, NOT_VISIBLE)
             folder = Path(tempfile.mkdtemp(prefix=".web-image-", dir=state.net.home))
             try:
                 out = folder / "image.png"
-                write_study(wallet, token_id, ident, out, rec.resource)
+                try:
+                    ops.write_record_file(state.net, me.address, token_id, out, state.passphrase)
+                except (AccessDenied, UnknownParticipant):
+                    raise HTTPException(404, NOT_VISIBLE) from None
                 data = out.read_bytes()
             finally:
                 shutil.rmtree(folder, ignore_errors=True)

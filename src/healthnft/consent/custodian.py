@@ -34,8 +34,8 @@ from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
 from healthnft.minting.attestation import did_address
-from healthnft.vault import BatchKey, BlobStore
-from healthnft.vault.catalog import Catalog
+from healthnft.vault import BatchKey, BlobStore, RecordPlaintext
+from healthnft.vault.catalog import Catalog, RecordRow
 from healthnft.vault.custody import open_share, open_with_released_shares, release_share
 from healthnft.wallet.wallet import OpenedRecord, Wallet
 
@@ -162,6 +162,27 @@ def open_as_grantee(
     originals: Callable[[int], int | None] = _no_original,
 ) -> OpenedRecord:
     """Open a record shared with ``grantee``: a fresh presentation per custodian, k shares."""
+    _, plain = release_as_grantee(grantee, token_id, custodians, threshold, ledger, catalog,
+                                  blobs, originals)  # fmt: skip
+    return OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
+
+
+def release_as_grantee(
+    grantee: Identity,
+    token_id: int,
+    custodians: list[CustodianService],
+    threshold: int,
+    ledger: Ledger,
+    catalog: Catalog,
+    blobs: BlobStore,
+    originals: Callable[[int], int | None] = _no_original,
+) -> tuple[RecordRow, RecordPlaintext]:
+    """The record's row and sealed plaintext for ``grantee``, after k custodians released.
+
+    For callers inside the process that must read more than the record itself (an
+    imaging study's chunks, whose stream key is in the plaintext's metadata); what
+    leaves the process is always an :class:`OpenedRecord`, which never carries it.
+    """
     row = catalog.record(token_id)
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
@@ -194,4 +215,4 @@ def open_as_grantee(
         raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
     plain = open_with_released_shares(ciphertext, released, row.commitment, token_id,
                                       grantee.enc_private)  # fmt: skip
-    return OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
+    return row, plain

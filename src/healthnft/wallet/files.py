@@ -122,9 +122,12 @@ class _FirstInstanceOnly(Exception):
     """Raised by the sink once the first instance is written and verified."""
 
 
-def write_study(wallet: Wallet, token_id: int, reader: Identity, out: Path,
+def write_study(wallet: Wallet, token_id: int, reader: Identity | Any, out: Path,
                 manifest_doc: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """Write a study as ``out`` asks (see the module docstring); what was written."""
+    """Write a study as ``out`` asks (see the module docstring); what was written.
+
+    ``reader``: the owner's identity, or a grantee's released ``(row, plaintext)``.
+    """
     suffix = out.suffix.lower()
     if suffix == ".json":
         data = orjson.dumps(manifest_doc, option=orjson.OPT_INDENT_2)
@@ -165,7 +168,8 @@ def write_study(wallet: Wallet, token_id: int, reader: Identity, out: Path,
     return {"out": str(out), "files": len(paths), "bytes": total}
 
 
-def _write_png(wallet: Wallet, token_id: int, reader: Identity, out: Path) -> dict[str, Any]:
+def _write_png(wallet: Wallet, token_id: int, reader: Identity | Any,
+               out: Path) -> dict[str, Any]:  # fmt: skip
     from healthnft.records.dicom_image import render_png
 
     with _private_folder(out.parent) as tmp:
@@ -175,9 +179,13 @@ def _write_png(wallet: Wallet, token_id: int, reader: Identity, out: Path) -> di
     return {"out": str(out), "bytes": len(png)}
 
 
-def _decrypt_study(wallet: Wallet, token_id: int, reader: Identity, folder: Path,
+def _decrypt_study(wallet: Wallet, token_id: int, reader: Identity | Any, folder: Path,
                    first_only: bool = False) -> list[Path]:  # fmt: skip
-    """Stream the payload into verified instance files in ``folder``."""
+    """Stream the payload into verified instance files in ``folder``.
+
+    ``reader`` is the owner's identity, or, for a grantee, the ``(row, plaintext)``
+    the custodians released (see :func:`write_shared_study`).
+    """
     from healthnft.records.dicom import StudyWriter
 
     writers: list[StudyWriter] = []
@@ -194,7 +202,10 @@ def _decrypt_study(wallet: Wallet, token_id: int, reader: Identity, folder: Path
         return writers[-1]
 
     try:
-        wallet.stream_payload(token_id, reader, make_sink)
+        if isinstance(reader, tuple):
+            wallet._stream_into(reader[0], reader[1], make_sink)
+        else:
+            wallet.stream_payload(token_id, reader, make_sink)
     except _FirstInstanceOnly:
         return writers[0].paths[:1]
     return writers[0].finish()
