@@ -72,6 +72,8 @@ def write_record_file(net: Network, reader: str, token_id: int, out: Any,
     """
     from pathlib import Path
 
+    import orjson
+
     from healthnft.consent.custodian import release_as_grantee
     from healthnft.wallet.files import record_file, write_private, write_study
     from healthnft.wallet.wallet import OpenedRecord
@@ -90,8 +92,6 @@ def write_record_file(net: Network, reader: str, token_id: int, out: Any,
         row, plain = release_as_grantee(ident, token_id, net.custodian_services(),
                                         custody.threshold, net.ledger, net.catalog, net.blobs,
                                         net.derivatives().original_of)  # fmt: skip
-        import orjson
-
         rec = OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
         source = (row, plain)
     if rec.is_study:
@@ -230,6 +230,7 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
     consent = Consent(net.ledger)
     now = int(time.time())
     found: dict[int, dict[str, Any]] = {}
+    links = net.derivatives()
     for ev in consent.contract.events.GrantCreated().get_logs(
         from_block=0, argument_filters={"grantee": who}
     ):
@@ -242,7 +243,6 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
                     for t in _granted_tokens(consent, grant, ev["transactionHash"])]  # fmt: skip
         else:
             rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
-        links = net.derivatives()
         if grant.deidentified_only:  # only the records' de-identified copies are readable
             copies = [c for r in rows if r is not None and links.original_of(r.token_id) is None
                       for c in links.copies_of(r.token_id)]  # fmt: skip
@@ -374,7 +374,7 @@ def deidentify(net: Network, token_id: int, passphrase: str | None = None) -> di
         copy = deidentify_resource(rec.resource, key=key, known=known_identifiers(patients))
         record = prepare(SourceResource(copy, f"de-identified copy of token {token_id}"))
         res = minter.mint(issuer, holder, patient.enc_key, [record])
-    new = res.token_ids[0] if res.token_ids else links.token_with_key(
+    new = res.token_ids[0] if res.token_ids else net.catalog.token_with_record_key(
         minter.record_key(issuer.address, holder, record.canonical))
     if new is None:
         raise HealthNFTError(f"token {token_id}: the de-identified copy was not minted")

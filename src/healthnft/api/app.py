@@ -301,9 +301,11 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
     def _summaries(owner: str, rows: list[dict[str, Any]]) -> None:
         """Fill each row's plain-language summary, decrypting only what is not cached."""
         net = state.net
+        wallet = net.wallet()
+        catalogued = {r.token_id: r for r in net.catalog.records_of(owner)}  # one query
         ident = None
         for row in rows:
-            rec = net.catalog.record(row["token_id"])
+            rec = catalogued.get(row["token_id"])
             if rec is None:
                 continue
             key = (rec.token_id, rec.blob_digest)
@@ -311,7 +313,7 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
                 if ident is None:
                     ident = net.identity(owner, state.passphrase)
                 try:
-                    plain = net.wallet()._decrypt(rec, ident)
+                    plain = wallet._decrypt(rec, ident)
                     resource = orjson.loads(plain.canonical)
                     state.summaries[key] = (describe.summary(resource, rec.category),
                                             describe.record_date(resource))  # fmt: skip

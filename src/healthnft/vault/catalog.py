@@ -229,6 +229,13 @@ class Catalog:
 
     # -- minting journal ----------------------------------------------------
 
+    def token_with_record_key(self, record_key: bytes) -> int | None:
+        """The token catalogued for ``record_key`` (the minter's de-duplication key)."""
+        row = self._conn.execute(
+            "SELECT token_id FROM records WHERE record_key = ?", (record_key,)
+        ).fetchone()
+        return int(row[0]) if row else None
+
     def known_record_keys(self, keys: Iterable[bytes]) -> set[bytes]:
         """Which of ``keys`` belong to records already catalogued (any batch state)."""
         keys = list(keys)

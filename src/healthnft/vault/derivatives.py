@@ -55,11 +55,3 @@ class Derivatives:
                 "SELECT original FROM derivatives WHERE derived = ?", (derived,)
             ).fetchone()
         return int(row[0]) if row else None
-
-    def token_with_key(self, record_key: bytes) -> int | None:
-        """The token minted for ``record_key`` (read from the catalogue's records table)."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT token_id FROM records WHERE record_key = ?", (record_key,)
-            ).fetchone()
-        return int(row[0]) if row else None
