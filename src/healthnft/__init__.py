@@ -8,14 +8,18 @@ Layers, lowest first: records → vault → ledger → minting → wallet → ne
 
 from healthnft.errors import (
     AccessDenied,
+    Conflict,
     CredentialRejected,
     HealthNFTError,
     InputNotFound,
+    InvalidInput,
     InvalidRecord,
     LedgerError,
     MintInterrupted,
     NotAnIssuer,
+    NotFound,
     Tampered,
+    Unavailable,
     UnknownParticipant,
 )
 
@@ -23,15 +27,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "Conflict",
     "CredentialRejected",
     "HealthNFTError",
     "InputNotFound",
+    "InvalidInput",
     "InvalidRecord",
     "LedgerError",
     "MintInterrupted",
     "NotAnIssuer",
+    "NotFound",
     "Network",
     "Tampered",
+    "Unavailable",
     "UnknownParticipant",
 ]
 
