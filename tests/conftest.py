@@ -90,7 +90,7 @@ class Served:
         return TestClient(self.app)
 
     def key(self, address: str) -> bytes:
-        return bytes(self.app.state.home.net.identity(address).account.key)
+        return bytes(self.app.state.service.net.identity(address).account.key)
 
     def sign_in(self, client: Any, address: str) -> dict:
         from healthnft.api import siwe
@@ -122,7 +122,7 @@ def served(web_home: Path) -> Iterator[Served]:
 
     clock = [time.time()]
     app = create_app(web_home, session_ttl_s=600, clock=lambda: clock[0])
-    net = app.state.home.net
+    net = app.state.service.net
     people = net.catalog.participants()
     yield Served(
         home=web_home,

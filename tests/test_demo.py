@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import healthnft.demo as demo_module
+import healthnft.services.demo as demo_module
 from conftest import SYNTHEA, run_cli
 from healthnft.ingest import ingest
 from healthnft.network import Network

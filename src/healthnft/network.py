@@ -23,9 +23,11 @@ from typing import Any
 
 from healthnft import keys
 from healthnft.errors import (
+    Conflict,
     CredentialRejected,
-    HealthNFTError,
+    InvalidInput,
     NotAnIssuer,
+    NotFound,
     UnknownParticipant,
 )
 from healthnft.keys import Identity
@@ -64,13 +66,13 @@ class Network:
         """Open an existing home; a clear error when there is none."""
         config_path = home / "config.json"
         if not config_path.exists():
-            raise HealthNFTError(
+            raise NotFound(
                 f"no healthnft network in {home}: run `healthnft --home {home} init` "
                 "(or `healthnft --home {home} demo`)".replace("{home}", str(home))
             )
         config = json.loads(config_path.read_text())
         if config.get("contracts") != contracts_fingerprint():
-            raise HealthNFTError(
+            raise Conflict(
                 f"the network in {home} was deployed by another version of healthnft's "
                 "contracts; create a new home (a migration tool does not exist yet)"
             )
@@ -163,7 +165,7 @@ class Network:
     ) -> Participant:
         """Create a key, register it on chain and in the catalogue (idempotent by label)."""
         if kind not in KIND_CODES:
-            raise HealthNFTError(
+            raise InvalidInput(
                 f"unknown participant kind {kind!r}; use one of {', '.join(KIND_CODES)}"
             )
         existing = self.catalog.participant_by_label(label, kind)
@@ -284,7 +286,7 @@ def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None) -
         from healthnft.ledger.embedded import embedded_web3
 
         return embedded_web3(home / "chain.sqlite", alloc)
-    raise HealthNFTError(f"unsupported ledger backend {config.get('backend')!r}")
+    raise InvalidInput(f"unsupported ledger backend {config.get('backend')!r}")
 
 
 def _demo_secret(name: str) -> bytes:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from healthnft.api import siwe
-from healthnft.api.app import NOT_VISIBLE
+from healthnft.services.access import NOT_VISIBLE
 
 OPEN_ROUTES = {"/api/auth/challenge", "/api/auth/verify", "/api/demo/wallets"}
 
@@ -38,7 +38,9 @@ def test_every_endpoint_refuses_a_missing_forged_or_expired_session(served) -> N
     for method, path in routes:
         r = client.request(method, path, **_body_for(method, path))
         assert r.status_code == 401, (method, path, r.status_code, r.text)
-        assert r.json() == {"error": "sign in first (no session, or it expired)"}
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"] == "sign in first (no session, or it expired)"
+        assert r.json()["code"] == "credential_rejected"
         r = client.request(method, path, headers={"Authorization": "Bearer forged-token"},
                            **_body_for(method, path))
         assert r.status_code == 401, (method, path)
@@ -63,7 +65,7 @@ def test_sign_in_refuses_replay_foreign_site_wrong_key_and_strangers(served) -> 
 
     def verify(message: str, signature: str) -> tuple[int, str]:
         r = client.post("/api/auth/verify", json={"message": message, "signature": signature})
-        return r.status_code, r.json().get("error", "")
+        return r.status_code, r.json().get("detail", "")
 
     assert verify(msg, siwe.sign(msg, served.key(bob)))[0] == 401  # someone else's key
     assert verify(msg, "0x1234")[0] == 401  # not a signature
@@ -92,6 +94,14 @@ def test_sign_in_refuses_replay_foreign_site_wrong_key_and_strangers(served) -> 
                                   json={"message": "hello", "signature": good}).json()
 
 
+def _problem(response) -> tuple[int, str, str]:
+    """Status, machine code and message of an RFC 9457 problem answer."""
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    doc = response.json()
+    assert doc["status"] == response.status_code and doc["type"].endswith(doc["code"])
+    return response.status_code, doc["code"], doc["detail"]
+
+
 def _first(client, category: str) -> int:
     rows = client.get("/api/records").json()
     return next(r["token_id"] for r in rows if r["category"] == category)
@@ -106,7 +116,7 @@ def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
     missing = bob_client.get("/api/records/999999")
     foreign = bob_client.get(f"/api/records/{lab}")
     assert foreign.status_code == missing.status_code == 404
-    assert foreign.json() == missing.json() == {"error": NOT_VISIBLE}  # no existence leak
+    assert _problem(foreign) == _problem(missing) == (404, "not_found", NOT_VISIBLE)  # no leak
     for method, path, body in [
         ("GET", f"/api/records/{lab}/verify", None),
         ("POST", f"/api/records/{lab}/transfer", {"to": served.research}),
@@ -115,13 +125,13 @@ def test_a_foreign_session_sees_nothing_and_learns_nothing(served) -> None:
                                  "token_ids": [lab]}),
     ]:
         r = bob_client.request(method, path, json=body)
-        assert r.status_code == 404 and r.json() == {"error": NOT_VISIBLE}, (path, r.text)
+        assert _problem(r) == (404, "not_found", NOT_VISIBLE), (path, r.text)
     assert lab not in {r["token_id"] for r in bob_client.get("/api/records").json()}
     # Alice's grant cannot be revoked by Bob; her requests cannot be answered by him.
     g = alice_client.post("/api/grants", json={"to": served.research, "purpose": "research",
                                                "days": 3, "token_ids": [lab]}).json()
     r = bob_client.delete(f"/api/grants/{g['grant_id']}")
-    assert r.status_code == 403 and "no such grant of yours" in r.json()["error"]
+    assert r.status_code == 404 and "no such grant of yours" in r.json()["detail"]
     assert g["grant_id"] not in {x["grant_id"] for x in bob_client.get("/api/grants").json()}
     research = served.client()
     served.sign_in(research, served.research)
@@ -171,7 +181,7 @@ def test_only_patients_share_and_only_hospitals_mint(served, fhir_dir) -> None:
     assert r.status_code == 403
     r = research.post("/api/mint", data={"patient": served.patient(0)},
                       files={"files": ("x.json", b"{}")})
-    assert r.status_code == 403 and "only a hospital" in r.json()["error"]
+    assert r.status_code == 403 and "only a hospital" in r.json()["detail"]
 
 
 @pytest.mark.slow
@@ -233,10 +243,10 @@ def test_health_card_for_the_owner_only(served) -> None:
     assert body["qr_png"] and body["qr_png"][0].startswith("data:image/png;base64,iVBORw0KGgo")
     assert "Immunization" in body["resource_types"] and "Patient" in body["resource_types"]
     refused = other.get(f"/api/records/{imm}/health-card")
-    assert refused.status_code == 404 and refused.json() == {"error": NOT_VISIBLE}
+    assert _problem(refused) == (404, "not_found", NOT_VISIBLE)
     cond = _first(owner, "condition")
     r = owner.get(f"/api/records/{cond}/health-card")
-    assert r.status_code == 400 and "immunization and laboratory" in r.json()["error"]
+    assert r.status_code == 400 and "immunization and laboratory" in r.json()["detail"]
 
 
 def test_an_uploaded_imaging_study_shows_as_a_picture_to_its_owner(served) -> None:

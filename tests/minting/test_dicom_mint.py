@@ -26,9 +26,10 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from conftest import run_cli
-from healthnft import operations as ops
-from healthnft.errors import AccessDenied, Tampered
+from healthnft.errors import NotFound, Tampered
 from healthnft.network import DEMO_PASSPHRASE, Network
+from healthnft.services import records as ops
+from healthnft.services import sharing
 
 STUDY_UID = "2.25.90017"
 # (series uid, number, description, rows/columns, instances): the scout sorts first.
@@ -354,7 +355,7 @@ def test_transfer_reseals_the_stream_and_burn_shreds_every_chunk(
                         for d in new_chunks]  # fmt: skip
         vault = b"".join(p.read_bytes() for p in home.path.glob("vault.sqlite*"))
         assert all(any(p in vault for p in _probes(blob)) for blob in captured)  # it would see
-        ops.burn(net, home.other, token)
+        ops.burn(net, home.other, token, confirm=True)
         assert not net.catalog.record_blobs(token)
         assert set(vault_digests(home.path)) == net.catalog.referenced_digests()
     finally:
@@ -445,23 +446,23 @@ def test_a_grantee_opens_a_shared_study_without_its_stream_key(tmp_path: Path,
         records = single_patient(ingest([inputs.ct]))
         [token] = net.minter().mint(net.identity(hospital.address), patient.address,
                                     patient.enc_key, records).token_ids  # fmt: skip
-        ops.share(net, patient.address, research.address, "research", 7, token_ids=[token])
+        sharing.share(net, patient.address, research.address, "research", 7, token_ids=[token])
         opened = ops.open_record(net, research.address, token)  # through the custodians
         assert opened.is_study and opened.resource["instances"][0]["rows"] == 128
         assert "stream" not in opened.meta and "key" not in json.dumps(opened.meta)
         assert opened.meta["imaging"]["modalities"] == ["CT"]
         # The grantee gets the images too: streamed with the released key, never handed out.
         png = tmp_path / "shared.png"
-        ops.write_record_file(net, research.address, token, png)
+        ops.save_record(net, research.address, token, png)
         with Image.open(png) as img:
             assert img.format == "PNG" and img.size == (128, 128)
         folder = tmp_path / "shared-files"
-        info = ops.write_record_file(net, research.address, token, folder)
+        info = ops.save_record(net, research.address, token, folder)
         [copy] = sorted(folder.iterdir())
-        assert info["files"] == 1 and copy.read_bytes() == inputs.ct.read_bytes()
+        assert info.details["files"] == 1 and copy.read_bytes() == inputs.ct.read_bytes()
         stranger = net.add_participant("research", "not-granted")
-        with pytest.raises(AccessDenied):
-            ops.write_record_file(net, stranger.address, token, tmp_path / "no.png")
+        with pytest.raises(NotFound):
+            ops.save_record(net, stranger.address, token, tmp_path / "no.png")
         assert not (tmp_path / "no.png").exists()
     finally:
         net.close()

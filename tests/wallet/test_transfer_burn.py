@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 from healthnft.errors import AccessDenied, Tampered, UnknownParticipant
 from healthnft.network import Network
+from healthnft.services.access import NOT_VISIBLE
 from healthnft.vault import BatchKey, open_sealed
 from healthnft.vault import _primitives as prim
 from healthnft.vault.custody import open_share
@@ -206,6 +207,6 @@ def test_open_a_burned_record_says_burned_only_to_who_could_see_it(
     for who in (bob, insurer):
         proc = run_cli(path, "open", str(lab), "--as", who)
         assert proc.returncode == never.returncode
-        assert proc.stderr == f"error: token {lab}: no valid grant for {who}\n"
+        assert proc.stderr == f"error: {NOT_VISIBLE}\n"
         assert "burn" not in proc.stderr
-    assert never.stderr == f"error: token 999999: no valid grant for {bob}\n"
+    assert never.stderr == f"error: {NOT_VISIBLE}\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from healthnft.credentials import ExportedCard, export_card
-from healthnft.errors import AccessDenied, HealthNFTError
+from healthnft.errors import AccessDenied, InvalidInput
 from healthnft.keys import Identity
 from healthnft.wallet.wallet import Wallet
 
@@ -36,12 +36,12 @@ def export_health_card(
 ) -> ExportedCard:
     """Export ``token_ids`` (the owner's, all from ``issuer``) as one SMART Health Card."""
     if not token_ids:
-        raise HealthNFTError("choose at least one immunization or laboratory record")
+        raise InvalidInput("choose at least one immunization or laboratory record")
     chosen = []
     for token_id in token_ids:
         rec = wallet.open(token_id, owner)
         if rec.meta.get("category") not in CARD_CATEGORIES:
-            raise HealthNFTError(
+            raise InvalidInput(
                 f"token {token_id} is a {rec.meta.get('category')} record; SMART Health Cards "
                 "here carry immunization and laboratory records"
             )
@@ -60,4 +60,4 @@ def _patient_resource(wallet: Wallet, owner: Identity, issuer: Identity) -> dict
             rec = wallet.open(item["token_id"], owner)
             if str(rec.meta.get("issuer", "")).lower() == issuer.address.lower():
                 return rec.resource
-    raise HealthNFTError("the wallet holds no Patient record from this issuer to name the card")
+    raise InvalidInput("the wallet holds no Patient record from this issuer to name the card")

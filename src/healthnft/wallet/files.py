@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from healthnft.errors import HealthNFTError
+from healthnft.errors import InvalidInput, Tampered
 
 if TYPE_CHECKING:
     from healthnft.keys import Identity
@@ -45,7 +45,7 @@ def _data(att: dict[str, Any]) -> bytes:
     try:
         return base64.b64decode(att["data"], validate=True)
     except (binascii.Error, ValueError):
-        raise HealthNFTError("the record's attachment is not valid base64") from None
+        raise Tampered("the record's attachment is not valid base64") from None
 
 
 def _media(att: dict[str, Any]) -> str:
@@ -69,15 +69,15 @@ def record_file(resource: dict[str, Any], suffix: str) -> bytes:
     if suffix == ".txt":
         text = note_text(resource)
         if text is None:
-            raise HealthNFTError("this record holds no note text; try .json")
+            raise InvalidInput("this record holds no note text; try .json")
         return text.encode()
     wanted = {".pdf": ("application/pdf",), ".png": ("image/png",)}.get(suffix)
     if wanted is None:
-        raise HealthNFTError(f"--out must end in {_CHOICES}")
+        raise InvalidInput(f"--out must end in {_CHOICES}")
     for att in _attachments(resource):
         if _media(att) in wanted:
             return _data(att)
-    raise HealthNFTError(f"this record holds no {suffix[1:].upper()}; try .txt or .json")
+    raise InvalidInput(f"this record holds no {suffix[1:].upper()}; try .txt or .json")
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -138,16 +138,16 @@ def write_study(wallet: Wallet, token_id: int, reader: Identity | Any, out: Path
     if suffix == ".dcm":
         count = len(manifest_doc.get("instances") or [])
         if count != 1:
-            raise HealthNFTError(f"this study has {count} instances: give --out a folder")
+            raise InvalidInput(f"this study has {count} instances: give --out a folder")
         with _private_folder(out.parent) as tmp:
             [path] = _decrypt_study(wallet, token_id, reader, tmp)
             os.chmod(path, 0o600)
             os.replace(path, out)
         return {"out": str(out), "files": 1, "bytes": out.stat().st_size}
     if suffix and not out.is_dir():
-        raise HealthNFTError(f"--out for an imaging study must be {_STUDY_CHOICES}")
+        raise InvalidInput(f"--out for an imaging study must be {_STUDY_CHOICES}")
     if out.exists() and not out.is_dir():
-        raise HealthNFTError("--out names a file that exists; give a new or existing folder")
+        raise InvalidInput("--out names a file that exists; give a new or existing folder")
     created = not out.exists()
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
@@ -155,7 +155,7 @@ def write_study(wallet: Wallet, token_id: int, reader: Identity | Any, out: Path
             paths = _decrypt_study(wallet, token_id, reader, tmp)
             clashes = sum((out / p.name).exists() for p in paths)
             if clashes:
-                raise HealthNFTError(f"--out folder already holds {clashes} of the study's "
+                raise InvalidInput(f"--out folder already holds {clashes} of the study's "
                                      "files (000000.dcm, ...): give an empty folder")  # fmt: skip
             for path in paths:
                 os.chmod(path, 0o600)
@@ -216,7 +216,7 @@ class _private_folder:  # noqa: N801 - used as a context manager, like tempfile'
 
     def __init__(self, parent: Path) -> None:
         if not parent.is_dir():
-            raise HealthNFTError("the folder --out would be written in does not exist")
+            raise InvalidInput("the folder --out would be written in does not exist")
         self.path = Path(tempfile.mkdtemp(prefix=".healthnft-", dir=parent))
 
     def __enter__(self) -> Path:

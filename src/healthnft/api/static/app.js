@@ -49,7 +49,7 @@ async function api(method, path, body) {
       me = null;
       setTimeout(() => go("#/signin"), 0);
     }
-    let msg = (data && data.error) || `request failed (${res.status})`;
+    let msg = (data && (data.detail || data.error)) || `request failed (${res.status})`;
     if (Array.isArray(msg)) msg = "some fields are missing or invalid";
     throw new Error(msg);
   }

@@ -1,0 +1,83 @@
+"""What every route shares: the opened home (the service handle) and the caller's session.
+
+One process serves one home (the same ledger, vault and catalogue the CLI
+uses). Everything that touches the home runs under one lock: the embedded
+chain is a single writer, and a pilot's load is far below what one core does.
+The service is the home's only writer while it serves, so it memoizes contract
+views until the next transaction and keeps per-wallet answers until then.
+
+The service is the hosted wallet of the participants whose keystores live in
+its home: it unlocks a keystore with the home's passphrase when its owner acts,
+and forgets every key when it stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from healthnft.api.sessions import Session, SessionStore
+from healthnft.errors import AccessDenied, CredentialRejected
+
+COOKIE = "healthnft_session"
+
+
+class Service:
+    """The opened home, its lock, and what the service remembers between requests."""
+
+    def __init__(self, home: Path, passphrase: str | None) -> None:
+        from healthnft.network import Network
+
+        self.net = Network.open(home)
+        self.net.remember_keys = True
+        # This process is the home's only writer while it serves: views can be memoized.
+        self.reads = self.net.ledger.enable_read_cache(ttl_s=300)
+        self.passphrase = passphrase
+        self.lock = threading.RLock()
+        self.summaries: dict[int, tuple[str, str | None]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.lists: dict[str, tuple[int, bytes]] = {}
+        self.checks: dict[tuple[int, int], tuple[float, Any]] = {}
+
+    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(net, *args, **kwargs)`` under the home's lock (one service call)."""
+        with self.lock:
+            return fn(self.net, *args, **kwargs)
+
+    def close(self) -> None:
+        with self.lock:
+            self.net.forget_keys()
+            self.net.close()
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def bearer(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+async def session(request: Request) -> Session:
+    """The caller's live session (cookie or bearer token), else 401."""
+    store: SessionStore = request.app.state.sessions
+    found = store.get(bearer(request) or request.cookies.get(COOKIE))
+    if found is None:
+        raise CredentialRejected("sign in first (no session, or it expired)")
+    return found
+
+
+Me = Annotated[Session, Depends(session)]
+Svc = Annotated[Service, Depends(service)]
+
+
+def require_kind(me: Session, *kinds: str) -> None:
+    """Refuse (403) a caller whose kind of participant may not do this."""
+    if me.kind not in kinds:
+        words = {"patient": "a patient's wallet", "hospital": "a hospital"}
+        raise AccessDenied(f"only {' or '.join(words.get(k, k) for k in kinds)} can do this")

@@ -1,0 +1,1 @@
+"""One router per resource: sign-in, records, consent, minting, credentials."""

@@ -1,0 +1,109 @@
+"""Sign-in with the wallet's key (EIP-4361), sessions, and who is on the network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from healthnft.api import siwe
+from healthnft.api.deps import COOKIE, Me, Svc, bearer
+from healthnft.errors import CredentialRejected, InvalidInput, UnknownParticipant
+from healthnft.services import participants
+
+router = APIRouter(tags=["sign-in"])
+
+
+class SignIn(BaseModel):
+    message: str = Field(description="The EIP-4361 message from /api/auth/challenge.")
+    signature: str = Field(description="The wallet's personal_sign signature of it (0x…).")
+
+
+def _site(request: Request) -> tuple[str, str]:
+    return request.url.netloc, str(request.base_url).rstrip("/")
+
+
+@router.get("/api/auth/challenge")
+def challenge(address: str, request: Request, svc: Svc) -> dict[str, Any]:
+    """An EIP-4361 message for ``address`` to sign; its nonce is good once, for 5 minutes."""
+    from web3 import Web3
+
+    if not Web3.is_address(address):
+        raise InvalidInput("the address given is not a 0x… Ethereum address")
+    sessions = request.app.state.sessions
+    clock = request.app.state.clock
+    nonce, expires = sessions.new_nonce(address)
+    issued = datetime.fromtimestamp(clock(), UTC)
+    domain, uri = _site(request)
+    message = siwe.SiweMessage(
+        domain=domain, address=Web3.to_checksum_address(address), statement=siwe.STATEMENT,
+        uri=uri, chain_id=svc.net.ledger.chain_id, nonce=nonce, issued_at=issued,
+        expiration_time=issued + timedelta(seconds=expires - clock()),
+    )  # fmt: skip
+    return {"message": message.text(), "nonce": nonce}
+
+
+@router.post("/api/auth/verify")
+def verify_sign_in(body: SignIn, request: Request, svc: Svc) -> JSONResponse:
+    """Check the signed message; on success a session cookie (and a bearer token)."""
+    sessions = request.app.state.sessions
+    clock = request.app.state.clock
+    try:
+        msg = siwe.parse(body.message)
+        signer = siwe.recover(body.message, body.signature)
+    except siwe.SiweError as exc:
+        raise CredentialRejected(str(exc)) from None
+    if signer.lower() != msg.address.lower():
+        raise CredentialRejected("the signature was not made by the address in the message")
+    if (msg.domain, msg.uri) != _site(request):
+        raise CredentialRejected("the message was made for another site")
+    if msg.chain_id != svc.net.ledger.chain_id:
+        raise CredentialRejected("the message names another chain")
+    if msg.expiration_time.timestamp() <= clock():
+        raise CredentialRejected("the sign-in message expired; ask for a new one")
+    if not sessions.take_nonce(msg.nonce, msg.address):
+        raise CredentialRejected("this sign-in message was already used or never issued")
+    with svc.lock:
+        try:
+            who = participants.who(svc.net, msg.address)
+        except UnknownParticipant:
+            raise CredentialRejected("this address is not a participant of the network") \
+                from None
+        if not participants.holds_wallet(svc.net, who.address):
+            raise CredentialRejected("this service holds no wallet for this address")
+    token, sess = sessions.open(who.address, who.kind, who.name)
+    response = JSONResponse({"address": who.address, "kind": who.kind, "name": who.name,
+                             "expires": int(sess.expires), "token": token})  # fmt: skip
+    response.set_cookie(COOKIE, token, max_age=int(sessions.ttl_s), httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+    return response
+
+
+@router.post("/api/auth/logout")
+def logout(request: Request, me: Me) -> JSONResponse:
+    sessions = request.app.state.sessions
+    sessions.close(request.cookies.get(COOKIE))
+    sessions.close(bearer(request))
+    response = JSONResponse({"signed_out": True})
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/api/me")
+def whoami(me: Me) -> dict[str, Any]:
+    return {"address": me.address, "kind": me.kind, "name": me.name, "expires": int(me.expires)}
+
+
+@router.get("/api/demo/wallets")
+def demo_wallets(svc: Svc) -> list[dict[str, Any]]:
+    """Demo homes only: the demo's keystores (locked with the documented passphrase)."""
+    return svc.run(participants.demo_wallets)
+
+
+@router.get("/api/participants", tags=["network"])
+def institutions(me: Me, svc: Svc) -> list[dict[str, Any]]:
+    """Institutions a record can be shared with or transferred to (not other patients)."""
+    return [m.as_dict() for m in svc.run(participants.institutions, me.address)]

@@ -1,0 +1,65 @@
+"""Hospitals mint uploaded records into a patient's wallet, as a job to poll."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from healthnft.api.deps import Me, Service, Svc, require_kind
+from healthnft.api.sessions import Session
+from healthnft.api.uploads import save_uploads
+from healthnft.errors import HealthNFTError, NotFound
+from healthnft.services.minting import MintProgress, mint_files
+
+router = APIRouter(tags=["minting"])
+
+
+@router.post("/api/mint")
+async def mint(me: Me, svc: Svc, patient: Annotated[str, Form()],
+               files: Annotated[list[UploadFile], File()]) -> dict[str, Any]:  # fmt: skip
+    """Validate uploaded files (FHIR, notes, DICOM) and mint them into a patient's wallet
+    (a job to poll for progress)."""
+    require_kind(me, "hospital")
+    folder = await save_uploads(files)
+    job_id = uuid.uuid4().hex
+    job: dict[str, Any] = {"job_id": job_id, "state": "running", "done": 0, "total": 0,
+                           "owner": me.address}  # fmt: skip
+    svc.jobs[job_id] = job
+    threading.Thread(target=_mint_job, args=(svc, job, me, patient, folder), daemon=True).start()
+    return {k: v for k, v in job.items() if k != "owner"}
+
+
+def _mint_job(svc: Service, job: dict[str, Any], me: Session, patient: str,
+              folder: Path) -> None:  # fmt: skip
+    def advance(n: int) -> None:
+        job["done"] += n
+
+    watch = MintProgress(on_total=lambda n, _b: job.update(total=n), on_records=advance)
+    try:
+        res = svc.run(mint_files, me.name, patient, sorted(folder.iterdir()), svc.passphrase,
+                      watch)  # fmt: skip
+        job.update(state="done", result={"records_minted": res.records_minted,
+                                         "already_minted": res.already_minted,
+                                         "batches": res.batches,
+                                         "token_ids": res.token_ids})  # fmt: skip
+    except HealthNFTError as exc:
+        job.update(state="failed", error=str(exc), code=exc.code)
+    except Exception as exc:  # never the message: it could quote the upload
+        job.update(state="failed", error=f"internal error ({type(exc).__name__})",
+                   code="internal")  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@router.get("/api/jobs/{job_id}")
+def job_status(job_id: str, me: Me, svc: Svc) -> dict[str, Any]:
+    """A mint job of yours: running (done of total), done (its result) or failed (why)."""
+    job = svc.jobs.get(job_id)
+    if job is None or job["owner"].lower() != me.address.lower():
+        raise NotFound("no such job of yours")
+    return {k: v for k, v in job.items() if k != "owner"}

@@ -1,0 +1,154 @@
+"""Setting up a node: init, demo, participants, the chain export, and serving the web."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from healthnft.cli.common import (
+    JsonOpt,
+    PassOpt,
+    app,
+    chain_app,
+    emit,
+    err,
+    network,
+    out,
+    participant_app,
+    progress_bar,
+    say,
+    state,
+)
+from healthnft.services import chain, participants
+from healthnft.services.demo import run_demo
+
+
+@app.command()
+def init(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
+    """Create a network in the home: admin key, embedded chain, contracts."""
+    pw = passphrase or os.environ.get("HEALTHNFT_PASSPHRASE")
+    if not pw:
+        pw = typer.prompt("Admin passphrase", hide_input=True, confirmation_prompt=True)
+    info = participants.create_network(state.home, pw)
+    say(as_json, info.as_dict(), f"network ready in {state.home} (admin {info.admin})")
+
+
+@app.command()
+def demo(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="FHIR folder (default: ../shared/data/synthea, else a built-in sample)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a hospital and patients, mint all their FHIR records, summarize."""
+    tell = ((lambda m: err.print(f"[dim]{m}[/dim]", soft_wrap=True)) if as_json
+            else (lambda m: out.print(m)))  # fmt: skip
+    with progress_bar(as_json) as progress:
+        task = progress.add_task("validating", total=None)
+        mint_task = progress.add_task("minting", total=None, visible=False)
+        summary = run_demo(
+            state.home,
+            data,
+            on_resource=lambda: progress.advance(task),
+            on_total=lambda n: (progress.update(task, total=progress.tasks[task].completed),
+                                progress.update(mint_task, total=n, visible=True)),
+            on_minted=lambda n: progress.advance(mint_task, n),
+            say=tell,
+        )  # fmt: skip
+    if as_json:
+        emit(summary)
+        return
+    table = Table(title=f"Minted by {summary['issuer']['name']} ({summary['issuer']['address']})")
+    table.add_column("patient wallet")
+    table.add_column("records", justify="right")
+    for p in summary["patients"]:
+        table.add_row(p["address"], str(p["records"]))
+    out.print(table)
+    if summary["attestations_verified"]:
+        out.print(
+            f"{summary['attestations_verified']} issuer attestations (W3C VC, VC-JOSE EdDSA, "
+            "signed by the hospital's did:key bound on chain) verified before minting"
+        )
+    out.print(
+        f"{summary['records_minted']} records in {len(summary['patients'])} wallets, "
+        f"{summary['batches']} batches, {summary['gas_per_record']} gas per record "
+        f"({summary['new_this_run']} minted by this run)"
+    )
+    first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
+    out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
+
+
+@participant_app.command("add")
+def participant_add(
+    kind: Annotated[
+        str, typer.Option(help="patient|hospital|pharma|research|insurer|government|custodian")
+    ],
+    name: Annotated[str, typer.Option(help="A label local to this home (not stored on chain).")],
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Create a participant's key and register it on the network."""
+    with network() as net:
+        p = participants.add_participant(net, kind, name, passphrase)
+    say(as_json, {"address": p.address, "kind": p.kind}, p.address)
+
+
+@participant_app.command("list")
+def participant_list(as_json: JsonOpt = False) -> None:
+    """Participants with keys in this home."""
+    with network() as net:
+        rows = [m.as_dict() for m in participants.members(net)]
+    if as_json:
+        emit(rows)
+        return
+    for r in rows:
+        out.print(f"{r['address']}  {r['kind']:<10} {r['name']}")
+
+
+@chain_app.command("export")
+def chain_export(
+    file: Annotated[Path, typer.Argument(help="Where to write the JSON export.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Export every block, transaction, receipt, log and contract storage as JSON."""
+    with network() as net:
+        summary = chain.export_chain(net, file)
+    say(as_json, summary, f"wrote {file}: {summary}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    session_minutes: Annotated[int, typer.Option(help="How long a sign-in lasts.")] = 30,
+    passphrase: PassOpt = None,
+) -> None:
+    """Serve the web health wallet and its API (OpenAPI at /openapi.json, docs at /docs)."""
+    import gc
+
+    import uvicorn
+
+    from healthnft.api import create_app
+
+    web = create_app(state.home, passphrase=passphrase, session_ttl_s=session_minutes * 60)
+    url = f"http://{host}:{port}/"
+    err.print(f"healthnft web wallet for {state.home} at {url} (API docs: {url}docs)")
+    net = web.state.service.net
+    if net.is_demo:
+        patients = participants.members(net, ("patient",))
+        if patients:
+            err.print(f"demo: open {url}, choose a demo wallet (e.g. {patients[0].address}) "
+                      "and sign in; demo keystores are unlocked in the browser with the "
+                      "documented passphrase 'healthnft-demo'")  # fmt: skip
+    # A long-lived server with a large, stable heap (contracts, chain state): move what
+    # start-up built out of the collector's sight and collect young objects less often,
+    # so collections stay short while requests are served.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)

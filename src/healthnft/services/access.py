@@ -1,0 +1,63 @@
+"""Who is acting, and on what: the checks every service makes before it acts.
+
+One place answers "which record is this, and may this caller know it exists?",
+so the CLI, the web and any later door refuse alike. A record the caller may not
+open is answered exactly like a record that does not exist (:data:`NOT_VISIBLE`,
+a :class:`~healthnft.errors.NotFound`): errors leak neither content nor existence.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from healthnft.errors import AccessDenied, NotFound
+from healthnft.keys import Identity
+from healthnft.wallet.wallet import BURNED
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+    from healthnft.vault.catalog import RecordRow
+
+__all__ = ["BURNED", "DAY", "NOT_VISIBLE", "catalogued", "current_owner", "require_owner",
+           "same", "unlock"]
+
+DAY = 86400
+#: The one answer to "show me a record I may not see" (and to one that does not exist).
+NOT_VISIBLE = "no record you may open has this id"
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Two addresses are the same account (case-insensitive hex)."""
+    return a is not None and b is not None and a.lower() == b.lower()
+
+
+def unlock(net: Network, address: str, passphrase: str | None = None) -> Identity:
+    """The registered participant ``address``'s keys, unlocked from this home's keystore."""
+    return net.identity(net.participant(address).address, passphrase)
+
+
+def current_owner(net: Network, token_id: int) -> str:
+    """The token's owner on chain, or a clear error saying why there is none."""
+    owner = net.ledger.owner_of(token_id)
+    if owner is not None:
+        return owner
+    if 0 < token_id < net.ledger.next_token_id():
+        raise AccessDenied(f"token {token_id}: {BURNED}")
+    raise NotFound(NOT_VISIBLE)
+
+
+def catalogued(net: Network, token_id: int) -> RecordRow:
+    """The home's catalogue row of a token (one minted elsewhere is not here: not visible)."""
+    row = net.catalog.record(token_id)
+    if row is None:
+        raise NotFound(NOT_VISIBLE)
+    return row
+
+
+def require_owner(net: Network, token_id: int, caller: str) -> str:
+    """The token's owner, when it is ``caller``; otherwise :data:`NOT_VISIBLE`."""
+    owner = net.ledger.owner_of(token_id)
+    if not same(owner, caller):
+        raise NotFound(NOT_VISIBLE)
+    assert owner is not None
+    return owner

@@ -1,0 +1,261 @@
+"""Verifiable credentials and SMART Health Cards, for every door.
+
+Record attestations are checked against the chain (issuer DID bound to a current
+hospital, no on-chain revocation, right commitment and patient); identity
+credentials bind a patient's DID to a wallet and carry no name and no data;
+presentations answer one-time challenges, and a replay is refused. SMART Health
+Cards are signed by the hospital that issued the records and verified offline
+against a trust folder of issuer keys (or, when asked, keys fetched over HTTPS).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import AccessDenied, HealthNFTError, InputNotFound, InvalidInput, NotFound
+from healthnft.services.access import catalogued, current_owner, same
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a credential (or presentation) holds, and why not when it does not."""
+
+    valid: bool
+    reason: str
+    id: str | None = None
+    issuer: str | None = None
+    type: Any = None
+    holder: str | None = None
+    credentials: int = 0
+
+    def as_dict(self, *fields: str) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: data[k] for k in fields} if fields else data
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    id: str
+    file: str
+    holder: str
+    issuer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SignedPresentation:
+    holder: str
+    domain: str
+    credentials: int
+    presentation: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def identity_file(home: Path, address: str) -> Path:
+    """Where a patient's identity credential is kept in a home."""
+    return home / "credentials" / f"{address.lower()}.identity.jwt"
+
+
+def read_jws(path: Path) -> str:
+    """A compact JWS from a file (one clear error naming the file when it cannot be read)."""
+    try:
+        return Path(path).read_text().strip()
+    except FileNotFoundError:
+        raise InputNotFound(f"{Path(path).name}: no such file") from None
+    except (OSError, UnicodeDecodeError):
+        raise InvalidInput(f"{Path(path).name}: cannot be read") from None
+
+
+def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
+                   out: Path | None = None,
+                   passphrase: str | None = None) -> IssuedCredential:  # fmt: skip
+    """The hospital ``issuer`` issues the patient a credential binding their DID to their wallet."""
+    from healthnft.credentials.vc import issue_identity as sign_identity
+    from healthnft.minting.attestation import bound_did
+
+    if days < 1:
+        raise InvalidInput("a credential is valid for at least one day")
+    hospital = net.issuer_by_name(issuer)
+    owner = net.patient(patient)
+    subject_did = bound_did(net.ledger, owner.address)
+    if subject_did is None:
+        raise NotFound(f"{owner.address} has no DID bound on chain")
+    ident = net.identity(hospital.address, passphrase)
+    now = datetime.now(UTC)
+    cred_id = f"urn:uuid:{uuid.uuid4()}"
+    jws = sign_identity(ident.did_private, ident.did, subject_did=subject_did,
+                        wallet=owner.address, valid_from=now,
+                        valid_until=now + timedelta(days=days), credential_id=cred_id)  # fmt: skip
+    path = out or identity_file(net.home, owner.address)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(jws + "\n")
+    return IssuedCredential(cred_id, str(path), subject_did, ident.did)
+
+
+def verify_attestation(net: Network, token_id: int, passphrase: str | None = None) -> Verdict:
+    """A record's issuer attestation, checked against the chain and the record itself."""
+    from healthnft.credentials.vc import verify_credential
+
+    row = catalogued(net, token_id)
+    owner = current_owner(net, token_id)
+    wallet = net.wallet()
+    rec = wallet.open(token_id, net.identity(owner, passphrase))
+    problem = wallet.attestation_problem(row, rec.meta)
+    vc = rec.meta.get("attestation")
+    cred = verify_credential(vc) if isinstance(vc, str) and not problem else {}
+    return Verdict(problem is None, problem or "valid", cred.get("id"), cred.get("issuer"),
+                   cred.get("type"))  # fmt: skip
+
+
+def verify_file(net: Network, path: Path) -> Verdict:
+    """A credential file (identity credential or record attestation), checked as
+    ``verify_attestation`` checks a record's: signature and validity, the issuer's DID
+    bound on chain to a registered hospital, no revocation, the patient DID bound to
+    the wallet it names."""
+    return verify_jws(net, read_jws(path))
+
+
+def verify_jws(net: Network, jws: str) -> Verdict:
+    """A credential (compact JWS) checked against the chain, as :func:`verify_file`."""
+    from healthnft.minting.attestation import ChainTrust
+
+    try:
+        cred = ChainTrust(net.ledger).verify(jws.strip())
+    except HealthNFTError as exc:
+        return Verdict(False, str(exc))
+    return Verdict(True, "valid", cred.get("id"), cred.get("issuer"), cred.get("type"))
+
+
+def revoke(net: Network, target: str, passphrase: str | None = None, *,
+           issuer: str | None = None) -> str:  # fmt: skip
+    """Revoke, as its issuer, a record's attestation (token id) or a credential file.
+
+    Returns the revoked credential's id. Only the issuer's key can revoke (on chain);
+    with ``issuer`` given (a signed-in hospital), it must be that issuer.
+    """
+    from healthnft.credentials.vc import credential_hash, verify_credential
+    from healthnft.minting.attestation import attestation_id, did_address
+
+    if target.isdigit():
+        row = catalogued(net, int(target))
+        if issuer is not None and not same(row.issuer, issuer):
+            raise AccessDenied("only the record's issuer can revoke its attestation")
+        signer = net.identity(row.issuer, passphrase)
+        rec = net.wallet().open(int(target), signer)  # the issuer holds the batch key too
+        cred_id = attestation_id(str(rec.meta.get("attestation", "")))
+    else:
+        jws = target if target.count(".") == 2 and "/" not in target else read_jws(Path(target))
+        cred = verify_credential(jws)
+        address = did_address(net.ledger, str(cred.get("issuer")))
+        if address is None or not net.has_key(address) or (
+            issuer is not None and not same(address, issuer)
+        ):
+            raise AccessDenied("only the credential's issuer can revoke it")
+        signer = net.identity(address, passphrase)
+        cred_id = cred.get("id")
+    if not cred_id:
+        raise InvalidInput("the credential has no id to revoke")
+    net.ledger.revoke_credential(signer.account, credential_hash(cred_id))
+    return str(cred_id)
+
+
+def new_challenge(home: Path, domain: str) -> str:
+    """A one-time challenge for a wallet to present credentials against (5 minutes)."""
+    from healthnft.credentials.vc import ChallengeStore
+
+    if not domain:
+        raise InvalidInput("a challenge names the verifier's domain")
+    with ChallengeStore(home / "challenges.sqlite") as store:
+        return store.issue(domain)
+
+
+def check_presentation(net: Network, path: Path, domain: str) -> Verdict:
+    """The presentation in file ``path``, checked as :func:`check_presentation_jws` does."""
+    return check_presentation_jws(net, read_jws(path), domain, Path(path).name)
+
+
+def check_presentation_jws(net: Network, jws: str, domain: str,
+                           what: str = "the presentation") -> Verdict:  # fmt: skip
+    """Verify a presentation against a challenge issued here; a replay is refused.
+
+    Signatures are not enough (anyone can make a did:key): every credential's issuer
+    must be a hospital with the issuer role on chain, none may be revoked or expired,
+    and an identity credential's holder must be the DID bound to the wallet it names.
+    """
+    import base64
+
+    import orjson
+
+    from healthnft.credentials.vc import ChallengeStore
+    from healthnft.minting.attestation import ChainTrust
+
+    try:
+        part = jws.split(".")[1]
+        nonce = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["nonce"]
+    except (IndexError, KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        raise InvalidInput(f"{what}: not a presentation") from None
+    try:
+        with ChallengeStore(net.home / "challenges.sqlite") as store:
+            vp = ChainTrust(net.ledger).verify_presentation(
+                jws, challenge=str(nonce), domain=domain, challenges=store
+            )
+    except HealthNFTError as exc:
+        return Verdict(False, str(exc))
+    return Verdict(True, "valid", holder=vp.holder, credentials=len(vp.credentials))
+
+
+def present(net: Network, owner: str, challenge: str, domain: str,
+            credential_files: Sequence[Path] = (),
+            passphrase: str | None = None) -> SignedPresentation:  # fmt: skip
+    """Sign a Verifiable Presentation of the wallet's credentials for one challenge."""
+    from healthnft.credentials.vc import create_presentation
+
+    holder = net.identity(net.participant(owner).address, passphrase)
+    files = list(credential_files) or [identity_file(net.home, holder.address)]
+    creds = [read_jws(f) for f in files]
+    vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
+                             domain=domain)  # fmt: skip
+    return SignedPresentation(holder.did, domain, len(creds), vp)
+
+
+def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "health-card",
+                passphrase: str | None = None, owner: str | None = None) -> Any:  # fmt: skip
+    """Export the owner's immunization/laboratory records as a SMART Health Card.
+
+    The card is signed by the hospital that issued the records (its key lives in
+    this home). With ``owner`` given (a signed-in patient), every token must be theirs.
+    """
+    from healthnft.wallet.cards import export_health_card
+
+    if not token_ids:
+        raise InvalidInput("choose at least one immunization or laboratory record")
+    holder = current_owner(net, token_ids[0])
+    if owner is not None and not same(holder, owner):
+        raise NotFound("no record you may open has this id")
+    row = catalogued(net, token_ids[0])
+    return export_health_card(net.wallet(), net.identity(holder, passphrase),
+                              net.identity(row.issuer, passphrase), token_ids, out_dir,
+                              name)  # fmt: skip
+
+
+def verify_cards(files: Sequence[Path], issuer_keys: Sequence[str] = (),
+                 fetch_keys: bool = False) -> list[dict[str, Any]]:
+    """Verify SMART Health Cards: signature, issuer, revocation, FHIR content (offline
+    unless ``fetch_keys``). One verdict per card found in ``files``."""
+    from healthnft.credentials import HttpIssuer, TrustStore, read_card_inputs, verify_card
+
+    trust = TrustStore.from_pairs(list(issuer_keys), fetch=HttpIssuer if fetch_keys else None)
+    cards = read_card_inputs(list(files))
+    return [verify_card(jws, trust).as_dict() for jws in cards]

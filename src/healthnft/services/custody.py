@@ -1,0 +1,44 @@
+"""Reading a shared record through the key custodians (k of n), for a grantee.
+
+A grantee holds no key of the record: each custodian checks a fresh DID
+presentation from the grantee and a live grant on chain, logs its release on
+chain, and re-wraps its key share for the grantee. This module asks them and is
+the only service that does; records and files call it for a grantee's reads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import Unavailable
+from healthnft.keys import Identity
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+    from healthnft.wallet.wallet import OpenedRecord
+
+
+def _threshold(net: Network) -> int:
+    custody = net.custodians()
+    if custody is None:
+        raise Unavailable("this network has no key custodians: sharing needs them")
+    return custody.threshold
+
+
+def open_shared(net: Network, reader: Identity, token_id: int) -> OpenedRecord:
+    """Open a record shared with ``reader`` (each custodian's release logged on chain)."""
+    from healthnft.consent import open_as_grantee
+
+    threshold = _threshold(net)
+    return open_as_grantee(reader, token_id, net.custodian_services(), threshold, net.ledger,
+                           net.catalog, net.blobs, net.derivatives().original_of)  # fmt: skip
+
+
+def release_shared(net: Network, reader: Identity, token_id: int) -> tuple[Any, Any]:
+    """The catalogue row and the decrypted plaintext of a shared record, for streaming."""
+    from healthnft.consent.custodian import release_as_grantee
+
+    threshold = _threshold(net)
+    return release_as_grantee(reader, token_id, net.custodian_services(), threshold,
+                              net.ledger, net.catalog, net.blobs,
+                              net.derivatives().original_of)  # fmt: skip

@@ -1,0 +1,347 @@
+"""Consent: grants, requests, policies and the access log, for every door.
+
+Grants, requests (with a reward held in escrow) and auto-approving policies live
+in the ``ConsentManager`` contract; the only thing kept off chain is a request's
+free-text reason. Only a record's owner shares it, only the patient asked
+answers a request, and a grant or request that is not the caller's is answered
+as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import InvalidInput, NotFound
+from healthnft.services.access import DAY, require_owner, same, unlock
+
+if TYPE_CHECKING:
+    from healthnft.ledger.consent import Consent
+    from healthnft.network import Network
+
+PURPOSES = ("treatment", "research", "insurance", "public-health")
+
+
+@dataclass(frozen=True)
+class GrantMade:
+    grant_id: int
+    grantee: str
+    grantee_kind: str
+    purpose: str
+    expires: int
+    category: str | None
+    token_ids: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """An on-chain access request (and its off-chain reason, for the patient asked)."""
+
+    request_id: int
+    requester: str
+    owner: str
+    token_id: int | None
+    category: str | None
+    purpose: str
+    days: int
+    reward_wei: int
+    state: str
+    grant_id: int | None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    policy: int
+    kind: str | None
+    category: str | None
+    purpose: str | None
+    days: int
+    deidentified_only: bool
+    valid_until: int
+    active: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _consent(net: Network) -> Consent:
+    from healthnft.ledger.consent import Consent
+
+    return Consent(net.ledger)
+
+
+def _check_purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise InvalidInput(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
+
+
+def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
+          token_ids: list[int] | None = None, category: str | None = None,
+          deidentified_only: bool = False, passphrase: str | None = None) -> GrantMade:  # fmt: skip
+    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``."""
+    if bool(token_ids) == bool(category):
+        raise InvalidInput("give token ids or a category, not both")
+    if days < 1:
+        raise InvalidInput("a grant lasts at least one day")
+    _check_purpose(purpose)
+    ident = unlock(net, owner, passphrase)
+    for tid in token_ids or []:
+        require_owner(net, tid, ident.address)
+    grantee = net.participant(to)
+    if same(grantee.address, ident.address):
+        raise InvalidInput("you cannot share a record with yourself")
+    expires = int(time.time()) + days * DAY
+    consent = _consent(net)
+    if category:
+        gid = consent.share_category(ident.account, grantee.address, category, purpose,
+                                     expires, deidentified_only)  # fmt: skip
+    else:
+        gid = consent.share_tokens(ident.account, grantee.address, list(token_ids or []),
+                                   purpose, expires, deidentified_only)  # fmt: skip
+    return GrantMade(gid, grantee.address, grantee.kind, purpose, expires, category,
+                     list(token_ids or []))  # fmt: skip
+
+
+def revoke(net: Network, owner: str, grant_id: int, passphrase: str | None = None) -> None:
+    """End a grant now: no custodian releases a key under it afterwards."""
+    ident = unlock(net, owner, passphrase)
+    consent = _consent(net)
+    grant = consent.grant(grant_id)
+    if grant is None or not same(grant.owner, ident.address):
+        raise NotFound(f"grant {grant_id}: no such grant of yours")
+    consent.revoke(ident.account, grant_id)
+
+
+def grants_of(net: Network, owner: str) -> list[dict[str, Any]]:
+    """The grants ``owner`` made, newest first, with whether each still holds."""
+    who = net.participant(owner).address
+    consent = _consent(net)
+    now = int(time.time())
+    rows = []
+    for ev in consent.contract.events.GrantCreated().get_logs(
+        from_block=0, argument_filters={"owner": who}
+    ):
+        grant = consent.grant(int(ev["args"]["grant_id"]))
+        if grant is None:
+            continue
+        state = "revoked" if grant.revoked else ("expired" if grant.expires <= now else "active")
+        local = net.catalog.participant(grant.grantee)
+        kind, _, _ = net.ledger.participant(grant.grantee)
+        rows.append({"grant_id": grant.grant_id, "grantee": grant.grantee,
+                     "grantee_kind": kind, "grantee_name": local.label if local else "",
+                     "category": grant.category,
+                     "token_ids": _granted_tokens(consent, grant, ev["transactionHash"]),
+                     "purpose": grant.purpose, "expires": grant.expires,
+                     "deidentified_only": grant.deidentified_only, "state": state})  # fmt: skip
+    return sorted(rows, key=lambda r: -r["grant_id"])
+
+
+def _granted_tokens(consent: Consent, grant: Any, tx_hash: Any) -> list[int]:
+    """Which tokens a token grant covers, read back from the transaction that made it.
+
+    The contract keeps them in a map it cannot enumerate, so the creating call's
+    input is decoded instead (``share_tokens``, a request auto-approved by a
+    policy, or the approval of a request).
+    """
+    if grant.category is not None:
+        return []
+    tx = consent.ledger.w3.eth.get_transaction(tx_hash)
+    try:
+        fn, args = consent.contract.decode_function_input(tx["input"])
+    except ValueError:
+        return []
+    if fn.fn_name == "share_tokens":
+        return [int(t) for t in args["token_ids"]]
+    if fn.fn_name == "request":
+        return [int(args["token_id"])] if args["token_id"] else []
+    if fn.fn_name == "approve":
+        req = consent.get_request(int(args["request_id"]))
+        return [req.token_id] if req and req.token_id else []
+    return []
+
+
+def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
+    """Records ``grantee`` may open now under live grants (for institutions' pages).
+
+    One log query finds the grantee's grants; each live one is expanded to its
+    tokens (a token grant's from its creating call, a category grant's from the
+    owner's records of that category) and every token is confirmed with the
+    contract's own ``can_access``.
+    """
+    who = net.participant(grantee).address
+    consent = _consent(net)
+    now = int(time.time())
+    found: dict[int, dict[str, Any]] = {}
+    links = net.derivatives()
+    for ev in consent.contract.events.GrantCreated().get_logs(
+        from_block=0, argument_filters={"grantee": who}
+    ):
+        gid = int(ev["args"]["grant_id"])
+        grant = consent.grant(gid)
+        if grant is None or grant.revoked or grant.expires <= now:
+            continue
+        if grant.category is None:
+            rows = [net.catalog.record(t)
+                    for t in _granted_tokens(consent, grant, ev["transactionHash"])]  # fmt: skip
+        else:
+            rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
+        if grant.deidentified_only:  # only the records' de-identified copies are readable
+            copies = [c for r in rows if r is not None and links.original_of(r.token_id) is None
+                      for c in links.copies_of(r.token_id)]  # fmt: skip
+            rows = [r for r in rows if r is not None and links.original_of(r.token_id)]
+            rows += [net.catalog.record(c) for c in copies]
+        for row in rows:
+            if row is None or row.status == "burned" or row.token_id in found:
+                continue
+            original = links.original_of(row.token_id)
+            if consent.can_access(gid, who, row.token_id) or (
+                original is not None and consent.can_access(gid, who, original)
+            ):
+                found[row.token_id] = {"token_id": row.token_id, "owner": row.owner,
+                                       "category": row.category,
+                                       "resource_type": row.resource_type,
+                                       "effective_date": row.effective_date,
+                                       "grant_id": gid, "purpose": grant.purpose}  # fmt: skip
+    return [found[t] for t in sorted(found)]
+
+
+def _view(req: Any, reason: str | None = None) -> RequestView:
+    return RequestView(req.request_id, req.requester, req.owner, req.token_id, req.category,
+                       req.purpose, req.duration // DAY, req.escrow, req.state, req.grant_id,
+                       reason)  # fmt: skip
+
+
+def request_access(net: Network, requester: str, owner: str, purpose: str, *, days: int = 30,
+                   token_id: int | None = None, category: str | None = None,
+                   reward_wei: int = 0, reason: str = "",
+                   passphrase: str | None = None) -> RequestView:  # fmt: skip
+    """Ask a patient for access; a matching consent policy grants it at once.
+
+    The free-text reason stays in this home, never on chain.
+    """
+    if (token_id is None) == (category is None):
+        raise InvalidInput("give a token id or a category")
+    if days < 1:
+        raise InvalidInput("access lasts at least one day")
+    if reward_wei < 0:
+        raise InvalidInput("a reward cannot be negative")
+    _check_purpose(purpose)
+    asker = unlock(net, requester, passphrase)
+    patient = net.patient(owner)
+    consent = _consent(net)
+    rid = consent.request(asker.account, patient.address, purpose=purpose,
+                          duration=days * DAY, token_id=token_id, category=category,
+                          reward_wei=reward_wei)  # fmt: skip
+    if reason:
+        net.catalog.note_request_reason(rid, reason)
+    return _view(consent.get_request(rid))
+
+
+def requests_for(net: Network, owner: str) -> list[RequestView]:
+    """Requests made to ``owner``, with their state and the off-chain reason."""
+    consent = _consent(net)
+    who = net.participant(owner).address
+    rows = []
+    for ev in consent.contract.events.AccessRequested().get_logs(
+        from_block=0, argument_filters={"owner": who}
+    ):
+        rid = int(ev["args"]["request_id"])
+        rows.append(_view(consent.get_request(rid), net.catalog.request_reason(rid)))
+    return rows
+
+
+def requests_by(net: Network, requester: str) -> list[RequestView]:
+    """Requests ``requester`` made, with their state."""
+    consent = _consent(net)
+    who = net.participant(requester).address
+    return [
+        _view(consent.get_request(int(ev["args"]["request_id"])))
+        for ev in consent.contract.events.AccessRequested().get_logs(
+            from_block=0, argument_filters={"requester": who}
+        )
+    ]
+
+
+def _own_request(net: Network, owner_address: str, request_id: int) -> None:
+    req = _consent(net).get_request(request_id)
+    if req is None or not same(req.owner, owner_address):
+        raise NotFound(f"request {request_id}: no such request to you")
+
+
+def approve(net: Network, owner: str, request_id: int, deidentified_only: bool = False,
+            passphrase: str | None = None) -> int:  # fmt: skip
+    """Grant a pending request; any reward in escrow is paid to the patient. The grant id."""
+    ident = unlock(net, owner, passphrase)
+    _own_request(net, ident.address, request_id)
+    return _consent(net).approve(ident.account, request_id, deidentified_only)
+
+
+def decline(net: Network, owner: str, request_id: int, passphrase: str | None = None) -> None:
+    """Decline a pending request; any reward is refunded to the requester."""
+    ident = unlock(net, owner, passphrase)
+    _own_request(net, ident.address, request_id)
+    _consent(net).decline(ident.account, request_id)
+
+
+def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
+               category: str | None = None, days: int = 365, valid_days: int = 365,
+               deidentified_only: bool = False, passphrase: str | None = None) -> int:  # fmt: skip
+    """A rule that approves matching requests automatically. Its number (from 1)."""
+    from healthnft.ledger.client import KIND_CODES
+
+    if kind not in KIND_CODES or kind in ("patient", "custodian"):
+        raise InvalidInput(f"unknown requester kind {kind!r}")
+    if days < 1 or valid_days < 1:
+        raise InvalidInput("a policy and the access it grants last at least one day")
+    _check_purpose(purpose)
+    ident = unlock(net, owner, passphrase)
+    return _consent(net).add_policy(
+        ident.account, grantee_kind=kind, purpose=purpose, duration=days * DAY,
+        valid_until=int(time.time()) + valid_days * DAY, category=category,
+        deidentified_only=deidentified_only,
+    )  # fmt: skip
+
+
+def policies(net: Network, owner: str) -> list[PolicyView]:
+    """The patient's consent policies, numbered from 1 (removed ones too, marked)."""
+    from healthnft.ledger.client import KIND_NAMES
+    from healthnft.ledger.consent import CATEGORY_NAMES, PURPOSE_NAMES
+
+    consent = _consent(net)
+    who = net.participant(owner).address
+    rows = []
+    for i in range(int(consent.contract.functions.policy_count(who).call())):
+        kind, cat, purpose, duration, deid, until, active = (
+            consent.contract.functions.policies(who, i).call()
+        )
+        rows.append(PolicyView(i + 1, KIND_NAMES.get(kind), CATEGORY_NAMES.get(cat),
+                               PURPOSE_NAMES.get(purpose), duration // DAY, deid, until,
+                               active))  # fmt: skip
+    return rows
+
+
+def remove_policy(net: Network, owner: str, number: int, passphrase: str | None = None) -> None:
+    """Turn a policy off (grants it made stay until revoked)."""
+    ident = unlock(net, owner, passphrase)
+    known = policies(net, ident.address)
+    if not 1 <= number <= len(known):
+        raise NotFound(f"policy {number}: no such policy of yours")
+    _consent(net).remove_policy(ident.account, number)
+
+
+def access_log(net: Network, owner: str) -> list[dict[str, Any]]:
+    """Every key release for ``owner``'s records: who (named), which token, purpose, when."""
+    rows = _consent(net).access_log(net.participant(owner).address)
+    for row in rows:
+        p = net.catalog.participant(row["grantee"])
+        row["grantee_name"] = p.label if p else ""
+        row["grantee_kind"] = p.kind if p else ""
+    return rows
