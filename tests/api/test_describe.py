@@ -6,7 +6,7 @@ import base64
 import json
 from pathlib import Path
 
-from healthnft.api import describe
+from healthnft.services import describe
 
 # A 1×1 PNG, made here (not health data).
 PIXEL = base64.b64encode(bytes.fromhex(

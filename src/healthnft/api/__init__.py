@@ -8,7 +8,7 @@
 - :mod:`~healthnft.api.problems`  errors as RFC 9457 problem documents
 - :mod:`~healthnft.api.siwe`      Sign-In with Ethereum (EIP-4361) messages and signatures
 - :mod:`~healthnft.api.sessions`  one-time nonces and expiring sessions, in memory
-- :mod:`~healthnft.api.describe`  plain-language summaries and lab tables of FHIR records
+- :mod:`~healthnft.services.describe`  plain-language summaries and lab tables of FHIR records
 - ``static/``                     the single-page web wallet (HTML, CSS, JS; ethers.js vendored)
 
 Routes are thin over :mod:`healthnft.services`; nothing below imports the API.

@@ -30,9 +30,9 @@ class Service:
     """The opened home, its lock, and what the service remembers between requests."""
 
     def __init__(self, home: Path, passphrase: str | None) -> None:
-        from healthnft.network import Network
+        from healthnft.services.node import open_network
 
-        self.net = Network.open(home)
+        self.net = open_network(home)
         self.net.remember_keys = True
         # This process is the home's only writer while it serves: views can be memoized.
         self.reads = self.net.ledger.enable_read_cache(ttl_s=300)

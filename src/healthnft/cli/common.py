@@ -110,9 +110,9 @@ def verdict(as_json: bool, data: dict[str, Any], line: str) -> NoReturn:
 @contextmanager
 def network() -> Iterator[Network]:
     """The home named by --home, opened for one command and closed after it."""
-    from healthnft.network import Network
+    from healthnft.services.node import open_network
 
-    net = Network.open(state.home)
+    net = open_network(state.home)
     try:
         yield net
     finally:

@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from healthnft.api import describe
 from healthnft.api.deps import Me, Svc, require_kind
-from healthnft.services import sharing
+from healthnft.services import describe, sharing
 
 router = APIRouter(tags=["consent"])
 

@@ -20,11 +20,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from healthnft.api import describe
 from healthnft.api.deps import Me, Service, Svc, require_kind
 from healthnft.api.uploads import save_uploads
 from healthnft.errors import HealthNFTError, InvalidInput, NotFound, Tampered
-from healthnft.services import amending, records
+from healthnft.services import amending, describe, records
 from healthnft.services.access import NOT_VISIBLE, same
 
 router = APIRouter(tags=["records"])
