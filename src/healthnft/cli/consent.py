@@ -67,6 +67,45 @@ def revoke(
 
 
 @app.command()
+def grants(
+    owner: Annotated[str, typer.Option(help="The patient's address.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The grants a patient made, newest first, and whether each still holds."""
+    with network() as net:
+        rows = sharing.grants_of(net, owner)
+    if as_json:
+        emit(rows)
+        return
+    for g in rows:
+        what = f"all {g['category']} records" if g["category"] else (
+            "tokens " + ", ".join(map(str, g["token_ids"])))
+        until = datetime.fromtimestamp(g["expires"], UTC).strftime("%Y-%m-%d")
+        out.print(f"#{g['grant_id']} {g['state']}: {g['grantee_name'] or g['grantee']} "
+                  f"({g['grantee_kind']}) may read {what} for {g['purpose']} until {until}")
+
+
+@app.command()
+def shared(
+    as_address: Annotated[str, typer.Option("--as", help="The grantee (an institution).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Records shared with a participant that a live grant lets it open now."""
+    with network() as net:
+        rows = sharing.shared_with(net, as_address)
+    if as_json:
+        emit(rows)
+        return
+    table = Table(title=f"{len(rows)} records shared with {as_address}")
+    for col in ("token", "category", "type", "date", "grant", "purpose"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["token_id"]), r["category"], r["resource_type"],
+                      r["effective_date"] or "", str(r["grant_id"]), r["purpose"])
+    out.print(table)
+
+
+@app.command()
 def request(
     owner: Annotated[str, typer.Option(help="The patient asked.")],
     as_address: Annotated[str, typer.Option("--as", help="Who asks (a registered member).")],
