@@ -402,8 +402,9 @@ def test_a_patient_allows_a_correction_and_the_hospital_makes_it(server, browser
         page.locator("#badge").filter(has_text="superseded").wait_for()
         assert page.get_by_role("link", name="Allow a correction").count() == 0
         _shot(page, "superseded-phone")
-        page.goto(url + f"#/record/{new}")
+        page.get_by_role("link", name="Open the corrected record").click()
         page.locator("#badge").filter(has_text="authentic").wait_for()
+        assert page.url.endswith(f"#/record/{new}")
         assert errors == []
     finally:
         page.close()

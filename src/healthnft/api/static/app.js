@@ -188,6 +188,10 @@ async function showRecord(id, ctx) {
       h("span", { class: "muted" }, v.reason)),
     h("p", {}, `${rec.category_title} · ${rec.resource_type} · ${humanDate(rec.date)}`),
   ];
+  const newer = v.badge === "superseded" && /corrected by token (\d+)/.exec(v.reason || "");
+  if (newer) {
+    parts.push(h("p", {}, h("a", { href: `#/record/${newer[1]}` }, "Open the corrected record")));
+  }
   if (rec.study) {
     parts.push(h("p", {}, rec.study.headline));
     if (rec.study.image) {
@@ -421,7 +425,7 @@ function showBurn(id, ctx) {
       + "destroyed and the record and every copy of its key are deleted: nobody — you, the "
       + "hospital, anyone you shared it with — can ever recover it. It cannot take back what "
       + "a reader already saw."),
-    h("div", { class: "row" }, sure, h("label", { for: "burn-sure" }, "I understand this cannot be undone")),
+    h("div", { class: "row check" }, sure, h("label", { for: "burn-sure" }, "I understand this cannot be undone")),
     h("button", { type: "submit", class: "danger" }, "Burn for good")));
   sure.id = "burn-sure";
 }
@@ -523,7 +527,7 @@ function policyForm() {
   field("policy-category", "Which records", category),
   field("policy-days", "Longest access to grant (days)", days),
   field("policy-valid", "The policy applies for (days)", valid),
-  h("div", { class: "row" }, deid, h("label", { for: "policy-deid" }, "Only de-identified copies")),
+  h("div", { class: "row check" }, deid, h("label", { for: "policy-deid" }, "Only de-identified copies")),
   sentence, submit);
 }
 
