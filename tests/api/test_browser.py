@@ -280,6 +280,136 @@ def _option_label(page, label: str, contains: str) -> str:
     return next(t for t in texts if contains in t)
 
 
+def _fits_phone(page) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+
+
+def test_a_patient_manages_policies_on_a_phone(server, browser) -> None:
+    url, home = server
+    who = _wallets(home)
+    page = browser.new_page(viewport=PHONE)
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        _sign_in(page, url, who["patient"])
+        page.get_by_role("link", name="Policies").click()
+        page.get_by_role("heading", name="Policies", exact=True).wait_for()
+        assert _unlabelled_controls(page) == []
+        page.get_by_label("Who asks").select_option("research")
+        page.get_by_label("For what purpose").select_option("research")
+        page.get_by_label("Which records").select_option("laboratory")
+        page.get_by_label("Longest access to grant (days)").fill("30")
+        page.get_by_label("The policy applies for (days)").fill("365")
+        sentence = page.locator("#policy-sentence").inner_text()
+        assert re.fullmatch(r"Research institutes may read your laboratory results for research, "
+                            r"for up to 30 days, until \d+ \w+ \d{4} — automatically\.",
+                            sentence), sentence  # fmt: skip
+        _fits_phone(page)
+        _shot(page, "policies-phone")
+        # Keyboard only: from the last control, Tab reaches the submit button.
+        page.get_by_label("Only de-identified copies").focus()
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.activeElement.textContent") == "Add policy"
+        page.keyboard.press("Enter")
+        added = page.locator("#status").filter(has_text=re.compile(r"Policy \d+ added"))
+        added.wait_for()
+        number = re.search(r"Policy (\d+) added", added.inner_text())[1]
+        listed = page.locator(f"li[data-policy='{number}']")
+        listed.wait_for()
+        assert sentence.removesuffix(".") in listed.inner_text()
+        _fits_phone(page)
+        _shot(page, "policies-listed-phone")
+
+        page.get_by_role("button", name=f"Remove policy {number}").click()
+        assert "Grants it already made stay" in page.locator(
+            f"#confirm-policy-{number}").inner_text()
+        _fits_phone(page)
+        _shot(page, "policy-remove-phone")
+        page.get_by_role("button", name=f"Yes, remove policy {number}").click()
+        page.locator("#status").filter(has_text=f"Policy {number} removed").wait_for()
+        page.get_by_role("list", name="Policies no longer in force").filter(
+            has_text=f"Policy {number} (removed)").wait_for()
+        assert page.locator(f"li[data-policy='{number}']").count() == 0
+        assert errors == []
+    finally:
+        page.close()
+
+
+def test_a_patient_allows_a_correction_and_the_hospital_makes_it(server, browser,
+                                                                  tmp_path) -> None:  # fmt: skip
+    import json
+
+    url, home = server
+    who = _wallets(home)
+    page = browser.new_page(viewport=PHONE)
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        _sign_in(page, url, who["patient"])
+        page.get_by_role("heading", name=re.compile("Your records")).wait_for()
+        rows = page.evaluate("async () => (await (await fetch('/api/records')).json())")
+        mine = [r for r in rows if r["category"] in ("immunization", "condition")]
+        assert len(mine) >= 2, "the demo patient has vaccinations or conditions"
+        old, other = mine[0]["token_id"], mine[1]["token_id"]
+        record = page.evaluate(f"async () => (await (await fetch('/api/records/{old}')).json())")
+        corrected = dict(record["resource"])
+        corrected["note"] = [{"text": "Corrected by the hospital: lot number confirmed."}]
+        upload = tmp_path / "corrected.json"
+        upload.write_text(json.dumps(corrected))
+
+        page.goto(url + f"#/record/{old}")
+        page.locator("#badge").filter(has_text="authentic").wait_for()
+        page.get_by_role("link", name="Allow a correction").click()
+        page.get_by_role("heading", name="Allow a correction").wait_for()
+        page.get_by_label("Hospital").select_option(label="demo-hospital")
+        assert page.locator("#correction-sentence").inner_text() == (
+            "demo-hospital may replace this record with a corrected version; the old one "
+            "stays, marked superseded.")
+        assert _unlabelled_controls(page) == []
+        _fits_phone(page)
+        _shot(page, "allow-correction-phone")
+        page.get_by_role("button", name="Allow correction").click()
+        page.locator("#status").filter(has_text=f"may now correct record {old}").wait_for()
+        page.locator("#badge").wait_for()
+        _sign_out(page)
+
+        _sign_in(page, url, who["hospital"])
+        page.get_by_role("link", name="Correct a record").click()
+        page.get_by_role("heading", name="Correct a record").wait_for()
+        assert _unlabelled_controls(page) == []
+        # A record whose owner has not allowed it: the problem's detail is shown.
+        page.get_by_label("Token id of the record to correct").fill(str(other))
+        page.get_by_label("Corrected FHIR resource (one JSON file)").set_input_files(str(upload))
+        page.get_by_role("button", name="Submit correction").click()
+        page.locator("#amend-result").filter(has_text="has not approved").wait_for()
+        assert page.get_by_role("button", name="Submit correction").is_enabled()
+        page.get_by_label("Token id of the record to correct").fill(str(old))
+        page.get_by_role("button", name="Submit correction").click()
+        done = page.locator("#amend-result").filter(has_text=f"corrects token {old}")
+        done.wait_for(timeout=60000)
+        new = int(re.search(r"Token (\d+) corrects", done.inner_text())[1])
+        assert new != old
+        _fits_phone(page)
+        _shot(page, "amend-phone")
+        _sign_out(page)
+
+        _sign_in(page, url, who["patient"])
+        page.locator(f"a[data-token='{new}']").wait_for()
+        page.goto(url + f"#/record/{old}")
+        page.locator("#badge").filter(has_text="superseded").wait_for()
+        assert page.get_by_role("link", name="Allow a correction").count() == 0
+        _shot(page, "superseded-phone")
+        page.get_by_role("link", name="Open the corrected record").click()
+        page.locator("#badge").filter(has_text="authentic").wait_for()
+        assert page.url.endswith(f"#/record/{new}")
+        assert errors == []
+    finally:
+        page.close()
+
+
 def test_phone_sized_pages(server, browser) -> None:
     url, home = server
     who = _wallets(home)

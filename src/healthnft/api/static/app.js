@@ -9,6 +9,10 @@ const PURPOSES = [["treatment", "treatment"], ["research", "research"],
 const KIND_WORDS = { hospital: "Hospital", pharma: "Pharmaceutical company",
   research: "Research institute", insurer: "Insurer", government: "Government body",
   patient: "Patient" };
+const KIND_PLURAL = { hospital: "Hospitals", pharma: "Pharmaceutical companies",
+  research: "Research institutes", insurer: "Insurers", government: "Government bodies" };
+const CATEGORIES = [["laboratory", "laboratory results"], ["vital-signs", "vital signs"],
+  ["immunization", "vaccinations"], ["condition", "conditions"], ["medication", "medications"]];
 let me = null;
 let viewSeq = 0;  // each route() draws the page only if no newer route() started since
 
@@ -84,6 +88,20 @@ function page(ctx, title, ...children) {
   main.dataset.view = title === "Sign in" ? "signin" : "";
   main.replaceChildren(h("h1", {}, title), ...children);
   main.focus();
+}
+function longDate(seconds) {
+  return new Date(seconds * 1000).toLocaleDateString("en-GB",
+    { day: "numeric", month: "long", year: "numeric" });
+}
+// Run one action with its button disabled (and marked busy) until it settles.
+async function working(button, action) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try { await action(); } catch (e) { say(e.message, "err"); } finally {
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
+  }
 }
 function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
 
@@ -170,6 +188,10 @@ async function showRecord(id, ctx) {
       h("span", { class: "muted" }, v.reason)),
     h("p", {}, `${rec.category_title} · ${rec.resource_type} · ${humanDate(rec.date)}`),
   ];
+  const newer = v.badge === "superseded" && /corrected by token (\d+)/.exec(v.reason || "");
+  if (newer) {
+    parts.push(h("p", {}, h("a", { href: `#/record/${newer[1]}` }, "Open the corrected record")));
+  }
   if (rec.study) {
     parts.push(h("p", {}, rec.study.headline));
     if (rec.study.image) {
@@ -223,6 +245,8 @@ async function showRecord(id, ctx) {
   if (rec.owned) {
     parts.push(h("div", { class: "row" },
       h("a", { class: "button", href: `#/share/${id}` }, "Share"),
+      me.kind === "patient" && v.badge === "authentic"
+        ? h("a", { class: "button", href: `#/allow-correction/${id}` }, "Allow a correction") : null,
       h("a", { class: "button", href: `#/transfer/${id}` }, "Transfer"),
       h("a", { class: "button", href: `#/burn/${id}` }, "Burn")));
   }
@@ -332,9 +356,7 @@ async function showRequests(_arg, ctx) {
 function requestForm() {
   const owner = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
   const purpose = h("select", {}, options(PURPOSES, "research"));
-  const category = h("select", {}, options([["laboratory", "laboratory results"],
-    ["vital-signs", "vital signs"], ["immunization", "vaccinations"],
-    ["condition", "conditions"], ["medication", "medications"]], "laboratory"));
+  const category = h("select", {}, options(CATEGORIES, "laboratory"));
   const days = h("input", { type: "number", min: "1", max: "3650", value: "30" });
   const reason = h("textarea", { rows: "2", maxlength: "500" });
   return h("form", { class: "card", "aria-label": "Request access", onsubmit: async (ev) => {
@@ -403,9 +425,145 @@ function showBurn(id, ctx) {
       + "destroyed and the record and every copy of its key are deleted: nobody — you, the "
       + "hospital, anyone you shared it with — can ever recover it. It cannot take back what "
       + "a reader already saw."),
-    h("div", { class: "row" }, sure, h("label", { for: "burn-sure" }, "I understand this cannot be undone")),
+    h("div", { class: "row check" }, sure, h("label", { for: "burn-sure" }, "I understand this cannot be undone")),
     h("button", { type: "submit", class: "danger" }, "Burn for good")));
   sure.id = "burn-sure";
+}
+
+function catWord(category) {
+  const known = CATEGORIES.find((c) => c[0] === category);
+  return known ? known[1] : String(category).replace(/-/g, " ") + " records";
+}
+
+function policySentence(p) {
+  const who = KIND_PLURAL[p.kind] || kindWord(p.kind);
+  const copies = p.deidentified_only ? "de-identified copies of " : "";
+  const what = p.category ? `${copies}your ${catWord(p.category)}`
+    : `${copies}any single record of yours they ask for`;
+  const purpose = (PURPOSES.find((x) => x[0] === p.purpose) || [p.purpose, p.purpose])[1];
+  return `${who} may read ${what} for ${purpose}, for up to ${p.days} day${p.days === 1 ? "" : "s"}, `
+    + `until ${longDate(p.valid_until)} — automatically.`;
+}
+
+async function showPolicies(_arg, ctx) {
+  const rows = await api("GET", "/api/policies");
+  const now = Date.now() / 1000;
+  const live = rows.filter((p) => p.active && p.valid_until > now);
+  const gone = rows.filter((p) => !(p.active && p.valid_until > now));
+  const item = (p) => {
+    const actions = h("div", { class: "row" });
+    const ask = h("button", { type: "button", class: "secondary",
+      "aria-label": `Remove policy ${p.policy}`, onclick: () => {
+        const yes = h("button", { type: "button", class: "danger",
+          "aria-label": `Yes, remove policy ${p.policy}`, onclick: () => working(yes, async () => {
+            say(`Removing policy ${p.policy}…`);
+            await api("DELETE", `/api/policies/${p.policy}`);
+            say(`Policy ${p.policy} removed: such requests wait for your answer again.`, "ok");
+            route();
+          }) }, "Yes, remove");
+        const keep = h("button", { type: "button", class: "secondary", onclick: () => {
+          actions.replaceChildren(ask); ask.focus();
+        } }, "Keep it");
+        actions.replaceChildren(h("p", { class: "warning", id: `confirm-policy-${p.policy}` },
+          "Remove this policy? Matching requests will wait for your answer again. Grants it "
+          + "already made stay until you revoke them."), yes, keep);
+        yes.focus();
+      } }, "Remove");
+    actions.append(ask);
+    return h("li", { class: "card", "data-policy": String(p.policy) },
+      h("p", { class: "consent" }, `Policy ${p.policy}: ${policySentence(p)}`), actions);
+  };
+  const parts = [
+    h("p", { class: "muted" }, "A policy answers matching access requests for you, at once and "
+      + "without asking. Removing it stops that; grants it already made stay until you revoke them."),
+    h("h2", {}, `In force (${live.length})`),
+    live.length ? h("ul", { class: "plain", "aria-label": "Policies in force" }, live.map(item))
+      : h("p", {}, "No policy: every request waits for your answer."),
+    policyForm(),
+  ];
+  if (gone.length) {
+    parts.push(h("h2", {}, "No longer in force"),
+      h("ul", { class: "plain muted", "aria-label": "Policies no longer in force" }, gone.map((p) =>
+        h("li", {}, `Policy ${p.policy} (${p.active ? "expired" : "removed"}): `
+          + policySentence(p).replace(" — automatically.", ".")))));
+  }
+  page(ctx, "Policies", ...parts);
+}
+
+function policyForm() {
+  const kind = h("select", {}, options(Object.entries(KIND_PLURAL), "research"));
+  const purpose = h("select", {}, options(PURPOSES, "research"));
+  const category = h("select", {}, options([...CATEGORIES,
+    ["", "single records, one request at a time"]], "laboratory"));
+  const days = h("input", { type: "number", min: "1", max: "3650", value: "30", required: true });
+  const valid = h("input", { type: "number", min: "1", max: "3650", value: "365", required: true });
+  const deid = h("input", { type: "checkbox", id: "policy-deid" });
+  const sentence = h("p", { class: "consent", id: "policy-sentence", "aria-live": "polite" });
+  const update = () => {
+    sentence.textContent = policySentence({ kind: kind.value, purpose: purpose.value,
+      category: category.value || null, days: Number(days.value) || 0,
+      deidentified_only: deid.checked,
+      valid_until: Date.now() / 1000 + (Number(valid.value) || 0) * 86400 });
+  };
+  for (const el of [kind, purpose, category, days, valid, deid]) {
+    el.addEventListener("input", update);
+    el.addEventListener("change", update);
+  }
+  update();
+  const submit = h("button", { type: "submit" }, "Add policy");
+  return h("form", { class: "card", "aria-label": "Add a policy", onsubmit: (ev) => {
+    ev.preventDefault();
+    working(submit, async () => {
+      say("Adding the policy…");
+      const r = await api("POST", "/api/policies", { kind: kind.value, purpose: purpose.value,
+        category: category.value || null, days: Number(days.value),
+        valid_days: Number(valid.value), deidentified_only: deid.checked });
+      say(`Policy ${r.policy} added.`, "ok");
+      route();
+    });
+  } },
+  h("h2", {}, "Add a policy"),
+  field("policy-kind", "Who asks", kind), field("policy-purpose", "For what purpose", purpose),
+  field("policy-category", "Which records", category),
+  field("policy-days", "Longest access to grant (days)", days),
+  field("policy-valid", "The policy applies for (days)", valid),
+  h("div", { class: "row check" }, deid, h("label", { for: "policy-deid" }, "Only de-identified copies")),
+  sentence, submit);
+}
+
+async function showAllowCorrection(id, ctx) {
+  const [people, rec] = await Promise.all([api("GET", "/api/participants"),
+    api("GET", `/api/records/${id}`)]);
+  const hospitals = people.filter((p) => p.kind === "hospital");
+  if (!hospitals.length) {
+    page(ctx, "Allow a correction", h("p", {}, "No hospital is registered on this network."));
+    return;
+  }
+  const who = h("select", {}, hospitals.map((p) => h("option", { value: p.name }, p.name)));
+  const sentence = h("p", { class: "consent", id: "correction-sentence", "aria-live": "polite" });
+  const update = () => {
+    sentence.textContent = `${who.value} may replace this record with a corrected version; `
+      + "the old one stays, marked superseded.";
+  };
+  who.addEventListener("change", update);
+  update();
+  const submit = h("button", { type: "submit" }, "Allow correction");
+  page(ctx, "Allow a correction",
+    h("form", { class: "card", onsubmit: (ev) => {
+      ev.preventDefault();
+      working(submit, async () => {
+        say("Recording your approval on the chain…");
+        await api("POST", `/api/records/${id}/amendment-approval`, { issuer: who.value });
+        say(`${who.value} may now correct record ${id}.`, "ok");
+        go(`#/record/${id}`);
+      });
+    } },
+    h("p", {}, `Record: ${rec.summary} (token ${id})`),
+    field("correction-hospital", "Hospital", who),
+    sentence,
+    h("p", { class: "muted" }, "Only one correction is allowed; the hospital mints the "
+      + "corrected record into your wallet."),
+    submit));
 }
 
 // -- institution pages ---------------------------------------------------------
@@ -452,11 +610,47 @@ function showMint(_arg, ctx) {
     h("button", { type: "submit" }, "Mint")));
 }
 
+function showAmend(_arg, ctx) {
+  const token = h("input", { type: "number", min: "0", inputmode: "numeric", required: true,
+    autocomplete: "off" });
+  const file = h("input", { type: "file", accept: ".json,application/json,application/fhir+json",
+    required: true });
+  const result = h("p", { id: "amend-result", "aria-live": "polite", hidden: true });
+  const submit = h("button", { type: "submit" }, "Submit correction");
+  page(ctx, "Correct a record",
+    h("form", { class: "card", onsubmit: (ev) => {
+      ev.preventDefault();
+      working(submit, async () => {
+        result.hidden = true;
+        try {
+          if (!file.files.length) throw new Error("choose the corrected FHIR file first");
+          const body = new FormData();
+          body.append("file", file.files[0], file.files[0].name);
+          say("Validating and minting the correction…");
+          const r = await api("POST", `/api/records/${Number(token.value)}/amend`, body);
+          result.className = "consent";
+          result.textContent = `Token ${r.token_id} corrects token ${r.supersedes}.`;
+          say(`Token ${r.token_id} corrects token ${r.supersedes}.`, "ok");
+        } catch (e) {
+          result.className = "warning";
+          result.textContent = e.message;
+          throw e;
+        } finally { result.hidden = false; }
+      });
+    } },
+    h("p", {}, "Correct a record your hospital issued, once its owner has allowed it: the "
+      + "corrected FHIR resource is minted into the owner's wallet as a new token, and the old "
+      + "token stays, marked superseded."),
+    field("amend-token", "Token id of the record to correct", token),
+    field("amend-file", "Corrected FHIR resource (one JSON file)", file),
+    submit, result));
+}
+
 // -- routing -------------------------------------------------------------------
 
 const NAV = {
-  patient: [["#/records", "Records"], ["#/grants", "Sharing"], ["#/requests", "Requests"], ["#/log", "Access log"]],
-  hospital: [["#/mint", "Mint"], ["#/shared", "Shared with me"], ["#/requests", "Requests"]],
+  patient: [["#/records", "Records"], ["#/grants", "Sharing"], ["#/requests", "Requests"], ["#/policies", "Policies"], ["#/log", "Access log"]],
+  hospital: [["#/mint", "Mint"], ["#/amend", "Correct a record"], ["#/shared", "Shared with me"], ["#/requests", "Requests"]],
   other: [["#/shared", "Shared with me"], ["#/requests", "Requests"]],
 };
 
@@ -490,7 +684,8 @@ async function route() {
     if (!me) { await showSignIn(undefined, ctx); return; }
     const views = { records: showRecords, record: showRecord, share: showShare,
       grants: showGrants, requests: showRequests, log: showLog, transfer: showTransfer,
-      burn: showBurn, shared: showShared, mint: showMint };
+      burn: showBurn, shared: showShared, mint: showMint, policies: showPolicies,
+      "allow-correction": showAllowCorrection, amend: showAmend };
     const view = views[name] || (me.kind === "patient" ? showRecords : me.kind === "hospital" ? showMint : showShared);
     await view(arg, ctx);
   } catch (e) {
