@@ -873,8 +873,8 @@ def credential_issue(
     import uuid
     from datetime import UTC, datetime, timedelta
 
+    from healthnft.credentials.trust import bound_did
     from healthnft.credentials.vc import issue_identity
-    from healthnft.minting.attestation import bound_did
 
     with _network() as net:
         hospital = net.issuer_by_name(issuer)
@@ -909,8 +909,8 @@ def credential_verify(
     a registered hospital, no on-chain revocation, and the patient DID bound to the
     wallet it names.
     """
+    from healthnft.credentials.trust import ChainTrust
     from healthnft.credentials.vc import verify_credential
-    from healthnft.minting.attestation import ChainTrust
 
     result: dict[str, Any]
     with _network() as net:
@@ -952,8 +952,8 @@ def credential_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke, as its issuer, a record's attestation or an issued credential (on chain)."""
-    from healthnft.credentials.vc import credential_hash, verify_credential
-    from healthnft.minting.attestation import attestation_id, did_address
+    from healthnft.credentials.trust import did_address
+    from healthnft.credentials.vc import attestation_id, credential_hash, verify_credential
 
     with _network() as net:
         if target.isdigit():
@@ -982,7 +982,7 @@ def credential_challenge(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a one-time challenge for a wallet to present credentials against."""
-    from healthnft.credentials.vc import ChallengeStore
+    from healthnft.credentials.challenges import ChallengeStore
 
     with ChallengeStore(state.home / "challenges.sqlite") as store:
         challenge = store.issue(domain)
@@ -1005,8 +1005,8 @@ def credential_check_presentation(
 
     import orjson
 
-    from healthnft.credentials.vc import ChallengeStore
-    from healthnft.minting.attestation import ChainTrust
+    from healthnft.credentials.challenges import ChallengeStore
+    from healthnft.credentials.trust import ChainTrust
 
     jws = _read_jws(file)
     try:
@@ -1050,7 +1050,7 @@ def wallet_present(
     With --json, one JSON document carries the presentation itself as well as who
     presents what, so a script need not parse the JWS to route it.
     """
-    from healthnft.credentials.vc import create_presentation
+    from healthnft.credentials.presentation import create_presentation
 
     with _network() as net:
         holder = net.identity(net.participant(owner).address, passphrase)

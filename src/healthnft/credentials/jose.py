@@ -49,6 +49,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "jose_key",
+    "json_object",
     "parse_compact",
     "sign_compact",
     "unverified_claims",
