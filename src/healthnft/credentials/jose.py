@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import ECKey, OKPKey
 from joserfc.registry import HeaderParameter
-from joserfc.jwa import EdDSAAlgorithm
 
 from healthnft.errors import InvalidInput
 
