@@ -23,7 +23,8 @@ in each library's own key type.
 public key object from a published JWK dict and compute its RFC 7638 thumbprint.
 
 Each figure is the best of ``--repeat`` rounds of ``--number`` calls (timeit's rule:
-the minimum is the run least disturbed by other work on a shared machine), in
+the minimum is the run least disturbed by other work on a shared machine; rounds are
+interleaved across contenders so that such work falls on all alike), in
 microseconds per call; ``ratio_to_baseline`` is library / baseline and
 ``jwcrypto_over_joserfc`` > 1 means joserfc is faster. Prints one JSON document.
 
@@ -72,16 +73,22 @@ def _b64e(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-def _best(fn: Callable[[], Any], number: int, repeat: int) -> float:
-    """Microseconds per call: the fastest of ``repeat`` rounds of ``number`` calls."""
-    fn()  # warm caches and lazy imports outside the clock
-    best = float("inf")
+def _best(fns: dict[str, Callable[[], Any]], number: int, repeat: int) -> dict[str, float]:
+    """Microseconds per call of each function: the fastest of ``repeat`` rounds.
+
+    Rounds are interleaved (each round times every function once, ``number`` calls
+    each), so load from other work on a shared machine falls on all contenders alike.
+    """
+    for fn in fns.values():
+        fn()  # warm caches and lazy imports outside the clock
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / number * 1e6
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: t / number * 1e6 for name, t in best.items()}
 
 
 def _attestation_payload(did: str) -> bytes:
@@ -196,14 +203,19 @@ def _case(alg: str, number: int, repeat: int) -> dict[str, Any]:
     check = jwcrypto.jws.JWS()
     check.deserialize(jrfc_token, jwc_public, alg=alg)
 
-    figures = {
-        "baseline": {"sign_us": _best(base_sign, number, repeat),
-                     "verify_us": _best(base_verify, number, repeat)},
-        "jwcrypto": {"sign_us": _best(jwc_sign, number, repeat),
-                     "verify_us": _best(jwc_verify, number, repeat)},
-        "joserfc": {"sign_us": _best(jrfc_sign, number, repeat),
-                    "verify_us": _best(jrfc_verify, number, repeat)},
-    }  # fmt: skip
+    t = _best(
+        {
+            "baseline.sign_us": base_sign, "baseline.verify_us": base_verify,
+            "jwcrypto.sign_us": jwc_sign, "jwcrypto.verify_us": jwc_verify,
+            "joserfc.sign_us": jrfc_sign, "joserfc.verify_us": jrfc_verify,
+        },
+        number,
+        repeat,
+    )  # fmt: skip
+    figures: dict[str, dict[str, float]] = {"baseline": {}, "jwcrypto": {}, "joserfc": {}}
+    for name, value in t.items():
+        lib, op = name.split(".")
+        figures[lib][op] = value
     for lib in ("jwcrypto", "joserfc"):
         for op in ("sign_us", "verify_us"):
             ratio = figures[lib][op] / figures["baseline"][op]
@@ -228,7 +240,7 @@ def _jwk_import(number: int, repeat: int) -> dict[str, Any]:
         return ECKey.import_key(fields).thumbprint()
 
     assert jwc() == jrfc()
-    times = {"jwcrypto_us": _best(jwc, number, repeat), "joserfc_us": _best(jrfc, number, repeat)}
+    times = _best({"jwcrypto_us": jwc, "joserfc_us": jrfc}, number, repeat)
     ratio = times["jwcrypto_us"] / times["joserfc_us"]
     return {**{k: round(v, 2) for k, v in times.items()}, "jwcrypto_over_joserfc": round(ratio, 2)}
 
