@@ -6,9 +6,10 @@ signed by a did:key) and SMART Health Cards (``ES256`` with a raw-DEFLATE payloa
 ``zip: DEF`` header). They all go through here, so there is one implementation of the
 signature, the encoding and their strictness.
 
-joserfc signs and verifies (``bench/jose.py`` measured it 2-3x closer than jwcrypto
-to the bare ``cryptography`` calls it wraps, and its registry gives a per-call
-algorithm allow-list). Parsing is done here first, strictly, so that every caller can
+joserfc signs and verifies: ``bench/jose.py`` measured it 2.1-2.5x faster than jwcrypto
+to sign and 1.7x faster to verify (EdDSA and ES256; within 1.2-1.8x of the bare
+``cryptography`` calls), and its registry gives a per-call algorithm allow-list.
+Parsing is done here first, strictly, so that every caller can
 say exactly what is wrong with a token before any key is looked up:
 
 - base64url without padding, alphabet checked, and canonical (unused trailing bits
