@@ -63,7 +63,7 @@ class Identity:
         return self.did_private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def card_key(self) -> Any:
-        """The participant's ES256 (P-256) key for SMART Health Cards, as a jwcrypto JWK.
+        """The participant's ES256 (P-256) key for SMART Health Cards, as a joserfc JWK.
 
         Derived from the account secret (HKDF, then reduced into the curve's
         scalar range), so a hospital's card key needs no file of its own.
@@ -71,15 +71,13 @@ class Identity:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-        from jwcrypto import jwk
+
+        from healthnft.credentials.shc import issuer_key
 
         seed = HKDF(algorithm=hashes.SHA256(), length=48, salt=None,
                     info=b"healthnft/p256-card-key/v1").derive(bytes(self.account.key))  # fmt: skip
         scalar = int.from_bytes(seed, "big") % (_P256_ORDER - 1) + 1
-        key = jwk.JWK.from_pyca(ec.derive_private_key(scalar, ec.SECP256R1()))
-        fields = {**key.export_private(as_dict=True), "use": "sig", "alg": "ES256"}
-        fields["kid"] = key.thumbprint()
-        return jwk.JWK(**fields)
+        return issuer_key(ec.derive_private_key(scalar, ec.SECP256R1()))
 
 
 def identity_from_secret(secret: bytes) -> Identity:

@@ -241,7 +241,7 @@ class Network:
     def custodian_services(self) -> list[Any]:
         """The custodians whose keys live in this home, as services (in-process here)."""
         from healthnft.consent import CustodianService
-        from healthnft.credentials.vc import ChallengeStore
+        from healthnft.credentials.challenges import ChallengeStore
 
         store = ChallengeStore(self.home / "challenges.sqlite")
         originals = self.derivatives().original_of

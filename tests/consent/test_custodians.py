@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from healthnft.consent import open_as_grantee
-from healthnft.credentials.vc import create_presentation
+from healthnft.credentials.presentation import create_presentation
 from healthnft.errors import (
     AccessDenied,
     CredentialRejected,

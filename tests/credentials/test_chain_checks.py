@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import run_cli
 from healthnft.credentials.did import did_for
-from healthnft.credentials.vc import attest_record, create_presentation, issue_identity
+from healthnft.credentials.presentation import create_presentation
+from healthnft.credentials.vc import attest_record, attestation_id, issue_identity
 from healthnft.errors import CredentialRejected
 from healthnft.ingest import ingest
-from healthnft.minting.attestation import attestation_id
 from healthnft.network import DEMO_PASSPHRASE, Network
 from healthnft.sample import write_sample
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jwcrypto import jwk, jws
 
+from healthnft.credentials.challenges import ChallengeStore
 from healthnft.credentials.did import (
     b58decode,
     b58encode,
@@ -39,19 +40,17 @@ from healthnft.credentials.did import (
     resolve_did_key,
     verification_method_id,
 )
+from healthnft.credentials.presentation import create_presentation, verify_presentation
 from healthnft.credentials.vc import (
     CLOCK_SKEW_SECONDS,
     PATIENT_IDENTITY_TYPE,
     RECORD_ATTESTATION_TYPE,
-    ChallengeStore,
     attest_record,
-    create_presentation,
     credential_hash,
     issue_credential,
     issue_identity,
     verify_credential,
     verify_identity,
-    verify_presentation,
     verify_record_attestation,
 )
 from healthnft.errors import CredentialRejected
@@ -876,7 +875,7 @@ def test_replay_in_other_processes_is_refused(tmp_path: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from healthnft.credentials.vc import ChallengeStore\n"
+        "from healthnft.credentials.challenges import ChallengeStore\n"
         "from healthnft.errors import CredentialRejected\n"
         "try:\n"
         "    ChallengeStore(Path(sys.argv[1])).consume(sys.argv[2], sys.argv[3])\n"

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from jwcrypto import jws
+from jwcrypto import jwk, jws
 
 from conftest import SHARED_DATA, run_cli
 from healthnft.credentials import HttpIssuer, TrustStore, new_issuer_key, public_jwk, verify_card
@@ -168,7 +168,7 @@ def test_cli_fetch_keys_is_opt_in(tmp_path: Path) -> None:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
         payload = deflater.compress(json.dumps(claims).encode()) + deflater.flush()
         token = jws.JWS(payload)
-        token.add_signature(key, alg="ES256", protected=json.dumps(
+        token.add_signature(jwk.JWK(**key.as_dict(private=True)), alg="ES256", protected=json.dumps(
             {"zip": "DEF", "alg": "ES256", "kid": key.thumbprint()}))  # fmt: skip
         card = tmp_path / "card.txt"
         card.write_text(token.serialize(compact=True))

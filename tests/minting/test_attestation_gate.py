@@ -17,11 +17,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from healthnft.credentials.did import did_for
-from healthnft.credentials.vc import attest_record, credential_hash
+from healthnft.credentials.vc import attest_record, attestation_id, credential_hash
 from healthnft.errors import CredentialRejected, NotAnIssuer
 from healthnft.ingest import ingest
 from healthnft.keys import Identity
-from healthnft.minting.attestation import attestation_id, issuer_attestor
+from healthnft.minting.attestation import issuer_attestor
 from healthnft.network import DEMO_PASSPHRASE, Network
 from healthnft.records import Record
 from healthnft.sample import write_sample

@@ -21,19 +21,23 @@ catalogue; in a deployment each runs on its own host with its own store.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 
-from healthnft.credentials.vc import ChallengeStore, create_presentation, verify_presentation
-from healthnft.errors import AccessDenied, HealthNFTError, Tampered
+from healthnft.credentials.challenges import ChallengeStore
+from healthnft.credentials.presentation import (
+    create_presentation,
+    presentation_nonce,
+    verify_presentation,
+)
+from healthnft.credentials.trust import did_address
+from healthnft.errors import AccessDenied, HealthNFTError, InvalidInput, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
-from healthnft.minting.attestation import did_address
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext
 from healthnft.vault.catalog import Catalog, RecordRow
 from healthnft.vault.custody import open_share, open_with_released_shares, release_share
@@ -46,10 +50,8 @@ def _no_original(_token_id: int) -> int | None:
 
 def _nonce(presentation: str) -> str:
     try:
-        part = presentation.split(".")[1]
-        claims = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-        return str(claims["nonce"])
-    except (IndexError, KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        return presentation_nonce(presentation)
+    except InvalidInput:
         raise AccessDenied("not a presentation") from None
 
 

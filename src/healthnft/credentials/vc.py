@@ -2,12 +2,9 @@
 
 Before a health record is minted, its hospital attests it with a Verifiable Credential
 (https://www.w3.org/TR/vc-data-model-2.0/) secured as a JWS in compact serialization
-(https://www.w3.org/TR/vc-jose-cose/). The JWS header is::
-
-    {"alg": "EdDSA" | "ES256", "kid": "<issuer did:key>#<multibase key>",
-     "typ": "vc+jwt", "cty": "vc"}
-
-and the payload is the credential itself (no ``vc`` wrapper claim), serialized with JCS
+(https://www.w3.org/TR/vc-jose-cose/), ``typ`` ``vc+jwt``: see
+:mod:`healthnft.credentials.vc_jws` for the header and the did:key signature. The
+payload is the credential itself (no ``vc`` wrapper claim), serialized with JCS
 (RFC 8785) so the signed bytes are deterministic::
 
     {"@context": ["https://www.w3.org/ns/credentials/v2"],
@@ -17,18 +14,12 @@ and the payload is the credential itself (no ``vc`` wrapper claim), serialized w
                            "recordType": "Observation", "category": "laboratory"}}
 
 Issuers and holders are did:key identifiers (:mod:`healthnft.credentials.did`), resolved
-offline: the ``kid`` must be the issuer's (holder's) only verification method, and the
-signature is checked against the key the DID itself encodes *before* any claim is
-trusted. ``EdDSA`` (Ed25519) and ``ES256`` (P-256; raw 64-byte ``r || s``) are accepted;
+offline. ``EdDSA`` (Ed25519) and ``ES256`` (P-256; raw 64-byte ``r || s``) are accepted;
 the fully-specified ``Ed25519`` alg name is accepted on verification too.
 
-Presentations: a wallet proves it holds credentials by signing a VP JWS (``typ``
-``vp+jwt``, ``cty`` ``vp``) whose payload is a VerifiablePresentation enveloping each VC
-JWS as ``{"id": "data:application/vc+jwt,<jws>", "type": "EnvelopedVerifiableCredential"}``.
-The verifier's challenge and its domain travel as the JWT claims ``nonce`` and ``aud``
-(as in VC-JOSE examples and OpenID4VP), with ``iat``/``exp`` bounding the presentation's
-life. :class:`ChallengeStore` hands out one-time challenges and refuses replays, across
-processes when backed by SQLite.
+This module issues and verifies credentials; presentations of them are
+:mod:`healthnft.credentials.presentation`, and whether the chain vouches for an issuer
+is :mod:`healthnft.credentials.trust`.
 
 Every refusal is a :class:`~healthnft.errors.CredentialRejected` whose one-line reason
 names the failed check (``"expired"``, ``"revoked"``, ``"bound to a different
@@ -39,40 +30,19 @@ naive datetime, a subject that is not JSON) raise :class:`ValueError`/:class:`Ty
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
-import secrets
-import sqlite3
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import orjson
-import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from healthnft.credentials.did import (
-    did_for,
-    ed25519_from_secret,
-    resolve_did_key,
-    verification_method_id,
-)
-from healthnft.errors import CredentialRejected
+from healthnft.credentials.jose import unverified_claims
+from healthnft.credentials.vc_jws import aware, sign_did_jws, verify_did_jws
+from healthnft.errors import CredentialRejected, InvalidInput
 
 __all__ = [
     "CLOCK_SKEW_SECONDS",
@@ -80,20 +50,15 @@ __all__ = [
     "PATIENT_IDENTITY_TYPE",
     "RECORD_ATTESTATION_TYPE",
     "VC_CONTEXT_V2",
-    "ChallengeStore",
-    "Presentation",
     "attest_record",
-    "create_presentation",
+    "attestation_id",
     "credential_hash",
-    "did_for",
-    "ed25519_from_secret",
     "issue_credential",
     "issue_identity",
     "issuer_of",
     "patient_binding",
     "verify_credential",
     "verify_identity",
-    "verify_presentation",
     "verify_record_attestation",
 ]
 
@@ -108,157 +73,22 @@ RECORD_ATTESTATION_TYPE = "HealthRecordAttestation"
 PATIENT_IDENTITY_TYPE = "PatientWalletCredential"
 #: Tolerated clock difference between signer and verifier, in seconds.
 CLOCK_SKEW_SECONDS = 60
-#: Bounds that keep hostile input cheap to refuse.
+#: Bound that keeps hostile input cheap to refuse.
 MAX_CREDENTIAL_CHARS = 64 * 1024
-MAX_PRESENTATION_CHARS = 8 * 1024 * 1024
-MAX_PRESENTED_CREDENTIALS = 4096
 
-_ED25519_ALGS = frozenset({"EdDSA", "Ed25519"})
-_ALLOWED_ALGS = _ED25519_ALGS | {"ES256"}
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX = re.compile(r"0x(?:[0-9a-fA-F]{2})+")
 
 
-# --- JWS plumbing ----------------------------------------------------------------------
-
-
-def _b64e(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def _b64d(segment: str, what: str) -> bytes:
-    """Strict base64url: no padding, no stray characters, canonical trailing bits."""
-    if not _B64URL.fullmatch(segment):
-        raise CredentialRejected(f"malformed {what}: not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise CredentialRejected(f"malformed {what}: not base64url") from None
-    if _b64e(raw).decode("ascii") != segment:
-        raise CredentialRejected(f"malformed {what}: not canonical base64url")
-    return raw
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise CredentialRejected(f"malformed {what}: not JSON") from None
-    if not isinstance(value, dict):
-        raise CredentialRejected(f"malformed {what}: not a JSON object")
-    return value
-
-
-def _jcs(value: Mapping[str, Any]) -> bytes:
-    try:
-        return rfc8785.dumps(value)
-    except rfc8785.CanonicalizationError:
-        raise ValueError(
-            "credential content is not canonical JSON (str, int, list, dict…)"
-        ) from None
-
-
-def _alg_for(key: Any) -> str:
-    if isinstance(key, Ed25519PrivateKey):
-        return "EdDSA"
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return "ES256"
-    raise CredentialRejected("signing key must be an Ed25519 or P-256 private key")
-
-
-@lru_cache(maxsize=1024)
-def _header_segment(alg: str, kid: str, typ: str, cty: str) -> bytes:
-    return _b64e(rfc8785.dumps({"alg": alg, "kid": kid, "typ": typ, "cty": cty}))
-
-
-def _sign_compact(
-    key: Any, signer_did: str, payload: Mapping[str, Any], *, typ: str, cty: str, role: str
-) -> str:
-    alg = _alg_for(key)
-    if did_for(key) != signer_did:
-        raise CredentialRejected(f"{role} and signing key differ")
-    header = _header_segment(alg, verification_method_id(signer_did), typ, cty)
-    signing_input = header + b"." + _b64e(_jcs(payload))
-    if alg == "EdDSA":
-        signature = key.sign(signing_input)
-    else:
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return (signing_input + b"." + _b64e(signature)).decode("ascii")
-
-
-def _verify_compact(
-    token: Any, *, typ: str, cty: str, what: str, role: str, max_chars: int
-) -> tuple[dict[str, Any], str]:
-    """Check header and signature of a compact JWS; return (payload, signer DID).
-
-    The key is the one the ``kid``'s did:key encodes, so the signature is checked before
-    any claim in the payload is read.
-    """
-    if not isinstance(token, str) or len(token) > max_chars:
-        raise CredentialRejected(f"malformed {what}: not a compact JWS")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise CredentialRejected(f"malformed {what}: not a compact JWS")
-    header = _json_object(_b64d(parts[0], f"{what} header"), f"{what} header")
-    alg = header.get("alg")
-    if alg not in _ALLOWED_ALGS:
-        raise CredentialRejected(f"malformed {what}: alg must be EdDSA or ES256")
-    if header.get("typ") != typ:
-        raise CredentialRejected(f"malformed {what}: typ must be {typ}")
-    if header.get("cty", cty) != cty:
-        raise CredentialRejected(f"malformed {what}: cty must be {cty}")
-    if "crit" in header:
-        raise CredentialRejected(f"malformed {what}: unsupported critical header")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or "#" not in kid:
-        raise CredentialRejected(f"malformed {what}: kid is not a did:key verification method")
-    signer = kid.split("#", 1)[0]
-    key = resolve_did_key(signer)
-    if kid != verification_method_id(signer):
-        raise CredentialRejected(f"malformed {what}: kid is not a verification method of its DID")
-    if (alg in _ED25519_ALGS) != isinstance(key, Ed25519PublicKey):
-        raise CredentialRejected(f"malformed {what}: alg does not match the {role}'s key type")
-    signature = _b64d(parts[2], f"{what} signature")
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-    forged = CredentialRejected(
-        f"forged: {'' if what == 'credential' else what + ' '}"
-        f"signature does not verify for the {role}'s key"
-    )
-    if len(signature) != 64:
-        raise forged
-    try:
-        if isinstance(key, Ed25519PublicKey):
-            key.verify(signature, signing_input)
-        else:
-            der = encode_dss_signature(
-                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-            )
-            key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise forged from None
-    payload = _json_object(_b64d(parts[1], f"{what} payload"), f"{what} payload")
-    return payload, signer
-
-
 # --- time ------------------------------------------------------------------------------
-
-
-def _aware(value: datetime | None, name: str) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")
-    return value
 
 
 def _stamp(value: datetime, name: str) -> str:
     """XML Schema dateTimeStamp in UTC, whole seconds: ``2025-01-01T00:00:00Z``."""
     if value is None:
         raise ValueError(f"{name} is required")
-    utc = _aware(value, name).astimezone(UTC).replace(microsecond=0, tzinfo=None)
+    utc = aware(value, name).astimezone(UTC).replace(microsecond=0, tzinfo=None)
     return utc.isoformat() + "Z"
 
 
@@ -276,7 +106,8 @@ def _parse_stamp(value: Any, name: str) -> datetime:
 # --- credentials -----------------------------------------------------------------------
 
 
-def _types(document: Mapping[str, Any], what: str) -> list[str]:
+def types_of(document: Mapping[str, Any], what: str) -> list[str]:
+    """The ``type`` of a credential or presentation as a list of strings."""
     value = document.get("type")
     if isinstance(value, str):
         value = [value]
@@ -285,7 +116,8 @@ def _types(document: Mapping[str, Any], what: str) -> list[str]:
     return value
 
 
-def _check_context(document: Mapping[str, Any], what: str) -> None:
+def check_context(document: Mapping[str, Any], what: str) -> None:
+    """Refuse a document whose ``@context`` does not start with the VC 2.0 context."""
     context = document.get("@context")
     if not isinstance(context, list) or not context or context[0] != VC_CONTEXT_V2:
         raise CredentialRejected(f"malformed {what}: @context must start with the VC 2.0 context")
@@ -313,17 +145,18 @@ def patient_binding(credential: Mapping[str, Any]) -> tuple[str, str] | None:
     minted to. A verifier checks the pair against the DID bound on chain to the wallet,
     so a credential naming someone else's wallet is refused.
     """
-    types = _types(credential, "credential")
+    types = types_of(credential, "credential")
     if PATIENT_IDENTITY_TYPE not in types and RECORD_ATTESTATION_TYPE not in types:
         return None
-    subjects = _subjects(credential)
+    subjects = subjects_of(credential)
     if len(subjects) != 1:
         raise CredentialRejected("malformed credential: patient credential has several subjects")
     _check_patient(subjects[0], None, None)
     return subjects[0]["id"], subjects[0]["wallet"]
 
 
-def _subjects(credential: Mapping[str, Any]) -> list[dict[str, Any]]:
+def subjects_of(credential: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ``credentialSubject`` object(s) of a credential, as a list."""
     subject = credential.get("credentialSubject")
     subjects = subject if isinstance(subject, list) else [subject]
     if not subjects or not all(isinstance(s, dict) for s in subjects):
@@ -370,7 +203,7 @@ def issue_credential(
         credential["id"] = credential_id
     if status is not None:
         credential["credentialStatus"] = dict(status)
-    return _sign_compact(signing_key, issuer_did, credential, typ="vc+jwt", cty="vc", role="issuer")
+    return sign_did_jws(signing_key, issuer_did, credential, typ="vc+jwt", cty="vc", role="issuer")
 
 
 def verify_credential(jws: str, *, now: datetime | None = None) -> dict[str, Any]:
@@ -382,7 +215,7 @@ def verify_credential(jws: str, *, now: datetime | None = None) -> dict[str, Any
     ``issuer``, ``credentialSubject``, ``validFrom``), that the issuer is the signer, and
     ``validFrom <= now < validUntil`` give or take :data:`CLOCK_SKEW_SECONDS`.
     """
-    credential, signer = _verify_compact(
+    credential, signer = verify_did_jws(
         jws,
         typ="vc+jwt",
         cty="vc",
@@ -390,12 +223,12 @@ def verify_credential(jws: str, *, now: datetime | None = None) -> dict[str, Any
         role="issuer",
         max_chars=MAX_CREDENTIAL_CHARS,
     )
-    _check_context(credential, "credential")
-    if VC_TYPE not in _types(credential, "credential"):
+    check_context(credential, "credential")
+    if VC_TYPE not in types_of(credential, "credential"):
         raise CredentialRejected("malformed credential: type lacks VerifiableCredential")
     if _issuer_id(credential) != signer:
         raise CredentialRejected("issuer and signing key differ")
-    _subjects(credential)
+    subjects_of(credential)
     if "id" in credential and not isinstance(credential["id"], str):
         raise CredentialRejected("malformed credential: id is not a string")
     if "validFrom" not in credential:
@@ -406,7 +239,7 @@ def verify_credential(jws: str, *, now: datetime | None = None) -> dict[str, Any
         valid_until = _parse_stamp(credential["validUntil"], "validUntil")
         if valid_until <= valid_from:
             raise CredentialRejected("malformed credential: validUntil is not after validFrom")
-    moment = _aware(now, "now")
+    moment = aware(now, "now")
     skew = timedelta(seconds=CLOCK_SKEW_SECONDS)
     if moment + skew < valid_from:
         raise CredentialRejected("not yet valid")
@@ -482,7 +315,7 @@ def _trusted(
     is_revoked: Callable[[str, str], bool],
 ) -> dict[str, Any]:
     """Type, issuer trust and revocation; return the single credentialSubject."""
-    if credential_type not in _types(credential, "credential"):
+    if credential_type not in types_of(credential, "credential"):
         raise CredentialRejected(f"not a {label}")
     issuer = _issuer_id(credential)
     if not is_issuer(issuer):
@@ -492,7 +325,7 @@ def _trusted(
         raise CredentialRejected(f"malformed credential: {label} has no id")
     if is_revoked(issuer, credential_id):
         raise CredentialRejected("revoked")
-    subjects = _subjects(credential)
+    subjects = subjects_of(credential)
     if len(subjects) != 1:
         raise CredentialRejected(f"malformed credential: {label} has several subjects")
     return subjects[0]
@@ -584,239 +417,17 @@ def verify_identity(
     return credential
 
 
-# --- presentations ---------------------------------------------------------------------
+def attestation_id(jws: object) -> str | None:
+    """The credential id inside a credential JWS, read *without* trusting it.
 
-
-@dataclass(frozen=True)
-class Presentation:
-    """A verified presentation: who presented, and the credentials it carried."""
-
-    holder: str
-    #: Each enclosed credential, verified with :func:`verify_credential`, in order.
-    credentials: list[dict[str, Any]]
-    #: The enclosed credentials' ``vc+jwt`` compact JWS, in the same order.
-    raw: list[str]
-
-
-def create_presentation(
-    holder_key: Ed25519PrivateKey | ec.EllipticCurvePrivateKey,
-    holder_did: str,
-    credentials: Sequence[str],
-    *,
-    challenge: str,
-    domain: str,
-    now: datetime | None = None,
-    ttl_s: int = 300,
-) -> str:
-    """Sign a ``vp+jwt`` presentation of ``credentials`` for one challenge and domain.
-
-    The challenge is the ``nonce`` claim and the domain the ``aud`` claim; ``iat`` and
-    ``exp = iat + ttl_s`` (seconds) bound the presentation's life.
+    Used to batch revocation look-ups before the credentials are verified one by one.
+    Anything that is not a JWS with a string ``id`` (an attestor that returned None, a
+    garbled token) has no id; the verification that follows refuses it with a reason.
     """
-    if isinstance(credentials, str):
-        raise TypeError("credentials must be a list of vc+jwt strings")
-    for token in credentials:
-        if not isinstance(token, str) or token.count(".") != 2:
-            raise ValueError("each credential must be a vc+jwt compact JWS")
-    if not isinstance(challenge, str) or not challenge:
-        raise ValueError("challenge must be a non-empty string")
-    if not isinstance(domain, str) or not domain:
-        raise ValueError("domain must be a non-empty string")
-    if ttl_s <= 0:
-        raise ValueError("ttl_s must be positive")
-    issued = int(_aware(now, "now").timestamp())
-    presentation = {
-        "@context": [VC_CONTEXT_V2],
-        "type": [VP_TYPE],
-        "holder": holder_did,
-        "verifiableCredential": [
-            {
-                "@context": [VC_CONTEXT_V2],
-                "id": ENVELOPED_VC_PREFIX + token,
-                "type": ENVELOPED_VC_TYPE,
-            }
-            for token in credentials
-        ],
-        "nonce": challenge,
-        "aud": domain,
-        "iat": issued,
-        "exp": issued + int(ttl_s),
-    }
-    return _sign_compact(
-        holder_key, holder_did, presentation, typ="vp+jwt", cty="vp", role="holder"
-    )
-
-
-def _int_claim(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CredentialRejected(f"malformed presentation: {name} is not a number")
-    return int(value)
-
-
-def verify_presentation(
-    jws: str,
-    *,
-    challenge: str,
-    domain: str,
-    now: datetime | None = None,
-    challenges: ChallengeStore | None = None,
-) -> Presentation:
-    """Verify a ``vp+jwt`` presentation and every credential it carries.
-
-    The holder's did:key signature, ``nonce == challenge``, ``aud == domain``, ``iat``/
-    ``exp`` (with :data:`CLOCK_SKEW_SECONDS`), then each enveloped credential with
-    :func:`verify_credential` (a refusal is reported as ``"credential <n>: <reason>"``);
-    a credential whose subject has an ``id`` must name the holder ("credential subject is
-    not the holder"). When ``challenges`` is given, the challenge is consumed there last,
-    so a replay is refused even by another process sharing the store; otherwise the
-    caller must :meth:`ChallengeStore.consume` it.
-    """
-    vp, holder = _verify_compact(
-        jws,
-        typ="vp+jwt",
-        cty="vp",
-        what="presentation",
-        role="holder",
-        max_chars=MAX_PRESENTATION_CHARS,
-    )
-    _check_context(vp, "presentation")
-    if VP_TYPE not in _types(vp, "presentation"):
-        raise CredentialRejected("malformed presentation: type lacks VerifiablePresentation")
-    if vp.get("holder") != holder:
-        raise CredentialRejected("holder and signing key differ")
-    nonce = vp.get("nonce")
-    if not isinstance(nonce, str) or not hmac.compare_digest(
-        nonce.encode("utf-8"), str(challenge).encode("utf-8")
-    ):
-        raise CredentialRejected("presentation is for a different challenge")
-    audience = vp.get("aud")
-    if not (audience == domain or (isinstance(audience, list) and domain in audience)):
-        raise CredentialRejected("presentation is for a different domain")
-    issued = _int_claim(vp.get("iat"), "iat")
-    expires = _int_claim(vp.get("exp"), "exp")
-    if expires <= issued:
-        raise CredentialRejected("malformed presentation: exp is not after iat")
-    moment = _aware(now, "now").timestamp()
-    if moment + CLOCK_SKEW_SECONDS < issued:
-        raise CredentialRejected("presentation not yet valid")
-    if moment >= expires + CLOCK_SKEW_SECONDS:
-        raise CredentialRejected("presentation expired")
-    enveloped = vp.get("verifiableCredential", [])
-    if not isinstance(enveloped, list) or len(enveloped) > MAX_PRESENTED_CREDENTIALS:
-        raise CredentialRejected("malformed presentation: verifiableCredential is not a list")
-    credentials: list[dict[str, Any]] = []
-    raw: list[str] = []
-    for n, envelope in enumerate(enveloped, 1):
-        kind = envelope.get("type") if isinstance(envelope, dict) else None
-        token = envelope.get("id") if isinstance(envelope, dict) else None
-        if (
-            ENVELOPED_VC_TYPE not in (kind if isinstance(kind, list) else [kind])
-            or not isinstance(token, str)
-            or not token.startswith(ENVELOPED_VC_PREFIX)
-        ):
-            raise CredentialRejected(
-                f"malformed presentation: credential {n} is not an enveloped vc+jwt"
-            )
-        token = token[len(ENVELOPED_VC_PREFIX) :]
-        try:
-            credential = verify_credential(token, now=now)
-        except CredentialRejected as exc:
-            raise CredentialRejected(f"credential {n}: {exc}") from None
-        for subject in _subjects(credential):
-            if "id" in subject and subject["id"] != holder:
-                raise CredentialRejected(f"credential {n}: credential subject is not the holder")
-        credentials.append(credential)
-        raw.append(token)
-    if challenges is not None:
-        challenges.consume(challenge, domain)
-    return Presentation(holder=holder, credentials=credentials, raw=raw)
-
-
-# --- challenges ------------------------------------------------------------------------
-
-
-class ChallengeStore:
-    """One-time presentation challenges: issued for a domain, consumed at most once.
-
-    In memory by default; with ``path``, in an SQLite table
-    ``challenges(challenge TEXT PRIMARY KEY, domain TEXT, expires REAL, used INTEGER)``
-    shared by every process that opens the same file. :meth:`consume` is a single
-    ``UPDATE … WHERE used = 0`` whose row count decides, so of two concurrent consumers
-    (threads or processes) exactly one succeeds.
-    """
-
-    _PURGE_EVERY = 256
-
-    def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._memory: dict[str, tuple[str, float, bool]] = {}
-        self._issued = 0
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS challenges (challenge TEXT PRIMARY KEY, "
-                "domain TEXT NOT NULL, expires REAL NOT NULL, used INTEGER NOT NULL DEFAULT 0)"
-            )
-
-    def issue(self, domain: str, ttl_s: float = 300) -> str:
-        """A fresh 128-bit url-safe challenge for ``domain``, valid ``ttl_s`` seconds."""
-        if not isinstance(domain, str) or not domain:
-            raise ValueError("domain must be a non-empty string")
-        if ttl_s <= 0:
-            raise ValueError("ttl_s must be positive")
-        challenge = secrets.token_urlsafe(16)
-        now = self._clock()
-        with self._lock:
-            self._issued += 1
-            purge = self._issued % self._PURGE_EVERY == 0
-            if self._db is not None:
-                if purge:
-                    self._db.execute("DELETE FROM challenges WHERE expires < ?", (now,))
-                self._db.execute(
-                    "INSERT INTO challenges (challenge, domain, expires, used) VALUES (?, ?, ?, 0)",
-                    (challenge, domain, now + ttl_s),
-                )
-            else:
-                if purge:
-                    self._memory = {c: e for c, e in self._memory.items() if e[1] >= now}
-                self._memory[challenge] = (domain, now + ttl_s, False)
-        return challenge
-
-    def consume(self, challenge: str, domain: str) -> None:
-        """Use ``challenge`` once; refuse it if unknown, used, expired or for another domain."""
-        refused = CredentialRejected("unknown or replayed challenge")
-        if not isinstance(challenge, str) or not isinstance(domain, str):
-            raise refused
-        now = self._clock()
-        with self._lock:
-            if self._db is not None:
-                cursor = self._db.execute(
-                    "UPDATE challenges SET used = 1 "
-                    "WHERE challenge = ? AND domain = ? AND used = 0 AND expires > ?",
-                    (challenge, domain, now),
-                )
-                if cursor.rowcount != 1:
-                    raise refused
-                return
-            entry = self._memory.get(challenge)
-            if entry is None or entry[0] != domain or entry[2] or entry[1] <= now:
-                raise refused
-            self._memory[challenge] = (entry[0], entry[1], True)
-
-    def close(self) -> None:
-        """Close the SQLite connection (a no-op in memory)."""
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    def __enter__(self) -> ChallengeStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    if not isinstance(jws, str):
+        return None
+    try:
+        credential_id = unverified_claims(jws).get("id")
+    except InvalidInput:
+        return None
+    return credential_id if isinstance(credential_id, str) else None

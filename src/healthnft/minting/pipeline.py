@@ -33,6 +33,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from healthnft.credentials.trust import ChainTrust, bound_did
 from healthnft.errors import (
     CredentialRejected,
     LedgerError,
@@ -43,7 +44,7 @@ from healthnft.errors import (
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
-from healthnft.minting.attestation import Attestor, ChainTrust, bound_did, issuer_attestor
+from healthnft.minting.attestation import Attestor, issuer_attestor
 from healthnft.records import Record, commit, new_salt
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal, seal_stream
 from healthnft.vault.catalog import BatchRow, Catalog, JournaledStore, RecordRow

@@ -82,8 +82,8 @@ def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
                    out: Path | None = None,
                    passphrase: str | None = None) -> IssuedCredential:  # fmt: skip
     """The hospital ``issuer`` issues the patient a credential binding their DID to their wallet."""
+    from healthnft.credentials.trust import bound_did
     from healthnft.credentials.vc import issue_identity as sign_identity
-    from healthnft.minting.attestation import bound_did
 
     if days < 1:
         raise InvalidInput("a credential is valid for at least one day")
@@ -129,7 +129,7 @@ def verify_file(net: Network, path: Path) -> Verdict:
 
 def verify_jws(net: Network, jws: str) -> Verdict:
     """A credential (compact JWS) checked against the chain, as :func:`verify_file`."""
-    from healthnft.minting.attestation import ChainTrust
+    from healthnft.credentials.trust import ChainTrust
 
     try:
         cred = ChainTrust(net.ledger).verify(jws.strip())
@@ -145,8 +145,8 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
     Returns the revoked credential's id. Only the issuer's key can revoke (on chain);
     with ``issuer`` given (a signed-in hospital), it must be that issuer.
     """
-    from healthnft.credentials.vc import credential_hash, verify_credential
-    from healthnft.minting.attestation import attestation_id, did_address
+    from healthnft.credentials.trust import did_address
+    from healthnft.credentials.vc import attestation_id, credential_hash, verify_credential
 
     if target.isdigit():
         row = catalogued(net, int(target))
@@ -173,7 +173,7 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
 
 def new_challenge(home: Path, domain: str) -> str:
     """A one-time challenge for a wallet to present credentials against (5 minutes)."""
-    from healthnft.credentials.vc import ChallengeStore
+    from healthnft.credentials.challenges import ChallengeStore
 
     if not domain:
         raise InvalidInput("a challenge names the verifier's domain")
@@ -194,17 +194,13 @@ def check_presentation_jws(net: Network, jws: str, domain: str,
     must be a hospital with the issuer role on chain, none may be revoked or expired,
     and an identity credential's holder must be the DID bound to the wallet it names.
     """
-    import base64
-
-    import orjson
-
-    from healthnft.credentials.vc import ChallengeStore
-    from healthnft.minting.attestation import ChainTrust
+    from healthnft.credentials import presentation_nonce
+    from healthnft.credentials.challenges import ChallengeStore
+    from healthnft.credentials.trust import ChainTrust
 
     try:
-        part = jws.split(".")[1]
-        nonce = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))["nonce"]
-    except (IndexError, KeyError, ValueError, TypeError, orjson.JSONDecodeError):
+        nonce = presentation_nonce(jws)
+    except InvalidInput:
         raise InvalidInput(f"{what}: not a presentation") from None
     try:
         with ChallengeStore(net.home / "challenges.sqlite") as store:
@@ -220,7 +216,7 @@ def present(net: Network, owner: str, challenge: str, domain: str,
             credential_files: Sequence[Path] = (),
             passphrase: str | None = None) -> SignedPresentation:  # fmt: skip
     """Sign a Verifiable Presentation of the wallet's credentials for one challenge."""
-    from healthnft.credentials.vc import create_presentation
+    from healthnft.credentials.presentation import create_presentation
 
     holder = net.identity(net.participant(owner).address, passphrase)
     files = list(credential_files) or [identity_file(net.home, holder.address)]

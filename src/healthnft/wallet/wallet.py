@@ -23,11 +23,11 @@ from typing import Any
 
 import orjson
 
+from healthnft.credentials.trust import ChainTrust
 from healthnft.errors import AccessDenied, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
-from healthnft.minting.attestation import ChainTrust
 from healthnft.minting.pipeline import IMAGING_META, STREAM_META
 from healthnft.vault import (
     BatchKey,
