@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from healthnft.services.access import NOT_VISIBLE
 
 REASON = "Cohort study of glycated haemoglobin in adolescents, protocol HX-4471"
 
@@ -77,7 +78,8 @@ def test_share_a_category_for_seven_days(home: tuple[Path, dict]) -> None:
     assert opened["token_id"] == lab and opened["meta"]["category"] == "laboratory"
     refused = run_cli(path, "open", str(other), "--as", research, "--json")
     assert refused.returncode != 0 and refused.stdout == ""
-    assert refused.stderr == f"error: token {other}: no valid grant for {research}\n"
+    # Outside the grant, a record is answered as one that does not exist.
+    assert refused.stderr == f"error: {NOT_VISIBLE}\n"
 
 
 def test_consent_flow_and_privacy_on_chain(fresh_demo_home: tuple[Path, dict],
@@ -102,7 +104,7 @@ def test_consent_flow_and_privacy_on_chain(fresh_demo_home: tuple[Path, dict],
     opened = _json(run_cli(home, "open", str(lab), "--as", research, "--json"))
     assert opened["resource"]["resourceType"] == "Observation"
     refused = run_cli(home, "open", str(imm), "--as", research)
-    assert refused.returncode != 0 and "no valid grant" in refused.stderr
+    assert refused.returncode != 0 and NOT_VISIBLE in refused.stderr
 
     # The insurer's request does not match: it waits; declined, then asked again, approved.
     pending = _json(run_cli(home, "request", "--owner", alice, "--as", insurer, "--token-id",

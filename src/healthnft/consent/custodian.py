@@ -34,7 +34,7 @@ from healthnft.credentials.presentation import (
     verify_presentation,
 )
 from healthnft.credentials.trust import did_address
-from healthnft.errors import AccessDenied, HealthNFTError, InvalidInput, Tampered
+from healthnft.errors import AccessDenied, Conflict, HealthNFTError, InvalidInput, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
@@ -97,8 +97,8 @@ class CustodianService:
         ):
             raise denied
         if grant.deidentified_only and original is None:
-            raise AccessDenied(f"token {token_id}: the grant allows de-identified data only "
-                               "(ask for the record's de-identified copy)")  # fmt: skip
+            raise Conflict(f"token {token_id}: the grant allows de-identified data only "
+                           "(ask for the record's de-identified copy)")  # fmt: skip
         held = self.catalog.custodian_share(token_id, self.identity.address)
         if held is None:
             raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
@@ -191,8 +191,8 @@ def release_as_grantee(
     grants = grants_for(ledger, grantee.address, token_id, row.category, originals(token_id))
     if not grants:
         if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
-            raise AccessDenied(f"token {token_id}: your grant allows de-identified data only; "
-                               "open the record's de-identified copy")  # fmt: skip
+            raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
+                           "open the record's de-identified copy")  # fmt: skip
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
     released: list[bytes] = []
     refusals: list[str] = []
