@@ -690,11 +690,11 @@ def approve_amendment(
     as_json: JsonOpt = False,
 ) -> None:
     """Allow a hospital to supersede one of your records with a corrected version."""
+    from healthnft.services import amending
+
     with _network() as net:
-        ident = net.identity(net.participant(owner).address, passphrase)
-        hospital = net.issuer_by_name(issuer)
-        net.ledger.approve_amendment(ident.account, token_id, hospital.address)
-    info = {"token_id": token_id, "issuer": hospital.address, "approved": True}
+        done = amending.approve_amendment(net, owner, token_id, issuer, passphrase)
+    info = {"token_id": done.token_id, "issuer": done.issuer, "approved": done.approved}
     _emit(info) if as_json else out.print(f"{issuer} may now correct token {token_id}")
 
 
@@ -708,35 +708,15 @@ def amend(
 ) -> None:
     """Mint a corrected version of a record, with the owner's approval.
 
-    The old one is marked superseded and points to the new one.
+    The old one is marked superseded and points to the new one, in the same
+    transaction; after a crash, running it again finishes the same correction.
     """
-    from healthnft.ingest import ingest, single_patient
+    from healthnft.services import amending
 
     with _network() as net:
-        hospital = net.issuer_by_name(issuer)
-        owner = net.ledger.owner_of(token_id)
-        row = net.catalog.record(token_id)
-        if owner is None or row is None:
-            raise UnknownParticipant(f"token {token_id} does not exist in this home")
-        approved = net.ledger.token.functions.amendment_approved(token_id).call()
-        if approved.lower() != hospital.address.lower():
-            raise HealthNFTError(
-                f"the owner has not approved this correction: they run `healthnft "
-                f"approve-amendment {token_id} --owner {owner} --issuer {issuer}`"
-            )
-        records = single_patient(ingest([file]))
-        if len(records) != 1 or records[0].resource_type != row.resource_type:
-            raise HealthNFTError(f"give exactly one corrected {row.resource_type} resource")
-        ident = net.identity(hospital.address, passphrase)
-        holder = net.participant(owner)
-        res = net.minter().mint(ident, holder.address, holder.enc_key, records)
-        if not res.token_ids:
-            raise HealthNFTError("the corrected record is identical to one already minted")
-        new = res.token_ids[0]
-        net.ledger.supersede(ident.account, token_id, new)
-        net.catalog.set_status(token_id, "superseded")
-    info = {"token_id": new, "supersedes": token_id}
-    _emit(info) if as_json else out.print(f"token {new} corrects token {token_id}")
+        done = amending.amend(net, token_id, file, issuer, passphrase)
+    info = {"token_id": done.token_id, "supersedes": done.supersedes}
+    _emit(info) if as_json else out.print(f"token {done.token_id} corrects token {token_id}")
 
 
 @app.command("access-log")
