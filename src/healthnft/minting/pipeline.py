@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from healthnft.errors import (
+    Conflict,
     CredentialRejected,
     InvalidInput,
     LedgerError,
@@ -224,9 +225,16 @@ class Minter:
         minted is skipped as usual: the caller tells a finished correction from a
         duplicate (see :mod:`healthnft.services.amending`).
         """
-        if supersedes is not None and len(records) != 1:
-            raise InvalidInput(f"a correction of token {supersedes} is exactly one record, "
-                               f"not {len(records)}")  # fmt: skip
+        if supersedes is not None:
+            if len(records) != 1:
+                raise InvalidInput(f"a correction of token {supersedes} is exactly one "
+                                   f"record, not {len(records)}")  # fmt: skip
+            holder = self.ledger.owner_of(supersedes)
+            if holder is None or holder.lower() != owner.lower():
+                # The contract mints the correction to the old token's owner: the journal
+                # and the wrapped keys must name that same owner.
+                raise Conflict(f"token {supersedes} is not held by {owner}: a correction "
+                               "goes to the record's current owner")  # fmt: skip
         # Checked up front: mint transactions carry a fixed gas limit and are not
         # simulated, so these are what turn the common mistakes into clear errors.
         if not self.ledger.is_issuer(issuer.address):
