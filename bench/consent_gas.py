@@ -35,6 +35,14 @@ patient's policies, so the plain requests run while the patient has none):
 * ``transfer``: one ERC-721 ``transferFrom`` of a token, patient to the
   research institute, for comparison.
 
+And ``extra.amend``, a correction as it is and as it was: ``one_transaction`` is the
+hospital's ``amend`` (mints the corrected record as a batch of one *and* supersedes the
+old token); ``two_step_baseline`` is the same correction on the token as it was before
+(``bench/contracts/HealthRecordTokenTwoStep.vy``, deployed beside it on the same chain
+and registry): ``mint_batch`` of one record, then ``supersede(old, new)``, and their
+``total``; ``saved`` is total minus one_transaction. The owner's ``approve_amendment``,
+the same in both, is not counted.
+
 Prints one JSON object on stdout (progress, if any, goes to stderr).
 """
 
@@ -55,7 +63,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from healthnft.ledger.client import KIND_CODES, Ledger
+from healthnft.ledger.client import KIND_CODES, Ledger, _deploy
+from healthnft.ledger.compiler import compile_contract
 from healthnft.ledger.consent import Consent, category_code, purpose_code
 from healthnft.ledger.embedded import embedded_web3
 from healthnft.ledger.merkle import build, leaf_hash
@@ -66,6 +75,7 @@ REWARD_WEI = 10**15
 YEAR = 365 * 86400
 MONTH = 30 * 86400
 MINT_GAS = 1_000_000
+BENCH_CONTRACTS = Path(__file__).resolve().parent / "contracts"
 KEYS = (
     "share_tokens_1",
     "share_tokens_10",
@@ -279,7 +289,56 @@ class _Bench:
         )
         if self.ledger.balance_of(research.address) != self.reps + 1:
             raise RuntimeError("the transfers did not all land")
+        self.amendments()
         return {"policies_scanned": policies}
+
+    def amendments(self) -> None:
+        """A correction of one of the patient's tokens: ``amend`` (one transaction) here,
+        ``mint_batch`` + ``supersede`` on the two-step baseline token."""
+        ledger, p, hospital = self.ledger, self.patient, self.hospital
+        token = ledger.token
+
+        def amend(i: int) -> dict:
+            old = self.tokens[i]
+            self.tx(p, token.functions.approve_amendment(old, hospital.address))
+            call = ledger.amend_call(old, ledger.next_token_id(), os.urandom(32))
+            return self.tx(hospital, call)
+
+        receipts = self.measure("amend", amend)
+        if [old for r in receipts for old, _ in ledger.superseded_in(r)] != self.tokens[
+            : self.reps + 1
+        ]:
+            raise RuntimeError("an amend did not supersede its token")
+
+        old_kind = compile_contract("HealthRecordTokenTwoStep", source_dir=BENCH_CONTRACTS)
+        address = _deploy(self.w3, self.admin, old_kind.abi, old_kind.bytecode,
+                          [ledger.registry.address])  # fmt: skip
+        two_step = self.w3.eth.contract(address=address, abi=old_kind.abi)
+        first = self.batch_on(two_step, self.reps + 1)
+        new_ids: list[int] = []
+
+        def mint_one(_i: int) -> dict:
+            new_ids.append(int(two_step.functions.next_token_id().call()))
+            return self.batch_on(two_step, 1, receipt=True)
+
+        def supersede(i: int) -> dict:
+            old = first + i
+            self.tx(p, two_step.functions.approve_amendment(old, hospital.address))
+            return self.tx(hospital, two_step.functions.supersede(old, new_ids[i]))
+
+        self.measure("two_step_mint_one", mint_one)
+        self.measure("two_step_supersede", supersede)
+        if any(int(two_step.functions.superseded_by(first + i).call()) != new
+               for i, new in enumerate(new_ids)):  # fmt: skip
+            raise RuntimeError("a supersede did not land on the baseline token")
+
+    def batch_on(self, contract: Any, count: int, receipt: bool = False) -> Any:
+        """Mint ``count`` records to the patient on ``contract``; the first id (or receipt)."""
+        start = int(contract.functions.next_token_id().call())
+        root, _ = build([leaf_hash(start + i, os.urandom(32)) for i in range(count)])
+        call = contract.functions.mint_batch(self.patient.address, count, start, root)
+        done = self.ledger.broadcast(self.ledger.sign(self.hospital, call, gas=MINT_GAS))
+        return done if receipt else start
 
 
 def run(reps: int = 5) -> dict[str, Any]:
@@ -301,6 +360,16 @@ def run(reps: int = 5) -> dict[str, Any]:
             ),
         },
         "extra": {
+            "amend": {
+                "one_transaction": median["amend"],
+                "two_step_baseline": {
+                    "mint_one": median["two_step_mint_one"],
+                    "supersede": median["two_step_supersede"],
+                    "total": median["two_step_mint_one"] + median["two_step_supersede"],
+                },
+                "saved": median["two_step_mint_one"] + median["two_step_supersede"]
+                - median["amend"],
+            },
             "request_scanning_policies": {
                 "policies": info["policies_scanned"],
                 "gas": median["request_scanning_policies"],

@@ -55,3 +55,10 @@ def test_consent_gas_bench_prints_every_operation() -> None:
     for key, value in result["first_time"].items():
         assert isinstance(value, int) and 0 < value < CEILINGS.get(key, CEILING), (key, value)
     assert result["runtime_s"] > 0
+
+    # A correction in one transaction costs less than the old mint + supersede.
+    amend = result["extra"]["amend"]
+    old = amend["two_step_baseline"]
+    assert old["total"] == old["mint_one"] + old["supersede"]
+    assert old["mint_one"] < amend["one_transaction"] < old["total"], amend
+    assert amend["saved"] == old["total"] - amend["one_transaction"] > 21_000, amend

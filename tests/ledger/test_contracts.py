@@ -437,25 +437,89 @@ def test_burn_removes_the_token_for_good(env: Env) -> None:
     assert env.ledger.next_token_id() == ids[-1] + 1  # ids are never reused
 
 
+def _amend(env: Env, caller: LocalAccount, old: int, start: int | None = None,
+           root: bytes | None = None) -> dict:  # fmt: skip
+    """``amend(old, ...)`` by ``caller``: the correction of ``old``, minted at ``start``."""
+    start = env.ledger.next_token_id() if start is None else start
+    call = env.ledger.amend_call(old, start, os.urandom(32) if root is None else root)
+    return env.ledger.transact(caller, call)
+
+
 def test_amendment_needs_the_owner_and_the_approved_issuer(env: Env) -> None:
     (old,) = env.mint(env.alice, 1)
-    (new,) = env.mint(env.alice, 1)
     (bobs,) = env.mint(env.bob, 1)
-    with pytest.raises(LedgerError, match="not approved"):
-        env.ledger.supersede(env.hospital, old, new)
-    with pytest.raises(LedgerError, match="not token owner"):
+    with pytest.raises(LedgerError, match="amendment not approved by the owner"):
+        _amend(env, env.hospital, old)
+    with pytest.raises(LedgerError, match="caller is not token owner"):
         env.ledger.approve_amendment(env.bob, old, env.hospital.address)
-    with pytest.raises(LedgerError, match="not a registered issuer"):
+    with pytest.raises(LedgerError, match="healthrecord: not a registered issuer"):
         env.ledger.approve_amendment(env.alice, old, env.bob.address)
     env.ledger.approve_amendment(env.alice, old, env.hospital.address)
-    with pytest.raises(LedgerError, match="not approved"):
-        env.ledger.supersede(env.alice, old, new)  # only the approved issuer links
-    with pytest.raises(LedgerError, match="owned by someone else"):
-        env.ledger.supersede(env.hospital, old, bobs)
-    env.ledger.supersede(env.hospital, old, new)
+    assert env.ledger.amendment_approved(old) == env.hospital.address
+    with pytest.raises(LedgerError, match="amendment not approved by the owner"):
+        _amend(env, env.alice, old)  # only the approved issuer corrects
+    with pytest.raises(LedgerError, match="amendment not approved by the owner"):
+        _amend(env, env.hospital, bobs)  # an approval is for one token
+    with pytest.raises(LedgerError, match="healthrecord: token range moved, rebuild the batch"):
+        _amend(env, env.hospital, old, start=env.ledger.next_token_id() + 1)
+    with pytest.raises(LedgerError, match="healthrecord: empty root"):
+        _amend(env, env.hospital, old, root=bytes(32))
+    assert env.ledger.next_token_id() == bobs + 1  # every refusal minted nothing
+
+    balance = env.ledger.balance_of(env.alice.address)
+    root = os.urandom(32)
+    receipt = _amend(env, env.hospital, old, root=root)
+    new = bobs + 1
+    # One transaction: the new token, its batch of one, and the link.
+    assert env.ledger.superseded_in(receipt) == [(old, new)]
+    assert env.ledger.minted_batch(receipt) == (env.ledger.batch_count() - 1, root)
+    assert env.ledger.owner_of(new) == env.alice.address
+    assert env.ledger.balance_of(env.alice.address) == balance + 1
+    assert env.ledger.batch_of(new).root == root and env.ledger.batch_of(new).start == new
     assert env.ledger.superseded_by(old) == new and env.ledger.superseded_by(new) is None
+    assert env.ledger.amendment_approved(old) is None  # spent
+    with pytest.raises(LedgerError, match="amendment not approved by the owner"):
+        _amend(env, env.hospital, old)  # a second correction needs a new approval...
     with pytest.raises(LedgerError, match="already superseded"):
-        env.ledger.approve_amendment(env.alice, old, env.hospital.address)
+        env.ledger.approve_amendment(env.alice, old, env.hospital.address)  # ...never given
+
+
+def test_amend_refuses_what_mint_refuses(env: Env) -> None:
+    """The correction is a mint: the approved issuer must still be an issuer, the owner
+    still a member; a transfer or a burn drops the approval."""
+    (old,) = env.mint(env.alice, 1)
+    env.ledger.approve_amendment(env.alice, old, env.hospital.address)
+    env.ledger.set_issuer(env.admin, env.hospital.address, False)
+    with pytest.raises(LedgerError, match=NOT_ISSUER):
+        _amend(env, env.hospital, old)
+    env.ledger.set_issuer(env.admin, env.hospital.address, True)
+    env.deactivate(env.alice.address)
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        _amend(env, env.hospital, old)
+    (moved, burned) = env.mint(env.bob, 2)
+    for t in (moved, burned):
+        env.ledger.approve_amendment(env.bob, t, env.hospital.address)
+    env.transfer(env.bob, env.bob.address, env.carol.address, moved)
+    env.ledger.burn(env.bob, burned)
+    for t in (moved, burned):
+        with pytest.raises(LedgerError, match="amendment not approved by the owner"):
+            _amend(env, env.hospital, t)
+    with pytest.raises(LedgerError, match="healthrecord: invalid token ID"):
+        env.ledger.approve_amendment(env.alice, env.ledger.next_token_id(), env.hospital.address)
+    assert env.ledger.superseded_by(old) is None
+
+
+def test_amend_costs_less_than_a_mint_and_a_second_transaction(env: Env) -> None:
+    """Gas from receipts: the correction is a batch of one plus the link, and the link
+    costs less than any separate transaction writing it could (21,000 base + 22,100 for
+    a fresh ``superseded_by`` slot). bench/consent_gas.py measures the old two."""
+    env.mint(env.alice, 1)  # the owner's first token (first-write costs) is behind us
+    start = env.ledger.next_token_id()
+    mint_one = env.ledger.transact(env.hospital, env.ledger.mint_call(
+        env.alice.address, 1, start, os.urandom(32)))["gasUsed"]  # fmt: skip
+    env.ledger.approve_amendment(env.alice, start, env.hospital.address)
+    amend = _amend(env, env.hospital, start)["gasUsed"]
+    assert mint_one < amend < mint_one + 21_000 + 22_100, (mint_one, amend)
 
 
 # -- the service's read cache -------------------------------------------------------

@@ -75,8 +75,6 @@ NOT_TOKEN_OWNER = "healthrecord: caller is not token owner"
 ALREADY_SUPERSEDED = "healthrecord: token already superseded"
 NOT_AN_ISSUER = "healthrecord: not a registered issuer"
 NOT_APPROVED = "healthrecord: amendment not approved by the owner"
-NOT_NEWER = "healthrecord: amendment must be newer"
-OTHER_OWNER = "healthrecord: amendment owned by someone else"
 SHARE_NOT_OWNED = "consent: caller does not own the token"
 SELF_GRANT = "consent: cannot grant to oneself"
 GRANTEE_NOT_MEMBER = "consent: grantee is not a registered member"
@@ -113,6 +111,12 @@ class World:
         call = self.ledger.mint_call(self.addr[to], count, start, root)
         self.ledger.transact(self.acct[minter], call)
         return range(start, start + count)
+
+    def amend(self, caller: str, old: int) -> int:
+        """The correction of ``old`` (minted and linked in one transaction); its id."""
+        start = self.ledger.next_token_id()
+        self.ledger.transact(self.acct[caller], self.ledger.amend_call(old, start, b"\x01" * 32))
+        return start
 
     def transfer(self, sender: str, frm: str, to: str, token_id: int) -> None:
         call = self.ledger.token.functions.transferFrom(self.addr[frm], self.addr[to], token_id)
@@ -321,76 +325,67 @@ class LedgerModel(RuleBasedStateMachine):
             assert tok is not None
             tok.amend_issuer, tok.stale_amend_issuer = issuer, None
 
-    def supersede_reasons(self, caller: str, old: int, new: int, approved: str | None) -> list[str]:
-        """Why ``supersede(old, new)`` by ``caller`` must fail, given the approval on ``old``."""
-        reasons = []
-        if approved != caller:
+    def amend_reasons(self, caller: str, old: int) -> list[str]:
+        """Why ``amend(old)`` by ``caller`` must fail, given the approval on ``old``."""
+        a = self.tokens.get(old)
+        reasons = [] if caller in ISSUERS else [NOT_ISSUER_CALLER]
+        if (a.amend_issuer if a else None) != caller:
             reasons.append(NOT_APPROVED)
-        if new <= old:
-            reasons.append(NOT_NEWER)
-        reasons += self.token_reasons(new) + self.token_reasons(old)
-        a, b = self.tokens.get(old), self.tokens.get(new)
-        if a and b and not a.burned and not b.burned and a.owner != b.owner:
-            reasons.append(OTHER_OWNER)
+        reasons += self.token_reasons(old)
         if a and a.superseded_by:
             reasons.append(ALREADY_SUPERSEDED)
+        if a and not a.burned and a.owner not in MEMBERS:
+            reasons.append(NOT_MEMBER_RECIPIENT)
         return reasons
 
-    def do_supersede(self, caller: str, old: int, new: int) -> None:
-        self.touched |= {old, new}
+    def do_amend(self, caller: str, old: int) -> None:
+        self.touched.add(old)
         a = self.tokens.get(old)
-        reasons = self.supersede_reasons(caller, old, new, a.amend_issuer if a else None)
+        reasons = self.amend_reasons(caller, old)
         if a and a.approved_by_previous_owner(caller):
-            STATS["supersede on a previous owner's approval"] += 1  # bug 1's path
-        w = self.world
-        self.attempt("supersede", reasons, lambda: w.ledger.supersede(w.acct[caller], old, new))
+            STATS["amend on a previous owner's approval"] += 1  # bug 1's path
+        new = self.attempt("amend", reasons, lambda: self.world.amend(caller, old))
         if not reasons:
-            assert a is not None
+            assert a is not None and new == self.next_id
+            self.tokens[new] = TokenModel(owner=a.owner)
+            self.touched.add(new)
             a.superseded_by = new
             a.amend_issuer = a.stale_amend_issuer = None
-
-    def newer_of_same_owner(self, old: int) -> list[int]:
-        a = self.tokens.get(old)
-        if a is None or a.burned:
-            return []
-        return [u for u in self.owned(a.owner) if u > old]
 
     @precondition(lambda self: self.tokens)
     @rule(data=st.data())
     def amend(self, data: st.DataObject) -> None:
-        """The owner approves the hospital for ``old``; the hospital links ``new`` to it."""
+        """The owner approves the hospital for ``old``; the hospital mints its correction."""
         live = [t for t in self.live_tokens() if not self.tokens[t].superseded_by]
-        old = self.pick_token(data, [t for t in live if self.newer_of_same_owner(t)] or live, "old")
+        old = self.pick_token(data, live, "old")
         tok = self.tokens.get(old)
         self.do_approve_amendment(tok.owner if tok else "p0", old, "hospital")
-        new = self.pick_token(data, self.newer_of_same_owner(old), "new")
-        self.do_supersede("hospital", old, new)
+        self.do_amend("hospital", old)
 
     @precondition(lambda self: self.tokens)
     @rule(
         data=st.data(),
-        plan=st.sampled_from(("approve", "supersede", "approve+supersede")),
+        plan=st.sampled_from(("approve", "amend", "approve+amend")),
         issuer=st.sampled_from(("hospital", "p0", "research")),
     )
     def amend_by_anyone(self, data: st.DataObject, plan: str, issuer: str) -> None:
-        """Approve and/or supersede with any caller and any named issuer.
+        """Approve and/or amend with any caller and any named issuer.
 
         "approve" alone leaves the approval standing (a later transfer makes it stale);
-        "supersede" alone mostly reuses an approval given in an earlier step.
+        "amend" alone mostly reuses an approval given in an earlier step.
         """
-        if plan == "supersede":  # approvals given earlier, stale ones (bug 1's path) first
+        if plan == "amend":  # approvals given earlier, stale ones (bug 1's path) first
             stale = [t for t, tok in self.tokens.items() if tok.stale_amend_issuer]
             preferred = stale * 2 + [t for t, tok in self.tokens.items() if tok.amend_issuer]
         else:
             preferred = [t for t in self.live_tokens() if not self.tokens[t].superseded_by]
         old = self.pick_token(data, preferred, "old")
-        if plan != "supersede":
+        if plan != "amend":
             tok = self.tokens.get(old)
             owner = self.pick_actor(data, [tok.owner if tok else "p0"], "owner")
             self.do_approve_amendment(owner, old, issuer)
         if plan != "approve":
-            new = self.pick_token(data, self.newer_of_same_owner(old), "new")
-            self.do_supersede(self.pick_actor(data, ["hospital"], "caller"), old, new)
+            self.do_amend(self.pick_actor(data, ["hospital"], "caller"), old)
 
     # -- consent ------------------------------------------------------------------------
 
@@ -580,7 +575,7 @@ def test_contracts_agree_with_the_model() -> None:
     elapsed = time.perf_counter() - started
     print(f"\nstateful model: {elapsed:.1f} s", dict(sorted(STATS.items())))
     # Not vacuous: every action was seen both accepted and refused.
-    for action in ("mint", "transfer", "burn", "approve_amendment", "supersede",
+    for action in ("mint", "transfer", "burn", "approve_amendment", "amend",
                    "share_tokens", "share_category", "revoke"):  # fmt: skip
         assert STATS[f"{action} ok"] > 0, f"{action} never succeeded: {STATS}"
         assert STATS[f"{action} refused"] > 0, f"{action} was never refused: {STATS}"
@@ -599,18 +594,18 @@ def world():
 
 def test_an_amendment_approval_does_not_survive_a_transfer(world: World) -> None:
     """Bug 1: transferFrom kept amendment_approved[t], so the issuer p0 approved could
-    still supersede the token with one of p1's, without p1's consent."""
+    still supersede the token (then with one of p1's), without p1's consent."""
     (old,) = world.mint("hospital", "p0", 1)
     world.ledger.approve_amendment(world.acct["p0"], old, world.addr["hospital"])
     world.transfer("p0", "p0", "p1", old)  # p1 now owns it and has approved nothing
-    (new,) = world.mint("hospital", "p1", 1)
     with pytest.raises(LedgerError, match=NOT_APPROVED):
-        world.ledger.supersede(world.acct["hospital"], old, new)
+        world.amend("hospital", old)
     assert world.ledger.superseded_by(old) is None
-    # Once p1 approves, the same supersede goes through.
+    # Once p1 approves, the same correction goes through, into p1's wallet.
     world.ledger.approve_amendment(world.acct["p1"], old, world.addr["hospital"])
-    world.ledger.supersede(world.acct["hospital"], old, new)
+    new = world.amend("hospital", old)
     assert world.ledger.superseded_by(old) == new
+    assert world.ledger.owner_of(new) == world.addr["p1"]
 
 
 def test_can_access_on_a_burned_token_is_false(world: World) -> None:

@@ -10,9 +10,7 @@ The kill points:
 * ``after-encrypt``: the batch is journaled ``prepared`` and its ciphertexts are
   stored, nothing is signed (the pipeline's own ``HEALTHNFT_CRASH_AT`` hook);
 * ``before-broadcast``: the signed transaction is journaled ``sent`` but never
-  reached the chain. There is no hook for this point, so the CLI runs in a small
-  wrapper that SIGKILLs the process as soon as ``Catalog.mark_sent`` returns
-  (``_KILL_AFTER``);
+  reached the chain (the pipeline's hook, right after ``Catalog.mark_sent``);
 * ``after-send``: the transaction is mined, the batch is still ``sent`` locally
   (the pipeline's hook).
 
@@ -140,11 +138,8 @@ def _mint(home: Path, patient: str, file: Path) -> dict:
 
 def _crash_mint(home: Path, point: str, patient: str, file: Path) -> None:
     args = ["mint", "--issuer", "demo-hospital", "--patient", patient, str(file), "--json"]
-    if point == "before-broadcast":
-        _run_killed_after("mark_sent", home, *args)
-    else:
-        proc = run_cli(home, *args, env={"HEALTHNFT_CRASH_AT": point})
-        assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
+    proc = run_cli(home, *args, env={"HEALTHNFT_CRASH_AT": point})
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr)
 
 
 def _run_killed_after(method: str, home: Path, *args: str) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import run_cli
+from healthnft.errors import Conflict
 from healthnft.network import Network
 
 
@@ -56,6 +57,25 @@ def test_amend_needs_the_owner_and_links_old_to_new(fresh_demo_home: tuple[Path,
     after = {r["token_id"]: r["status"] for r in json.loads(
         run_cli(home, "wallet", "list", "--owner", alice, "--json").stdout)}  # fmt: skip
     assert after[old] == "superseded" and after[new] == "active"
-    # The approval is spent: a second correction needs a new one.
-    again = run_cli(home, "amend", str(old), str(fixed), "--issuer", "demo-hospital")
-    assert again.returncode != 0
+    # Running the same correction again is safe (a retry after a crash): the same answer,
+    # nothing minted twice.
+    retry = json.loads(run_cli(home, "amend", str(old), str(fixed), "--issuer", "demo-hospital",
+                               "--json", check=True).stdout)  # fmt: skip
+    assert retry == done
+    # The approval is spent: a *different* second correction is refused for that reason,
+    # not as a duplicate (the file was never minted).
+    resource["status"] = "entered-in-error"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(resource))
+    again = run_cli(home, "amend", str(old), str(other), "--issuer", "demo-hospital")
+    assert again.returncode == Conflict.exit_code, again.stderr
+    assert "approval was spent" in again.stderr and f"corrected by token {new}" in again.stderr
+    assert "identical" not in again.stderr
+    count = len(json.loads(run_cli(home, "wallet", "list", "--owner", alice, "--json").stdout))
+    assert count == len(rows) + 1
+    # Resending a file already minted, with a fresh approval, is a duplicate (and says so).
+    run_cli(home, "approve-amendment", str(new), "--owner", alice, "--issuer", "demo-hospital",
+            check=True)  # fmt: skip
+    dup = run_cli(home, "amend", str(new), str(fixed), "--issuer", "demo-hospital")
+    assert dup.returncode == Conflict.exit_code and "identical to token" in dup.stderr
+    assert f"{new}, already minted" in dup.stderr

@@ -248,7 +248,8 @@ def amend(
 ) -> None:
     """Mint a corrected version of a record, with the owner's approval.
 
-    The old one is marked superseded and points to the new one.
+    The old one is marked superseded and points to the new one, in the same
+    transaction; after a crash, running it again finishes the same correction.
     """
     with network() as net:
         res = amending.amend(net, token_id, file, issuer, passphrase)

@@ -316,8 +316,23 @@ class Ledger:
         call = self.token.functions.approve_amendment(token_id, Web3.to_checksum_address(issuer))
         return self.transact(owner, call)
 
-    def supersede(self, issuer: LocalAccount, old_token: int, new_token: int) -> dict:
-        return self.transact(issuer, self.token.functions.supersede(old_token, new_token))
+    def amend_call(self, old_token: int, start: int, root: bytes) -> Any:
+        """The one transaction that mints ``old_token``'s correction (a batch of one at
+        ``start`` under ``root``, to the same owner) and supersedes ``old_token``."""
+        return self.token.functions.amend(old_token, start, root)
+
+    @view
+    def amendment_approved(self, token_id: int) -> str | None:
+        """The issuer the owner allows to correct ``token_id``, or None."""
+        issuer = self.token.functions.amendment_approved(token_id).call()
+        return None if int(issuer, 16) == 0 else issuer
+
+    def superseded_in(self, receipt: dict) -> list[tuple[int, int]]:
+        """(old token, new token) for every Superseded event of a receipt."""
+        return [
+            (int(ev["args"]["old_token"]), int(ev["args"]["new_token"]))
+            for ev in self.token.events.Superseded().process_receipt(receipt, errors=DISCARD)
+        ]
 
     @view
     def superseded_by(self, token_id: int) -> int | None:

@@ -13,6 +13,13 @@ unused, the very same signed transaction is re-sent; otherwise rolled back.
 Records are keyed by an HMAC of (issuer, owner, canonical bytes), so feeding
 the same input again mints nothing twice.
 
+A correction (``mint(..., supersedes=old)``) is a batch of one whose transaction is the
+contract's ``amend``: it mints the corrected record *and* supersedes the old token, so the
+journal above makes the whole correction crash-safe with no step of its own. Whoever
+completes the batch (this run, or the next run's recovery, from the receipt of the
+journaled transaction) marks the old catalogue row ``superseded`` *before* the batch
+``minted``: a crash in between leaves a ``sent`` batch, whose settling does it again.
+
 An imaging study (:class:`~healthnft.records.dicom.StudyRecord`) is committed like any
 record — over its manifest — but its payload is too large for one AES-GCM call: once
 the batch's attestations verify, the payload is stream-sealed (1 MiB chunks, bound to
@@ -35,7 +42,9 @@ from dataclasses import dataclass, field
 
 from healthnft.credentials.trust import ChainTrust, bound_did
 from healthnft.errors import (
+    Conflict,
     CredentialRejected,
+    InvalidInput,
     LedgerError,
     MintInterrupted,
     NotAnIssuer,
@@ -54,9 +63,16 @@ DEFAULT_BATCH_SIZE = 1000
 #: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
 #: a fixed limit replaces an eth_estimateGas per batch (measured: 29 ms -> 5 ms to sign).
 MINT_GAS = 300_000
-#: Set to ``after-encrypt``, ``after-send`` or ``mid-stream`` (after the first chunk of a
-#: stream-sealed record is stored, with more to come) to kill the process there (crash tests).
+#: Set to one of :data:`CRASH_POINTS` to kill the process there (crash tests).
 CRASH_ENV = "HEALTHNFT_CRASH_AT"
+#: Where a batch can be killed, in the order a run passes them: ``mid-stream`` (after the
+#: first chunk of a stream-sealed record is stored, with more to come), ``after-encrypt``
+#: (journaled ``prepared``, ciphertexts stored), ``before-broadcast`` (journaled ``sent``
+#: with its signed transaction, not broadcast), ``after-send`` (mined, still ``sent``),
+#: ``after-retire`` (a correction's old row marked ``superseded``, batch still ``sent``),
+#: ``after-minted`` (journaled ``minted``, nothing returned yet).
+CRASH_POINTS = ("mid-stream", "after-encrypt", "before-broadcast", "after-send",
+                "after-retire", "after-minted")  # fmt: skip
 #: Private-metadata keys of a stream-sealed record: its characterization and its stream
 #: index (secret: it holds the stream key; it never leaves the sealed plaintext).
 IMAGING_META = "imaging"
@@ -153,6 +169,10 @@ class Minter:
         info = self.ledger.batch_of(batch.start_token)
         if info is not None:
             if info.root == batch.root and info.start == batch.start_token:
+                if batch.tx_hash:  # a correction's receipt names the token it retired
+                    self._retire_superseded(
+                        dict(self.ledger.w3.eth.get_transaction_receipt(batch.tx_hash))
+                    )
                 self.catalog.mark_minted(batch.batch_ref, info.batch_id, None)
                 return True
             return False
@@ -169,8 +189,15 @@ class Minter:
         info = self.ledger.batch_of(batch.start_token)
         if info is None or info.root != batch.root:
             return False
+        self._retire_superseded(receipt)
         self.catalog.mark_minted(batch.batch_ref, info.batch_id, receipt.get("gasUsed"))
         return True
+
+    def _retire_superseded(self, receipt: dict) -> None:
+        """Mark ``superseded`` every catalogue row a mined ``amend`` superseded (the chain
+        already says so; idempotent). Called before the batch is marked ``minted``."""
+        for old, _new in self.ledger.superseded_in(receipt):
+            self.catalog.set_status(old, "superseded")
 
     # -- minting ----------------------------------------------------------
 
@@ -184,13 +211,31 @@ class Minter:
         progress: Callable[[int], None] | None = None,
         attestor: Attestor | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        supersedes: int | None = None,
     ) -> MintResult:
         """Mint every record not minted before into ``owner``'s wallet.
 
         ``attestor`` signs each record's HealthRecordAttestation (default: the
         issuer's own DID key); every credential is verified before anything is stored.
         ``on_bytes`` is told the payload bytes of streamed records as they are sealed.
+
+        ``supersedes``: the token that the one record in ``records`` corrects. The batch's
+        transaction is then the contract's ``amend`` (mint and supersede at once, so the
+        journal makes the correction crash-safe); it needs the owner's approval for the
+        issuer (checked by gas estimation, before anything is sent). A record already
+        minted is skipped as usual: the caller tells a finished correction from a
+        duplicate (see :mod:`healthnft.services.amending`).
         """
+        if supersedes is not None:
+            if len(records) != 1:
+                raise InvalidInput(f"a correction of token {supersedes} is exactly one "
+                                   f"record, not {len(records)}")  # fmt: skip
+            holder = self.ledger.owner_of(supersedes)
+            if holder is None or holder.lower() != owner.lower():
+                # The contract mints the correction to the old token's owner: the journal
+                # and the wrapped keys must name that same owner.
+                raise Conflict(f"token {supersedes} is not held by {owner}: a correction "
+                               "goes to the record's current owner")  # fmt: skip
         # Checked up front: mint transactions carry a fixed gas limit and are not
         # simulated, so these are what turn the common mistakes into clear errors.
         if not self.ledger.is_issuer(issuer.address):
@@ -214,7 +259,7 @@ class Minter:
         for i in range(0, len(fresh), batch_size):
             chunk = fresh[i : i + batch_size]
             token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk, attestor,
-                                              on_bytes)  # fmt: skip
+                                              on_bytes, supersedes)  # fmt: skip
             result.attested += len(chunk)
             result.minted += len(chunk)
             result.batches += 1
@@ -263,6 +308,7 @@ class Minter:
         chunk: list[tuple[bytes, Record]],
         attestor: Attestor | None,
         on_bytes: Callable[[int], None] | None = None,
+        supersedes: int | None = None,
     ) -> tuple[list[int], int]:
         start = self.ledger.next_token_id()
         batch_ref = os.urandom(16)
@@ -278,7 +324,7 @@ class Minter:
         try:
             return self._seal_and_mint(
                 issuer, owner, owner_enc_key, chunk, start, batch_ref, batch_key, salts,
-                commitments, leaves, attestations, on_bytes,
+                commitments, leaves, attestations, on_bytes, supersedes,
             )  # fmt: skip
         except BaseException as exc:
             # Streamed chunks are stored before the batch is journaled: whatever failed,
@@ -318,6 +364,7 @@ class Minter:
         leaves: list[bytes],
         attestations: list[str],
         on_bytes: Callable[[int], None] | None,
+        supersedes: int | None = None,
     ) -> tuple[list[int], int]:
         rows: list[RecordRow] = []
         ciphertexts: list[bytes] = []
@@ -382,12 +429,17 @@ class Minter:
         try:
             self.blobs.put_many(ciphertexts)
             _crash_point("after-encrypt")
-            call = self.ledger.mint_call(owner, len(chunk), start, root)
-            sent = self.ledger.sign(issuer.account, call, gas=MINT_GAS)
+            if supersedes is None:
+                call = self.ledger.mint_call(owner, len(chunk), start, root)
+                sent = self.ledger.sign(issuer.account, call, gas=MINT_GAS)
+            else:  # estimated: a refused correction explains itself and sends nothing
+                call = self.ledger.amend_call(supersedes, start, root)
+                sent = self.ledger.sign(issuer.account, call)
         except BaseException:
             self._roll_back(batch_ref)
             raise
         self.catalog.mark_sent(batch_ref, sent.raw, sent.tx_hash, sent.nonce)
+        _crash_point("before-broadcast")
         try:
             receipt = self.ledger.broadcast(sent)
         except LedgerError as exc:
@@ -403,7 +455,11 @@ class Minter:
             minted = (info.batch_id, info.root) if info else None
         if minted is None or minted[1] != root:
             raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
+        if supersedes is not None and receipt.get("logs"):
+            self._retire_superseded(receipt)
+            _crash_point("after-retire")
         self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
+        _crash_point("after-minted")
         return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
 
     def _seal_payload(self, rec: Record, token_id: int, batch_ref: bytes, commitment: bytes,

@@ -20,11 +20,16 @@
      - nothing here identifies a person or holds health data: only roots,
        addresses and token ranges;
      - a burned token has no owner and never comes back (its id is not reused);
-     - `superseded_by[t]`, once set, names a later token of the same owner, linked
-       by the issuer the owner approved for `t`; it is never changed. (Who minted
-       which batch is in BatchMinted events, and each record's issuer is proven
-       by its attestation, so no issuer is stored per batch: that would add
-       ~22k gas to every mint.)
+     - `superseded_by[t]`, once set, names the token minted in the very same
+       transaction (by `amend`), to `t`'s owner, by the issuer that owner approved
+       for `t`; it is never changed. A correction and its link are one
+       transaction: no token is ever superseded by a record that is not on chain,
+       and no correction is ever minted without superseding the record it corrects;
+     - an amendment approval is spent by the `amend` it allows, and dropped by a
+       transfer or a burn (it is the owner's, not the token's).
+     (Who minted which batch is in BatchMinted events, and each record's issuer is
+     proven by its attestation, so no issuer is stored per batch: that would add
+     ~22k gas to every mint.)
 """
 
 from ethereum.ercs import IERC165
@@ -120,6 +125,7 @@ event BatchMinted:
     root: bytes32
 
 
+# @dev `old_token` was corrected by `new_token`, minted in the same transaction.
 event Superseded:
     old_token: indexed(uint256)
     new_token: indexed(uint256)
@@ -158,23 +164,32 @@ def mint_batch(to: address, count: uint256, expected_start: uint256, root: bytes
     @param root The Merkle root over the batch's leaves.
     @return The batch id.
     """
-    assert staticcall registry.is_issuer(msg.sender), "healthrecord: caller is not a registered issuer"
-    assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
-    assert count > 0 and count <= MAX_BATCH, "healthrecord: batch size out of range"
-    assert root != empty(bytes32), "healthrecord: empty root"
-    start: uint256 = self.next_token_id
-    assert start == expected_start, "healthrecord: token range moved, rebuild the batch"
-    end: uint256 = start + count
-    batch_id: uint256 = self.batch_count
+    return self._mint_batch(to, count, expected_start, root)
 
-    self._batches[batch_id] = (convert(to, uint256) << _ADDRESS_BITS) | (start << 48) | end
-    self.batch_root[batch_id] = root
-    self.batch_count = batch_id + 1
-    self.next_token_id = end
-    self._balances[to] += count
 
-    log ConsecutiveTransfer(fromTokenId=start, toTokenId=end - 1, fromAddress=empty(address), toAddress=to)
-    log BatchMinted(batch_id=batch_id, issuer=msg.sender, root=root)
+@external
+def amend(old_token: uint256, expected_start: uint256, root: bytes32) -> uint256:
+    """
+    @notice Mints the corrected version of `old_token` (a batch of one, to the
+            same owner) and marks `old_token` superseded by it, in one transaction:
+            a crash can leave the correction either wholly done or not begun.
+    @dev Only the issuer the owner approved for `old_token` (approve_amendment),
+         while it is still a registered issuer; the token must not be burned nor
+         already superseded, and its owner must still be a member. The approval
+         is spent. `expected_start` and `root` are as in `mint_batch` (the new
+         token's id is `expected_start`).
+    @param old_token The inaccurate record's token.
+    @param expected_start The id the caller built the corrected record's leaf for.
+    @param root The Merkle root over the one leaf of the corrected record.
+    @return The batch id of the corrected record.
+    """
+    assert self.amendment_approved[old_token] == msg.sender, "healthrecord: amendment not approved by the owner"
+    owner: address = self._owner_of(old_token)
+    assert self.superseded_by[old_token] == 0, "healthrecord: token already superseded"
+    batch_id: uint256 = self._mint_batch(owner, 1, expected_start, root)
+    self.superseded_by[old_token] = expected_start
+    self.amendment_approved[old_token] = empty(address)
+    log Superseded(old_token=old_token, new_token=expected_start)
     return batch_id
 
 
@@ -349,7 +364,8 @@ def burn(token_id: uint256):
 @external
 def approve_amendment(token_id: uint256, issuer: address):
     """
-    @notice The owner lets `issuer` supersede `token_id` with a corrected record.
+    @notice The owner lets `issuer` supersede `token_id` with a corrected record
+            (one `amend`; a transfer or a burn drops the approval).
     @param token_id A token of the caller, not yet superseded.
     @param issuer A registered issuer (the hospital correcting its record).
     """
@@ -359,22 +375,29 @@ def approve_amendment(token_id: uint256, issuer: address):
     self.amendment_approved[token_id] = issuer
 
 
-@external
-def supersede(old_token: uint256, new_token: uint256):
+@internal
+def _mint_batch(to: address, count: uint256, expected_start: uint256, root: bytes32) -> uint256:
     """
-    @notice Marks `old_token` as corrected by `new_token`.
-    @dev Only the issuer the owner approved; the new token must belong to the
-         old one's owner and be newer.
-    @param old_token The inaccurate record's token.
-    @param new_token The amended record's token.
+    @dev Checks, then effects: one packed batch slot, one root, one ERC-2309 event.
     """
-    assert self.amendment_approved[old_token] == msg.sender, "healthrecord: amendment not approved by the owner"
-    assert new_token > old_token, "healthrecord: amendment must be newer"
-    assert self._owner_of(new_token) == self._owner_of(old_token), "healthrecord: amendment owned by someone else"
-    assert self.superseded_by[old_token] == 0, "healthrecord: token already superseded"
-    self.superseded_by[old_token] = new_token
-    self.amendment_approved[old_token] = empty(address)
-    log Superseded(old_token=old_token, new_token=new_token)
+    assert staticcall registry.is_issuer(msg.sender), "healthrecord: caller is not a registered issuer"
+    assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
+    assert count > 0 and count <= MAX_BATCH, "healthrecord: batch size out of range"
+    assert root != empty(bytes32), "healthrecord: empty root"
+    start: uint256 = self.next_token_id
+    assert start == expected_start, "healthrecord: token range moved, rebuild the batch"
+    end: uint256 = start + count
+    batch_id: uint256 = self.batch_count
+
+    self._batches[batch_id] = (convert(to, uint256) << _ADDRESS_BITS) | (start << 48) | end
+    self.batch_root[batch_id] = root
+    self.batch_count = batch_id + 1
+    self.next_token_id = end
+    self._balances[to] += count
+
+    log ConsecutiveTransfer(fromTokenId=start, toTokenId=end - 1, fromAddress=empty(address), toAddress=to)
+    log BatchMinted(batch_id=batch_id, issuer=msg.sender, root=root)
+    return batch_id
 
 
 @internal

@@ -1,0 +1,431 @@
+# pragma version ~=0.4.3
+# BENCHMARK BASELINE ONLY (bench/consent_gas.py): HealthRecordToken as it was before
+# amend became one transaction (healthnft issue 11), kept to measure, in the same run,
+# what the old two-transaction correction cost: `mint_batch` of one record, then
+# `supersede(old, new)`. Never deployed by healthnft itself.
+"""
+@title HealthRecordToken
+@custom:contract-name HealthRecordTokenTwoStep
+@license Apache-2.0
+@notice ERC-721 tokens for patient-owned health records. A registered issuer
+        (hospital) mints a whole batch of records into one patient's wallet in
+        one transaction: the batch stores one Merkle root over
+        `leaf = keccak(0x00 || tokenId || commitment)` and one packed
+        `owner | start | end` slot, and emits one ERC-2309 ConsecutiveTransfer
+        for the range. Ownership is lazy (ERC-721A style): a token belongs to its
+        batch's owner until it is transferred on its own.
+@dev Invariants:
+     - token ids are consecutive from 1; batch `b` covers [start_b, end_b) and
+       batches are sorted by start with no gap, so `next_token_id` is the end of
+       the last batch;
+     - a token's owner is always a participant that was registered and active
+       when it received the token;
+     - `balanceOf(a)` equals the number of tokens whose `ownerOf` is `a`;
+     - nothing here identifies a person or holds health data: only roots,
+       addresses and token ranges;
+     - a burned token has no owner and never comes back (its id is not reused);
+     - `superseded_by[t]`, once set, names a later token of the same owner, linked
+       by the issuer the owner approved for `t`; it is never changed. (Who minted
+       which batch is in BatchMinted events, and each record's issuer is proven
+       by its attestation, so no issuer is stored per batch: that would add
+       ~22k gas to every mint.)
+"""
+
+from ethereum.ercs import IERC165
+from ethereum.ercs import IERC721
+
+implements: IERC165
+implements: IERC721
+
+
+interface IParticipantRegistry:
+    def is_member(account: address) -> bool: view
+    def is_issuer(account: address) -> bool: view
+
+
+interface IERC721Receiver:
+    def onERC721Received(operator: address, owner: address, token_id: uint256, data: Bytes[1_024]) -> bytes4: nonpayable
+
+
+# @dev ERC-165 (0x01ffc9a7), ERC-721 (0x80ac58cd), ERC-721 metadata (0x5b5e139f).
+_SUPPORTED_INTERFACES: constant(bytes4[3]) = [0x01ffc9a7, 0x80ac58cd, 0x5b5e139f]
+
+# @dev The largest batch one transaction may mint (bounds the event range).
+MAX_BATCH: public(constant(uint256)) = 10_000
+
+_ADDRESS_BITS: constant(uint256) = 96
+_RANGE_MASK: constant(uint256) = (1 << 48) - 1
+
+
+name: public(constant(String[25])) = "healthnft health record"
+symbol: public(constant(String[5])) = "HREC"
+
+# @dev The registry that says who is a member and who may issue.
+registry: public(immutable(IParticipantRegistry))
+
+# @dev Next token id to mint (ids start at 1; 0 means "none").
+next_token_id: public(uint256)
+
+# @dev Number of batches minted so far.
+batch_count: public(uint256)
+
+# @dev Batch index -> owner << 96 | start << 48 | end (end exclusive).
+_batches: HashMap[uint256, uint256]
+
+# @dev Batch index -> Merkle root of its leaves.
+batch_root: public(HashMap[uint256, bytes32])
+
+# @dev Owner of a token transferred out of its batch (empty: batch owner).
+_owner_override: HashMap[uint256, address]
+
+# @dev Burned tokens (their records were crypto-shredded off chain).
+is_burned: public(HashMap[uint256, bool])
+
+# @dev Old token -> the token that corrects it (0: not superseded).
+superseded_by: public(HashMap[uint256, uint256])
+
+# @dev Old token -> issuer the owner allows to supersede it.
+amendment_approved: public(HashMap[uint256, address])
+
+_balances: HashMap[address, uint256]
+_token_approvals: HashMap[uint256, address]
+isApprovedForAll: public(HashMap[address, HashMap[address, bool]])
+
+
+event Transfer:
+    sender: indexed(address)
+    receiver: indexed(address)
+    token_id: indexed(uint256)
+
+
+event Approval:
+    owner: indexed(address)
+    approved: indexed(address)
+    token_id: indexed(uint256)
+
+
+event ApprovalForAll:
+    owner: indexed(address)
+    operator: indexed(address)
+    approved: bool
+
+
+# @dev ERC-2309: a consecutive range of tokens changed hands in one go.
+event ConsecutiveTransfer:
+    fromTokenId: indexed(uint256)
+    toTokenId: uint256
+    fromAddress: indexed(address)
+    toAddress: indexed(address)
+
+
+event BatchMinted:
+    batch_id: indexed(uint256)
+    issuer: indexed(address)
+    root: bytes32
+
+
+event Superseded:
+    old_token: indexed(uint256)
+    new_token: indexed(uint256)
+
+
+@deploy
+def __init__(registry_: IParticipantRegistry):
+    """
+    @param registry_ The ParticipantRegistry this token trusts.
+    """
+    registry = registry_
+    self.next_token_id = 1
+
+
+@external
+@view
+def supportsInterface(interface_id: bytes4) -> bool:
+    """
+    @notice ERC-165.
+    @param interface_id The interface identifier.
+    @return Whether it is supported.
+    """
+    return interface_id in _SUPPORTED_INTERFACES
+
+
+@external
+def mint_batch(to: address, count: uint256, expected_start: uint256, root: bytes32) -> uint256:
+    """
+    @notice Mints `count` consecutive tokens to `to` under one Merkle root.
+    @dev Only a registered issuer; `to` must be a member. `expected_start` must
+         equal `next_token_id`, because the leaves commit to token ids: a batch
+         built for another range is refused rather than minted with wrong proofs.
+    @param to The patient's wallet.
+    @param count Number of records, 1..MAX_BATCH.
+    @param expected_start The first token id the caller built the leaves for.
+    @param root The Merkle root over the batch's leaves.
+    @return The batch id.
+    """
+    assert staticcall registry.is_issuer(msg.sender), "healthrecord: caller is not a registered issuer"
+    assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
+    assert count > 0 and count <= MAX_BATCH, "healthrecord: batch size out of range"
+    assert root != empty(bytes32), "healthrecord: empty root"
+    start: uint256 = self.next_token_id
+    assert start == expected_start, "healthrecord: token range moved, rebuild the batch"
+    end: uint256 = start + count
+    batch_id: uint256 = self.batch_count
+
+    self._batches[batch_id] = (convert(to, uint256) << _ADDRESS_BITS) | (start << 48) | end
+    self.batch_root[batch_id] = root
+    self.batch_count = batch_id + 1
+    self.next_token_id = end
+    self._balances[to] += count
+
+    log ConsecutiveTransfer(fromTokenId=start, toTokenId=end - 1, fromAddress=empty(address), toAddress=to)
+    log BatchMinted(batch_id=batch_id, issuer=msg.sender, root=root)
+    return batch_id
+
+
+@external
+@view
+def batch(batch_id: uint256) -> (address, uint256, uint256, bytes32):
+    """
+    @notice A batch's original owner, token range [start, end) and root.
+    @param batch_id A batch index below `batch_count`.
+    @return owner, start, end, root.
+    """
+    assert batch_id < self.batch_count, "healthrecord: unknown batch"
+    packed: uint256 = self._batches[batch_id]
+    return (
+        convert(packed >> _ADDRESS_BITS, address),
+        (packed >> 48) & _RANGE_MASK,
+        packed & _RANGE_MASK,
+        self.batch_root[batch_id],
+    )
+
+
+@external
+@view
+def batch_of(token_id: uint256) -> uint256:
+    """
+    @notice The batch that minted `token_id`.
+    @param token_id A minted token id.
+    @return The batch id.
+    """
+    return self._batch_of(token_id)
+
+
+@external
+@view
+def balanceOf(owner: address) -> uint256:
+    """
+    @notice ERC-721: number of tokens held by `owner`.
+    @param owner A non-zero address.
+    @return The balance.
+    """
+    assert owner != empty(address), "healthrecord: the zero address is not a valid owner"
+    return self._balances[owner]
+
+
+@external
+@view
+def ownerOf(token_id: uint256) -> address:
+    """
+    @notice ERC-721: the owner of `token_id`.
+    @param token_id A minted token id.
+    @return The owner.
+    """
+    return self._owner_of(token_id)
+
+
+@external
+@view
+def owners_of(token_ids: DynArray[uint256, 1_024]) -> DynArray[address, 1_024]:
+    """
+    @notice Owners of many tokens in one call (empty address for unknown ids),
+            so a wallet can confirm its whole listing against the chain at once.
+    @param token_ids Up to 1,024 token ids.
+    @return Their owners, in order.
+    """
+    owners: DynArray[address, 1_024] = []
+    for token_id: uint256 in token_ids:
+        if token_id == 0 or token_id >= self.next_token_id or self.is_burned[token_id]:
+            owners.append(empty(address))
+        else:
+            owners.append(self._owner_of(token_id))
+    return owners
+
+
+@external
+@view
+def tokenURI(token_id: uint256) -> String[96]:
+    """
+    @notice ERC-721 metadata. Deliberately empty of content: the record lives
+            encrypted off chain and its description is private.
+    @param token_id A minted token id.
+    @return A URI naming only the token.
+    """
+    self._owner_of(token_id)
+    return concat("healthnft:token/", uint2str(token_id))
+
+
+@external
+@payable
+def approve(to: address, token_id: uint256):
+    """
+    @notice ERC-721: lets `to` transfer `token_id`.
+    @dev Only the owner or an operator of the owner.
+    @param to The approved address (empty to clear).
+    @param token_id A token of the caller.
+    """
+    owner: address = self._owner_of(token_id)
+    assert to != owner, "healthrecord: approval to current owner"
+    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender], "healthrecord: approve caller is not token owner or approved for all"
+    self._token_approvals[token_id] = to
+    log Approval(owner=owner, approved=to, token_id=token_id)
+
+
+@external
+@view
+def getApproved(token_id: uint256) -> address:
+    """
+    @notice ERC-721: the address approved for `token_id`.
+    @param token_id A minted token id.
+    @return The approved address or empty.
+    """
+    self._owner_of(token_id)
+    return self._token_approvals[token_id]
+
+
+@external
+def setApprovalForAll(operator: address, approved: bool):
+    """
+    @notice ERC-721: lets `operator` manage all the caller's tokens.
+    @param operator The operator.
+    @param approved Grant or withdraw.
+    """
+    assert operator != msg.sender, "healthrecord: approve to caller"
+    self.isApprovedForAll[msg.sender][operator] = approved
+    log ApprovalForAll(owner=msg.sender, operator=operator, approved=approved)
+
+
+@external
+@payable
+def transferFrom(owner: address, to: address, token_id: uint256):
+    """
+    @notice ERC-721 transfer; only between registered members.
+    @param owner The current owner.
+    @param to A registered, active participant.
+    @param token_id The token.
+    """
+    self._transfer(owner, to, token_id)
+
+
+@external
+@payable
+def safeTransferFrom(owner: address, to: address, token_id: uint256, data: Bytes[1_024] = b""):
+    """
+    @notice ERC-721 safe transfer; only between registered members.
+    @param owner The current owner.
+    @param to A registered, active participant.
+    @param token_id The token.
+    @param data Passed to `onERC721Received` when `to` is a contract.
+    """
+    self._transfer(owner, to, token_id)
+    if to.is_contract:
+        ret: bytes4 = extcall IERC721Receiver(to).onERC721Received(msg.sender, owner, token_id, data)
+        assert ret == method_id("onERC721Received(address,address,uint256,bytes)", output_type=bytes4), "healthrecord: transfer to non-ERC721Receiver implementer"
+
+
+@external
+def burn(token_id: uint256):
+    """
+    @notice Destroys a token. Its record is crypto-shredded off chain; the chain
+            keeps only that the token existed.
+    @dev Only the owner (or an approved operator).
+    @param token_id The token.
+    """
+    owner: address = self._owner_of(token_id)
+    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    self._token_approvals[token_id] = empty(address)
+    self.amendment_approved[token_id] = empty(address)
+    self._balances[owner] -= 1
+    self.is_burned[token_id] = True
+    log Transfer(sender=owner, receiver=empty(address), token_id=token_id)
+
+
+@external
+def approve_amendment(token_id: uint256, issuer: address):
+    """
+    @notice The owner lets `issuer` supersede `token_id` with a corrected record.
+    @param token_id A token of the caller, not yet superseded.
+    @param issuer A registered issuer (the hospital correcting its record).
+    """
+    assert self._owner_of(token_id) == msg.sender, "healthrecord: caller is not token owner"
+    assert self.superseded_by[token_id] == 0, "healthrecord: token already superseded"
+    assert staticcall registry.is_issuer(issuer), "healthrecord: not a registered issuer"
+    self.amendment_approved[token_id] = issuer
+
+
+@external
+def supersede(old_token: uint256, new_token: uint256):
+    """
+    @notice Marks `old_token` as corrected by `new_token`.
+    @dev Only the issuer the owner approved; the new token must belong to the
+         old one's owner and be newer.
+    @param old_token The inaccurate record's token.
+    @param new_token The amended record's token.
+    """
+    assert self.amendment_approved[old_token] == msg.sender, "healthrecord: amendment not approved by the owner"
+    assert new_token > old_token, "healthrecord: amendment must be newer"
+    assert self._owner_of(new_token) == self._owner_of(old_token), "healthrecord: amendment owned by someone else"
+    assert self.superseded_by[old_token] == 0, "healthrecord: token already superseded"
+    self.superseded_by[old_token] = new_token
+    self.amendment_approved[old_token] = empty(address)
+    log Superseded(old_token=old_token, new_token=new_token)
+
+
+@internal
+@view
+def _batch_of(token_id: uint256) -> uint256:
+    """
+    @dev Binary search over batches sorted by start token.
+    """
+    assert token_id > 0 and token_id < self.next_token_id, "healthrecord: invalid token ID"
+    lo: uint256 = 0
+    hi: uint256 = self.batch_count - 1
+    for _: uint256 in range(64):
+        if lo >= hi:
+            break
+        mid: uint256 = (lo + hi + 1) // 2
+        if (self._batches[mid] >> 48) & _RANGE_MASK <= token_id:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@internal
+@view
+def _owner_of(token_id: uint256) -> address:
+    assert not self.is_burned[token_id], "healthrecord: token burned"
+    override: address = self._owner_override[token_id]
+    if override != empty(address):
+        return override
+    return convert(self._batches[self._batch_of(token_id)] >> _ADDRESS_BITS, address)
+
+
+@internal
+def _transfer(owner: address, to: address, token_id: uint256):
+    """
+    @dev Checks, then effects; the recipient must be a member (closes the
+         phishing path of transfers to fresh attacker addresses).
+    """
+    current: address = self._owner_of(token_id)
+    assert current == owner, "healthrecord: transfer from incorrect owner"
+    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    assert to != empty(address), "healthrecord: transfer to the zero address"
+    assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
+
+    self._token_approvals[token_id] = empty(address)
+    self.amendment_approved[token_id] = empty(address)  # approvals are the owner's, not the token's
+    self._balances[owner] -= 1
+    self._balances[to] += 1
+    self._owner_override[token_id] = to
+    log Transfer(sender=owner, receiver=to, token_id=token_id)
