@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
+from eth_utils.abi import collapse_if_tuple, function_abi_to_4byte_selector
 from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.logs import DISCARD
@@ -65,6 +67,15 @@ def revert_reason(exc: Exception) -> str:
     msg = getattr(exc, "message", None) or str(exc)
     msg = msg.removeprefix("execution reverted: ").strip()
     return msg or "transaction reverted"
+
+
+def call_data(call: Any) -> bytes:
+    """The calldata of a bound contract function: its 4-byte selector and ABI-encoded args.
+
+    Written here because web3.py keeps its encoder private; the ABI is the contract's own.
+    """
+    types = [collapse_if_tuple(dict(arg)) for arg in call.abi["inputs"]]
+    return function_abi_to_4byte_selector(call.abi) + abi_encode(types, list(call.args))
 
 
 class Ledger:
@@ -126,7 +137,7 @@ class Ledger:
         tx: dict[str, Any] = {
             "from": account.address,
             "to": call.address,
-            "data": call._encode_transaction_data(),
+            "data": call_data(call),
             "value": value,
         }
         if gas is None:

@@ -17,7 +17,8 @@ from Crypto.Protocol.SecretSharing import Shamir
 
 from healthnft.errors import AccessDenied, Tampered
 from healthnft.vault import _primitives as p
-from healthnft.vault.envelope import BatchKey, RecordPlaintext
+from healthnft.vault.batchkey import BatchKey
+from healthnft.vault.plaintext import RecordPlaintext
 
 _SHARE_AAD = b"healthnft/custodian-share/v1|"
 _RELEASE_INFO = b"healthnft/share-release/v1|"
@@ -56,12 +57,12 @@ def _aad(token_id: int, commitment: bytes) -> bytes:
 
 
 def seal_share(share: bytes, custodian_key: BatchKey, token_id: int, commitment: bytes) -> bytes:
-    return p.aead_seal(custodian_key._key, share, _aad(token_id, commitment))
+    return custodian_key.seal(share, _aad(token_id, commitment))
 
 
 def open_share(sealed: bytes, custodian_key: BatchKey, token_id: int, commitment: bytes) -> bytes:
     try:
-        return p.aead_open(custodian_key._key, sealed, _aad(token_id, commitment))
+        return custodian_key.open(sealed, _aad(token_id, commitment))
     except p.DecryptionFailed:
         raise Tampered(f"token {token_id}: custodian share does not authenticate") from None
 

@@ -18,42 +18,20 @@ re-checks it after decryption, so neither side can skip the check.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from healthnft.errors import Tampered
-from healthnft.records.commitment import commit, matches
+from healthnft.records.commitment import matches
 from healthnft.vault import _primitives as p
+from healthnft.vault.batchkey import BatchKey
+from healthnft.vault.custody import seal_share, split_key
+from healthnft.vault.plaintext import RecordPlaintext
 
-_KEK_INFO = b"healthnft/batch-key/v1|"
+__all__ = ["BatchKey", "RecordPlaintext", "SealedRecord", "encryption_key", "open_sealed",
+           "public_bytes", "seal"]
+
 _DEK_INFO = b"healthnft/record-key/v1|"
-
-
-@dataclass(frozen=True)
-class RecordPlaintext:
-    """What a record's ciphertext holds once opened."""
-
-    salt: bytes
-    meta: dict[str, Any]
-    canonical: bytes
-
-    @property
-    def commitment(self) -> bytes:
-        return commit(self.canonical, self.salt)
-
-    def pack(self) -> bytes:
-        header = orjson.dumps({"v": 1, "salt": self.salt.hex(), "meta": self.meta})
-        return header + b"\n" + self.canonical
-
-    @classmethod
-    def unpack(cls, data: bytes) -> RecordPlaintext:
-        header, sep, canonical = data.partition(b"\n")
-        if not sep:
-            raise Tampered("record plaintext is malformed")
-        h = orjson.loads(header)
-        return cls(bytes.fromhex(h["salt"]), h["meta"], canonical)
 
 
 @dataclass(frozen=True)
@@ -63,32 +41,6 @@ class SealedRecord:
     ciphertext: bytes
     sealed_dek: bytes
     custodian_shares: dict[str, bytes] | None = None
-
-
-class BatchKey:
-    """The key that seals the DEKs of one minting batch."""
-
-    __slots__ = ("_key",)
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) != p.KEY_BYTES:
-            raise ValueError("batch key must be 32 bytes")
-        self._key = key
-
-    @classmethod
-    def new(cls) -> BatchKey:
-        return cls(p.random_key())
-
-    def wrap_for(self, public_key: bytes, batch_ref: bytes) -> bytes:
-        """HPKE-wrap this key for a reader's X25519 public key."""
-        return p.hpke_seal(public_key, self._key, _KEK_INFO + batch_ref)
-
-    @classmethod
-    def unwrap(cls, private_key: X25519PrivateKey, wrapped: bytes, batch_ref: bytes) -> BatchKey:
-        try:
-            return cls(p.hpke_open(private_key, wrapped, _KEK_INFO + batch_ref))
-        except p.DecryptionFailed:
-            raise Tampered("batch key cannot be unwrapped with this key") from None
 
 
 def seal(
@@ -108,13 +60,11 @@ def seal(
     ciphertext = p.aead_seal(dek, record.pack(), commitment)
     shares = None
     if custody is not None:
-        from healthnft.vault.custody import seal_share, split_key
-
         token_id, k, keys = custody
         split = split_key(dek, k, len(keys))
         shares = {addr: seal_share(share, key, token_id, commitment)
                   for (addr, key), share in zip(keys.items(), split, strict=True)}  # fmt: skip
-    sealed_dek = p.aead_seal(batch_key._key, dek, _DEK_INFO + commitment)
+    sealed_dek = batch_key.seal(dek, _DEK_INFO + commitment)
     return SealedRecord(ciphertext, sealed_dek, shares)
 
 
@@ -123,7 +73,7 @@ def open_sealed(
 ) -> RecordPlaintext:
     """Decrypt and check a record; any mismatch raises :class:`Tampered`."""
     try:
-        dek = p.aead_open(batch_key._key, sealed_dek, _DEK_INFO + commitment)
+        dek = batch_key.open(sealed_dek, _DEK_INFO + commitment)
         record = RecordPlaintext.unpack(p.aead_open(dek, ciphertext, commitment))
     except p.DecryptionFailed:
         raise Tampered("ciphertext or key does not match the record's commitment") from None
