@@ -107,11 +107,14 @@ class Database:
                 yield self._conn
             except BaseException:
                 self._depth -= 1
-                if depth == 0:
-                    self._conn.execute("ROLLBACK")
-                else:
-                    self._conn.execute(f"ROLLBACK TO s{depth}")
-                    self._conn.execute(f"RELEASE s{depth}")
+                # Some errors (SQLITE_FULL, IOERR, NOMEM…) already rolled the whole
+                # transaction back: then there is nothing left to undo here.
+                if self._conn.in_transaction:
+                    if depth == 0:
+                        self._conn.execute("ROLLBACK")
+                    else:
+                        self._conn.execute(f"ROLLBACK TO s{depth}")
+                        self._conn.execute(f"RELEASE s{depth}")
                 raise
             self._depth -= 1
             if depth == 0:
