@@ -142,15 +142,21 @@ CREATE INDEX IF NOT EXISTS challenges_expires ON challenges(expires);
 
 
 def _adopt_index(conn: sqlite3.Connection) -> None:
+    require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)  # before indexes refer to them
     sql_step("", _INDEX_V1).apply(conn)
     require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)
 
 
 def require_columns(conn: sqlite3.Connection, file: str,
                     tables: dict[str, tuple[str, ...]]) -> None:  # fmt: skip
-    """Refuse a file whose tables lack a column this code reads (an unknown layout)."""
+    """Refuse a file whose tables lack a column this code reads (an unknown layout).
+
+    Tables that do not exist (yet) pass: creating them is the step's job.
+    """
     for table, wanted in tables.items():
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            continue
         missing = [c for c in wanted if c not in have]
         if missing:
             raise Conflict(
