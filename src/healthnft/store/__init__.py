@@ -19,7 +19,7 @@ from healthnft.store.challenges import Challenges
 from healthnft.store.connection import BUSY_TIMEOUT_S, Database, connect
 from healthnft.store.custody import Custody
 from healthnft.store.derivatives import DerivativeLinks
-from healthnft.store.index import Index
+from healthnft.store.index import Index, Repositories
 from healthnft.store.journal import BatchRow, MintJournal
 from healthnft.store.migrations import Ladder, Step, migrate, open_database, sql_step
 from healthnft.store.requests import RequestReasons
@@ -43,6 +43,7 @@ __all__ = [
     "Participant",
     "RecordRow",
     "RequestReasons",
+    "Repositories",
     "StagedTransfer",
     "Step",
     "Transfers",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from healthnft.store.catalogue import Catalogue
 from healthnft.store.challenges import Challenges
@@ -21,6 +22,29 @@ from healthnft.store.migrations import open_database
 from healthnft.store.requests import RequestReasons
 from healthnft.store.schema import INDEX
 from healthnft.store.transfers import Transfers
+
+
+class Repositories(Protocol):
+    """What code that reads or writes the index needs: the repositories by concern.
+
+    :class:`Index` is one; so is ``healthnft.vault.catalog.Catalog`` (the old facade),
+    so a caller typed with this accepts either while callers move over.
+    """
+
+    @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def journal(self) -> MintJournal: ...
+    @property
+    def custody(self) -> Custody: ...
+    @property
+    def transfers(self) -> Transfers: ...
+    @property
+    def derivatives(self) -> DerivativeLinks: ...
+    @property
+    def requests(self) -> RequestReasons: ...
+
+    def checkpoint(self) -> None: ...
 
 
 @dataclass(frozen=True)
