@@ -38,8 +38,8 @@ from healthnft.errors import AccessDenied, Conflict, HealthNFTError, InvalidInpu
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
+from healthnft.store import RecordRow, Repositories
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext
-from healthnft.vault.catalog import Catalog, RecordRow
 from healthnft.vault.custody import open_share, open_with_released_shares, release_share
 from healthnft.wallet.wallet import OpenedRecord, Wallet
 
@@ -61,7 +61,7 @@ class CustodianService:
 
     identity: Identity
     ledger: Ledger
-    catalog: Catalog
+    catalog: Repositories
     challenges: ChallengeStore
     #: The original a de-identified copy was made from (None for other tokens).
     originals: Callable[[int], int | None] = _no_original
@@ -89,7 +89,7 @@ class CustodianService:
         ):
             raise denied
         grant = consent.grant(grant_id)
-        row = self.catalog.record(token_id)
+        row = self.catalog.catalogue.record(token_id)
         if grant is None or row is None:
             raise denied
         if grant.category is not None and CATEGORIES.get(grant.category) != CATEGORIES.get(
@@ -99,7 +99,7 @@ class CustodianService:
         if grant.deidentified_only and original is None:
             raise Conflict(f"token {token_id}: the grant allows de-identified data only "
                            "(ask for the record's de-identified copy)")  # fmt: skip
-        held = self.catalog.custodian_share(token_id, self.identity.address)
+        held = self.catalog.custody.custodian_share(token_id, self.identity.address)
         if held is None:
             raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
         consent.log_access(self.identity.account, grant_id, token_id)  # logged before release
@@ -159,7 +159,7 @@ def open_as_grantee(
     custodians: list[CustodianService],
     threshold: int,
     ledger: Ledger,
-    catalog: Catalog,
+    catalog: Repositories,
     blobs: BlobStore,
     originals: Callable[[int], int | None] = _no_original,
 ) -> OpenedRecord:
@@ -175,7 +175,7 @@ def release_as_grantee(
     custodians: list[CustodianService],
     threshold: int,
     ledger: Ledger,
-    catalog: Catalog,
+    catalog: Repositories,
     blobs: BlobStore,
     originals: Callable[[int], int | None] = _no_original,
 ) -> tuple[RecordRow, RecordPlaintext]:
@@ -185,7 +185,7 @@ def release_as_grantee(
     imaging study's chunks, whose stream key is in the plaintext's metadata); what
     leaves the process is always an :class:`OpenedRecord`, which never carries it.
     """
-    row = catalog.record(token_id)
+    row = catalog.catalogue.record(token_id)
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
     grants = grants_for(ledger, grantee.address, token_id, row.category, originals(token_id))

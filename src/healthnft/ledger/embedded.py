@@ -7,14 +7,14 @@ eth-tester backend that opens an existing chain at its head instead of
 re-creating genesis. Restart cost is one head lookup, whatever the history.
 
 Each mined block is written in a single SQLite transaction, so a crash leaves
-the chain at the previous block or at the new one, never in between.
+the chain at the previous block or at the new one, never in between. The file is
+opened under the home's one connection policy and schema ladder
+(:mod:`healthnft.store`; ``chain.sqlite`` is at ``user_version`` 1).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +31,8 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
 from eth_utils import to_canonical_address
 from toolz import assoc
+
+from healthnft.store import CHAIN, open_database
 
 # web3's eth-tester provider reports this chain id as a constant; the chain must agree.
 CHAIN_ID = 131_277_322_940_537
@@ -49,47 +51,39 @@ class SqliteKV(BaseAtomicDB):
     """
 
     def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
-        self._depth = 0
-        self._lock = threading.RLock()
+        self._db = open_database(path, CHAIN)
+        self._conn = self._db.connection
+        self._lock = self._db.lock
+
+    # Single statements: atomic on their own, or part of the open transaction (held
+    # under the database's lock like every other use of the shared connection).
 
     def __getitem__(self, key: bytes) -> bytes:
-        row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return row[0]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
 
     def __delitem__(self, key: bytes) -> None:
-        cur = self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
         if cur.rowcount == 0:
             raise KeyError(key)
 
     def _exists(self, key: bytes) -> bool:
-        return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group every write inside into one SQLite transaction (re-entrant)."""
-        with self._lock:
-            if self._depth == 0:
-                self._conn.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._conn.execute("COMMIT")
+        """Group every write inside into one SQLite transaction (nested: a savepoint)."""
+        with self._db.write():
+            yield
 
     @contextmanager
     def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
@@ -104,7 +98,7 @@ class SqliteKV(BaseAtomicDB):
             batch._track_diff = None
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()
 
 
 class HealthnftChain(MiningChain):

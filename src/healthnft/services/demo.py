@@ -136,7 +136,5 @@ def _batch_sizes(minter: Minter, issuer: str, owner: str, records: list[Record])
 
 def _stored_gas(net: Network) -> float:
     """Gas per record over all batches minted in this home (for a re-run that mints nothing)."""
-    row = net.catalog._conn.execute(
-        "SELECT sum(gas_used), sum(count) FROM batches WHERE state = 'minted'"
-    ).fetchone()
-    return round(row[0] / row[1], 1) if row and row[0] and row[1] else 0.0
+    gas, records = net.catalog.journal.minted_gas()
+    return round(gas / records, 1) if gas and records else 0.0

@@ -4,6 +4,8 @@ The default backend keeps blobs in SQLite (``HOME/vault.sqlite``, table
 ``blobs(digest BLOB PRIMARY KEY, data BLOB)``, ``digest = sha256(data)``):
 one file per record capped the pipeline near 650 records/s on this disk, while
 SQLite stores ~100k rows/s. Writes are idempotent, so retrying a batch is safe.
+The file is opened under the home's one connection policy and schema ladder
+(:mod:`healthnft.store`; ``user_version`` 1).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
+
+from healthnft.store import VAULT, open_database
 
 
 class BlobStore(Protocol):
@@ -37,34 +41,29 @@ class SqliteBlobStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA secure_delete=ON")  # burned blobs must not linger in pages
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS blobs (digest BLOB PRIMARY KEY, data BLOB NOT NULL)"
-        )
+        self._db = open_database(path, VAULT)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The raw connection (tests inspect and constrain the file through it)."""
+        return self._db.connection
 
     def put_many(self, blobs: Iterable[bytes]) -> list[bytes]:
         rows = [(digest_of(b), b) for b in blobs]
-        with self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("INSERT OR IGNORE INTO blobs (digest, data) VALUES (?, ?)", rows)
+        with self._db.write() as c:
+            c.executemany("INSERT OR IGNORE INTO blobs (digest, data) VALUES (?, ?)", rows)
         return [d for d, _ in rows]
 
     def get(self, digest: bytes) -> bytes | None:
-        row = self._conn.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
-        return None if row is None else row[0]
+        return self._db.scalar("SELECT data FROM blobs WHERE digest = ?", (digest,))
 
     def delete_many(self, digests: Iterable[bytes]) -> None:
-        with self._conn:
-            self._conn.execute("BEGIN")
-            self._conn.executemany("DELETE FROM blobs WHERE digest = ?", [(d,) for d in digests])
+        with self._db.write() as c:
+            c.executemany("DELETE FROM blobs WHERE digest = ?", [(d,) for d in digests])
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database (secure_delete zeroes freed pages there)."""
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.checkpoint()
 
     def close(self) -> None:
-        self._conn.close()
+        self._db.close()

@@ -37,8 +37,9 @@ from healthnft.errors import AccessDenied, UnknownParticipant
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.minting.pipeline import STREAM_META
+from healthnft.store import Repositories
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, StreamIndex, seal
-from healthnft.vault.catalog import Catalog, JournaledStore
+from healthnft.vault.catalog import BlobJournal, JournaledStore
 from healthnft.vault.custody import Custodians
 from healthnft.vault.stream import open_stream, seal_stream
 from healthnft.wallet.wallet import Wallet
@@ -47,17 +48,21 @@ from healthnft.wallet.wallet import Wallet
 class OwnerActions:
     """Transfer and burn, for the owner of a record."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore,
+    def __init__(self, ledger: Ledger, catalog: Repositories, blobs: BlobStore,
                  custodians: Custodians | None = None) -> None:  # fmt: skip
         self.custodians = custodians
         self.ledger = ledger
         self.catalog = catalog
+        self.catalogue = catalog.catalogue
+        self.journal = catalog.journal
+        self.custody = catalog.custody
+        self.transfers = catalog.transfers
         self.blobs = blobs
         self.wallet = Wallet(ledger, catalog, blobs)
 
     def burn(self, owner: Identity, token_id: int) -> None:
         """Burn ``token_id`` on chain and shred its record (idempotent)."""
-        row = self.catalog.record(token_id)
+        row = self.catalogue.record(token_id)
         if row is None:
             raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
         if not self.ledger.is_burned(token_id):
@@ -65,29 +70,29 @@ class OwnerActions:
             if chain_owner is None or chain_owner.lower() != owner.address.lower():
                 raise AccessDenied(f"token {token_id}: only its owner can burn it")
             self.ledger.burn(owner.account, token_id)
-        digest = self.catalog.shred(token_id)
-        staged = self.catalog.drop_staged_transfer(token_id)
-        chunks = self.catalog.record_blobs(token_id)  # stream chunks, staged copies
+        digest = self.catalogue.shred(token_id)
+        staged = self.transfers.drop_staged_transfer(token_id)
+        chunks = self.journal.record_blobs(token_id)  # stream chunks, staged copies
         self.blobs.delete_many([d for d in (digest, staged, *chunks) if d])
         if chunks:
-            self.catalog.forget_blobs(token_id)
+            self.journal.forget_blobs(token_id)
         self.catalog.checkpoint()
         self.blobs.checkpoint()
 
     def _sweep(self, token_id: int) -> None:
         """Delete the token's blobs journaled under no live key (blobs, then rows)."""
-        stale = self.catalog.stale_blobs(token_id)
+        stale = self.journal.stale_blobs(token_id)
         if stale:
             self.blobs.delete_many(stale)
-            self.catalog.forget_stale_blobs(stale)
+            self.journal.forget_stale_blobs(stale)
 
     def transfer(self, owner: Identity, token_id: int, to: str, to_enc_key: bytes,
                  issuer_enc_key: bytes) -> None:  # fmt: skip
         """Give ``token_id`` to ``to`` (a registered participant), re-encrypted for them."""
-        row = self.catalog.record(token_id)
+        row = self.catalogue.record(token_id)
         if row is None:
             raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
-        staged = self.catalog.staged_transfer(token_id)
+        staged = self.transfers.staged_transfer(token_id)
         chain_owner = self.ledger.owner_of(token_id)
         if staged and chain_owner and chain_owner.lower() == staged[0].lower():
             self._finish(token_id)  # a crash after the on-chain transfer: complete it
@@ -102,10 +107,10 @@ class OwnerActions:
         # Re-encrypt under a fresh DEK and a fresh key only the new owner can unwrap.
         plain = self.wallet._decrypt(row, owner)
         key_ref = os.urandom(16)
-        journaled = JournaledStore(self.blobs, self.catalog, token_id, key_ref)
+        journaled = JournaledStore(self.blobs, self.journal, token_id, key_ref)
         if STREAM_META in plain.meta:
             try:
-                index = _reseal_stream(plain, row.commitment, self.blobs, self.catalog,
+                index = _reseal_stream(plain, row.commitment, self.blobs, self.journal,
                                        token_id, key_ref)  # fmt: skip
             except BaseException:
                 self._drop_journaled(token_id, key_ref)
@@ -119,12 +124,12 @@ class OwnerActions:
         sealed = seal(plain, row.commitment, new_key, custody)
         journaled.put_many([sealed.ciphertext])  # journaled first: a crash leaves no orphan
         if cust:  # the new DEK is re-split; the switch happens with the record's
-            self.catalog.add_custody(
+            self.custody.add_custody(
                 key_ref,
                 {a: custody_keys[a].wrap_for(pub, key_ref) for a, pub in cust.members},
                 [(token_id, a, s) for a, s in (sealed.custodian_shares or {}).items()],
             )
-        self.catalog.stage_transfer(
+        self.transfers.stage_transfer(
             token_id, to, key_ref,
             {to: new_key.wrap_for(to_enc_key, key_ref),
              row.issuer: new_key.wrap_for(issuer_enc_key, key_ref)},
@@ -140,21 +145,21 @@ class OwnerActions:
 
     def _drop_staged(self, token_id: int) -> None:
         """Discard a staged copy: its ciphertext and its stream chunks."""
-        staged = self.catalog.staged_transfer(token_id)
-        old = self.catalog.drop_staged_transfer(token_id)
+        staged = self.transfers.staged_transfer(token_id)
+        old = self.transfers.drop_staged_transfer(token_id)
         if old:
             self.blobs.delete_many([old])
         if staged:
             self._drop_journaled(token_id, staged[1])
 
     def _drop_journaled(self, token_id: int, key_ref: bytes) -> None:
-        digests = self.catalog.record_blobs(token_id, key_ref)
+        digests = self.journal.record_blobs(token_id, key_ref)
         if digests:
             self.blobs.delete_many(digests)
-            self.catalog.forget_blobs(token_id, digests)
+            self.journal.forget_blobs(token_id, digests)
 
     def _finish(self, token_id: int) -> None:
-        old_digest = self.catalog.complete_transfer(token_id)
+        old_digest = self.transfers.complete_transfer(token_id)
         if old_digest:
             self.blobs.delete_many([old_digest])
         self._sweep(token_id)  # the old stream's chunks: their key is no longer the record's
@@ -242,7 +247,7 @@ class _Stopped(Exception):
 
 
 def _reseal_stream(plain: RecordPlaintext, commitment: bytes, blobs: BlobStore,
-                   catalog: Catalog, token_id: int, key_ref: bytes) -> StreamIndex:  # fmt: skip
+                   catalog: BlobJournal, token_id: int, key_ref: bytes) -> StreamIndex:  # fmt: skip
     """The record's stream, decrypted (every chunk authenticated) and sealed afresh under
     a new stream key, each new chunk journaled under ``key_ref``; returns the new index."""
     old = StreamIndex.from_meta(plain.meta[STREAM_META])

@@ -29,6 +29,7 @@ from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.minting.pipeline import IMAGING_META, STREAM_META
+from healthnft.store import RecordRow, Repositories
 from healthnft.vault import (
     BatchKey,
     BlobStore,
@@ -37,7 +38,6 @@ from healthnft.vault import (
     open_sealed,
     open_stream,
 )
-from healthnft.vault.catalog import Catalog, RecordRow
 from healthnft.vault.stream import SupportsWrite
 
 BURNED = "burned: the token was destroyed and its record crypto-shredded"
@@ -86,14 +86,16 @@ class Verification:
 class Wallet:
     """Read-side operations over one home's ledger, catalogue and blob store."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore) -> None:
+    def __init__(self, ledger: Ledger, catalog: Repositories, blobs: BlobStore) -> None:
         self.ledger = ledger
         self.catalog = catalog
+        self.catalogue = catalog.catalogue
+        self.journal = catalog.journal
         self.blobs = blobs
 
     def list(self, owner: str) -> list[dict[str, Any]]:
         """The owner's records, each confirmed against its on-chain owner."""
-        rows = self.catalog.records_of(owner)
+        rows = self.catalogue.records_of(owner)
         on_chain = self.ledger.owners_of([r.token_id for r in rows])
         return [
             {
@@ -108,7 +110,7 @@ class Wallet:
         ]
 
     def _row(self, token_id: int) -> RecordRow:
-        row = self.catalog.record(token_id)
+        row = self.catalogue.record(token_id)
         if row is None:
             raise AccessDenied(f"token {token_id}: no such record in this wallet")
         return row
@@ -185,7 +187,7 @@ class Wallet:
 
     def _stored_blobs_problem(self, row: RecordRow) -> str | None:
         """Without a key: are the record's journaled chunks all there, bytes intact?"""
-        digests = self.catalog.record_blobs(row.token_id, row.key_id)
+        digests = self.journal.record_blobs(row.token_id, row.key_id)
         for k, digest in enumerate(digests, 1):
             blob = self.blobs.get(digest)
             if blob is None or hashlib.sha256(blob).digest() != digest:
@@ -211,7 +213,7 @@ class Wallet:
     def _decrypt(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
         if row.status == "burned" or not row.sealed_dek:
             raise AccessDenied(f"token {row.token_id}: burned; its record was crypto-shredded")
-        wrapped = self.catalog.batch_key(row.key_id, reader.address)
+        wrapped = self.journal.batch_key(row.key_id, reader.address)
         if wrapped is None:
             raise AccessDenied(f"token {row.token_id}: {reader.address} holds no key for it")
         ciphertext = self.blobs.get(row.blob_digest)
@@ -227,7 +229,7 @@ class Wallet:
 
     def verify(self, token_id: int, reader: Identity | None = None) -> Verification:
         """Check a record against the chain: proof, root, owner, and content if a key is given."""
-        row = self.catalog.record(token_id)
+        row = self.catalogue.record(token_id)
         if row is None:
             return Verification(token_id, False, "unknown token: not in this catalogue", False)
         if row.status == "burned" or self.ledger.is_burned(token_id):
@@ -298,7 +300,7 @@ class Wallet:
         last_owner, block = burns[-1]["args"]["sender"], int(burns[-1]["blockNumber"])
         if last_owner.lower() == reader.lower():
             return True
-        row = self.catalog.record(token_id)
+        row = self.catalogue.record(token_id)
         if self.ledger.consent is None or row is None or block == 0:
             return False
         consent = Consent(self.ledger)
@@ -337,7 +339,7 @@ class Wallet:
             )
             candidates = [int(ev["args"]["old_token"]) for ev in events]
         else:
-            candidates = self.catalog.retired_before(token_id)
+            candidates = self.catalogue.retired_before(token_id)
         for old in candidates:  # an event or a catalogue row is a claim; the chain decides
             if self.ledger.superseded_by(old) == token_id:
                 return old

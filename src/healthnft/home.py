@@ -1,0 +1,135 @@
+"""The files of one home, named in one place.
+
+A home is a folder that is one node of the network::
+
+    HOME/config.json        deployment addresses, backend, demo flag (written atomically)
+    HOME/chain.sqlite       the embedded chain (py-evm state; store ladder ``CHAIN``)
+    HOME/vault.sqlite       ciphertexts, content-addressed (store ladder ``VAULT``)
+    HOME/index.sqlite       catalogue, mint journal, custody, transfers, derivative
+                            links, request reasons, challenges (store ladder ``INDEX``)
+    HOME/keystore/          one keystore v3 file per local participant
+    HOME/secret.key         the home's HMAC key for record de-duplication (mode 0600)
+    HOME/credentials/       participants' identity credentials (``<address>.identity.jwt``)
+    HOME/challenges.sqlite  legacy: one-time challenges before they moved into the index
+
+Code that needs a file asks :class:`Home` for it instead of joining names, so the
+layout can change in one place. This module knows names and ``config.json``; opening
+the SQLite files is :mod:`healthnft.store`'s job (:meth:`Home.open_index` is a shortcut).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from healthnft.errors import InvalidInput, NotFound
+from healthnft.store import Index
+
+
+@dataclass(frozen=True)
+class Home:
+    """One home folder and the names of everything in it."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    # -- the files --------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def chain_path(self) -> Path:
+        return self.root / "chain.sqlite"
+
+    @property
+    def vault_path(self) -> Path:
+        return self.root / "vault.sqlite"
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / "index.sqlite"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.root / "keystore"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.root / "secret.key"
+
+    @property
+    def credentials_dir(self) -> Path:
+        return self.root / "credentials"
+
+    @property
+    def legacy_challenges_path(self) -> Path:
+        """Where challenges lived before schema version 2 of the index (see store.challenges)."""
+        return self.root / "challenges.sqlite"
+
+    def keystore_file(self, address: str) -> Path:
+        """The keystore of a local participant (``keystore/<address>.json``)."""
+        return self.keystore_dir / f"{address}.json"
+
+    def identity_credential_path(self, address: str) -> Path:
+        """A participant's identity credential (``credentials/<address>.identity.jwt``)."""
+        return self.credentials_dir / f"{address.lower()}.identity.jwt"
+
+    def chain_files(self) -> list[Path]:
+        """The chain database and its WAL/SHM companions that exist now."""
+        return sorted(self.root.glob(self.chain_path.name + "*"))
+
+    # -- config.json -----------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether a network was created here (its ``config.json`` is written last)."""
+        return self.config_path.exists()
+
+    def read_config(self) -> dict[str, Any]:
+        """The home's configuration; :class:`NotFound` when there is no home here."""
+        try:
+            text = self.config_path.read_text()
+        except FileNotFoundError:
+            raise NotFound(
+                f"no healthnft network in {self.root}: run `healthnft --home {self.root} init` "
+                f"(or `healthnft --home {self.root} demo`)"
+            ) from None
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidInput(f"{self.config_path} is not valid JSON") from None
+        if not isinstance(config, dict):
+            raise InvalidInput(f"{self.config_path} is not a JSON object")
+        return config
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace ``config.json`` atomically: a reader sees the old file or the new one.
+
+        Written to ``config.json.tmp``, flushed to disk, then renamed over the old file.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_path.with_name(self.config_path.name + ".tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(config, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.config_path)
+
+    def update_config(self, **changes: Any) -> dict[str, Any]:
+        """Read, change and atomically rewrite ``config.json``; returns the new config."""
+        config = self.read_config()
+        config.update(changes)
+        self.write_config(config)
+        return config
+
+    # -- opening ----------------------------------------------------------------
+
+    def open_index(self) -> Index:
+        """``index.sqlite`` with its repositories (created or migrated as needed)."""
+        return Index.open(self.index_path)

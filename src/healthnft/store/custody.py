@@ -1,0 +1,57 @@
+"""Custody: the shares of each record's key held for the custodians, and their keys.
+
+Tables ``custodian_keys(key_ref, custodian, wrapped)`` and
+``custodian_shares(token_id, custodian, key_ref, sealed_share)`` of ``index.sqlite``.
+A record's DEK is split among the custodians at mint (and re-split at transfer); each
+share is sealed for one custodian, under the key ``key_ref`` that seals the record at
+that moment, so only the shares of the record's *current* key are ever released.
+"""
+
+from __future__ import annotations
+
+from healthnft.store.connection import Database
+
+
+class Custody:
+    """Custodians' wrapped keys and sealed shares of one home."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_custody(self, key_ref: bytes, keys: dict[str, bytes],
+                    shares: list[tuple[int, str, bytes]]) -> None:  # fmt: skip
+        """Custodians' wrapped batch keys and their sealed shares (token, custodian, share)."""
+        with self._db.write() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_keys (key_ref, custodian, wrapped) "
+                "VALUES (?, ?, ?)",
+                [(key_ref, who, w) for who, w in keys.items()],
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_shares (token_id, custodian, key_ref, "
+                "sealed_share) VALUES (?, ?, ?, ?)",
+                [(t, who, key_ref, s) for t, who, s in shares],
+            )
+
+    def custodian_share(self, token_id: int, custodian: str) -> tuple[bytes, bytes, bytes] | None:
+        """(key ref, wrapped custodian key, sealed share) for the record's *current* DEK."""
+        row = self._db.one(
+            "SELECT s.key_ref, k.wrapped, s.sealed_share FROM custodian_shares s "
+            "JOIN custodian_keys k ON k.key_ref = s.key_ref AND k.custodian = s.custodian "
+            "JOIN records r ON r.token_id = s.token_id "
+            "AND s.key_ref = coalesce(r.key_ref, r.batch_ref) "
+            "WHERE s.token_id = ? AND lower(s.custodian) = lower(?)",
+            (token_id, custodian),
+        )
+        return (row[0], row[1], row[2]) if row else None
+
+    def share_count(self, token_id: int) -> int:
+        """How many custodian shares of a record are held (any key)."""
+        return int(
+            self._db.scalar("SELECT count(*) FROM custodian_shares WHERE token_id = ?", (token_id,))
+        )
+
+    def drop_custody(self, token_id: int) -> None:
+        """Delete every custodian share of a record (burn)."""
+        with self._db.write() as c:
+            c.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))

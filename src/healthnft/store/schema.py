@@ -1,0 +1,190 @@
+"""The ladders: every schema version of every SQLite file of a home.
+
+``index.sqlite`` (the catalogue, the mint journal, custody, transfers, derivative links,
+request reasons, challenges):
+
+1. *adopt*: today's tables, exactly as healthnft wrote them before files had a version
+   (``CREATE TABLE IF NOT EXISTS``: a home written then keeps every row; a fresh file
+   gets them all). A table that exists but lacks a column this code reads is refused
+   with :class:`~healthnft.errors.Conflict` instead of failing later.
+2. ``challenges``: one-time presentation challenges (:mod:`healthnft.store.challenges`),
+   until now a separate ``challenges.sqlite``.
+
+``vault.sqlite`` (ciphertexts): 1. *adopt* ``blobs``. ``chain.sqlite`` (the embedded
+chain's key-value store): 1. *adopt* ``kv``.
+
+Append a step to change a schema; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from healthnft.errors import Conflict
+from healthnft.store.migrations import Ladder, Step, sql_step
+
+# Version 1 of index.sqlite: the schema of vault/catalog.py and vault/derivatives.py as
+# they were when versions began. Do not edit: a later change is a new step.
+_INDEX_V1 = """
+CREATE TABLE IF NOT EXISTS participants (
+    address TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    label TEXT NOT NULL,
+    enc_key BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS participants_label ON participants(kind, label);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_ref BLOB PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    start_token INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('prepared', 'sent', 'minted')),
+    raw_tx BLOB,
+    tx_hash BLOB,
+    nonce INTEGER,
+    chain_batch_id INTEGER,
+    gas_used INTEGER,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_keys (
+    batch_ref BLOB NOT NULL,
+    reader TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (batch_ref, reader)
+);
+CREATE TABLE IF NOT EXISTS records (
+    token_id INTEGER PRIMARY KEY,
+    batch_ref BLOB NOT NULL,
+    record_key BLOB NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    commitment BLOB NOT NULL,
+    blob_digest BLOB NOT NULL,
+    sealed_dek BLOB NOT NULL,
+    proof BLOB NOT NULL,
+    resource_type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    effective_date TEXT,
+    status TEXT NOT NULL DEFAULT 'active',
+    key_ref BLOB
+);
+CREATE TABLE IF NOT EXISTS custodian_keys (
+    key_ref BLOB NOT NULL,
+    custodian TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    PRIMARY KEY (key_ref, custodian)
+);
+CREATE TABLE IF NOT EXISTS custodian_shares (
+    token_id INTEGER NOT NULL,
+    custodian TEXT NOT NULL,
+    key_ref BLOB NOT NULL,
+    sealed_share BLOB NOT NULL,
+    PRIMARY KEY (token_id, custodian, key_ref)
+);
+CREATE TABLE IF NOT EXISTS request_reasons (
+    request_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS staged_transfers (
+    token_id INTEGER PRIMARY KEY,
+    new_owner TEXT NOT NULL,
+    key_ref BLOB NOT NULL,
+    blob_digest BLOB NOT NULL,
+    sealed_dek BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS record_blobs (
+    token_id INTEGER NOT NULL,
+    key_ref BLOB NOT NULL,
+    digest BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS record_blobs_token ON record_blobs(token_id);
+CREATE INDEX IF NOT EXISTS record_blobs_key ON record_blobs(key_ref);
+CREATE INDEX IF NOT EXISTS records_owner ON records(owner);
+CREATE INDEX IF NOT EXISTS records_batch ON records(batch_ref);
+
+CREATE TABLE IF NOT EXISTS derivatives (
+    derived   INTEGER PRIMARY KEY,
+    original  INTEGER NOT NULL,
+    method    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS derivatives_original ON derivatives (original);
+"""
+
+#: The columns this code reads, per table of version 1 (what adopting checks).
+_INDEX_V1_COLUMNS: dict[str, tuple[str, ...]] = {
+    "participants": ("address", "kind", "label", "enc_key", "created"),
+    "batches": ("batch_ref", "issuer", "owner", "start_token", "count", "root", "state",
+                "raw_tx", "tx_hash", "nonce", "chain_batch_id", "gas_used", "created"),
+    "batch_keys": ("batch_ref", "reader", "wrapped"),
+    "records": ("token_id", "batch_ref", "record_key", "owner", "issuer", "commitment",
+                "blob_digest", "sealed_dek", "proof", "resource_type", "category",
+                "effective_date", "status", "key_ref"),
+    "custodian_keys": ("key_ref", "custodian", "wrapped"),
+    "custodian_shares": ("token_id", "custodian", "key_ref", "sealed_share"),
+    "request_reasons": ("request_id", "reason"),
+    "staged_transfers": ("token_id", "new_owner", "key_ref", "blob_digest", "sealed_dek"),
+    "record_blobs": ("token_id", "key_ref", "digest"),
+    "derivatives": ("derived", "original", "method"),
+}  # fmt: skip
+
+_INDEX_V2 = """
+CREATE TABLE IF NOT EXISTS challenges (
+    challenge TEXT PRIMARY KEY,
+    domain TEXT NOT NULL,
+    expires REAL NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS challenges_expires ON challenges(expires);
+"""
+
+
+def _adopt_index(conn: sqlite3.Connection) -> None:
+    require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)  # before indexes refer to them
+    sql_step("", _INDEX_V1).apply(conn)
+    require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)
+
+
+def require_columns(conn: sqlite3.Connection, file: str,
+                    tables: dict[str, tuple[str, ...]]) -> None:  # fmt: skip
+    """Refuse a file whose tables lack a column this code reads (an unknown layout).
+
+    Tables that do not exist (yet) pass: creating them is the step's job.
+    """
+    for table, wanted in tables.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not have:
+            continue
+        missing = [c for c in wanted if c not in have]
+        if missing:
+            raise Conflict(
+                f"{file}: table {table} lacks column(s) {', '.join(missing)}: this home was "
+                "written by a healthnft this version cannot adopt"
+            )
+
+
+INDEX = Ladder(
+    "index.sqlite",
+    (
+        Step("adopt the unversioned catalogue, journal and derivative links", _adopt_index),
+        sql_step("one-time presentation challenges move into the index", _INDEX_V2),
+    ),
+)
+
+
+def _adopt_vault(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS blobs (digest BLOB PRIMARY KEY, data BLOB NOT NULL)")
+    require_columns(conn, "vault.sqlite", {"blobs": ("digest", "data")})
+
+
+VAULT = Ladder("vault.sqlite", (Step("adopt the unversioned blob table", _adopt_vault),))
+
+
+def _adopt_chain(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)")
+    require_columns(conn, "chain.sqlite", {"kv": ("k", "v")})
+
+
+CHAIN = Ladder("chain.sqlite", (Step("adopt the unversioned key-value table", _adopt_chain),))
