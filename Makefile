@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install check demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,16 @@ demo: install
 	$(BIN)/healthnft demo
 	$(BIN)/healthnft serve --host 127.0.0.1 --port 8000
 
-test: install $(CHROMIUM)
+# The architecture is checked by tools before the tests: layers and what adapters may
+# import (import-linter), no private member used across modules in src/ (ruff SLF001),
+# every imported package declared and every declared one used (deptry).
+check: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff check --select SLF001 src
+	$(BIN)/lint-imports
+	$(BIN)/deptry src
+
+test: install $(CHROMIUM) check
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -5,7 +5,9 @@ Layout of a home::
     HOME/config.json     deployment addresses, backend, demo flag
     HOME/chain.sqlite    the embedded chain (py-evm state, persisted)
     HOME/vault.sqlite    ciphertexts, content-addressed (table ``blobs``)
-    HOME/index.sqlite    the catalogue and minting journal
+    HOME/index.sqlite    the index: catalogue, minting journal, custody, transfers,
+                         derivative links, request reasons, one-time challenges
+                         (schema-versioned; see :mod:`healthnft.store`)
     HOME/keystore/       one keystore v3 file per local participant
     HOME/secret.key      the home's HMAC key for record de-duplication
 
@@ -15,7 +17,6 @@ wallet) and is what the CLI and the API call; nothing below imports it.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,9 @@ from healthnft.errors import (
     CredentialRejected,
     InvalidInput,
     NotAnIssuer,
-    NotFound,
     UnknownParticipant,
 )
+from healthnft.home import Home
 from healthnft.keys import Identity
 from healthnft.ledger.client import KIND_CODES, Ledger
 from healthnft.minting import Minter
@@ -57,20 +58,14 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
-    _derivatives: Any = field(default=None, repr=False)
 
     # -- opening ----------------------------------------------------------
 
     @classmethod
     def open(cls, home: Path) -> Network:
         """Open an existing home; a clear error when there is none."""
-        config_path = home / "config.json"
-        if not config_path.exists():
-            raise NotFound(
-                f"no healthnft network in {home}: run `healthnft --home {home} init` "
-                "(or `healthnft --home {home} demo`)".replace("{home}", str(home))
-            )
-        config = json.loads(config_path.read_text())
+        files = Home(home)
+        config = files.read_config()  # NotFound, with how to make one, when there is none
         if config.get("contracts") != contracts_fingerprint():
             raise Conflict(
                 f"the network in {home} was deployed by another version of healthnft's "
@@ -78,19 +73,20 @@ class Network:
             )
         w3 = _connect(home, config, None)
         ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"))
-        return cls(home, config, ledger, Catalog(home / "index.sqlite"),
-                   SqliteBlobStore(home / "vault.sqlite"))  # fmt: skip
+        return cls(home, config, ledger, Catalog(files.index_path),
+                   SqliteBlobStore(files.vault_path))  # fmt: skip
 
     @classmethod
     def create(cls, home: Path, passphrase: str, demo: bool = False) -> Network:
         """Create a home: admin key, chain and contracts. Reuses an existing one."""
-        if (home / "config.json").exists():
+        files = Home(home)
+        if files.exists():
             return cls.open(home)
         home.mkdir(parents=True, exist_ok=True)
         secret = _demo_secret("admin") if demo else keys.new_secret()
-        admin = keys.write_keystore(home / "keystore", secret, passphrase, light=demo)
-        (home / "secret.key").write_bytes(os.urandom(32))
-        os.chmod(home / "secret.key", 0o600)
+        admin = keys.write_keystore(files.keystore_dir, secret, passphrase, light=demo)
+        files.secret_key_path.write_bytes(os.urandom(32))
+        os.chmod(files.secret_key_path, 0o600)
         config: dict[str, Any] = {
             "backend": "embedded",
             "admin": admin.address,
@@ -98,7 +94,7 @@ class Network:
             "contracts": contracts_fingerprint(),
         }
         # A crashed earlier attempt may have left a chain without config: start afresh.
-        for leftover in home.glob("chain.sqlite*"):
+        for leftover in files.chain_files():
             leftover.unlink()
         w3 = _connect(home, config, {admin.address: 10**27})
         ledger = Ledger.deploy(w3, admin.account)
@@ -108,17 +104,18 @@ class Network:
             token=ledger.token.address,
             consent=ledger.consent.address,
         )
-        tmp = home / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.replace(home / "config.json")
-        return cls(home, config, ledger, Catalog(home / "index.sqlite"),
-                   SqliteBlobStore(home / "vault.sqlite"))  # fmt: skip
+        files.write_config(config)
+        return cls(home, config, ledger, Catalog(files.index_path),
+                   SqliteBlobStore(files.vault_path))  # fmt: skip
 
     def close(self) -> None:
         self.catalog.close()
         self.blobs.close()
-        if self._derivatives is not None:
-            self._derivatives.close()
+
+    @property
+    def files(self) -> Home:
+        """Where this home keeps what (one place knows the layout)."""
+        return Home(self.home)
 
     # -- keys ---------------------------------------------------------------
 
@@ -143,7 +140,7 @@ class Network:
         cache_key = (address.lower(), secret)
         if cache_key in self._unlocked:
             return self._unlocked[cache_key]
-        ident = keys.read_keystore(self.home / "keystore", address, secret)
+        ident = keys.read_keystore(self.files.keystore_dir, address, secret)
         if self.remember_keys:
             self._unlocked[cache_key] = ident
         return ident
@@ -156,7 +153,7 @@ class Network:
         return self.identity(self.config["admin"], passphrase)
 
     def has_key(self, address: str) -> bool:
-        return keys.has_keystore(self.home / "keystore", address)
+        return keys.has_keystore(self.files.keystore_dir, address)
 
     # -- participants -----------------------------------------------------
 
@@ -173,7 +170,7 @@ class Network:
             return existing
         secret = _demo_secret(f"{kind}:{label}") if self.is_demo else keys.new_secret()
         ident = keys.write_keystore(
-            self.home / "keystore", secret, self.passphrase(passphrase), light=self.is_demo
+            self.files.keystore_dir, secret, self.passphrase(passphrase), light=self.is_demo
         )
         admin = self.admin()
         kind_on_chain, _, _ = self.ledger.participant(ident.address)
@@ -223,7 +220,7 @@ class Network:
     # -- services ---------------------------------------------------------
 
     def minter(self) -> Minter:
-        secret = (self.home / "secret.key").read_bytes()
+        secret = self.files.secret_key_path.read_bytes()
         return Minter(self.ledger, self.catalog, self.blobs, secret, self.custodians())
 
     def custodians(self) -> Custodians | None:
@@ -241,29 +238,26 @@ class Network:
     def custodian_services(self) -> list[Any]:
         """The custodians whose keys live in this home, as services (in-process here)."""
         from healthnft.consent import CustodianService
-        from healthnft.credentials.challenges import ChallengeStore
 
-        store = ChallengeStore(self.home / "challenges.sqlite")
         originals = self.derivatives().original_of
         return [
-            CustodianService(self.identity(addr), self.ledger, self.catalog, store, originals)
+            CustodianService(self.identity(addr), self.ledger, self.catalog, self.challenges(),
+                             originals)  # fmt: skip
             for addr in self.config.get("custodians", [])
             if self.has_key(addr)
         ]
 
-    def derivatives(self) -> Any:
-        """The links from de-identified copies to their originals (opened once)."""
-        if self._derivatives is None:
-            from healthnft.vault.derivatives import Derivatives
+    def challenges(self) -> Any:
+        """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""
+        return self.catalog.index.challenges
 
-            self._derivatives = Derivatives(self.home / "index.sqlite")
-        return self._derivatives
+    def derivatives(self) -> Any:
+        """The links from de-identified copies to their originals."""
+        return self.catalog.derivatives
 
     def _save_config(self, **changes: Any) -> None:
         self.config.update(changes)
-        tmp = self.home / "config.json.tmp"
-        tmp.write_text(json.dumps(self.config, indent=2))
-        tmp.replace(self.home / "config.json")
+        Home(self.home).write_config(self.config)
 
     def wallet(self) -> Wallet:
         return Wallet(self.ledger, self.catalog, self.blobs)

@@ -24,6 +24,7 @@ from healthnft.api import problems
 from healthnft.api.deps import Service
 from healthnft.api.routes import auth, consent, credentials, minting, records
 from healthnft.api.sessions import SessionStore
+from healthnft.services import credentials as credentials_service
 
 STATIC = Path(__file__).parent / "static"
 #: Only this origin's own files run; /docs loads Swagger UI from its CDN, so it is exempt.
@@ -51,7 +52,8 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
         "RFC 9457 problem documents (application/problem+json) with a stable `code`.",
     )
     app.state.service = service
-    app.state.sessions = SessionStore(ttl_s=session_ttl_s, clock=clock)
+    app.state.sessions = SessionStore(ttl_s=session_ttl_s, clock=clock,
+                                      nonces=credentials_service.challenge_book(clock))
     app.state.clock = clock
     problems.install(app)
 

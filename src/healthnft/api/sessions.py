@@ -15,6 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from healthnft.errors import CredentialRejected
 
 
 @dataclass(frozen=True)
@@ -33,29 +36,29 @@ class SessionStore:
     """One-time sign-in nonces and expiring sessions (thread-safe)."""
 
     def __init__(self, ttl_s: float = 1800, nonce_ttl_s: float = 300,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, *, nonces: Any) -> None:  # fmt: skip
+        """``nonces``: the one-time challenge store sign-in nonces live in (in memory)."""
         self.ttl_s = ttl_s
         self.nonce_ttl_s = nonce_ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._nonces: dict[str, tuple[str, float]] = {}
+        self._nonces = nonces
         self._sessions: dict[str, Session] = {}
 
     def new_nonce(self, address: str) -> tuple[str, float]:
         """A fresh nonce for ``address`` and when it stops being accepted."""
-        nonce = secrets.token_hex(12)
         expires = self._clock() + self.nonce_ttl_s
         with self._lock:
             self._purge()
-            self._nonces[nonce] = (address.lower(), expires)
-        return nonce, expires
+        return self._nonces.issue(address.lower(), self.nonce_ttl_s), expires
 
     def take_nonce(self, nonce: str, address: str) -> bool:
         """Consume ``nonce`` if it was issued for ``address`` and is live (once only)."""
-        with self._lock:
-            entry = self._nonces.pop(nonce, None)
-        return (entry is not None and entry[0] == address.lower()
-                and entry[1] > self._clock())  # fmt: skip
+        try:
+            self._nonces.consume(nonce, address.lower())
+        except CredentialRejected:
+            return False
+        return True
 
     def open(self, address: str, kind: str, name: str) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
@@ -83,7 +86,5 @@ class SessionStore:
 
     def _purge(self) -> None:
         now = self._clock()
-        for nonce in [n for n, (_, exp) in self._nonces.items() if exp <= now]:
-            del self._nonces[nonce]
         for key in [k for k, s in self._sessions.items() if s.expires <= now]:
             del self._sessions[key]

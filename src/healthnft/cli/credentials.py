@@ -17,7 +17,6 @@ from healthnft.cli.common import (
     out,
     say,
     shc_app,
-    state,
     verdict,
     wallet_app,
 )
@@ -80,7 +79,8 @@ def credential_challenge(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a one-time challenge for a wallet to present credentials against."""
-    challenge = credentials.new_challenge(state.home, domain)
+    with network() as net:
+        challenge = credentials.new_challenge(net, domain)
     say(as_json, {"challenge": challenge, "domain": domain}, challenge)
 
 

@@ -209,7 +209,7 @@ def release_as_grantee(
         reason = refusals[0] if refusals else "not enough custodians"
         raise AccessDenied(f"token {token_id}: {len(released)} of {threshold} key shares "
                            f"released ({reason})")  # fmt: skip
-    problem = Wallet(ledger, catalog, blobs)._chain_problem(row)
+    problem = Wallet(ledger, catalog, blobs).chain_problem(row)
     if problem:
         raise Tampered(f"token {token_id}: {problem}")
     ciphertext = blobs.get(row.blob_digest)

@@ -22,14 +22,13 @@ from typing import Any
 
 from eth.abc import AtomicWriteBatchAPI
 from eth.chains.base import MiningChain
-from eth.db.atomic import AtomicDBWriteBatch
-from eth.db.backends.base import BaseAtomicDB
+from eth.db.backends.base import BaseAtomicDB, BaseDB
 from eth.db.chain import ChainDB
 from eth.exceptions import CanonicalHeadNotFound
 from eth.vm.forks import PragueVM
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import get_default_genesis_params
-from eth_utils import to_canonical_address
+from eth_utils import ValidationError, to_canonical_address
 from toolz import assoc
 
 from healthnft.store import CHAIN, open_database
@@ -87,18 +86,66 @@ class SqliteKV(BaseAtomicDB):
 
     @contextmanager
     def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        """py-evm's atomic batch, applied inside one SQLite transaction (or not at all)."""
         with self.transaction():
-            batch = AtomicDBWriteBatch(self)
+            batch = _WriteBatch(self)
             try:
                 yield batch
-            except BaseException:
-                batch._track_diff = None
-                raise
-            batch._commit()
-            batch._track_diff = None
+            finally:
+                batch.closed = True
+            batch.apply()
 
     def close(self) -> None:
         self._db.close()
+
+
+class _WriteBatch(BaseDB, AtomicWriteBatchAPI):
+    """Writes held in memory until the batch ends, then applied to the store at once.
+
+    Written here (rather than py-evm's ``AtomicDBWriteBatch``) because committing that
+    class from outside means calling its private methods; this one is a dict of
+    pending changes (``None`` marks a deletion) over the target's reads.
+    """
+
+    def __init__(self, target: BaseDB) -> None:
+        self.target = target
+        self.changes: dict[bytes, bytes | None] = {}
+        self.closed = False
+
+    def _live(self) -> None:
+        if self.closed:
+            raise ValidationError("the write batch was used outside its context")
+
+    def __getitem__(self, key: bytes) -> bytes:
+        self._live()
+        if key in self.changes:
+            value = self.changes[key]
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self.target[key]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._live()
+        self.changes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self._exists(key):
+            raise KeyError(key)
+        self.changes[key] = None
+
+    def _exists(self, key: bytes) -> bool:
+        self._live()
+        if key in self.changes:
+            return self.changes[key] is not None
+        return self.target.exists(key)
+
+    def apply(self) -> None:
+        for key, value in self.changes.items():
+            if value is None:
+                self.target.delete(key)
+            else:
+                self.target[key] = value
 
 
 class HealthnftChain(MiningChain):

@@ -11,7 +11,7 @@ against a trust folder of issuer keys (or, when asked, keys fetched over HTTPS).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,10 +63,6 @@ class SignedPresentation:
         return asdict(self)
 
 
-def identity_file(home: Path, address: str) -> Path:
-    """Where a patient's identity credential is kept in a home."""
-    return home / "credentials" / f"{address.lower()}.identity.jwt"
-
 
 def read_jws(path: Path) -> str:
     """A compact JWS from a file (one clear error naming the file when it cannot be read)."""
@@ -98,7 +94,7 @@ def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
     jws = sign_identity(ident.did_private, ident.did, subject_did=subject_did,
                         wallet=owner.address, valid_from=now,
                         valid_until=now + timedelta(days=days), credential_id=cred_id)  # fmt: skip
-    path = out or identity_file(net.home, owner.address)
+    path = out or net.files.identity_credential_path(owner.address)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(jws + "\n")
     return IssuedCredential(cred_id, str(path), subject_did, ident.did)
@@ -171,14 +167,19 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
     return str(cred_id)
 
 
-def new_challenge(home: Path, domain: str) -> str:
+def new_challenge(net: Network, domain: str) -> str:
     """A one-time challenge for a wallet to present credentials against (5 minutes)."""
-    from healthnft.credentials.challenges import ChallengeStore
-
     if not domain:
         raise InvalidInput("a challenge names the verifier's domain")
-    with ChallengeStore(home / "challenges.sqlite") as store:
-        return store.issue(domain)
+    return net.challenges().issue(domain)
+
+
+def challenge_book(clock: Callable[[], float]) -> Any:
+    """A private in-memory challenge store (a web server's sign-in nonces): the same
+    one-time, expiring, single-use challenges as a home's, kept for one process only."""
+    from healthnft.credentials.challenges import ChallengeStore
+
+    return ChallengeStore(None, clock=clock)
 
 
 def check_presentation(net: Network, path: Path, domain: str) -> Verdict:
@@ -195,7 +196,6 @@ def check_presentation_jws(net: Network, jws: str, domain: str,
     and an identity credential's holder must be the DID bound to the wallet it names.
     """
     from healthnft.credentials import presentation_nonce
-    from healthnft.credentials.challenges import ChallengeStore
     from healthnft.credentials.trust import ChainTrust
 
     try:
@@ -203,10 +203,9 @@ def check_presentation_jws(net: Network, jws: str, domain: str,
     except InvalidInput:
         raise InvalidInput(f"{what}: not a presentation") from None
     try:
-        with ChallengeStore(net.home / "challenges.sqlite") as store:
-            vp = ChainTrust(net.ledger).verify_presentation(
-                jws, challenge=str(nonce), domain=domain, challenges=store
-            )
+        vp = ChainTrust(net.ledger).verify_presentation(
+            jws, challenge=str(nonce), domain=domain, challenges=net.challenges()
+        )
     except HealthNFTError as exc:
         return Verdict(False, str(exc))
     return Verdict(True, "valid", holder=vp.holder, credentials=len(vp.credentials))
@@ -219,7 +218,7 @@ def present(net: Network, owner: str, challenge: str, domain: str,
     from healthnft.credentials.presentation import create_presentation
 
     holder = net.identity(net.participant(owner).address, passphrase)
-    files = list(credential_files) or [identity_file(net.home, holder.address)]
+    files = list(credential_files) or [net.files.identity_credential_path(holder.address)]
     creds = [read_jws(f) for f in files]
     vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
                              domain=domain)  # fmt: skip

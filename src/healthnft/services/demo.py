@@ -42,7 +42,7 @@ DEMO_RESEARCH = "demo-research-institute"
 
 def patient_label(net: Network, patient_ref: str | None) -> str:
     """A stable wallet label that does not reveal who the patient is."""
-    secret = (net.home / "secret.key").read_bytes()
+    secret = net.files.secret_key_path.read_bytes()
     tag = hmac.new(secret, (patient_ref or "unknown").encode(), hashlib.sha256).hexdigest()
     return f"patient-{tag[:10]}"
 

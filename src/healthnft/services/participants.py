@@ -93,7 +93,7 @@ def demo_wallets(net: Network) -> list[dict[str, Any]]:
     for m in members(net):
         if m.kind == "custodian":
             continue
-        path = net.home / "keystore" / f"{m.address}.json"
+        path = net.files.keystore_file(m.address)
         if path.exists():
             out.append({**m.as_dict(), "passphrase": DEMO_PASSPHRASE,
                         "keystore": json.loads(path.read_text())})  # fmt: skip

@@ -45,12 +45,12 @@ class Challenges:
             self._db = open_database(MEMORY if where is None else Path(where), INDEX)
 
     def issue(self, domain: str, ttl_s: float = 300) -> str:
-        """A fresh 128-bit url-safe challenge for ``domain``, valid ``ttl_s`` seconds."""
+        """A fresh 128-bit challenge (hex: fits an EIP-4361 nonce too) for ``domain``."""
         if not isinstance(domain, str) or not domain:
             raise ValueError("domain must be a non-empty string")
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
-        challenge = secrets.token_urlsafe(16)
+        challenge = secrets.token_hex(16)
         now = self._clock()
         with self._open().write() as c:
             self._issued += 1

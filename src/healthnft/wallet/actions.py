@@ -105,7 +105,7 @@ class OwnerActions:
             self._drop_staged(token_id)
         self._sweep(token_id)
         # Re-encrypt under a fresh DEK and a fresh key only the new owner can unwrap.
-        plain = self.wallet._decrypt(row, owner)
+        plain = self.wallet.decrypt_row(row, owner)
         key_ref = os.urandom(16)
         journaled = JournaledStore(self.blobs, self.journal, token_id, key_ref)
         if STREAM_META in plain.meta:

@@ -203,7 +203,7 @@ def _decrypt_study(wallet: Wallet, token_id: int, reader: Identity | Any, folder
 
     try:
         if isinstance(reader, tuple):
-            wallet._stream_into(reader[0], reader[1], make_sink)
+            wallet.stream_row(reader[0], reader[1], make_sink)
         else:
             wallet.stream_payload(token_id, reader, make_sink)
     except _FirstInstanceOnly:

@@ -132,10 +132,10 @@ class Wallet:
         row = self._row(token_id)
         if row.status == "burned" or self.ledger.is_burned(token_id):
             raise AccessDenied(f"token {token_id}: {BURNED}")
-        problem = self._chain_problem(row)
+        problem = self.chain_problem(row)
         if problem:
             raise Tampered(f"token {token_id}: {problem}")
-        return row, self._decrypt(row, reader)
+        return row, self.decrypt_row(row, reader)
 
     def stream_payload(self, token_id: int, reader: Identity,
                        make_sink: Callable[[Any], SupportsWrite]) -> Any:  # fmt: skip
@@ -147,10 +147,11 @@ class Wallet:
         instances whose SHA-256 matches the manifest, and discard its folder on error.
         """
         row, plain = self._open_checked(token_id, reader)
-        return self._stream_into(row, plain, make_sink)
+        return self.stream_row(row, plain, make_sink)
 
-    def _stream_into(self, row: RecordRow, plain: RecordPlaintext,
-                     make_sink: Callable[[Any], SupportsWrite]) -> Any:  # fmt: skip
+    def stream_row(self, row: RecordRow, plain: RecordPlaintext,
+                   make_sink: Callable[[Any], SupportsWrite]) -> Any:  # fmt: skip
+        """Decrypt a study's chunks (of a row already opened and checked) into a sink."""
         from healthnft.records.dicom import StudyManifest
 
         if STREAM_META not in plain.meta:
@@ -173,7 +174,7 @@ class Wallet:
             checkers.append(StudyWriter(manifest, None))
             return checkers[0]
 
-        self._stream_into(row, plain, checker)
+        self.stream_row(row, plain, checker)
         try:
             checkers[0].finish()
         except Tampered as exc:
@@ -194,7 +195,7 @@ class Wallet:
                 return f"tampered: stored blob {k} of {len(digests)} was altered or is missing"
         return None
 
-    def _chain_problem(self, row: RecordRow) -> str | None:
+    def chain_problem(self, row: RecordRow) -> str | None:
         """Why the catalogue entry disagrees with the chain, or None when it agrees."""
         info = self.ledger.batch_of(row.token_id)
         if info is None:
@@ -210,7 +211,12 @@ class Wallet:
             return "owner on chain differs from the wallet"
         return None
 
-    def _decrypt(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
+    def decrypt_row(self, row: RecordRow, reader: Identity) -> RecordPlaintext:
+        """Decrypt a catalogued record with ``reader``'s key: AES-GCM under the commitment.
+
+        No chain check here: a caller checks the chain first (:meth:`open`, :meth:`verify`,
+        or an owner's transfer, which re-encrypts what the owner could already open).
+        """
         if row.status == "burned" or not row.sealed_dek:
             raise AccessDenied(f"token {row.token_id}: burned; its record was crypto-shredded")
         wrapped = self.journal.batch_key(row.key_id, reader.address)
@@ -239,7 +245,7 @@ class Wallet:
             return Verification(
                 token_id, False, f"superseded: corrected by token {newer}", False
             )
-        problem = self._chain_problem(row)
+        problem = self.chain_problem(row)
         if problem:
             return Verification(token_id, False, problem, False)
         ciphertext = self.blobs.get(row.blob_digest)
@@ -257,7 +263,7 @@ class Wallet:
                 f"authentic: proof, root, owner and ciphertext digest match{corrects}", False,
             )  # fmt: skip
         try:
-            plain = self._decrypt(row, reader)
+            plain = self.decrypt_row(row, reader)
         except Tampered as exc:
             return Verification(token_id, False, f"tampered: {exc}", True)
         problem = self.attestation_problem(row, plain.meta)

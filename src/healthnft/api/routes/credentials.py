@@ -91,8 +91,7 @@ def revoke_credential(body: CredentialBody, me: Me, svc: Svc) -> dict[str, Any]:
 @router.post("/api/credentials/challenges")
 def challenge(body: ChallengeBody, me: Me, svc: Svc) -> dict[str, Any]:
     """A one-time challenge for a wallet to present credentials against (5 minutes)."""
-    return {"challenge": credentials.new_challenge(svc.net.home, body.domain),
-            "domain": body.domain}  # fmt: skip
+    return {"challenge": svc.run(credentials.new_challenge, body.domain), "domain": body.domain}
 
 
 @router.post("/api/credentials/presentations")
