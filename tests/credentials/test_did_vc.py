@@ -809,7 +809,7 @@ def test_challenge_store(tmp_path: Path, backend: str) -> None:
     path = tmp_path / "c.sqlite" if backend == "sqlite" else None
     with ChallengeStore(path, clock=lambda: clock[0]) as store:
         first = store.issue(DOMAIN, ttl_s=300)
-        assert len(_unb64u(first)) == 16 and len(first) == 22
+        assert len(bytes.fromhex(first)) == 16 and len(first) == 32  # 128 bits, hex
         assert first != store.issue(DOMAIN)
         store.consume(first, DOMAIN)
         _refused("unknown or replayed challenge", store.consume, first, DOMAIN)
