@@ -31,6 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: What a former owner or grantee is told of a burned record (anyone else: not found).
+BURNED = "burned: the token was destroyed and its record crypto-shredded"
+
 #: Where the ``type`` of a problem document points (RFC 9457 §3.1.1: a URI reference
 #: that identifies the problem type; it need not resolve).
 PROBLEM_TYPE_BASE = "urn:healthnft:problem:"

@@ -24,7 +24,6 @@ from healthnft.cli.common import (
     state,
 )
 from healthnft.services import chain, participants
-from healthnft.services.demo import run_demo
 
 
 @app.command()
@@ -46,6 +45,8 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a hospital and patients, mint all their FHIR records, summarize."""
+    from healthnft.services.demo import run_demo  # the chain and pipeline: not for --help
+
     tell = ((lambda m: err.print(f"[dim]{m}[/dim]", soft_wrap=True)) if as_json
             else (lambda m: out.print(m)))  # fmt: skip
     with progress_bar(as_json) as progress:

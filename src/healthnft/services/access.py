@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from healthnft.errors import AccessDenied, NotFound
-from healthnft.keys import Identity
-from healthnft.wallet.wallet import BURNED
+from healthnft.errors import BURNED, AccessDenied, NotFound
 
 if TYPE_CHECKING:
+    from healthnft.keys import Identity
     from healthnft.network import Network
     from healthnft.vault.catalog import RecordRow
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import Unavailable
-from healthnft.keys import Identity
 
 if TYPE_CHECKING:
+    from healthnft.keys import Identity
     from healthnft.network import Network
     from healthnft.wallet.wallet import OpenedRecord
 

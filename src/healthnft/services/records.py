@@ -102,11 +102,6 @@ def list_records(net: Network, owner: str) -> list[ListedRecord]:
                          r["effective_date"]) for r in net.wallet().list(owner)]  # fmt: skip
 
 
-def owner_of(net: Network, token_id: int) -> str:
-    """The token's current owner (a clear error for a burned or unknown token)."""
-    return current_owner(net, token_id)
-
-
 def open_record(net: Network, reader: str | None, token_id: int, passphrase: str | None = None,
                 *, check_imaging: bool = True) -> OpenedRecord:  # fmt: skip
     """Open a record as ``reader`` (default: its owner, with the owner's key in this home).

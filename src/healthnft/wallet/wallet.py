@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from healthnft.credentials.trust import ChainTrust
-from healthnft.errors import AccessDenied, Tampered
+from healthnft.errors import BURNED, AccessDenied, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
@@ -40,7 +40,6 @@ from healthnft.vault import (
 )
 from healthnft.vault.stream import SupportsWrite
 
-BURNED = "burned: the token was destroyed and its record crypto-shredded"
 _NOBODY = "0x0000000000000000000000000000000000000000"  # a burn's Transfer receiver
 
 

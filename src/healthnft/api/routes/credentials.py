@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, require_kind
@@ -103,8 +103,7 @@ def present(body: PresentBody, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/credentials/presentations/verify")
-def check_presentation(body: PresentationBody, request: Request, me: Me,
-                       svc: Svc) -> dict[str, Any]:  # fmt: skip
+def check_presentation(body: PresentationBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Verify a presentation against a challenge issued here; a replay is refused."""
     verdict = svc.run(credentials.check_presentation_jws, body.presentation, body.domain)
     return verdict.as_dict("valid", "reason", "holder", "credentials")
