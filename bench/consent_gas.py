@@ -33,7 +33,15 @@ patient's policies, so the plain requests run while the patient has none):
   matches none of them (every policy is read);
 * ``log_access``: a custodian logs a key release under a token grant;
 * ``transfer``: one ERC-721 ``transferFrom`` of a token, patient to the
-  research institute, for comparison.
+  research institute, for comparison;
+* ``approve_token``: the patient approves the research institute for one token
+  (ERC-721 ``approve``; the approved address must be a member: one registry call);
+  ``transfer_by_approved``: the research institute then moves that token to itself
+  (the caller, not the owner, must still be a member: one registry call);
+* ``set_approval_for_all``: the patient makes the insurer an operator (a member
+  only), measured from "not an operator" each time (withdrawn, unmeasured, after);
+  ``transfer_by_operator``: the insurer, an operator, moves one of the patient's
+  tokens to itself.
 
 And ``extra.amend``, a correction as it is and as it was: ``one_transaction`` is the
 hospital's ``amend`` (mints the corrected record as a batch of one *and* supersedes the
@@ -91,6 +99,10 @@ KEYS = (
     "add_policy",
     "log_access",
     "transfer",
+    "approve_token",
+    "transfer_by_approved",
+    "set_approval_for_all",
+    "transfer_by_operator",
 )
 
 
@@ -289,8 +301,33 @@ class _Bench:
         )
         if self.ledger.balance_of(research.address) != self.reps + 1:
             raise RuntimeError("the transfers did not all land")
+        self.approvals()
         self.amendments()
         return {"policies_scanned": policies}
+
+    def approvals(self) -> None:
+        """ERC-721 approvals (to members only) and transfers by the approved or an operator,
+        each on tokens of its own (the batch's last ones, clear of the other operations)."""
+        p, research, insurer = self.patient, self.research, self.insurer
+        fns = self.ledger.token.functions
+        approved = self.tokens[-20 - self.reps - 1 : -20][::-1]
+        by_operator = self.tokens[-40 - self.reps - 1 : -40][::-1]
+        self.measure("approve_token",
+                     lambda i: self.tx(p, fns.approve(research.address, approved[i])))  # fmt: skip
+        self.measure("transfer_by_approved", lambda i: self.tx(
+            research, fns.transferFrom(p.address, research.address, approved[i])))  # fmt: skip
+
+        def grant_operator(_i: int) -> dict:
+            receipt = self.tx(p, fns.setApprovalForAll(insurer.address, True))
+            self.tx(p, fns.setApprovalForAll(insurer.address, False))
+            return receipt
+
+        self.measure("set_approval_for_all", grant_operator)
+        self.tx(p, fns.setApprovalForAll(insurer.address, True))
+        self.measure("transfer_by_operator", lambda i: self.tx(
+            insurer, fns.transferFrom(p.address, insurer.address, by_operator[i])))  # fmt: skip
+        if self.ledger.balance_of(insurer.address) != self.reps + 1:
+            raise RuntimeError("the operator's transfers did not all land")
 
     def amendments(self) -> None:
         """A correction of one of the patient's tokens: ``amend`` (one transaction) here,
@@ -387,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Measure gasUsed of the consent operations (share 1/10/100 tokens, share a "
             "category, revoke, request with and without a reward, approve, decline with "
-            "a refund, policy auto-approval, add_policy, log_access) and of one ERC-721 "
-            "transfer, on an embedded chain; prints one JSON object."
+            "a refund, policy auto-approval, add_policy, log_access) and of ERC-721 "
+            "transfers and approvals, on an embedded chain; prints one JSON object."
         )
     )
     parser.add_argument(

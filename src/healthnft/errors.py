@@ -15,7 +15,8 @@
      ├── LedgerError               ledger              exit 8   HTTP 502
      ├── Conflict                  conflict            exit 10  HTTP 409
      └── Unavailable               unavailable         exit 11  HTTP 503
-          └── MintInterrupted      mint_interrupted    exit 9   HTTP 503
+          ├── MintInterrupted      mint_interrupted    exit 9   HTTP 503
+          └── ChainMissing         chain_missing       exit 12  HTTP 503
 
 Each class carries its stable machine ``code``, its process ``exit_code`` and its
 ``http_status``: the CLI and the web API read them from here and nowhere else
@@ -168,11 +169,23 @@ class MintInterrupted(Unavailable):
     http_status = 503
 
 
+class ChainMissing(Unavailable):
+    """A home's chain is gone: ``config.json`` names deployed contracts, but the chain
+    file is missing, or holds no code at those addresses. The home is refused, never
+    given a new empty chain in its place (that would orphan every record it holds):
+    restore the file from a backup."""
+
+    code = "chain_missing"
+    title = "The home's chain is missing"
+    exit_code = 12
+    http_status = 503
+
+
 #: Every concrete error class, for documentation and tests.
 ALL_ERRORS: tuple[type[HealthNFTError], ...] = (
     InvalidInput, InputNotFound, InvalidRecord, NotFound, UnknownParticipant,
     CredentialRejected, AccessDenied, NotAnIssuer, Tampered, LedgerError, Conflict,
-    Unavailable, MintInterrupted,
+    Unavailable, MintInterrupted, ChainMissing,
 )  # fmt: skip
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from healthnft import keys
 from healthnft.errors import (
+    ChainMissing,
     Conflict,
     CredentialRejected,
     InvalidInput,
@@ -63,7 +64,10 @@ class Network:
 
     @classmethod
     def open(cls, home: Path) -> Network:
-        """Open an existing home; a clear error when there is none."""
+        """Open an existing home; a clear error when there is none, when its contracts
+        are another version's (:class:`Conflict`), or when its chain is gone
+        (:class:`ChainMissing`: the file is missing, or holds no code at the home's
+        contract addresses)."""
         files = Home(home)
         config = files.read_config()  # NotFound, with how to make one, when there is none
         if config.get("contracts") != contracts_fingerprint():
@@ -71,8 +75,14 @@ class Network:
                 f"the network in {home} was deployed by another version of healthnft's "
                 "contracts; create a new home (a migration tool does not exist yet)"
             )
-        w3 = _connect(home, config, None)
+        w3 = _connect(home, config, None, create=False)  # ChainMissing when it is gone
         ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"))
+        if ledger.missing_contracts():
+            raise ChainMissing(
+                f"{files.chain_path} has no code at the contract addresses named in "
+                f"{files.config_path}: it is not this home's chain; restore the chain file "
+                "from a backup"
+            )
         return cls(home, config, ledger, Catalog(files.index_path),
                    SqliteBlobStore(files.vault_path))  # fmt: skip
 
@@ -96,7 +106,7 @@ class Network:
         # A crashed earlier attempt may have left a chain without config: start afresh.
         for leftover in files.chain_files():
             leftover.unlink()
-        w3 = _connect(home, config, {admin.address: 10**27})
+        w3 = _connect(home, config, {admin.address: 10**27}, create=True)
         ledger = Ledger.deploy(w3, admin.account)
         assert ledger.consent is not None
         config.update(
@@ -275,11 +285,14 @@ def contracts_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None) -> Any:
+def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None, *,
+             create: bool) -> Any:  # fmt: skip
+    """The home's chain; a new one (from ``alloc``) only when ``create``: opening an
+    existing home never puts an empty chain where its chain was."""
     if config.get("backend", "embedded") == "embedded":
         from healthnft.ledger.embedded import embedded_web3
 
-        return embedded_web3(home / "chain.sqlite", alloc)
+        return embedded_web3(Home(home).chain_path, alloc, create=create)
     raise InvalidInput(f"unsupported ledger backend {config.get('backend')!r}")
 
 

@@ -25,6 +25,10 @@ KEYS = {
     "add_policy",
     "log_access",
     "transfer",
+    "approve_token",
+    "transfer_by_approved",
+    "set_approval_for_all",
+    "transfer_by_operator",
 }
 CEILING = 1_000_000
 # Sharing 100 tokens writes 100 fresh storage slots (22,100 gas each before any
@@ -55,6 +59,11 @@ def test_consent_gas_bench_prints_every_operation() -> None:
     for key, value in result["first_time"].items():
         assert isinstance(value, int) and 0 < value < CEILINGS.get(key, CEILING), (key, value)
     assert result["runtime_s"] > 0
+
+    # Approvals go to members only, and whoever moves another's token must be one: a
+    # registry call each (a few thousand gas), nothing near another transaction's 21,000.
+    for key in ("transfer_by_approved", "transfer_by_operator"):
+        assert gas[key] < gas["transfer"] + 21_000, gas
 
     # A correction in one transaction costs less than the old mint + supersede.
     amend = result["extra"]["amend"]

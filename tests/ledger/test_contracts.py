@@ -359,6 +359,77 @@ def test_approved_address_and_operator_can_transfer(env: Env) -> None:
     assert [ledger.balance_of(a.address) for a in (env.alice, env.bob, env.carol)] == [2, 1, 1]
 
 
+# Issue #12, approval theft: an owner (or a phished owner's wallet) approved a fresh
+# address, and that address then moved the record away with transferFrom.
+APPROVED_NOT_MEMBER = "healthrecord: approved address is not a registered member"
+OPERATOR_NOT_MEMBER = "healthrecord: operator is not a registered member"
+CALLER_NOT_MEMBER = "healthrecord: caller is not a registered member"
+
+
+def test_an_approval_to_an_outsider_is_refused(env: Env) -> None:
+    (t,) = env.mint(env.alice, 1)
+    stranger = Account.create().address
+    for outsider in (env.outsider.address, stranger):
+        with pytest.raises(LedgerError, match=APPROVED_NOT_MEMBER):
+            env.ledger.approve(env.alice, outsider, t)
+    assert env.ledger.get_approved(t) is None
+    env.deactivate(env.carol.address)  # a former member is an outsider now
+    with pytest.raises(LedgerError, match=APPROVED_NOT_MEMBER):
+        env.ledger.approve(env.alice, env.carol.address, t)
+    # A member may be approved, and the approval cleared again.
+    env.ledger.approve(env.alice, env.bob.address, t)
+    assert env.ledger.get_approved(t) == env.bob.address
+    env.ledger.approve(env.alice, ZERO, t)
+    assert env.ledger.get_approved(t) is None
+
+
+def test_an_operator_approval_to_an_outsider_is_refused(env: Env) -> None:
+    env.mint(env.alice, 2)
+    with pytest.raises(LedgerError, match=OPERATOR_NOT_MEMBER):
+        env.ledger.set_approval_for_all(env.alice, env.outsider.address, True)
+    assert not env.ledger.is_approved_for_all(env.alice.address, env.outsider.address)
+    # Withdrawing is always allowed (it gives nothing).
+    env.ledger.set_approval_for_all(env.alice, env.outsider.address, False)
+    env.ledger.set_approval_for_all(env.alice, env.bob.address, True)
+    assert env.ledger.is_approved_for_all(env.alice.address, env.bob.address)
+
+
+def test_an_approved_outsider_cannot_transfer_nor_burn(env: Env) -> None:
+    """The only way left to hold an approval without being a member: be deactivated
+    after receiving it. The approval is then void, for transfers, burns and approvals."""
+    ledger = env.ledger
+    one, two, three = env.mint(env.alice, 3)
+    ledger.approve(env.alice, env.bob.address, one)
+    ledger.set_approval_for_all(env.alice, env.bob.address, True)
+    env.deactivate(env.bob.address)
+    for t in (one, two):
+        for to in (env.bob.address, env.carol.address):  # to itself, or to an accomplice
+            with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
+                env.transfer(env.bob, env.alice.address, to, t)
+        with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
+            ledger.burn(env.bob, t)
+    with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
+        ledger.approve(env.bob, env.carol.address, three)  # an operator approving others
+    # A plain outsider, approved for nothing, is refused as before.
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.outsider, env.alice.address, env.carol.address, three)
+    assert ledger.owners_of([one, two, three]) == [env.alice.address] * 3
+    assert ledger.balance_of(env.alice.address) == 3
+    # The owner still moves their own records; a transfer clears the stale approval.
+    env.transfer(env.alice, env.alice.address, env.carol.address, one)
+    assert ledger.owner_of(one) == env.carol.address and ledger.get_approved(one) is None
+
+
+def test_an_approved_member_moves_records_only_to_members(env: Env) -> None:
+    ledger = env.ledger
+    (t,) = env.mint(env.alice, 1)
+    ledger.approve(env.alice, env.bob.address, t)
+    with pytest.raises(LedgerError, match=NOT_MEMBER):
+        env.transfer(env.bob, env.alice.address, env.outsider.address, t)
+    env.transfer(env.bob, env.alice.address, env.carol.address, t)
+    assert ledger.owner_of(t) == env.carol.address
+
+
 def test_deactivated_participants_cannot_receive(env: Env) -> None:
     ledger = env.ledger
     held = env.mint(env.carol, 2)

@@ -215,3 +215,67 @@ def test_a_new_cli_process_lists_every_demo_record(fresh_demo_home: tuple[Path, 
     assert again["new_this_run"] == 0
     assert again["records_minted"] == summary["records_minted"]
     assert again["patients"] == summary["patients"]
+
+
+# -- a home whose chain is gone is refused, never given a new empty chain (issue #12) ------
+
+# Each with what it used to do once chain.sqlite was deleted: every read answered
+# "internal error (BadFunctionCallOutput)" and a fresh genesis was written in its place.
+_LOST_CHAIN_COMMANDS = (
+    ("wallet", "list", "--owner", "{patient}"),
+    ("verify", "1"),
+    ("participant", "list"),
+    ("demo", "--data", "{data}", "--json"),  # would have deployed a second network
+)
+
+
+def _refused_as_chain_missing(proc: subprocess.CompletedProcess, why: str) -> None:
+    from healthnft.errors import ChainMissing
+
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == ChainMissing.exit_code == 12, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "chain.sqlite" in lines[0] and why in lines[0] and "restore" in lines[0], lines[0]
+    assert "internal error" not in proc.stderr
+
+
+def test_a_home_whose_chain_file_was_deleted_is_refused(fresh_demo_home) -> None:
+    home, summary = fresh_demo_home
+    for leftover in home.glob("chain.sqlite*"):
+        leftover.unlink()
+    values = {"patient": summary["patients"][0]["address"], "data": summary["data"]}
+    for command in _LOST_CHAIN_COMMANDS:
+        proc = run_cli(home, *(arg.format(**values) for arg in command))
+        _refused_as_chain_missing(proc, "is missing")
+        assert not list(home.glob("chain.sqlite*")), f"{command[0]} wrote a new chain"
+
+
+def test_a_home_whose_chain_holds_no_contracts_is_refused(fresh_demo_home) -> None:
+    """A chain file replaced by another (here: a new, empty chain) is not this home's."""
+    home, summary = fresh_demo_home
+    for leftover in home.glob("chain.sqlite*"):
+        leftover.unlink()
+    w3 = embedded_web3(home / "chain.sqlite", {})
+    _close(w3)
+    proc = run_cli(home, "wallet", "list", "--owner", summary["patients"][0]["address"])
+    _refused_as_chain_missing(proc, "no code at the contract addresses")
+    # And an empty file is not a chain either (nothing is minted into it).
+    for leftover in home.glob("chain.sqlite*"):
+        leftover.unlink()
+    (home / "chain.sqlite").touch()
+    proc = run_cli(home, "demo", "--data", summary["data"], "--json")
+    _refused_as_chain_missing(proc, "holds no chain")
+
+
+def test_a_home_deployed_by_other_contracts_is_refused(fresh_demo_home) -> None:
+    """Contracts changed since the home was made (one-transaction amend; approvals to
+    members only): its config's fingerprint no longer matches, and it is refused."""
+    from healthnft.errors import Conflict
+    from healthnft.home import Home
+
+    home, summary = fresh_demo_home
+    Home(home).update_config(contracts="0123456789abcdef")  # what an older healthnft wrote
+    proc = run_cli(home, "wallet", "list", "--owner", summary["patients"][0]["address"])
+    assert proc.returncode == Conflict.exit_code, proc.stderr
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+    assert "deployed by another version of healthnft's contracts" in proc.stderr

@@ -110,6 +110,17 @@ class Ledger:
 
     # -- deployment -----------------------------------------------------------
 
+    def missing_contracts(self) -> list[str]:
+        """The contracts with no code at their address on this chain (none: all there).
+
+        A home's config names addresses; a chain that is not the one they were
+        deployed on (replaced, or started afresh) answers every view with empty bytes.
+        """
+        contracts = [self.registry, self.token, *([self.consent] if self.consent else [])]
+        names = ("ParticipantRegistry", "HealthRecordToken", "ConsentManager")
+        return [name for name, c in zip(names, contracts, strict=False)
+                if not self.w3.eth.get_code(c.address)]  # fmt: skip
+
     @classmethod
     def deploy(
         cls, w3: Web3, admin: LocalAccount, evm_version: str = DEFAULT_EVM_VERSION
@@ -322,6 +333,40 @@ class Ledger:
 
     def burn(self, owner: LocalAccount, token_id: int) -> dict:
         return self.transact(owner, self.token.functions.burn(token_id))
+
+    def transfer_call(self, owner: str, to: str, token_id: int) -> Any:
+        """ERC-721 ``transferFrom(owner, to, token_id)``, sent by the owner or an approved
+        member; ``to`` must be a member."""
+        return self.token.functions.transferFrom(
+            Web3.to_checksum_address(owner), Web3.to_checksum_address(to), token_id
+        )
+
+    def approve(self, owner: LocalAccount, to: str, token_id: int) -> dict:
+        """ERC-721 ``approve``: ``to`` (a member, or the zero address to clear) may move
+        ``token_id`` once."""
+        call = self.token.functions.approve(Web3.to_checksum_address(to), token_id)
+        return self.transact(owner, call)
+
+    def set_approval_for_all(self, owner: LocalAccount, operator: str, approved: bool) -> dict:
+        """ERC-721 ``setApprovalForAll``: ``operator`` (a member) may move all of ``owner``'s
+        tokens, until withdrawn."""
+        call = self.token.functions.setApprovalForAll(Web3.to_checksum_address(operator),
+                                                      approved)  # fmt: skip
+        return self.transact(owner, call)
+
+    @view
+    def get_approved(self, token_id: int) -> str | None:
+        """The address approved for ``token_id`` (ERC-721 ``getApproved``), or None."""
+        approved = self.token.functions.getApproved(token_id).call()
+        return None if int(approved, 16) == 0 else approved
+
+    @view
+    def is_approved_for_all(self, owner: str, operator: str) -> bool:
+        return bool(
+            self.token.functions.isApprovedForAll(
+                Web3.to_checksum_address(owner), Web3.to_checksum_address(operator)
+            ).call()
+        )
 
     def approve_amendment(self, owner: LocalAccount, token_id: int, issuer: str) -> dict:
         call = self.token.functions.approve_amendment(token_id, Web3.to_checksum_address(issuer))

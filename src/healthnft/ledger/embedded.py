@@ -31,6 +31,7 @@ from eth_tester.backends.pyevm.main import get_default_genesis_params
 from eth_utils import ValidationError, to_canonical_address
 from toolz import assoc
 
+from healthnft.errors import ChainMissing
 from healthnft.store import CHAIN, open_database
 
 # web3's eth-tester provider reports this chain id as a constant; the chain must agree.
@@ -39,6 +40,8 @@ GAS_LIMIT = 60_000_000
 # eth-tester insists on a funded sender even for read-only calls; this address
 # (no known key) is funded at genesis and used for nothing else.
 CALL_SENDER = "0x00000000000000000000000000000000CA11CA11"
+_RESTORE = ("restore it from a backup (a new, empty chain in its place would orphan "
+            "every record of this home)")  # fmt: skip
 
 
 class SqliteKV(BaseAtomicDB):
@@ -164,15 +167,26 @@ class HealthnftChain(MiningChain):
 
 
 class PersistentPyEVMBackend(PyEVMBackend):
-    """eth-tester's py-evm backend, reopened from disk at its canonical head."""
+    """eth-tester's py-evm backend, reopened from disk at its canonical head.
 
-    def __init__(self, db_path: Path, genesis_alloc: dict[str, int] | None = None) -> None:
+    ``create=False`` opens an existing chain only: a missing file, or one without a
+    chain in it, is :class:`~healthnft.errors.ChainMissing` (nothing is written for a
+    missing file), never a new genesis in its place.
+    """
+
+    def __init__(self, db_path: Path, genesis_alloc: dict[str, int] | None = None,
+                 *, create: bool = True) -> None:  # fmt: skip
+        if not create and not db_path.is_file():
+            raise ChainMissing(f"{db_path} is missing: {_RESTORE}")
         self.db = SqliteKV(db_path)
         self.account_keys = ()
         try:
             ChainDB(self.db).get_canonical_head()
             self.chain = HealthnftChain(self.db)
         except CanonicalHeadNotFound:
+            if not create:
+                self.db.close()
+                raise ChainMissing(f"{db_path} holds no chain: {_RESTORE}") from None
             state = {
                 to_canonical_address(addr): {
                     "balance": balance,
@@ -199,17 +213,22 @@ class PersistentPyEVMBackend(PyEVMBackend):
             return super().mine_blocks(num_blocks, **kwargs)
 
 
-def open_embedded(db_path: Path, genesis_alloc: dict[str, int] | None = None) -> EthereumTester:
-    """Open (or create) the chain at ``db_path`` with auto-mining on."""
-    os.makedirs(db_path.parent, exist_ok=True)
-    backend = PersistentPyEVMBackend(db_path, genesis_alloc)
+def open_embedded(db_path: Path, genesis_alloc: dict[str, int] | None = None,
+                  *, create: bool = True) -> EthereumTester:  # fmt: skip
+    """Open the chain at ``db_path`` with auto-mining on; create it (from
+    ``genesis_alloc``) only when ``create`` (else a missing chain is
+    :class:`~healthnft.errors.ChainMissing`)."""
+    if create:
+        os.makedirs(db_path.parent, exist_ok=True)
+    backend = PersistentPyEVMBackend(db_path, genesis_alloc, create=create)
     return EthereumTester(backend=backend, auto_mine_transactions=True)
 
 
-def embedded_web3(db_path: Path, genesis_alloc: dict[str, int] | None = None) -> Any:
-    """A Web3 over the embedded chain at ``db_path``."""
+def embedded_web3(db_path: Path, genesis_alloc: dict[str, int] | None = None,
+                  *, create: bool = True) -> Any:  # fmt: skip
+    """A Web3 over the embedded chain at ``db_path`` (see :func:`open_embedded`)."""
     from web3 import EthereumTesterProvider, Web3
 
-    w3 = Web3(EthereumTesterProvider(open_embedded(db_path, genesis_alloc)))
+    w3 = Web3(EthereumTesterProvider(open_embedded(db_path, genesis_alloc, create=create)))
     w3.eth.default_account = w3.to_checksum_address(CALL_SENDER)
     return w3

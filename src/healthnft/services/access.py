@@ -17,12 +17,23 @@ if TYPE_CHECKING:
     from healthnft.network import Network
     from healthnft.vault.catalog import RecordRow
 
-__all__ = ["BURNED", "DAY", "NOT_VISIBLE", "catalogued", "current_owner", "require_owner",
-           "same", "unlock"]
+__all__ = ["BURNED", "DAY", "NOT_VISIBLE", "TOKEN_IDS", "catalogued", "check_token_ids",
+           "current_owner", "require_owner", "same", "unlock"]
 
 DAY = 86400
 #: The one answer to "show me a record I may not see" (and to one that does not exist).
 NOT_VISIBLE = "no record you may open has this id"
+#: The ids that can name a record: the contract counts from 1, and the catalogue keeps ids
+#: as SQLite INTEGERs (signed 64-bit). Any other int (negative, 0, 2^63 and up, 2^256 and
+#: up) names none; checked before it reaches a SQLite bind or the ABI encoder, which
+#: raise on it (``OverflowError``, ``MismatchedABI``) instead of answering "no such".
+TOKEN_IDS = range(1, 2**63)
+
+
+def check_token_ids(*ids: int) -> None:
+    """Refuse ids that cannot name a record, as :data:`NOT_VISIBLE` (as if never minted)."""
+    if any(t not in TOKEN_IDS for t in ids):
+        raise NotFound(NOT_VISIBLE)
 
 
 def same(a: str | None, b: str | None) -> bool:
@@ -37,6 +48,7 @@ def unlock(net: Network, address: str, passphrase: str | None = None) -> Identit
 
 def current_owner(net: Network, token_id: int) -> str:
     """The token's owner on chain, or a clear error saying why there is none."""
+    check_token_ids(token_id)
     owner = net.ledger.owner_of(token_id)
     if owner is not None:
         return owner
@@ -47,6 +59,7 @@ def current_owner(net: Network, token_id: int) -> str:
 
 def catalogued(net: Network, token_id: int) -> RecordRow:
     """The home's catalogue row of a token (one minted elsewhere is not here: not visible)."""
+    check_token_ids(token_id)
     row = net.catalog.record(token_id)
     if row is None:
         raise NotFound(NOT_VISIBLE)
@@ -55,6 +68,7 @@ def catalogued(net: Network, token_id: int) -> RecordRow:
 
 def require_owner(net: Network, token_id: int, caller: str) -> str:
     """The token's owner, when it is ``caller``; otherwise :data:`NOT_VISIBLE`."""
+    check_token_ids(token_id)
     owner = net.ledger.owner_of(token_id)
     if not same(owner, caller):
         raise NotFound(NOT_VISIBLE)

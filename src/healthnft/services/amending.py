@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import Conflict, InvalidInput, NotFound
-from healthnft.services.access import require_owner
+from healthnft.services.access import TOKEN_IDS, require_owner
 
 if TYPE_CHECKING:
     from healthnft.network import Network
@@ -63,6 +63,8 @@ class AmendResult:
 
 def _live_owner(net: Network, token_id: int) -> tuple[str, RecordRow]:
     """The token's owner on chain and its catalogue row; NotFound, or Conflict if burned."""
+    if token_id not in TOKEN_IDS:  # no token can have it: not a SQLite INTEGER, nor an ABI uint
+        raise NotFound(f"token {token_id} does not exist in this home")
     owner = net.ledger.owner_of(token_id)
     row = net.catalog.record(token_id)
     if owner is not None and row is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, HealthNFTError, InputNotFound, InvalidInput, NotFound
-from healthnft.services.access import catalogued, current_owner, same
+from healthnft.services.access import catalogued, check_token_ids, current_owner, same
 
 if TYPE_CHECKING:
     from healthnft.network import Network
@@ -144,7 +144,7 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
     from healthnft.credentials.trust import did_address
     from healthnft.credentials.vc import attestation_id, credential_hash, verify_credential
 
-    if target.isdigit():
+    if target.lstrip("-").isdigit():  # a token id (any int: catalogued refuses a bad one)
         row = catalogued(net, int(target))
         if issuer is not None and not same(row.issuer, issuer):
             raise AccessDenied("only the record's issuer can revoke its attestation")
@@ -236,6 +236,7 @@ def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "
 
     if not token_ids:
         raise InvalidInput("choose at least one immunization or laboratory record")
+    check_token_ids(*token_ids)
     holder = current_owner(net, token_ids[0])
     if owner is not None and not same(holder, owner):
         raise NotFound("no record you may open has this id")

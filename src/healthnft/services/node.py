@@ -14,5 +14,6 @@ __all__ = ["DEMO_PASSPHRASE", "Network", "open_network"]
 
 
 def open_network(home: Path) -> Network:
-    """The home at ``home``, opened (a clear ``NotFound`` when there is none)."""
+    """The home at ``home``, opened: a clear ``NotFound`` when there is none, and
+    ``ChainMissing`` when its chain file is gone (never replaced by a new, empty one)."""
     return Network.open(home)

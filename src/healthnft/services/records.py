@@ -27,7 +27,9 @@ from healthnft.services import custody
 from healthnft.services.access import (
     BURNED,
     NOT_VISIBLE,
+    TOKEN_IDS,
     catalogued,
+    check_token_ids,
     current_owner,
     require_owner,
     same,
@@ -112,6 +114,7 @@ def open_record(net: Network, reader: str | None, token_id: int, passphrase: str
     skips that for a caller that shows only the study's description, such as a
     listing, and reads no image).
     """
+    check_token_ids(token_id)
     if reader is None:
         reader = current_owner(net, token_id)
     ident = unlock(net, reader, passphrase)
@@ -163,6 +166,7 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
     from healthnft.wallet.files import record_file, write_private, write_study
     from healthnft.wallet.wallet import OpenedRecord
 
+    check_token_ids(token_id)
     out = Path(out)
     if reader is None:
         reader = current_owner(net, token_id)
@@ -191,8 +195,13 @@ def verify_record(net: Network, token_id: int, passphrase: str | None = None, *,
     """Check a record against the chain; with the owner's key in the home, its content too.
 
     ``content=False`` checks only what needs no key (proof, root, owner, stored
-    bytes): what a grantee's page shows beside a record it opened.
+    bytes): what a grantee's page shows beside a record it opened. An id that cannot
+    name a record is checked as any id not in the catalogue: not valid, unknown token.
     """
+    if token_id not in TOKEN_IDS:
+        from healthnft.wallet.wallet import UNKNOWN_TOKEN, Verification
+
+        return Verification(token_id, False, UNKNOWN_TOKEN, False)
     owner = net.ledger.owner_of(token_id)
     reader = None
     if content and owner is not None and net.has_key(owner):

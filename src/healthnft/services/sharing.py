@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import InvalidInput, NotFound
-from healthnft.services.access import DAY, require_owner, same, unlock
+from healthnft.services.access import DAY, check_token_ids, require_owner, same, unlock
 
 if TYPE_CHECKING:
     from healthnft.ledger.consent import Consent
@@ -229,6 +229,8 @@ def request_access(net: Network, requester: str, owner: str, purpose: str, *, da
     """
     if (token_id is None) == (category is None):
         raise InvalidInput("give a token id or a category")
+    if token_id is not None:
+        check_token_ids(token_id)
     if days < 1:
         raise InvalidInput("access lasts at least one day")
     if reward_wei < 0:

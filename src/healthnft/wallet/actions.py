@@ -135,7 +135,7 @@ class OwnerActions:
              row.issuer: new_key.wrap_for(issuer_enc_key, key_ref)},
             hashlib.sha256(sealed.ciphertext).digest(), sealed.sealed_dek,
         )  # fmt: skip
-        call = self.ledger.token.functions.transferFrom(owner.address, to, token_id)
+        call = self.ledger.transfer_call(owner.address, to, token_id)
         try:
             self.ledger.transact(owner.account, call)
         except Exception:

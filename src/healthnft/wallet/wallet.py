@@ -41,6 +41,8 @@ from healthnft.vault import (
 from healthnft.vault.stream import SupportsWrite
 
 _NOBODY = "0x0000000000000000000000000000000000000000"  # a burn's Transfer receiver
+#: Why a token that is not in this home's catalogue (or cannot be a token) is not valid.
+UNKNOWN_TOKEN = "unknown token: not in this catalogue"
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ class Wallet:
         """Check a record against the chain: proof, root, owner, and content if a key is given."""
         row = self.catalogue.record(token_id)
         if row is None:
-            return Verification(token_id, False, "unknown token: not in this catalogue", False)
+            return Verification(token_id, False, UNKNOWN_TOKEN, False)
         if row.status == "burned" or self.ledger.is_burned(token_id):
             return Verification(token_id, False, BURNED, False)
         newer = self.ledger.superseded_by(token_id)

@@ -24,7 +24,7 @@ from healthnft.api.deps import Me, Service, Svc, require_kind
 from healthnft.api.uploads import save_uploads
 from healthnft.errors import HealthNFTError, InvalidInput, NotFound, Tampered
 from healthnft.services import amending, describe, records
-from healthnft.services.access import NOT_VISIBLE, same
+from healthnft.services.access import NOT_VISIBLE, check_token_ids, same
 
 router = APIRouter(tags=["records"])
 
@@ -185,6 +185,7 @@ def study_image(token_id: int, me: Me, svc: Svc) -> Response:
     A grantee's image is read through the custodians, like any shared record: each
     view is a logged key release.
     """
+    check_token_ids(token_id)
     with svc.lock:
         row = svc.net.catalog.record(token_id)
         if row is None or row.category != "imaging":
@@ -203,6 +204,7 @@ def study_image(token_id: int, me: Me, svc: Svc) -> Response:
 def verify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
     """Authentic, tampered, superseded or burned: the chain's word on one of your records
     (a record you gave away or burned included)."""
+    check_token_ids(token_id)
     with svc.lock:
         row = svc.net.catalog.record(token_id)
         was_mine = row is not None and same(row.owner, me.address)

@@ -16,6 +16,11 @@
        the last batch;
      - a token's owner is always a participant that was registered and active
        when it received the token;
+     - approvals go to members only: `approve` names a registered, active member
+       (or clears), `setApprovalForAll` grants only to one (withdrawing is always
+       allowed), and anyone but the owner who moves, burns or approves a token must
+       still be a member when it acts, so an approval cannot hand a record to an
+       outsider, nor outlive its holder's membership;
      - `balanceOf(a)` equals the number of tokens whose `ownerOf` is `a`;
      - nothing here identifies a person or holds health data: only roots,
        addresses and token ranges;
@@ -281,13 +286,18 @@ def tokenURI(token_id: uint256) -> String[96]:
 def approve(to: address, token_id: uint256):
     """
     @notice ERC-721: lets `to` transfer `token_id`.
-    @dev Only the owner or an operator of the owner.
+    @dev Only the owner or an operator of the owner (still a member); `to` must be
+         a registered, active member, or empty to clear the approval.
     @param to The approved address (empty to clear).
     @param token_id A token of the caller.
     """
     owner: address = self._owner_of(token_id)
     assert to != owner, "healthrecord: approval to current owner"
     assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender], "healthrecord: approve caller is not token owner or approved for all"
+    if msg.sender != owner:
+        assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
+    if to != empty(address):
+        assert staticcall registry.is_member(to), "healthrecord: approved address is not a registered member"
     self._token_approvals[token_id] = to
     log Approval(owner=owner, approved=to, token_id=token_id)
 
@@ -308,10 +318,13 @@ def getApproved(token_id: uint256) -> address:
 def setApprovalForAll(operator: address, approved: bool):
     """
     @notice ERC-721: lets `operator` manage all the caller's tokens.
+    @dev Granting needs a registered, active member; withdrawing is always allowed.
     @param operator The operator.
     @param approved Grant or withdraw.
     """
     assert operator != msg.sender, "healthrecord: approve to caller"
+    if approved:
+        assert staticcall registry.is_member(operator), "healthrecord: operator is not a registered member"
     self.isApprovedForAll[msg.sender][operator] = approved
     log ApprovalForAll(owner=msg.sender, operator=operator, approved=approved)
 
@@ -321,6 +334,8 @@ def setApprovalForAll(operator: address, approved: bool):
 def transferFrom(owner: address, to: address, token_id: uint256):
     """
     @notice ERC-721 transfer; only between registered members.
+    @dev By the owner, or by an address approved for the token or an operator
+         of the owner that is still a member.
     @param owner The current owner.
     @param to A registered, active participant.
     @param token_id The token.
@@ -333,6 +348,8 @@ def transferFrom(owner: address, to: address, token_id: uint256):
 def safeTransferFrom(owner: address, to: address, token_id: uint256, data: Bytes[1_024] = b""):
     """
     @notice ERC-721 safe transfer; only between registered members.
+    @dev By the owner, or by an address approved for the token or an operator
+         of the owner that is still a member.
     @param owner The current owner.
     @param to A registered, active participant.
     @param token_id The token.
@@ -349,11 +366,12 @@ def burn(token_id: uint256):
     """
     @notice Destroys a token. Its record is crypto-shredded off chain; the chain
             keeps only that the token existed.
-    @dev Only the owner (or an approved operator).
+    @dev Only the owner, or an address approved for the token or an operator of
+         the owner that is still a member.
     @param token_id The token.
     """
     owner: address = self._owner_of(token_id)
-    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    self._check_caller(owner, token_id)
     self._token_approvals[token_id] = empty(address)
     self.amendment_approved[token_id] = empty(address)
     self._balances[owner] -= 1
@@ -431,6 +449,21 @@ def _owner_of(token_id: uint256) -> address:
 
 
 @internal
+@view
+def _check_caller(owner: address, token_id: uint256):
+    """
+    @dev The owner acts on its own tokens. Anyone else must be approved for the
+         token or an operator of the owner, and still a registered, active member
+         (an approval given to a member deactivated since is void). The owner's
+         path costs nothing more than before.
+    """
+    if msg.sender == owner:
+        return
+    assert self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
+
+
+@internal
 def _transfer(owner: address, to: address, token_id: uint256):
     """
     @dev Checks, then effects; the recipient must be a member (closes the
@@ -438,7 +471,7 @@ def _transfer(owner: address, to: address, token_id: uint256):
     """
     current: address = self._owner_of(token_id)
     assert current == owner, "healthrecord: transfer from incorrect owner"
-    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    self._check_caller(owner, token_id)
     assert to != empty(address), "healthrecord: transfer to the zero address"
     assert staticcall registry.is_member(to), "healthrecord: recipient is not a registered member"
 
