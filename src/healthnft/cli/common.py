@@ -93,6 +93,18 @@ def emit(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+#: Warnings printed in full; more are counted (the --json result always has them all).
+MAX_WARNINGS_SHOWN = 20
+
+
+def warn(lines: list[str]) -> None:
+    """Warnings on stderr, one a line, the first :data:`MAX_WARNINGS_SHOWN` of them."""
+    for line in lines[:MAX_WARNINGS_SHOWN]:
+        err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+    if len(lines) > MAX_WARNINGS_SHOWN:
+        err.print(f"warning: and {len(lines) - MAX_WARNINGS_SHOWN} more", highlight=False)
+
+
 def say(as_json: bool, data: Any, line: str) -> None:
     """``data`` as JSON for scripts, else ``line`` for people."""
     emit(data) if as_json else out.print(line)

@@ -22,6 +22,7 @@ from healthnft.cli.common import (
     progress_bar,
     say,
     state,
+    warn,
 )
 from healthnft.services import chain, participants
 
@@ -80,6 +81,7 @@ def demo(
         f"{summary['batches']} batches, {summary['gas_per_record']} gas per record "
         f"({summary['new_this_run']} minted by this run)"
     )
+    warn(summary["warnings"])
     first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
     out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
 

@@ -115,6 +115,8 @@ def run_demo(
             "data": str(data),
             "home": str(home),
             "demo_keys": True,
+            # Codes outside extensible value sets (minted all the same): where, not what.
+            "warnings": result.warnings,
         }
     finally:
         net.close()

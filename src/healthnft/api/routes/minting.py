@@ -39,14 +39,18 @@ def _mint_job(svc: Service, job: dict[str, Any], me: Session, patient: str,
     def advance(n: int) -> None:
         job["done"] += n
 
-    watch = MintProgress(on_total=lambda n, _b: job.update(total=n), on_records=advance)
+    # Warnings (codes outside extensible value sets) are shown as soon as the input is
+    # validated, and kept in the result: where each is, never the value.
+    watch = MintProgress(on_total=lambda n, _b: job.update(total=n), on_records=advance,
+                         on_warnings=lambda w: job.update(warnings=w))  # fmt: skip
     try:
         res = svc.run(mint_files, me.name, patient, sorted(folder.iterdir()), svc.passphrase,
                       watch)  # fmt: skip
         job.update(state="done", result={"records_minted": res.records_minted,
                                          "already_minted": res.already_minted,
                                          "batches": res.batches,
-                                         "token_ids": res.token_ids})  # fmt: skip
+                                         "token_ids": res.token_ids,
+                                         "warnings": res.warnings})  # fmt: skip
     except HealthNFTError as exc:
         job.update(state="failed", error=str(exc), code=exc.code)
     except Exception as exc:  # never the message: it could quote the upload

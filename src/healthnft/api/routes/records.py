@@ -143,13 +143,24 @@ def _study_view(token_id: int, mine: bool, rec: Any, check: Any) -> dict[str, An
                                       row, strict=True)) for row in series],
                   "image": f"/api/records/{token_id}/image.png"},
         "measurements": [], "attachments": [], "resource": rec.resource,
+        "resource_json": rec.resource_json().decode(),
         "verification": _verification(check),
     }  # fmt: skip
 
 
 @router.get("/api/records/{token_id}")
-def open_record(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
-    """Decrypt a record for its owner, or for a grantee through the custodians."""
+def open_record(token_id: int, me: Me, svc: Svc) -> Response:
+    """Decrypt a record for its owner, or for a grantee through the custodians.
+
+    Decimals go out as the hospital sent them, in ``resource`` (a JSON number with
+    every digit: 5.60, not 5.6) and in ``resource_json``, the record as indented JSON
+    text for display (a browser's ``JSON.parse`` would turn 5.60 into 5.6).
+    """
+    return Response(describe.json_bytes(_record_view(token_id, me, svc)),
+                    media_type="application/json")  # fmt: skip
+
+
+def _record_view(token_id: int, me: Any, svc: Service) -> dict[str, Any]:
     with svc.lock:
         mine = same(svc.net.ledger.owner_of(token_id), me.address)
         if mine:
@@ -174,6 +185,7 @@ def open_record(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
         "measurements": describe.measurements(rec.resource),
         "attachments": describe.attachments(rec.resource),
         "resource": rec.resource,
+        "resource_json": rec.resource_json().decode(),
         "verification": _verification(check),
     }
 

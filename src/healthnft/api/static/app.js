@@ -228,7 +228,8 @@ async function showRecord(id, ctx) {
     }
   }
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
-    h("pre", {}, JSON.stringify(rec.resource, null, 2))));
+    // resource_json keeps each decimal as sent (5.60); JSON.parse would make it 5.6.
+    h("pre", {}, rec.resource_json || JSON.stringify(rec.resource, null, 2))));
   if (rec.owned && ["immunization", "laboratory"].includes(rec.category)) {
     const spot = h("div", { id: "health-card", "aria-live": "polite" });
     parts.push(h("button", { class: "secondary", onclick: async () => {
@@ -600,7 +601,10 @@ function showMint(_arg, ctx) {
         }
         if (job.state === "failed") throw new Error(job.error);
         bar.value = bar.max;
-        say(`Minted ${job.result.records_minted} records (${job.result.already_minted} already minted).`, "ok");
+        const warnings = job.result.warnings || [];
+        say(`Minted ${job.result.records_minted} records (${job.result.already_minted} already minted).`
+          + (warnings.length ? ` ${warnings.length} warning(s): ${warnings.slice(0, 5).join("; ")}`
+            + (warnings.length > 5 ? "; …" : "") : ""), "ok");
       } catch (e) { say(e.message, "err"); }
     } },
     h("p", {}, "FHIR R4 files (bundles or resources) are validated, attested, encrypted and "
