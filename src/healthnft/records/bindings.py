@@ -40,6 +40,8 @@ DATA_FILE = "fhir_r4_bindings.json"
 
 @dataclass(frozen=True)
 class _Binding:
+    """One element's binding, its value set precompiled into sets (a lookup per value)."""
+
     kind: str  # "code", "Coding", "CodeableConcept" or "Quantity"
     required: bool
     url: str
@@ -48,6 +50,7 @@ class _Binding:
     open_systems: frozenset[str]  # systems whose codes are not listed: any code passes
 
     def accepts_coding(self, coding: Any) -> bool:
+        """A Coding (or a quantity's system and code) from the value set."""
         if not isinstance(coding, dict):
             return False
         code, system = coding.get("code"), coding.get("system")
