@@ -195,7 +195,8 @@ def served(web_home: Path) -> Iterator[Served]:
     from healthnft.api import create_app
 
     clock = [time.time()]
-    app = create_app(web_home, session_ttl_s=600, clock=lambda: clock[0])
+    app = create_app(web_home, origin="http://testserver", session_ttl_s=600,
+                     clock=lambda: clock[0])  # fmt: skip
     net = app.state.service.net
     people = net.catalog.participants()
     yield Served(

@@ -28,6 +28,7 @@ EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.Conflict: ("conflict", 10, 409),
     errors.Unavailable: ("unavailable", 11, 503),
     errors.MintInterrupted: ("mint_interrupted", 9, 503),
+    errors.RateLimited: ("rate_limited", 11, 429),
 }
 
 

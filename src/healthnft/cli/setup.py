@@ -127,6 +127,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     session_minutes: Annotated[int, typer.Option(help="How long a sign-in lasts.")] = 30,
+    origin: Annotated[str | None, typer.Option(
+        help="The address people open, e.g. https://wallet.example.org behind a TLS proxy "
+        "(sign-in messages name it; requests for other hosts are refused). "
+        "Default: http://HOST:PORT.")] = None,
     passphrase: PassOpt = None,
 ) -> None:
     """Serve the web health wallet and its API (OpenAPI at /openapi.json, docs at /docs)."""
@@ -135,9 +139,12 @@ def serve(
     import uvicorn
 
     from healthnft.api import create_app
+    from healthnft.api.site import default_origin
 
-    web = create_app(state.home, passphrase=passphrase, session_ttl_s=session_minutes * 60)
-    url = f"http://{host}:{port}/"
+    origin = origin or default_origin(host, port)
+    web = create_app(state.home, origin=origin, passphrase=passphrase,
+                     session_ttl_s=session_minutes * 60)  # fmt: skip
+    url = web.state.site.origin + "/"
     err.print(f"healthnft web wallet for {state.home} at {url} (API docs: {url}docs)")
     net = web.state.service.net
     if net.is_demo:
