@@ -183,7 +183,7 @@ def web_home(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFact
     home = tmp_path_factory.mktemp("web") / "home"
     shutil.copytree(src, home)
     proc = run_cli(home, "participant", "add", "--kind", "research", "--name",
-                   "demo-research-institute", "--json", check=True)
+                   "demo-research-institute", "--same-person", "--json", check=True)
     assert json.loads(proc.stdout)["address"].startswith("0x")
     return home
 

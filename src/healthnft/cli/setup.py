@@ -90,12 +90,18 @@ def participant_add(
         str, typer.Option(help="patient|hospital|pharma|research|insurer|government|custodian")
     ],
     name: Annotated[str, typer.Option(help="A label local to this home (not stored on chain).")],
+    same_person: Annotated[bool, typer.Option(
+        "--same-person", help="The name is already registered and this is that participant: "
+        "print their address instead of refusing.")] = False,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Create a participant's key and register it on the network."""
+    """Create a participant's key and register it on the network.
+
+    A name is a label, not an identity: a name already used for the kind is refused
+    unless --same-person says it is them (two people may share a name)."""
     with network() as net:
-        p = participants.add_participant(net, kind, name, passphrase)
+        p = participants.add_participant(net, kind, name, passphrase, same_person=same_person)
     say(as_json, {"address": p.address, "kind": p.kind}, p.address)
 
 
