@@ -5,6 +5,7 @@
     HealthNFTError                 base, never raised itself: one clear line, safe to print
      ├── InvalidInput              invalid_input       exit 2   HTTP 400
      │    ├── InputNotFound        input_not_found     exit 2   HTTP 400
+     │    ├── TooLarge             too_large           exit 2   HTTP 413
      │    └── InvalidRecord        invalid_record      exit 3   HTTP 422
      ├── NotFound                  not_found           exit 4   HTTP 404
      │    └── UnknownParticipant   unknown_participant exit 4   HTTP 404
@@ -65,6 +66,15 @@ class InputNotFound(InvalidInput):
     title = "Input file not found"
     exit_code = 2
     http_status = 400
+
+
+class TooLarge(InvalidInput):
+    """The input is over the size this door accepts (refused before it is all read)."""
+
+    code = "too_large"
+    title = "Input too large"
+    exit_code = 2
+    http_status = 413
 
 
 class InvalidRecord(InvalidInput):
@@ -185,7 +195,7 @@ class RateLimited(Unavailable):
 
 #: Every concrete error class, for documentation and tests.
 ALL_ERRORS: tuple[type[HealthNFTError], ...] = (
-    InvalidInput, InputNotFound, InvalidRecord, NotFound, UnknownParticipant,
+    InvalidInput, InputNotFound, TooLarge, InvalidRecord, NotFound, UnknownParticipant,
     CredentialRejected, AccessDenied, NotAnIssuer, Tampered, LedgerError, Conflict,
     Unavailable, MintInterrupted, RateLimited,
 )  # fmt: skip

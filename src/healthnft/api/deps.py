@@ -21,7 +21,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from healthnft.api.sessions import Session, SessionStore
+from healthnft.api.uploads import sweep
 from healthnft.errors import AccessDenied, CredentialRejected
+from healthnft.home import Home
 
 COOKIE = "healthnft_session"
 
@@ -34,6 +36,9 @@ class Service:
 
         self.net = open_network(home)
         self.net.remember_keys = True
+        # Uploads are staged inside the home; a killed server's leftovers go now.
+        self.uploads = Home(home).uploads_dir
+        sweep(self.uploads)
         # This process is the home's only writer while it serves: views can be memoized.
         self.reads = self.net.ledger.enable_read_cache(ttl_s=300)
         self.passphrase = passphrase
