@@ -47,7 +47,7 @@ def test_a_phishing_backend_gets_no_message_and_no_session(served) -> None:
 
 
 def test_an_https_origin_behind_a_proxy_gets_a_secure_cookie(served) -> None:
-    app = create_app(served.home, origin="https://wallet.example.org")
+    app = create_app(served.home, origin="https://wallet.example.org", exclusive=False)
     try:
         with TestClient(app, base_url="https://wallet.example.org") as client:
             alice = served.patient(0)

@@ -38,13 +38,14 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
 def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
                passphrase: str | None = None, session_ttl_s: float = 1800,
                clock: Callable[[], float] = time.time,
-               challenges_per_minute: int = 30) -> FastAPI:  # fmt: skip
+               challenges_per_minute: int = 30, exclusive: bool = True) -> FastAPI:  # fmt: skip
     """The service over ``home``, reached at ``origin`` (the address people open: sign-in
     messages name it and requests for another host are refused, see :mod:`.site`);
     ``passphrase`` unlocks its keystores (demo: none needed); a client may ask for
-    ``challenges_per_minute`` sign-in challenges a minute."""
+    ``challenges_per_minute`` sign-in challenges a minute. ``exclusive``: hold the home's
+    writer lock while serving (the default; a second, read-only view passes False)."""
     site = parse_origin(origin)
-    service = Service(home, passphrase)
+    service = Service(home, passphrase, exclusive)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

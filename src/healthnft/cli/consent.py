@@ -72,7 +72,7 @@ def grants(
     as_json: JsonOpt = False,
 ) -> None:
     """The grants a patient made, newest first, and whether each still holds."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.grants_of(net, owner)
     if as_json:
         emit(rows)
@@ -91,7 +91,7 @@ def shared(
     as_json: JsonOpt = False,
 ) -> None:
     """Records shared with a participant that a live grant lets it open now."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.shared_with(net, as_address)
     if as_json:
         emit(rows)
@@ -137,7 +137,7 @@ def list_requests(
     owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
 ) -> None:
     """Requests made to a patient, with their state."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.requests_for(net, owner)
     if as_json:
         emit([r.as_dict() for r in rows])
@@ -205,7 +205,7 @@ def policy_list(
     owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
 ) -> None:
     """The patient's consent policies."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.policies(net, owner)
     if as_json:
         emit([r.as_dict() for r in rows])
@@ -235,7 +235,7 @@ def access_log(
     as_json: JsonOpt = False,
 ) -> None:
     """Every key release for the owner's records: who, which token, purpose, when."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.access_log(net, owner)
     if as_json:
         emit(rows)

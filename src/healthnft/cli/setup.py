@@ -22,6 +22,7 @@ from healthnft.cli.common import (
     progress_bar,
     say,
     state,
+    writing,
 )
 from healthnft.services import chain, participants
 
@@ -32,7 +33,8 @@ def init(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
     pw = passphrase or os.environ.get("HEALTHNFT_PASSPHRASE")
     if not pw:
         pw = typer.prompt("Admin passphrase", hide_input=True, confirmation_prompt=True)
-    info = participants.create_network(state.home, pw)
+    with writing():
+        info = participants.create_network(state.home, pw)
     say(as_json, info.as_dict(), f"network ready in {state.home} (admin {info.admin})")
 
 
@@ -49,7 +51,7 @@ def demo(
 
     tell = ((lambda m: err.print(f"[dim]{m}[/dim]", soft_wrap=True)) if as_json
             else (lambda m: out.print(m)))  # fmt: skip
-    with progress_bar(as_json) as progress:
+    with writing(), progress_bar(as_json) as progress:
         task = progress.add_task("validating", total=None)
         mint_task = progress.add_task("minting", total=None, visible=False)
         summary = run_demo(
@@ -108,7 +110,7 @@ def participant_add(
 @participant_app.command("list")
 def participant_list(as_json: JsonOpt = False) -> None:
     """Participants with keys in this home."""
-    with network() as net:
+    with network(write=False) as net:
         rows = [m.as_dict() for m in participants.members(net)]
     if as_json:
         emit(rows)
@@ -123,7 +125,7 @@ def chain_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export every block, transaction, receipt, log and contract storage as JSON."""
-    with network() as net:
+    with network(write=False) as net:
         summary = chain.export_chain(net, file)
     say(as_json, summary, f"wrote {file}: {summary}")
 
