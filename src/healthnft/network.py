@@ -270,6 +270,10 @@ class Network:
         """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""
         return self.catalog.index.challenges
 
+    def operations(self) -> Any:
+        """State-changing calls by idempotency key (table ``operations`` of the index)."""
+        return self.catalog.index.operations
+
     def derivatives(self) -> Any:
         """The links from de-identified copies to their originals."""
         return self.catalog.derivatives
