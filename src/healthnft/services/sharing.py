@@ -13,12 +13,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from healthnft.errors import InvalidInput, NotFound
+from healthnft.errors import Conflict, InvalidInput, NotFound
+from healthnft.minting.pipeline import crash_point
 from healthnft.services.access import DAY, require_owner, same, unlock
 from healthnft.services.idempotency import check_request_id, transact_once
 
 if TYPE_CHECKING:
-    from healthnft.ledger.consent import Consent
+    from healthnft.ledger.consent import AccessRequest, Consent
     from healthnft.network import Network
 
 PURPOSES = ("treatment", "research", "insurance", "public-health")
@@ -290,24 +291,40 @@ def requests_by(net: Network, requester: str) -> list[RequestView]:
     ]
 
 
-def _own_request(net: Network, owner_address: str, request_id: int) -> None:
+def _own_request(net: Network, owner_address: str, request_id: int) -> AccessRequest:
     req = _consent(net).get_request(request_id)
     if req is None or not same(req.owner, owner_address):
         raise NotFound(f"request {request_id}: no such request to you")
+    return req
 
 
 def approve(net: Network, owner: str, request_id: int, deidentified_only: bool = False,
             passphrase: str | None = None) -> int:  # fmt: skip
-    """Grant a pending request; any reward in escrow is paid to the patient. The grant id."""
+    """Grant a pending request; any reward in escrow is paid to the patient. The grant id.
+
+    Approving a request that is already approved answers its grant (a retry after a
+    crash or a timeout grants nothing twice and pays nothing twice)."""
     ident = unlock(net, owner, passphrase)
-    _own_request(net, ident.address, request_id)
-    return _consent(net).approve(ident.account, request_id, deidentified_only)
+    req = _own_request(net, ident.address, request_id)
+    consent = _consent(net)
+    if req.state == "approved" and req.grant_id:
+        grant = consent.grant(req.grant_id)
+        if grant is not None and grant.deidentified_only != deidentified_only:
+            raise Conflict(f"request {request_id} was already approved with "
+                           f"de-identified only = {grant.deidentified_only}")  # fmt: skip
+        return req.grant_id
+    grant_id = consent.approve(ident.account, request_id, deidentified_only)
+    crash_point("approve:after-send")
+    return grant_id
 
 
 def decline(net: Network, owner: str, request_id: int, passphrase: str | None = None) -> None:
-    """Decline a pending request; any reward is refunded to the requester."""
+    """Decline a pending request; any reward is refunded to the requester (declining a
+    declined request again changes nothing)."""
     ident = unlock(net, owner, passphrase)
-    _own_request(net, ident.address, request_id)
+    req = _own_request(net, ident.address, request_id)
+    if req.state == "declined":
+        return
     _consent(net).decline(ident.account, request_id)
 
 
