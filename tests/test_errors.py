@@ -17,6 +17,7 @@ from healthnft.api import problems
 EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.InvalidInput: ("invalid_input", 2, 400),
     errors.InputNotFound: ("input_not_found", 2, 400),
+    errors.TooLarge: ("too_large", 2, 413),
     errors.InvalidRecord: ("invalid_record", 3, 422),
     errors.NotFound: ("not_found", 4, 404),
     errors.UnknownParticipant: ("unknown_participant", 4, 404),
@@ -28,6 +29,7 @@ EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.Conflict: ("conflict", 10, 409),
     errors.Unavailable: ("unavailable", 11, 503),
     errors.MintInterrupted: ("mint_interrupted", 9, 503),
+    errors.RateLimited: ("rate_limited", 11, 429),
 }
 
 

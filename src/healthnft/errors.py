@@ -5,6 +5,7 @@
     HealthNFTError                 base, never raised itself: one clear line, safe to print
      ├── InvalidInput              invalid_input       exit 2   HTTP 400
      │    ├── InputNotFound        input_not_found     exit 2   HTTP 400
+     │    ├── TooLarge             too_large           exit 2   HTTP 413
      │    └── InvalidRecord        invalid_record      exit 3   HTTP 422
      ├── NotFound                  not_found           exit 4   HTTP 404
      │    └── UnknownParticipant   unknown_participant exit 4   HTTP 404
@@ -15,7 +16,8 @@
      ├── LedgerError               ledger              exit 8   HTTP 502
      ├── Conflict                  conflict            exit 10  HTTP 409
      └── Unavailable               unavailable         exit 11  HTTP 503
-          └── MintInterrupted      mint_interrupted    exit 9   HTTP 503
+          ├── MintInterrupted      mint_interrupted    exit 9   HTTP 503
+          └── RateLimited          rate_limited        exit 11  HTTP 429
 
 Each class carries its stable machine ``code``, its process ``exit_code`` and its
 ``http_status``: the CLI and the web API read them from here and nowhere else
@@ -64,6 +66,15 @@ class InputNotFound(InvalidInput):
     title = "Input file not found"
     exit_code = 2
     http_status = 400
+
+
+class TooLarge(InvalidInput):
+    """The input is over the size this door accepts (refused before it is all read)."""
+
+    code = "too_large"
+    title = "Input too large"
+    exit_code = 2
+    http_status = 413
 
 
 class InvalidRecord(InvalidInput):
@@ -168,11 +179,25 @@ class MintInterrupted(Unavailable):
     http_status = 503
 
 
+class RateLimited(Unavailable):
+    """Too many requests of this kind just now; ``retry_after_s`` says when to try again
+    (the API sends it as ``Retry-After``)."""
+
+    code = "rate_limited"
+    title = "Too many requests"
+    exit_code = 11
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 #: Every concrete error class, for documentation and tests.
 ALL_ERRORS: tuple[type[HealthNFTError], ...] = (
-    InvalidInput, InputNotFound, InvalidRecord, NotFound, UnknownParticipant,
+    InvalidInput, InputNotFound, TooLarge, InvalidRecord, NotFound, UnknownParticipant,
     CredentialRejected, AccessDenied, NotAnIssuer, Tampered, LedgerError, Conflict,
-    Unavailable, MintInterrupted,
+    Unavailable, MintInterrupted, RateLimited,
 )  # fmt: skip
 
 

@@ -73,6 +73,12 @@ class Home:
         """Where challenges lived before schema version 2 of the index (see store.challenges)."""
         return self.root / "challenges.sqlite"
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the web service stages uploaded files while it mints them: inside the
+        home (private), never the system's temporary folder; emptied at start-up."""
+        return self.root / "uploads"
+
     def keystore_file(self, address: str) -> Path:
         """The keystore of a local participant (``keystore/<address>.json``)."""
         return self.keystore_dir / f"{address}.json"

@@ -51,7 +51,7 @@ def server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(src, home)
     run_cli(home, "participant", "add", "--kind", "research", "--name",
-            "demo-research-institute", check=True)
+            "demo-research-institute", "--same-person", check=True)
     port = _free_port()
     log_path = tmp_path_factory.mktemp("serve-log") / "serve.log"
     SERVE_LOG[:] = [log_path]

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from healthnft.api.sessions import Session, SessionStore
+from healthnft.api.uploads import sweep
 from healthnft.errors import AccessDenied, CredentialRejected
 
 COOKIE = "healthnft_session"
@@ -29,11 +30,25 @@ COOKIE = "healthnft_session"
 class Service:
     """The opened home, its lock, and what the service remembers between requests."""
 
-    def __init__(self, home: Path, passphrase: str | None) -> None:
-        from healthnft.services.node import open_network
+    def __init__(self, home: Path, passphrase: str | None, exclusive: bool = True) -> None:
+        from healthnft.services.node import open_network, staging_folder, writer_lock
 
-        self.net = open_network(home)
+        # The home's only writer while it serves (what makes memoizing views safe): a
+        # CLI command that would change the home meanwhile is refused, naming us.
+        self.writer = writer_lock(home, "healthnft serve", wait_s=0).acquire() \
+            if exclusive else None
+        try:
+            self.net = open_network(home)
+        except BaseException:
+            if self.writer is not None:
+                self.writer.release()
+            raise
         self.net.remember_keys = True
+        # Uploads are staged inside the home; a killed server's leftovers go now (only
+        # by the home's writer: a second, read-only view must not sweep live uploads).
+        self.uploads = staging_folder(home)
+        if exclusive:
+            sweep(self.uploads)
         # This process is the home's only writer while it serves: views can be memoized.
         self.reads = self.net.ledger.enable_read_cache(ttl_s=300)
         self.passphrase = passphrase
@@ -52,6 +67,8 @@ class Service:
         with self.lock:
             self.net.forget_keys()
             self.net.close()
+            if self.writer is not None:
+                self.writer.release()
 
 
 def service(request: Request) -> Service:

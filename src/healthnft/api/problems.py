@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from healthnft.errors import PROBLEM_TYPE_BASE, HealthNFTError, InvalidInput, problem
+from healthnft.errors import PROBLEM_TYPE_BASE, HealthNFTError, InvalidInput, RateLimited, problem
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -26,12 +26,18 @@ def _answer(doc: dict[str, Any], headers: dict[str, str] | None = None) -> JSONR
     return JSONResponse(doc, status_code=doc["status"], media_type=MEDIA_TYPE, headers=headers)
 
 
+def refusal(exc: HealthNFTError, path: str) -> JSONResponse:
+    """The problem response for ``exc`` (for middleware, which runs outside the handlers)."""
+    retry = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
+    return _answer(problem(exc, path), headers=retry)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into one problem document."""
 
     @app.exception_handler(HealthNFTError)
     async def _known(request: Request, exc: HealthNFTError) -> JSONResponse:
-        return _answer(problem(exc, request.url.path))
+        return refusal(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -52,7 +52,7 @@ def credential_verify(
     a registered hospital, no on-chain revocation, and the patient DID bound to the
     wallet it names.
     """
-    with network() as net:
+    with network(write=False) as net:
         if target.isdigit():
             result = credentials.verify_attestation(net, int(target), passphrase)
         else:

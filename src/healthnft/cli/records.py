@@ -80,7 +80,7 @@ def wallet_list(
     owner: Annotated[str, typer.Option(help="Wallet address.")], as_json: JsonOpt = False
 ) -> None:
     """The records a wallet owns (confirmed on chain)."""
-    with network() as net:
+    with network(write=False) as net:
         rows = records.list_records(net, owner)
     if as_json:
         emit([{k: r.as_dict()[k] for k in ("token_id", "category", "resource_type", "status")}
@@ -167,7 +167,7 @@ def verify(
 
     For an imaging study, every encrypted chunk and instance too.
     """
-    with network() as net:
+    with network(write=False) as net:
         result = records.verify_record(net, token_id, passphrase)
     verdict(as_json, {"valid": result.valid, "reason": result.reason},
             ("valid: " if result.valid else "invalid: ") + result.reason)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, require_kind
 from healthnft.services import describe, sharing
 
 router = APIRouter(tags=["consent"])
+
+#: The IETF ``Idempotency-Key`` header: a retry with the same key is done once, not twice.
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", description="Your id for this request (e.g. a UUID): a retry "
+    "with the same key answers the first result instead of doing it again.")]
 
 
 class ShareBody(BaseModel):
@@ -53,13 +58,13 @@ def grants(me: Me, svc: Svc) -> list[dict[str, Any]]:
 
 
 @router.post("/api/grants")
-def share(body: ShareBody, me: Me, svc: Svc) -> dict[str, Any]:
+def share(body: ShareBody, me: Me, svc: Svc, key: IdempotencyKey = None) -> dict[str, Any]:
     """Let a participant read records (or a category) for a purpose until an expiry."""
     require_kind(me, "patient")
     return svc.run(sharing.share, me.address, body.to, body.purpose, body.days,
                    token_ids=body.token_ids or None, category=body.category,
                    deidentified_only=body.deidentified_only,
-                   passphrase=svc.passphrase).as_dict()  # fmt: skip
+                   passphrase=svc.passphrase, request_id=key).as_dict()  # fmt: skip
 
 
 @router.delete("/api/grants/{grant_id}")
@@ -91,12 +96,12 @@ def requests(me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/requests")
-def ask(body: RequestBody, me: Me, svc: Svc) -> dict[str, Any]:
+def ask(body: RequestBody, me: Me, svc: Svc, key: IdempotencyKey = None) -> dict[str, Any]:
     """Ask a patient for access; a matching consent policy grants it at once."""
     return svc.run(sharing.request_access, me.address, body.owner, body.purpose,
                    days=body.days, token_id=body.token_id, category=body.category,
                    reward_wei=body.reward_wei, reason=body.reason,
-                   passphrase=svc.passphrase).as_dict()  # fmt: skip
+                   passphrase=svc.passphrase, request_id=key).as_dict()  # fmt: skip
 
 
 @router.post("/api/requests/{request_id}/approve")
@@ -124,13 +129,14 @@ def policies(me: Me, svc: Svc) -> list[dict[str, Any]]:
 
 
 @router.post("/api/policies")
-def add_policy(body: PolicyBody, me: Me, svc: Svc) -> dict[str, Any]:
+def add_policy(body: PolicyBody, me: Me, svc: Svc,
+               key: IdempotencyKey = None) -> dict[str, Any]:  # fmt: skip
     """Approve matching requests automatically, with no human in the loop."""
     require_kind(me, "patient")
     number = svc.run(sharing.add_policy, me.address, kind=body.kind, purpose=body.purpose,
                      category=body.category, days=body.days, valid_days=body.valid_days,
                      deidentified_only=body.deidentified_only,
-                     passphrase=svc.passphrase)  # fmt: skip
+                     passphrase=svc.passphrase, request_id=key)  # fmt: skip
     return {"policy": number}
 
 

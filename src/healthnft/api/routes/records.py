@@ -12,16 +12,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from healthnft.api.deps import Me, Service, Svc, require_kind
-from healthnft.api.uploads import save_uploads
+from healthnft.api.uploads import receive
 from healthnft.errors import HealthNFTError, InvalidInput, NotFound, Tampered
 from healthnft.services import amending, describe, records
 from healthnft.services.access import NOT_VISIBLE, same
@@ -34,7 +34,8 @@ class TransferBody(BaseModel):
 
 
 class BurnBody(BaseModel):
-    confirm: bool = Field(description="Must be true: burning is irreversible.")
+    # Strict: "yes", 1 or "true" are not a person confirming an irreversible step.
+    confirm: bool = Field(strict=True, description="Must be true: burning is irreversible.")
 
 
 class ApprovalBody(BaseModel):
@@ -263,19 +264,29 @@ def approve_amendment(token_id: int, body: ApprovalBody, me: Me, svc: Svc) -> di
                                           svc.passphrase).as_dict()  # fmt: skip
 
 
-@router.post("/api/records/{token_id}/amend")
-async def amend(token_id: int, me: Me, svc: Svc,
-                file: Annotated[UploadFile, File()]) -> dict[str, Any]:  # fmt: skip
+_ONE_FILE = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary",
+                                    "description": "The corrected FHIR resource (JSON)."}},
+        }}},
+    }
+}  # fmt: skip
+
+
+@router.post("/api/records/{token_id}/amend", openapi_extra=_ONE_FILE)
+async def amend(token_id: int, request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     """A hospital corrects a record it issued, with its owner's approval: the corrected
     FHIR resource is minted as a new token that supersedes the old one."""
     require_kind(me, "hospital")
-    folder = await save_uploads([file])
+    upload = await receive(request, svc.uploads)
     try:
-        files = sorted(folder.iterdir())
-        if len(files) != 1:
+        if len(upload.files) != 1:
             raise InvalidInput("give exactly one corrected FHIR resource")
         with svc.lock:
-            return amending.amend(svc.net, token_id, files[0], me.name,
+            return amending.amend(svc.net, token_id, upload.files[0], me.name,
                                   svc.passphrase).as_dict()  # fmt: skip
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(upload.folder, ignore_errors=True)
