@@ -226,11 +226,14 @@ def present(net: Network, owner: str, challenge: str, domain: str,
 
 
 def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "health-card",
-                passphrase: str | None = None, owner: str | None = None) -> Any:  # fmt: skip
+                passphrase: str | None = None, owner: str | None = None, *,
+                qr: bool = True, replace: bool = False) -> Any:  # fmt: skip
     """Export the owner's immunization/laboratory records as a SMART Health Card.
 
     The card is signed by the hospital that issued the records (its key lives in
     this home). With ``owner`` given (a signed-in patient), every token must be theirs.
+    With ``qr``, the card's one QR code too (a card too large for one code is refused:
+    chunked codes are deprecated); ``replace``: a card of that name in ``out_dir``.
     """
     from healthnft.wallet.cards import export_health_card
 
@@ -242,7 +245,7 @@ def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "
     row = catalogued(net, token_ids[0])
     return export_health_card(net.wallet(), net.identity(holder, passphrase),
                               net.identity(row.issuer, passphrase), token_ids, out_dir,
-                              name)  # fmt: skip
+                              name, qr=qr, replace=replace)  # fmt: skip
 
 
 def verify_cards(files: Sequence[Path], issuer_keys: Sequence[str] = (),
