@@ -156,6 +156,8 @@ def shc_verify(
 ) -> None:
     """Verify SMART Health Cards: signature, issuer, revocation, FHIR content.
 
+    Each verdict names its card by position ("file 2 of 3"), never by file name.
+
     Offline unless --fetch-keys: then an issuer's published keys prove who signed, and
     the verdict names that issuer (whether to trust it is still yours to decide).
     """
@@ -165,14 +167,16 @@ def shc_verify(
         if not as_json:
             raise
         # Scripts read one JSON verdict whatever went wrong (unreadable input included).
-        emit({"valid": False, "reason": str(exc), "iss": "", "resource_types": []})
+        emit({"source": "", "valid": False, "reason": str(exc), "iss": "",
+              "resource_types": []})  # fmt: skip
         raise typer.Exit(exc.exit_code) from None
     ok = bool(results) and all(r["valid"] for r in results)
     if as_json:
         emit(results[0] if len(results) == 1 else results)
     else:
         for r in results:
-            line = f"{'valid' if r['valid'] else 'invalid'}: {r['reason']} (iss {r['iss']})"
+            verdict_ = "valid" if r["valid"] else "invalid"
+            line = f"{r['source']}: {verdict_}: {r['reason']} (iss {r['iss']})"
             (sys.stdout if r["valid"] else sys.stderr).write(line + "\n")
     raise typer.Exit(0 if ok else 1)
 

@@ -251,9 +251,10 @@ def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "
 def verify_cards(files: Sequence[Path], issuer_keys: Sequence[str] = (),
                  fetch_keys: bool = False) -> list[dict[str, Any]]:
     """Verify SMART Health Cards: signature, issuer, revocation, FHIR content (offline
-    unless ``fetch_keys``). One verdict per card found in ``files``."""
-    from healthnft.credentials import HttpIssuer, TrustStore, read_card_inputs, verify_card
+    unless ``fetch_keys``). One verdict per card found in ``files``, its ``source`` the
+    card's position ("file 2 of 3"): a file name may be the patient's."""
+    from healthnft.credentials import HttpIssuer, TrustStore, read_cards, verify_card
 
     trust = TrustStore.from_pairs(list(issuer_keys), fetch=HttpIssuer if fetch_keys else None)
-    cards = read_card_inputs(list(files))
-    return [verify_card(jws, trust).as_dict() for jws in cards]
+    return [{"source": card.source, **verify_card(card.jws, trust).as_dict()}
+            for card in read_cards(list(files))]  # fmt: skip

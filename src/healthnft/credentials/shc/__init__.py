@@ -39,7 +39,12 @@ from healthnft.credentials.shc.fetch import (
     MAX_FETCH_BYTES,
     HttpIssuer,
 )
-from healthnft.credentials.shc.inputs import MAX_INPUT_BYTES, read_card_inputs
+from healthnft.credentials.shc.inputs import (
+    MAX_INPUT_BYTES,
+    CardInput,
+    read_card_inputs,
+    read_cards,
+)
 from healthnft.credentials.shc.qr import (
     QR_PREFIX,
     QR_SINGLE_MAX_CHARS,
@@ -67,6 +72,7 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "QR_PREFIX",
     "QR_SINGLE_MAX_CHARS",
+    "CardInput",
     "CardVerification",
     "ExportedCard",
     "FolderIssuer",
@@ -81,5 +87,6 @@ __all__ = [
     "new_issuer_key",
     "public_jwk",
     "read_card_inputs",
+    "read_cards",
     "verify_card",
 ]
