@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, require_kind
 from healthnft.services import describe, sharing
+from healthnft.services.sharing import MAX_GRANT_DAYS
 
 router = APIRouter(tags=["consent"])
 
@@ -21,7 +22,7 @@ IdempotencyKey = Annotated[str | None, Header(
 class ShareBody(BaseModel):
     to: str = Field(description="The grantee's address (a registered participant).")
     purpose: str = Field(description="treatment | research | insurance | public-health")
-    days: int = Field(30, ge=1, le=3650)
+    days: int = Field(30, ge=1, le=MAX_GRANT_DAYS)
     token_ids: list[int] | None = None
     category: str | None = None
     deidentified_only: bool = False
@@ -30,7 +31,7 @@ class ShareBody(BaseModel):
 class RequestBody(BaseModel):
     owner: str = Field(description="The patient's wallet address.")
     purpose: str
-    days: int = Field(30, ge=1, le=3650)
+    days: int = Field(30, ge=1, le=MAX_GRANT_DAYS)
     token_id: int | None = None
     category: str | None = None
     reason: str = Field("", max_length=500, description="Kept off chain, in this home.")
@@ -46,8 +47,9 @@ class PolicyBody(BaseModel):
                       "hospital")  # fmt: skip
     purpose: str = Field(description="treatment | research | insurance | public-health")
     category: str | None = Field(None, description="Which category (none: single records).")
-    days: int = Field(365, ge=1, le=3650, description="Longest access a request may get.")
-    valid_days: int = Field(365, ge=1, le=3650, description="How long the policy applies.")
+    days: int = Field(365, ge=1, le=MAX_GRANT_DAYS, description="Longest access a request may get.")
+    valid_days: int = Field(365, ge=1, le=MAX_GRANT_DAYS,
+                            description="How long the policy applies.")
     deidentified_only: bool = False
 
 
