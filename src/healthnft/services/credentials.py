@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, HealthNFTError, InputNotFound, InvalidInput, NotFound
+from healthnft.home import PRIVATE_DIR, write_private
 from healthnft.services.access import catalogued, current_owner, same
 
 if TYPE_CHECKING:
@@ -95,8 +96,8 @@ def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
                         wallet=owner.address, valid_from=now,
                         valid_until=now + timedelta(days=days), credential_id=cred_id)  # fmt: skip
     path = out or net.files.identity_credential_path(owner.address)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(jws + "\n")
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    write_private(path, (jws + "\n").encode())
     return IssuedCredential(cred_id, str(path), subject_did, ident.did)
 
 
