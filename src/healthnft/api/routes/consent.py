@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from healthnft.api.deps import Me, Svc, require_kind
+from healthnft.api.deps import Id, Me, PathId, Svc, require_kind
 from healthnft.services import describe, sharing
 from healthnft.services.sharing import MAX_GRANT_DAYS
 
@@ -23,7 +23,7 @@ class ShareBody(BaseModel):
     to: str = Field(description="The grantee's address (a registered participant).")
     purpose: str = Field(description="treatment | research | insurance | public-health")
     days: int = Field(30, ge=1, le=MAX_GRANT_DAYS)
-    token_ids: list[int] | None = None
+    token_ids: list[Id] | None = None
     category: str | None = None
     deidentified_only: bool = False
 
@@ -32,7 +32,7 @@ class RequestBody(BaseModel):
     owner: str = Field(description="The patient's wallet address.")
     purpose: str
     days: int = Field(30, ge=1, le=MAX_GRANT_DAYS)
-    token_id: int | None = None
+    token_id: Id | None = None
     category: str | None = None
     reason: str = Field("", max_length=500, description="Kept off chain, in this home.")
     reward_wei: int = Field(0, ge=0)
@@ -70,7 +70,7 @@ def share(body: ShareBody, me: Me, svc: Svc, key: IdempotencyKey = None) -> dict
 
 
 @router.delete("/api/grants/{grant_id}")
-def revoke(grant_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def revoke(grant_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """End a grant: no key is released under it afterwards."""
     svc.run(sharing.revoke, me.address, grant_id, svc.passphrase)
     return {"grant_id": grant_id, "revoked": True}
@@ -107,7 +107,7 @@ def ask(body: RequestBody, me: Me, svc: Svc, key: IdempotencyKey = None) -> dict
 
 
 @router.post("/api/requests/{request_id}/approve")
-def approve(request_id: int, body: ApproveBody, me: Me, svc: Svc) -> dict[str, Any]:
+def approve(request_id: PathId, body: ApproveBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Grant a pending request to you (any reward in escrow is paid to you)."""
     require_kind(me, "patient")
     gid = svc.run(sharing.approve, me.address, request_id, body.deidentified_only,
@@ -116,7 +116,7 @@ def approve(request_id: int, body: ApproveBody, me: Me, svc: Svc) -> dict[str, A
 
 
 @router.post("/api/requests/{request_id}/decline")
-def decline(request_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def decline(request_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """Decline a pending request to you (any reward is refunded)."""
     require_kind(me, "patient")
     svc.run(sharing.decline, me.address, request_id, svc.passphrase)
@@ -143,7 +143,7 @@ def add_policy(body: PolicyBody, me: Me, svc: Svc,
 
 
 @router.delete("/api/policies/{number}")
-def remove_policy(number: int, me: Me, svc: Svc) -> dict[str, Any]:
+def remove_policy(number: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """Turn a policy off (grants it already made stay until revoked)."""
     require_kind(me, "patient")
     svc.run(sharing.remove_policy, me.address, number, svc.passphrase)

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from healthnft.api.deps import Me, Svc, require_kind
+from healthnft.api.deps import Id, Me, PathId, Svc, require_kind
 from healthnft.errors import NotFound
 from healthnft.services import credentials
 from healthnft.services.access import NOT_VISIBLE, same
@@ -43,7 +43,7 @@ class PresentationBody(BaseModel):
 
 
 class CardBody(BaseModel):
-    token_ids: list[int] = Field(min_length=1, description="Immunization or laboratory records.")
+    token_ids: list[Id] = Field(min_length=1, description="Immunization or laboratory records.")
     qr: bool = Field(True, description="Also the card's QR code (one code; a card too large "
                      "for one is refused, as chunked codes are deprecated).")
 
@@ -58,7 +58,7 @@ def issue_identity(body: IdentityBody, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/api/records/{token_id}/attestation")
-def record_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def record_attestation(token_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """Your record's issuer attestation, verified against the chain."""
     with svc.lock:
         if not same(svc.net.ledger.owner_of(token_id), me.address):
@@ -68,7 +68,7 @@ def record_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/attestation/revoke")
-def revoke_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def revoke_attestation(token_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """The issuing hospital revokes a record's attestation (on chain)."""
     require_kind(me, "hospital")
     revoked = svc.run(credentials.revoke, str(token_id), svc.passphrase, issuer=me.address)
@@ -119,7 +119,7 @@ def health_card(body: CardBody, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/api/records/{token_id}/health-card", tags=["records"])
-def record_health_card(token_id: int, me: Me, svc: Svc, qr: bool = True) -> dict[str, Any]:
+def record_health_card(token_id: PathId, me: Me, svc: Svc, qr: bool = True) -> dict[str, Any]:
     """A SMART Health Card of one of your immunization or laboratory records (its QR PNG)."""
     return _card(svc, [token_id], me.address, qr)
 
