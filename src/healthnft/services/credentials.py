@@ -65,14 +65,15 @@ class SignedPresentation:
 
 
 
-def read_jws(path: Path) -> str:
-    """A compact JWS from a file (one clear error naming the file when it cannot be read)."""
+def read_jws(path: Path, where: str = "the credential file") -> str:
+    """A compact JWS from a file; one clear error when it cannot be read, saying
+    ``where`` (its role or position), never the file's name: it may be its holder's."""
     try:
         return Path(path).read_text().strip()
     except FileNotFoundError:
-        raise InputNotFound(f"{Path(path).name}: no such file") from None
+        raise InputNotFound(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"{Path(path).name}: cannot be read") from None
+        raise InvalidInput(f"{where}: cannot be read") from None
 
 
 def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
@@ -185,7 +186,8 @@ def challenge_book(clock: Callable[[], float]) -> Any:
 
 def check_presentation(net: Network, path: Path, domain: str) -> Verdict:
     """The presentation in file ``path``, checked as :func:`check_presentation_jws` does."""
-    return check_presentation_jws(net, read_jws(path), domain, Path(path).name)
+    where = "the presentation file"
+    return check_presentation_jws(net, read_jws(path, where), domain, where)
 
 
 def check_presentation_jws(net: Network, jws: str, domain: str,
@@ -220,7 +222,7 @@ def present(net: Network, owner: str, challenge: str, domain: str,
 
     holder = net.identity(net.participant(owner).address, passphrase)
     files = list(credential_files) or [net.files.identity_credential_path(holder.address)]
-    creds = [read_jws(f) for f in files]
+    creds = [read_jws(f, f"credential file {n} of {len(files)}") for n, f in enumerate(files, 1)]
     vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
                              domain=domain)  # fmt: skip
     return SignedPresentation(holder.did, domain, len(creds), vp)
