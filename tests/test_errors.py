@@ -88,7 +88,7 @@ def test_unexpected_and_invalid_requests_are_problems_without_values(raising_app
 def test_the_cli_exits_with_each_class_code(cls, monkeypatch, capsys) -> None:
     import healthnft.cli as cli
 
-    def failing() -> None:
+    def failing(*_args: object, **_kwargs: object) -> None:  # called as app(...)
         raise cls(f"{cls.__name__} happened to token 7")
 
     monkeypatch.setattr(cli, "app", failing)

@@ -30,7 +30,7 @@ from healthnft.errors import (
     NotAnIssuer,
     UnknownParticipant,
 )
-from healthnft.home import Home
+from healthnft.home import Home, write_private
 from healthnft.keys import Identity
 from healthnft.ledger.client import KIND_CODES, Ledger
 from healthnft.minting import Minter
@@ -66,6 +66,7 @@ class Network:
         """Open an existing home; a clear error when there is none."""
         files = Home(home)
         config = files.read_config()  # NotFound, with how to make one, when there is none
+        files.make_private()  # a home made by an earlier version was readable by all
         if config.get("contracts") != contracts_fingerprint():
             raise Conflict(
                 f"the network in {home} was deployed by another version of healthnft's "
@@ -82,11 +83,10 @@ class Network:
         files = Home(home)
         if files.exists():
             return cls.open(home)
-        home.mkdir(parents=True, exist_ok=True)
+        files.make_private()  # the folder 0700; every file below is created 0600
         secret = _demo_secret("admin") if demo else keys.new_secret()
         admin = keys.write_keystore(files.keystore_dir, secret, passphrase, light=demo)
-        files.secret_key_path.write_bytes(os.urandom(32))
-        os.chmod(files.secret_key_path, 0o600)
+        write_private(files.secret_key_path, os.urandom(32))
         config: dict[str, Any] = {
             "backend": "embedded",
             "admin": admin.address,

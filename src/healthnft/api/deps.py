@@ -19,12 +19,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
+from pydantic import Field
 
 from healthnft.api.sessions import Session, SessionStore
 from healthnft.api.uploads import sweep
 from healthnft.errors import AccessDenied, CredentialRejected
+from healthnft.services.access import MAX_ID
 
 COOKIE = "healthnft_session"
+
+#: An id in a path (token, grant, request, policy): 0 … MAX_ID, else a 400 naming the
+#: field (a negative or huge id used to reach the ledger or the index and fail as a 500).
+PathId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
+#: The same, in a body.
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class Service:

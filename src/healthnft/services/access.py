@@ -17,10 +17,13 @@ if TYPE_CHECKING:
     from healthnft.network import Network
     from healthnft.vault.catalog import RecordRow
 
-__all__ = ["BURNED", "DAY", "NOT_VISIBLE", "catalogued", "current_owner", "require_owner",
-           "same", "unlock"]
+__all__ = ["BURNED", "DAY", "MAX_ID", "NOT_VISIBLE", "catalogued", "current_owner",
+           "require_owner", "same", "unlock"]
 
 DAY = 86400
+#: The largest id (token, grant, request, policy) a home can hold: its index keeps ids
+#: as SQLite's 64-bit integers. Ids are never negative.
+MAX_ID = 2**63 - 1
 #: The one answer to "show me a record I may not see" (and to one that does not exist).
 NOT_VISIBLE = "no record you may open has this id"
 

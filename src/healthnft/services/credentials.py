@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, HealthNFTError, InputNotFound, InvalidInput, NotFound
+from healthnft.home import PRIVATE_DIR, write_private
 from healthnft.services.access import catalogued, current_owner, same
 
 if TYPE_CHECKING:
@@ -64,14 +65,15 @@ class SignedPresentation:
 
 
 
-def read_jws(path: Path) -> str:
-    """A compact JWS from a file (one clear error naming the file when it cannot be read)."""
+def read_jws(path: Path, where: str = "the credential file") -> str:
+    """A compact JWS from a file; one clear error when it cannot be read, saying
+    ``where`` (its role or position), never the file's name: it may be its holder's."""
     try:
         return Path(path).read_text().strip()
     except FileNotFoundError:
-        raise InputNotFound(f"{Path(path).name}: no such file") from None
+        raise InputNotFound(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"{Path(path).name}: cannot be read") from None
+        raise InvalidInput(f"{where}: cannot be read") from None
 
 
 def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
@@ -95,8 +97,8 @@ def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
                         wallet=owner.address, valid_from=now,
                         valid_until=now + timedelta(days=days), credential_id=cred_id)  # fmt: skip
     path = out or net.files.identity_credential_path(owner.address)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(jws + "\n")
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    write_private(path, (jws + "\n").encode())
     return IssuedCredential(cred_id, str(path), subject_did, ident.did)
 
 
@@ -184,7 +186,8 @@ def challenge_book(clock: Callable[[], float]) -> Any:
 
 def check_presentation(net: Network, path: Path, domain: str) -> Verdict:
     """The presentation in file ``path``, checked as :func:`check_presentation_jws` does."""
-    return check_presentation_jws(net, read_jws(path), domain, Path(path).name)
+    where = "the presentation file"
+    return check_presentation_jws(net, read_jws(path, where), domain, where)
 
 
 def check_presentation_jws(net: Network, jws: str, domain: str,
@@ -219,18 +222,21 @@ def present(net: Network, owner: str, challenge: str, domain: str,
 
     holder = net.identity(net.participant(owner).address, passphrase)
     files = list(credential_files) or [net.files.identity_credential_path(holder.address)]
-    creds = [read_jws(f) for f in files]
+    creds = [read_jws(f, f"credential file {n} of {len(files)}") for n, f in enumerate(files, 1)]
     vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
                              domain=domain)  # fmt: skip
     return SignedPresentation(holder.did, domain, len(creds), vp)
 
 
 def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "health-card",
-                passphrase: str | None = None, owner: str | None = None) -> Any:  # fmt: skip
+                passphrase: str | None = None, owner: str | None = None, *,
+                qr: bool = True, replace: bool = False) -> Any:  # fmt: skip
     """Export the owner's immunization/laboratory records as a SMART Health Card.
 
     The card is signed by the hospital that issued the records (its key lives in
     this home). With ``owner`` given (a signed-in patient), every token must be theirs.
+    With ``qr``, the card's one QR code too (a card too large for one code is refused:
+    chunked codes are deprecated); ``replace``: a card of that name in ``out_dir``.
     """
     from healthnft.wallet.cards import export_health_card
 
@@ -242,15 +248,16 @@ def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "
     row = catalogued(net, token_ids[0])
     return export_health_card(net.wallet(), net.identity(holder, passphrase),
                               net.identity(row.issuer, passphrase), token_ids, out_dir,
-                              name)  # fmt: skip
+                              name, qr=qr, replace=replace)  # fmt: skip
 
 
 def verify_cards(files: Sequence[Path], issuer_keys: Sequence[str] = (),
                  fetch_keys: bool = False) -> list[dict[str, Any]]:
     """Verify SMART Health Cards: signature, issuer, revocation, FHIR content (offline
-    unless ``fetch_keys``). One verdict per card found in ``files``."""
-    from healthnft.credentials import HttpIssuer, TrustStore, read_card_inputs, verify_card
+    unless ``fetch_keys``). One verdict per card found in ``files``, its ``source`` the
+    card's position ("file 2 of 3"): a file name may be the patient's."""
+    from healthnft.credentials import HttpIssuer, TrustStore, read_cards, verify_card
 
     trust = TrustStore.from_pairs(list(issuer_keys), fetch=HttpIssuer if fetch_keys else None)
-    cards = read_card_inputs(list(files))
-    return [verify_card(jws, trust).as_dict() for jws in cards]
+    return [{"source": card.source, **verify_card(card.jws, trust).as_dict()}
+            for card in read_cards(list(files))]  # fmt: skip

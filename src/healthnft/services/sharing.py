@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from healthnft.network import Network
 
 PURPOSES = ("treatment", "research", "insurance", "public-health")
+#: The longest access lasts, in days: ten years, the bound the ConsentManager contract
+#: puts on a request (``duration <= 10 * 365 * 86400``, "duration out of range"). On
+#: chain a share's expiry and a policy's duration and validity are not bounded, but a
+#: grant made by sharing must not outlive what asking could get, and a mistyped
+#: ``--days 100000`` must not become a grant for ever: so the service refuses more for
+#: shares, requests and policies alike, at every door (the web API's fields use it too).
+MAX_GRANT_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,13 @@ def _consent(net: Network) -> Consent:
     return Consent(net.ledger)
 
 
+def _check_days(days: int, what: str = "days") -> None:
+    """``days`` within 1 … :data:`MAX_GRANT_DAYS`, or one error naming the limit."""
+    if not 1 <= days <= MAX_GRANT_DAYS:
+        raise InvalidInput(f"{what} must be from 1 to {MAX_GRANT_DAYS} (ten years, the "
+                           "longest access this network grants)")  # fmt: skip
+
+
 def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise InvalidInput(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
@@ -96,8 +110,7 @@ def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
     check_request_id(request_id)
     if bool(token_ids) == bool(category):
         raise InvalidInput("give token ids or a category, not both")
-    if days < 1:
-        raise InvalidInput("a grant lasts at least one day")
+    _check_days(days)
     _check_purpose(purpose)
     ident = unlock(net, owner, passphrase)
     for tid in token_ids or []:
@@ -245,8 +258,7 @@ def request_access(net: Network, requester: str, owner: str, purpose: str, *, da
     check_request_id(request_id)
     if (token_id is None) == (category is None):
         raise InvalidInput("give a token id or a category")
-    if days < 1:
-        raise InvalidInput("access lasts at least one day")
+    _check_days(days)
     if reward_wei < 0:
         raise InvalidInput("a reward cannot be negative")
     _check_purpose(purpose)
@@ -339,8 +351,8 @@ def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
 
     if kind not in KIND_CODES or kind in ("patient", "custodian"):
         raise InvalidInput(f"unknown requester kind {kind!r}")
-    if days < 1 or valid_days < 1:
-        raise InvalidInput("a policy and the access it grants last at least one day")
+    _check_days(days)
+    _check_days(valid_days, "valid days")
     _check_purpose(purpose)
     ident = unlock(net, owner, passphrase)
     consent = _consent(net)

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from healthnft.api.deps import Me, Service, Svc, require_kind
+from healthnft.api.deps import Me, PathId, Service, Svc, require_kind
 from healthnft.api.uploads import receive
 from healthnft.errors import HealthNFTError, InvalidInput, NotFound, Tampered
 from healthnft.services import amending, describe, records
@@ -150,7 +150,7 @@ def _study_view(token_id: int, mine: bool, rec: Any, check: Any) -> dict[str, An
 
 
 @router.get("/api/records/{token_id}")
-def open_record(token_id: int, me: Me, svc: Svc) -> Response:
+def open_record(token_id: PathId, me: Me, svc: Svc) -> Response:
     """Decrypt a record for its owner, or for a grantee through the custodians.
 
     Decimals go out as the hospital sent them, in ``resource`` (a JSON number with
@@ -192,7 +192,7 @@ def _record_view(token_id: int, me: Any, svc: Service) -> dict[str, Any]:
 
 
 @router.get("/api/records/{token_id}/image.png")
-def study_image(token_id: int, me: Me, svc: Svc) -> Response:
+def study_image(token_id: PathId, me: Me, svc: Svc) -> Response:
     """The first image of an imaging study you own or were granted, as PNG (CT windowed).
 
     A grantee's image is read through the custodians, like any shared record: each
@@ -213,7 +213,7 @@ def study_image(token_id: int, me: Me, svc: Svc) -> Response:
 
 
 @router.get("/api/records/{token_id}/verify")
-def verify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def verify(token_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """Authentic, tampered, superseded or burned: the chain's word on one of your records
     (a record you gave away or burned included)."""
     with svc.lock:
@@ -226,21 +226,21 @@ def verify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/transfer")
-def transfer(token_id: int, body: TransferBody, me: Me, svc: Svc) -> dict[str, Any]:
+def transfer(token_id: PathId, body: TransferBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Give a record to a registered participant; it is re-encrypted for them."""
     done = svc.run(records.transfer, me.address, token_id, body.to, svc.passphrase)
     return done.as_dict()
 
 
 @router.post("/api/records/{token_id}/burn")
-def burn(token_id: int, body: BurnBody, me: Me, svc: Svc) -> dict[str, Any]:
+def burn(token_id: PathId, body: BurnBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Burn the token and crypto-shred the record. Irreversible."""
     svc.run(records.burn, me.address, token_id, svc.passphrase, confirm=body.confirm)
     return {"token_id": token_id, "burned": True}
 
 
 @router.post("/api/records/{token_id}/deidentify")
-def deidentify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def deidentify(token_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
     """Mint a de-identified copy (HIPAA Safe Harbor / DICOM PS3.15) of one of your records.
 
     The copy is a token of its own in your wallet, linked to the original off chain;
@@ -254,7 +254,7 @@ def deidentify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/amendment-approval")
-def approve_amendment(token_id: int, body: ApprovalBody, me: Me, svc: Svc) -> dict[str, Any]:
+def approve_amendment(token_id: PathId, body: ApprovalBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Allow a hospital to correct one of your records (it mints a version that supersedes it)."""
     require_kind(me, "patient")
     with svc.lock:
@@ -277,7 +277,7 @@ _ONE_FILE = {
 
 
 @router.post("/api/records/{token_id}/amend", openapi_extra=_ONE_FILE)
-async def amend(token_id: int, request: Request, me: Me, svc: Svc) -> dict[str, Any]:
+async def amend(token_id: PathId, request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     """A hospital corrects a record it issued, with its owner's approval: the corrected
     FHIR resource is minted as a new token that supersedes the old one."""
     require_kind(me, "hospital")

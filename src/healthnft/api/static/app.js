@@ -238,8 +238,8 @@ async function showRecord(id, ctx) {
         const card = await api("GET", `/api/records/${id}/health-card`);
         spot.replaceChildren(h("p", {}, "SMART Health Card, signed by the hospital that "
           + "issued the record: any SMART Health Card verifier can check it."),
-        ...card.qr_png.map((src, i) => h("img", { src, width: "280", height: "280",
-          alt: `SMART Health Card QR code${card.chunks > 1 ? ` ${i + 1} of ${card.chunks}` : ""}` })));
+        ...card.qr_png.map((src) => h("img", { src, width: "280", height: "280",
+          alt: "SMART Health Card QR code" })));
       } catch (e) { spot.replaceChildren(); say(e.message, "err"); }
     } }, "Show SMART Health Card"), spot);
   }
