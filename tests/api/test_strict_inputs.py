@@ -14,3 +14,15 @@ def test_burn_wants_the_boolean_true_and_nothing_like_it(served, confirm) -> Non
     assert r.status_code == 400 and r.json()["code"] == "invalid_input", r.text
     assert r.json()["fields"] == ["confirm"]
     assert patient.get(f"/api/records/{token}").status_code == 200  # still there
+
+
+@pytest.mark.parametrize("credential", ["/etc/passwd", "../index.sqlite", "config.json",
+                                        "a/b.c.d", "no-dots-at-all"])  # fmt: skip
+def test_revoking_takes_a_credential_never_a_path_on_the_server(served, credential) -> None:
+    """A request's text was read as a server file when it was not JWS-shaped: a web
+    client could make the server read files and learn from the error whether they exist."""
+    hospital = served.client()
+    served.sign_in(hospital, served.hospital)
+    r = hospital.post("/api/credentials/revoke", json={"credential": credential})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_input", r.text
+    assert r.json()["detail"].startswith("not a credential")

@@ -138,13 +138,13 @@ def verify_jws(net: Network, jws: str) -> Verdict:
 
 def revoke(net: Network, target: str, passphrase: str | None = None, *,
            issuer: str | None = None) -> str:  # fmt: skip
-    """Revoke, as its issuer, a record's attestation (token id) or a credential file.
+    """Revoke, as its issuer, a record's attestation (token id), a credential (compact
+    JWS) or a credential file — the CLI's door, where a path is the user's own file.
 
     Returns the revoked credential's id. Only the issuer's key can revoke (on chain);
     with ``issuer`` given (a signed-in hospital), it must be that issuer.
     """
-    from healthnft.credentials.trust import did_address
-    from healthnft.credentials.vc import attestation_id, credential_hash, verify_credential
+    from healthnft.credentials.vc import attestation_id
 
     if target.isdigit():
         row = catalogued(net, int(target))
@@ -152,20 +152,40 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
             raise AccessDenied("only the record's issuer can revoke its attestation")
         signer = net.identity(row.issuer, passphrase)
         rec = net.wallet().open(int(target), signer)  # the issuer holds the batch key too
-        cred_id = attestation_id(str(rec.meta.get("attestation", "")))
-    else:
-        jws = target if target.count(".") == 2 and "/" not in target else read_jws(Path(target))
-        cred = verify_credential(jws)
-        address = did_address(net.ledger, str(cred.get("issuer")))
-        if address is None or not net.has_key(address) or (
-            issuer is not None and not same(address, issuer)
-        ):
-            raise AccessDenied("only the credential's issuer can revoke it")
-        signer = net.identity(address, passphrase)
-        cred_id = cred.get("id")
+        return _revoke_id(net, signer, attestation_id(str(rec.meta.get("attestation", ""))))
+    jws = target if _looks_like_jws(target) else read_jws(Path(target))
+    return revoke_jws(net, jws, passphrase, issuer=issuer)
+
+
+def revoke_jws(net: Network, jws: str, passphrase: str | None = None, *,
+               issuer: str | None = None) -> str:  # fmt: skip
+    """Revoke a credential given as a compact JWS, as its issuer (the web's door: a
+    request's text is never taken for a path on the server)."""
+    from healthnft.credentials.trust import did_address
+    from healthnft.credentials.vc import verify_credential
+
+    jws = jws.strip()
+    if not _looks_like_jws(jws):
+        raise InvalidInput("not a credential: give the compact JWS (three base64url parts)")
+    cred = verify_credential(jws)
+    address = did_address(net.ledger, str(cred.get("issuer")))
+    if address is None or not net.has_key(address) or (
+        issuer is not None and not same(address, issuer)
+    ):
+        raise AccessDenied("only the credential's issuer can revoke it")
+    return _revoke_id(net, net.identity(address, passphrase), cred.get("id"))
+
+
+def _looks_like_jws(text: str) -> bool:
+    return text.count(".") == 2 and "/" not in text and "\\" not in text
+
+
+def _revoke_id(net: Network, signer: Any, cred_id: object) -> str:
+    from healthnft.credentials.vc import credential_hash
+
     if not cred_id:
         raise InvalidInput("the credential has no id to revoke")
-    net.ledger.revoke_credential(signer.account, credential_hash(cred_id))
+    net.ledger.revoke_credential(signer.account, credential_hash(str(cred_id)))
     return str(cred_id)
 
 

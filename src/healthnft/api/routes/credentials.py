@@ -86,7 +86,7 @@ def verify_credential(body: CredentialBody, me: Me, svc: Svc) -> dict[str, Any]:
 def revoke_credential(body: CredentialBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Revoke a credential you issued (on chain)."""
     require_kind(me, "hospital")
-    return {"revoked": svc.run(credentials.revoke, body.credential.strip(), svc.passphrase,
+    return {"revoked": svc.run(credentials.revoke_jws, body.credential, svc.passphrase,
                                issuer=me.address)}  # fmt: skip
 
 
