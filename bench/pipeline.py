@@ -19,8 +19,9 @@ with ``--wallet-per-patient``), plus a warm-up that validates and canonicalizes
 one resource of each type (model classes are built once per process).
 
 The clock then covers, on one core, the whole pipeline as the demo runs it:
-parse (JSON bytes to dicts), validate (fhir.resources R4B), clean, characterize
-and canonicalize (RFC 8785), group by patient, then ``Minter.mint`` per wallet:
+parse (JSON bytes to dicts, decimals exact), validate (fhir.resources R4B and the R4
+terminology bindings), clean, characterize and canonicalize (RFC 8785, decimals as
+written), group by patient, then ``Minter.mint`` per wallet:
 de-duplication keys, commitments, Merkle tree, AES-GCM sealing and the HPKE
 batch-key wraps, the catalogue journal (SQLite), the blob store (SQLite), and
 one signed mint transaction per batch on the real embedded chain.
@@ -71,7 +72,7 @@ import healthnft.minting.pipeline as pipeline_module
 import healthnft.records.fhir as fhir
 from healthnft.ingest import assign_patients
 from healthnft.network import DEMO_PASSPHRASE, Network
-from healthnft.records import Record, is_reference_data, parse_resources
+from healthnft.records import Record, exact_json, is_reference_data, parse_resources
 from healthnft.sample import write_sample
 from healthnft.vault.envelope import BatchKey
 
@@ -293,7 +294,8 @@ def generate(templates: list[Template], n_records: int, n_samples: int) -> Gener
         tpl = templates[copy_no % len(templates)]
         bundle, ref, count, records = reidentify(tpl, n_records - total)
         name = f"copy{copy_no:05d}-{tpl.name}"
-        out.bundles.append(BundleInput(name, orjson.dumps(bundle), ref, count))
+        # Decimals as the source wrote them (the templates were read with exact decimals).
+        out.bundles.append(BundleInput(name, exact_json.dumps(bundle), ref, count))
         if len(out.samples) < n_samples:
             out.samples.extend(records[: n_samples - len(out.samples)])
         total += count
@@ -372,7 +374,7 @@ def baseline(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """orjson parse + R4B model_validate + rfc8785.dumps per resource, off the shelf."""
     from fhir.resources.R4B import get_fhir_model_class
 
-    raws = [orjson.dumps(s) for s in samples]
+    raws = [exact_json.dumps(s) for s in samples]
     perf = time.perf_counter
     t_parse = t_validate = t_canon = 0.0
     for raw in raws:

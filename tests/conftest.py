@@ -183,7 +183,7 @@ def web_home(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFact
     home = tmp_path_factory.mktemp("web") / "home"
     shutil.copytree(src, home)
     proc = run_cli(home, "participant", "add", "--kind", "research", "--name",
-                   "demo-research-institute", "--json", check=True)
+                   "demo-research-institute", "--same-person", "--json", check=True)
     assert json.loads(proc.stdout)["address"].startswith("0x")
     return home
 
@@ -195,7 +195,8 @@ def served(web_home: Path) -> Iterator[Served]:
     from healthnft.api import create_app
 
     clock = [time.time()]
-    app = create_app(web_home, session_ttl_s=600, clock=lambda: clock[0])
+    app = create_app(web_home, origin="http://testserver", session_ttl_s=600,
+                     clock=lambda: clock[0])  # fmt: skip
     net = app.state.service.net
     people = net.catalog.participants()
     yield Served(

@@ -17,6 +17,7 @@ from healthnft.api import problems
 EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.InvalidInput: ("invalid_input", 2, 400),
     errors.InputNotFound: ("input_not_found", 2, 400),
+    errors.TooLarge: ("too_large", 2, 413),
     errors.InvalidRecord: ("invalid_record", 3, 422),
     errors.NotFound: ("not_found", 4, 404),
     errors.UnknownParticipant: ("unknown_participant", 4, 404),
@@ -28,6 +29,7 @@ EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.Conflict: ("conflict", 10, 409),
     errors.Unavailable: ("unavailable", 11, 503),
     errors.MintInterrupted: ("mint_interrupted", 9, 503),
+    errors.RateLimited: ("rate_limited", 11, 429),
     errors.ChainMissing: ("chain_missing", 12, 503),
 }
 
@@ -87,7 +89,7 @@ def test_unexpected_and_invalid_requests_are_problems_without_values(raising_app
 def test_the_cli_exits_with_each_class_code(cls, monkeypatch, capsys) -> None:
     import healthnft.cli as cli
 
-    def failing() -> None:
+    def failing(*_args: object, **_kwargs: object) -> None:  # called as app(...)
         raise cls(f"{cls.__name__} happened to token 7")
 
     monkeypatch.setattr(cli, "app", failing)

@@ -5,6 +5,7 @@
     HealthNFTError                 base, never raised itself: one clear line, safe to print
      ├── InvalidInput              invalid_input       exit 2   HTTP 400
      │    ├── InputNotFound        input_not_found     exit 2   HTTP 400
+     │    ├── TooLarge             too_large           exit 2   HTTP 413
      │    └── InvalidRecord        invalid_record      exit 3   HTTP 422
      ├── NotFound                  not_found           exit 4   HTTP 404
      │    └── UnknownParticipant   unknown_participant exit 4   HTTP 404
@@ -16,6 +17,7 @@
      ├── Conflict                  conflict            exit 10  HTTP 409
      └── Unavailable               unavailable         exit 11  HTTP 503
           ├── MintInterrupted      mint_interrupted    exit 9   HTTP 503
+          ├── RateLimited          rate_limited        exit 11  HTTP 429
           └── ChainMissing         chain_missing       exit 12  HTTP 503
 
 Each class carries its stable machine ``code``, its process ``exit_code`` and its
@@ -65,6 +67,15 @@ class InputNotFound(InvalidInput):
     title = "Input file not found"
     exit_code = 2
     http_status = 400
+
+
+class TooLarge(InvalidInput):
+    """The input is over the size this door accepts (refused before it is all read)."""
+
+    code = "too_large"
+    title = "Input too large"
+    exit_code = 2
+    http_status = 413
 
 
 class InvalidRecord(InvalidInput):
@@ -169,6 +180,20 @@ class MintInterrupted(Unavailable):
     http_status = 503
 
 
+class RateLimited(Unavailable):
+    """Too many requests of this kind just now; ``retry_after_s`` says when to try again
+    (the API sends it as ``Retry-After``)."""
+
+    code = "rate_limited"
+    title = "Too many requests"
+    exit_code = 11
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ChainMissing(Unavailable):
     """A home's chain is gone: ``config.json`` names deployed contracts, but the chain
     file is missing, or holds no code at those addresses. The home is refused, never
@@ -183,9 +208,9 @@ class ChainMissing(Unavailable):
 
 #: Every concrete error class, for documentation and tests.
 ALL_ERRORS: tuple[type[HealthNFTError], ...] = (
-    InvalidInput, InputNotFound, InvalidRecord, NotFound, UnknownParticipant,
+    InvalidInput, InputNotFound, TooLarge, InvalidRecord, NotFound, UnknownParticipant,
     CredentialRejected, AccessDenied, NotAnIssuer, Tampered, LedgerError, Conflict,
-    Unavailable, MintInterrupted, ChainMissing,
+    Unavailable, MintInterrupted, RateLimited, ChainMissing,
 )  # fmt: skip
 
 

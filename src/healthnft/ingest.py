@@ -120,6 +120,15 @@ class IngestResult:
     reference_resources: int
     files: int
 
+    @property
+    def warnings(self) -> list[str]:
+        """Every record's warnings (codes outside extensible value sets), in input order.
+
+        Each names a file by position, an entry and an element path, never a value.
+        """
+        # An imaging study (StudyRecord) has no FHIR bindings, hence no warnings.
+        return [w for g in self.patients for r in g.records for w in getattr(r, "warnings", ())]
+
 
 def ingest(
     paths: list[Path], on_resource: Callable[[], None] | None = None

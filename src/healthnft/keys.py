@@ -22,6 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from healthnft.errors import CredentialRejected
+from healthnft.home import PRIVATE_DIR, write_private
 from healthnft.vault import encryption_key, public_bytes
 
 DEMO_SCRYPT_N = 2**14
@@ -97,12 +98,8 @@ def write_keystore(
         raise CredentialRejected("an empty passphrase is not allowed")
     ident = identity_from_secret(secret)
     data = Account.encrypt(secret, passphrase, iterations=DEMO_SCRYPT_N if light else None)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{ident.address}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    write_private(folder / f"{ident.address}.json", json.dumps(data).encode())
     return ident
 
 

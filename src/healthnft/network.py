@@ -31,7 +31,7 @@ from healthnft.errors import (
     NotAnIssuer,
     UnknownParticipant,
 )
-from healthnft.home import Home
+from healthnft.home import Home, write_private
 from healthnft.keys import Identity
 from healthnft.ledger.client import KIND_CODES, Ledger
 from healthnft.minting import Minter
@@ -70,6 +70,7 @@ class Network:
         contract addresses)."""
         files = Home(home)
         config = files.read_config()  # NotFound, with how to make one, when there is none
+        files.make_private()  # a home made by an earlier version was readable by all
         if config.get("contracts") != contracts_fingerprint():
             raise Conflict(
                 f"the network in {home} was deployed by another version of healthnft's "
@@ -92,11 +93,10 @@ class Network:
         files = Home(home)
         if files.exists():
             return cls.open(home)
-        home.mkdir(parents=True, exist_ok=True)
+        files.make_private()  # the folder 0700; every file below is created 0600
         secret = _demo_secret("admin") if demo else keys.new_secret()
         admin = keys.write_keystore(files.keystore_dir, secret, passphrase, light=demo)
-        files.secret_key_path.write_bytes(os.urandom(32))
-        os.chmod(files.secret_key_path, 0o600)
+        write_private(files.secret_key_path, os.urandom(32))
         config: dict[str, Any] = {
             "backend": "embedded",
             "admin": admin.address,
@@ -168,16 +168,35 @@ class Network:
     # -- participants -----------------------------------------------------
 
     def add_participant(
-        self, kind: str, label: str, passphrase: str | None = None, issuer: bool | None = None
+        self,
+        kind: str,
+        label: str,
+        passphrase: str | None = None,
+        issuer: bool | None = None,
+        *,
+        existing_ok: bool = False,
     ) -> Participant:
-        """Create a key, register it on chain and in the catalogue (idempotent by label)."""
+        """Create a key, register it on chain and in the catalogue.
+
+        A label is what this home calls a participant, not who they are: two people
+        may share a name, and answering the first one's address to the second merged
+        their wallets. So a label already taken for ``kind`` is refused
+        (:class:`Conflict`) unless ``existing_ok`` says the caller means that same
+        participant (the person confirming it, or a caller whose label is derived from
+        an identifier it holds, as the demo's patient labels are)."""
         if kind not in KIND_CODES:
             raise InvalidInput(
                 f"unknown participant kind {kind!r}; use one of {', '.join(KIND_CODES)}"
             )
         existing = self.catalog.participant_by_label(label, kind)
         if existing is not None:
-            return existing
+            if existing_ok:
+                return existing
+            raise Conflict(
+                f"a {kind} with this name is already registered ({existing.address}); a name "
+                "is only a label: give one that tells the two apart, or say it is the same "
+                "participant (--same-person)"
+            )
         secret = _demo_secret(f"{kind}:{label}") if self.is_demo else keys.new_secret()
         ident = keys.write_keystore(
             self.files.keystore_dir, secret, self.passphrase(passphrase), light=self.is_demo
@@ -260,6 +279,10 @@ class Network:
     def challenges(self) -> Any:
         """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""
         return self.catalog.index.challenges
+
+    def operations(self) -> Any:
+        """State-changing calls by idempotency key (table ``operations`` of the index)."""
+        return self.catalog.index.operations
 
     def derivatives(self) -> Any:
         """The links from de-identified copies to their originals."""

@@ -11,8 +11,6 @@ import json
 
 import pytest
 
-from healthnft.services.access import NOT_VISIBLE
-
 NEVER_MINTED = 999_999
 OUT_OF_RANGE = (-1, 0, 2**63, 2**64, 2**64 + 7, 2**256, 2**256 + 1, 10**90)
 #: Routes only a hospital may call (everyone else is refused before the id is looked at).
@@ -70,13 +68,13 @@ def test_every_token_route_answers_an_out_of_range_id_as_not_found(served, clien
             ), (path, token_id)
 
 
-def test_lists_of_token_ids_and_requests_refuse_out_of_range_ids_as_not_found(
-    served, clients
-) -> None:
+def test_ids_in_a_body_out_of_range_are_invalid_input(served, clients) -> None:
+    """A body is validated before any service runs: an id out of the index's range is a
+    400 naming the field (0 is in range, and answered as never minted)."""
     patient, _hospital = clients
     research = served.client()
     served.sign_in(research, served.research)
-    for token_id in OUT_OF_RANGE:
+    for token_id in (t for t in OUT_OF_RANGE if t != 0):
         calls = [
             patient.post("/api/grants", json={"to": served.research, "purpose": "research",
                                               "days": 3, "token_ids": [token_id]}),
@@ -84,9 +82,10 @@ def test_lists_of_token_ids_and_requests_refuse_out_of_range_ids_as_not_found(
             research.post("/api/requests", json={"owner": served.patient(0), "days": 5,
                                                  "purpose": "research", "token_id": token_id}),
         ]  # fmt: skip
-        for r in calls:
-            assert _answer(r) == (404, "not_found", NOT_VISIBLE), (token_id, r.url, r.text)
+        for r in calls:  # ids in a body are validated first: 400, naming the field
+            assert r.status_code == 400 and r.json()["code"] == "invalid_input", r.text
+            assert r.json()["fields"], r.text
     # A card of the patient's own record plus an out-of-range id: refused, not half made.
     mine = next(r["token_id"] for r in patient.get("/api/records").json())
     r = patient.post("/api/health-cards", json={"token_ids": [mine, 2**64]})
-    assert _answer(r) == (404, "not_found", NOT_VISIBLE), r.text
+    assert r.status_code == 400 and r.json()["fields"], r.text

@@ -72,3 +72,30 @@ def test_identity_credential_presented_once_against_a_challenge(
     assert _refused(run_cli(home, "credential", "verify", issued["file"], "--json"))[
         "reason"
     ] == "revoked"
+
+
+def test_credential_files_are_not_named_in_errors(demo_home: tuple[Path, dict],
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    """A credential's file may be named after its holder: errors say which file by its
+    role or position, never its name (as `shc verify` does)."""
+    home, summary = demo_home
+    owner = summary["patients"][0]["address"]
+    named = tmp_path / "Jane Roe"
+    named.mkdir()
+    absent = named / "Jane Roe identity.jwt"
+    prose = named / "Jane Roe notes.txt"
+    prose.write_text("Jane Roe, seen on Monday\n")
+    for args, fragment in [
+        (["credential", "verify", str(absent)], "no such file"),
+        (["credential", "revoke", str(absent)], "no such file"),
+        (["credential", "check-presentation", str(absent), "--domain", "v.example"],
+         "no such file"),
+        (["credential", "check-presentation", str(prose), "--domain", "v.example"],
+         "not a presentation"),
+        (["wallet", "present", "--owner", owner, "--challenge", "c", "--domain", "v.example",
+          "--credential", str(prose), "--credential", str(absent)], "file 2 of 2"),
+    ]:  # fmt: skip
+        proc = run_cli(home, *args)
+        assert proc.returncode != 0 and proc.stdout == "", proc.stderr
+        assert proc.stderr.startswith("error: ") and fragment in proc.stderr, proc.stderr
+        assert "Jane" not in proc.stderr and len(proc.stderr.splitlines()) == 1

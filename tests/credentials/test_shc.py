@@ -33,8 +33,15 @@ from healthnft.credentials import (
     read_card_inputs,
     verify_card,
 )
-from healthnft.credentials.shc import HEALTH_CARD_TYPE
-from healthnft.errors import CredentialRejected, InputNotFound, InvalidRecord
+from healthnft.credentials.shc import HEALTH_CARD_TYPE, QR_SINGLE_MAX_CHARS
+from healthnft.credentials.shc.qr import QR_CONTENT
+from healthnft.errors import (
+    Conflict,
+    CredentialRejected,
+    InputNotFound,
+    InvalidInput,
+    InvalidRecord,
+)
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SHC = SHARED / "shc"
@@ -465,17 +472,23 @@ def test_input_file_errors(tmp_path: Path) -> None:
             read_card_inputs([f])
 
 
-def test_qr_encoding_round_trips_single_and_chunked() -> None:
+def test_qr_encoding_is_one_code_and_chunks_are_still_read() -> None:
+    """One code is written (chunking is deprecated by the spec); chunks are still read."""
     short = "eyJ6aXAiOiJERUYifQ.abc-_.XYZ"
-    (code,) = encode_qr(short)
+    code = encode_qr(short)
     assert code.startswith("shc:/") and code[5:].isdigit()
     assert decode_qr([code]) == short
-    long = "eyJ6aXAiOiJERUYifQ." + "A" * 3000 + ".sig"
-    codes = encode_qr(long)
-    assert len(codes) == 3 and all(c.startswith(f"shc:/{i}/3/") for i, c in enumerate(codes, 1))
-    sizes = [len(c.split("/")[-1]) // 2 for c in codes]
-    assert max(sizes) <= 1191 and max(sizes) - min(sizes) <= 2  # balanced
-    assert decode_qr(codes[::-1]) == long
+    head, sig = "eyJ6aXAiOiJERUYifQ.", ".sig"
+    longest = head + "A" * (QR_SINGLE_MAX_CHARS - len(head) - len(sig)) + sig
+    assert len(longest) == QR_SINGLE_MAX_CHARS and decode_qr([encode_qr(longest)]) == longest
+    too_long = "eyJ6aXAiOiJERUYifQ." + "A" * 3000 + ".sig"
+    with pytest.raises(InvalidInput, match="too large for one QR code"):
+        encode_qr(too_long)
+    # Chunks as an older issuer printed them: read back in any order.
+    digits = encode_qr("eyJ6aXAiOiJERUYifQ.abc.sig")[5:]
+    chunks = [f"shc:/{i}/3/{digits[a:b]}" for i, (a, b) in
+              enumerate([(0, 16), (16, 34), (34, len(digits))], 1)]  # fmt: skip
+    assert decode_qr(chunks[::-1]) == "eyJ6aXAiOiJERUYifQ.abc.sig"
 
 
 # --------------------------------------------------------------------------- trust store
@@ -588,35 +601,91 @@ def test_export_minimizes_resources_as_the_spec_asks(issuer) -> None:
         assert not {"id", "meta", "text"} & set(res)
 
 
-def test_large_export_is_chunked_into_v22_qr_codes(issuer, tmp_path: Path) -> None:
-    key, iss, _, store, _ = issuer
+def _many_observations(n: int) -> list[dict[str, Any]]:
     resources = sample_resources()[:1]
     rng = random.Random(7)
-    for n in range(60):
+    for i in range(n):
         resources.append(
             {
                 "resourceType": "Observation",
-                "id": f"o{n}",
+                "id": f"o{i}",
                 "status": "final",
                 "code": {
-                    "coding": [{"system": "http://loinc.org", "code": f"{1000 + n}-{n % 10}"}]
+                    "coding": [{"system": "http://loinc.org", "code": f"{1000 + i}-{i % 10}"}]
                 },
                 "subject": {"reference": "Patient/p1"},
                 "valueQuantity": {"value": rng.randint(1, 10**6), "unit": "mg"},
             }
         )
-    card = export_card(resources, key, iss, tmp_path, "labs")
-    assert len(card.jws) > 1195
-    assert len(card.qr_text_files) >= 2
-    shuffled = list(card.qr_text_files)
-    random.Random(1).shuffle(shuffled)
-    assert read_card_inputs(shuffled) == [card.jws]
+    return resources
+
+
+def test_a_card_is_one_qr_code_of_version_22_at_most(issuer) -> None:
+    *_, card = issuer
+    (text,) = card.qr_text_files
+    content = text.read_text().strip()
+    assert QR_CONTENT.fullmatch(content).group(1) is None  # shc:/<digits>, not a chunk
+    (png,) = card.qr_png_files
+    data = png.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    width = struct.unpack(">I", data[16:20])[0]
+    assert width <= (17 + 4 * 22 + 2 * 4) * 4  # version 22 at scale 4, border 4
+
+
+def test_a_card_too_large_for_one_qr_code_is_refused_not_chunked(issuer, tmp_path: Path) -> None:
+    """Chunked QR codes are deprecated by the spec: a card too large for one version 22
+    code is refused before anything is written (it used to be split in chunks); the
+    card file alone (``qr=False``) is what such a card can be exported as."""
+    key, iss, _, store, _ = issuer
+    resources = _many_observations(60)
+    out = tmp_path / "card"
+    with pytest.raises(InvalidInput, match="too large for one QR code") as info:
+        export_card(resources, key, iss, out, "labs")
+    assert "--no-qr" in str(info.value) and "fewer records" in str(info.value)
+    assert not out.exists()
+    card = export_card(resources, key, iss, out, "labs", qr=False)
+    assert len(card.jws) > QR_SINGLE_MAX_CHARS
+    assert card.qr_text_files == () and card.qr_png_files == ()
+    assert sorted(p.name for p in out.iterdir()) == ["issuer", "labs.smart-health-card"]
+    assert read_card_inputs([card.card_file]) == [card.jws]
     assert verify_card(card.jws, store).valid
-    for png in card.qr_png_files:
-        data = png.read_bytes()
-        assert data[:8] == PNG_MAGIC
-        width = struct.unpack(">I", data[16:20])[0]
-        assert width <= (17 + 4 * 22 + 2 * 4) * 4  # version 22 at scale 4, border 4
+
+
+def test_export_never_overwrites_a_card_unless_asked(issuer, tmp_path: Path) -> None:
+    key, iss, _, _, _ = issuer
+    first = export_card(sample_resources(), key, iss, tmp_path, "card")
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert set(kept) == {"card.smart-health-card", "card-qr.txt", "card-qr.png"}
+    with pytest.raises(Conflict, match="--force"):
+        export_card(sample_resources(), key, iss, tmp_path, "card")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == kept
+    second = export_card(sample_resources(), key, iss, tmp_path, "card", replace=True,
+                         nbf=time.time() + 1)  # fmt: skip
+    assert second.jws != first.jws
+    assert read_card_inputs([second.card_file]) == [second.jws]
+    assert read_card_inputs(list(second.qr_text_files)) == [second.jws]
+    # A card replaced without a QR code leaves no QR code of the card before it.
+    export_card(sample_resources(), key, iss, tmp_path, "card", replace=True, qr=False)
+    assert not (tmp_path / "card-qr.txt").exists() and not (tmp_path / "card-qr.png").exists()
+
+
+def test_export_into_a_file_is_refused_and_the_file_kept(issuer, tmp_path: Path) -> None:
+    key, iss, _, _, _ = issuer
+    existing = tmp_path / "Jane Roe.pdf"
+    existing.write_bytes(b"%PDF-1.7 kept")
+    for out in (existing, existing / "inside"):
+        with pytest.raises(InvalidInput, match="not a folder") as info:
+            export_card(sample_resources(), key, iss, out, "card")
+        assert "Jane" not in str(info.value)
+    assert existing.read_bytes() == b"%PDF-1.7 kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["Jane Roe.pdf"]
+
+
+def test_an_exported_card_and_its_qr_code_are_private(issuer) -> None:
+    *_, card = issuer
+    for path in (card.card_file, *card.qr_text_files, *card.qr_png_files):
+        assert path.stat().st_mode & 0o077 == 0, path.name  # health data: owner only
+    assert card.jwks_file.stat().st_mode & 0o044  # a public key, to be published
 
 
 def test_export_merges_keys_into_an_existing_jwks(tmp_path: Path) -> None:

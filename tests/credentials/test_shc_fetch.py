@@ -188,6 +188,7 @@ def test_cli_fetch_keys_is_opt_in(tmp_path: Path) -> None:
     assert gone.returncode == 1 and gone.stdout == ""
     host = url.removeprefix("http://")
     assert gone.stderr == (
-        f"invalid: issuer keys unavailable: {host} could not be reached (connection refused) "
+        f"file 1 of 1: invalid: issuer keys unavailable: {host} could not be reached "
+        "(connection refused) "
         f"(iss {claims['iss']})\n"
     )

@@ -22,8 +22,11 @@ from fastapi_offline import FastAPIOffline
 
 from healthnft.api import problems
 from healthnft.api.deps import Service
+from healthnft.api.ratelimit import WindowLimiter
 from healthnft.api.routes import auth, consent, credentials, minting, records
 from healthnft.api.sessions import SessionStore
+from healthnft.api.site import parse_origin
+from healthnft.errors import InvalidInput
 from healthnft.services import credentials as credentials_service
 
 STATIC = Path(__file__).parent / "static"
@@ -32,10 +35,17 @@ _CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: float = 1800,
-               clock: Callable[[], float] = time.time) -> FastAPI:  # fmt: skip
-    """The service over ``home``; ``passphrase`` unlocks its keystores (demo: none needed)."""
-    service = Service(home, passphrase)
+def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
+               passphrase: str | None = None, session_ttl_s: float = 1800,
+               clock: Callable[[], float] = time.time,
+               challenges_per_minute: int = 30, exclusive: bool = True) -> FastAPI:  # fmt: skip
+    """The service over ``home``, reached at ``origin`` (the address people open: sign-in
+    messages name it and requests for another host are refused, see :mod:`.site`);
+    ``passphrase`` unlocks its keystores (demo: none needed); a client may ask for
+    ``challenges_per_minute`` sign-in challenges a minute. ``exclusive``: hold the home's
+    writer lock while serving (the default; a second, read-only view passes False)."""
+    site = parse_origin(origin)
+    service = Service(home, passphrase, exclusive)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -55,11 +65,18 @@ def create_app(home: Path, *, passphrase: str | None = None, session_ttl_s: floa
     app.state.sessions = SessionStore(ttl_s=session_ttl_s, clock=clock,
                                       nonces=credentials_service.challenge_book(clock))
     app.state.clock = clock
+    app.state.site = site
+    app.state.challenge_limiter = WindowLimiter(challenges_per_minute, 60.0, clock=clock)
     problems.install(app)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[..., Any]) -> Response:
-        response = await call_next(request)
+        if request.url.hostname != site.hostname:
+            # A request naming another host never reaches a route (see .site).
+            response: Response = problems.refusal(
+                InvalidInput(f"this service answers for {site.domain} only"), request.url.path)
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Frame-Options", "DENY")

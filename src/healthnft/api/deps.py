@@ -19,21 +19,49 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
+from pydantic import Field
 
 from healthnft.api.sessions import Session, SessionStore
+from healthnft.api.uploads import sweep
 from healthnft.errors import AccessDenied, CredentialRejected
+from healthnft.services.access import MAX_ID
 
 COOKIE = "healthnft_session"
+
+#: An id in a path (token, grant, request, policy): 0 … MAX_ID, else a 400 naming the
+#: field (a negative or huge id used to reach the ledger or the index and fail as a 500).
+PathId = Annotated[int, PathParam(ge=0, le=MAX_ID)]
+#: The same, in a body.
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+#: A token id in a path: any integer. One no record can have (0, negative, 2^63 and up)
+#: is answered by the services exactly like one never minted (404 ``not_found``), as
+#: every door answers a record the caller may not open.
+TokenId = int
 
 
 class Service:
     """The opened home, its lock, and what the service remembers between requests."""
 
-    def __init__(self, home: Path, passphrase: str | None) -> None:
-        from healthnft.services.node import open_network
+    def __init__(self, home: Path, passphrase: str | None, exclusive: bool = True) -> None:
+        from healthnft.services.node import open_network, staging_folder, writer_lock
 
-        self.net = open_network(home)
+        # The home's only writer while it serves (what makes memoizing views safe): a
+        # CLI command that would change the home meanwhile is refused, naming us.
+        self.writer = writer_lock(home, "healthnft serve", wait_s=0).acquire() \
+            if exclusive else None
+        try:
+            self.net = open_network(home)
+        except BaseException:
+            if self.writer is not None:
+                self.writer.release()
+            raise
         self.net.remember_keys = True
+        # Uploads are staged inside the home; a killed server's leftovers go now (only
+        # by the home's writer: a second, read-only view must not sweep live uploads).
+        self.uploads = staging_folder(home)
+        if exclusive:
+            sweep(self.uploads)
         # This process is the home's only writer while it serves: views can be memoized.
         self.reads = self.net.ledger.enable_read_cache(ttl_s=300)
         self.passphrase = passphrase
@@ -52,6 +80,8 @@ class Service:
         with self.lock:
             self.net.forget_keys()
             self.net.close()
+            if self.writer is not None:
+                self.writer.release()
 
 
 def service(request: Request) -> Service:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from healthnft.errors import CredentialRejected
+from healthnft.errors import CredentialRejected, RateLimited
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,12 @@ class SessionStore:
     """One-time sign-in nonces and expiring sessions (thread-safe)."""
 
     def __init__(self, ttl_s: float = 1800, nonce_ttl_s: float = 300,
-                 clock: Callable[[], float] = time.time, *, nonces: Any) -> None:  # fmt: skip
-        """``nonces``: the one-time challenge store sign-in nonces live in (in memory)."""
+                 clock: Callable[[], float] = time.time, *, nonces: Any,
+                 max_nonces: int = 1000) -> None:  # fmt: skip
+        """``nonces``: the one-time challenge store sign-in nonces live in (in memory);
+        at most ``max_nonces`` are outstanding at once (anyone may ask for one)."""
         self.ttl_s = ttl_s
+        self.max_nonces = max_nonces
         self.nonce_ttl_s = nonce_ttl_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -50,6 +53,9 @@ class SessionStore:
         expires = self._clock() + self.nonce_ttl_s
         with self._lock:
             self._purge()
+            if self._nonces.live() >= self.max_nonces:
+                raise RateLimited("too many sign-ins are in progress; try again in a minute",
+                                  retry_after_s=60)  # fmt: skip
         return self._nonces.issue(address.lower(), self.nonce_ttl_s), expires
 
     def take_nonce(self, nonce: str, address: str) -> bool:

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -69,6 +69,7 @@ PURPOSE_HELP = "treatment|research|insurance|public-health"
 
 class _State:
     home: Path = default_home()
+    command: str = "healthnft"  # the command run (never its arguments): names a writer
 
 
 state = _State()
@@ -76,6 +77,7 @@ state = _State()
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     home: Annotated[
         Path | None,
         typer.Option(
@@ -86,11 +88,24 @@ def _main(
 ) -> None:  # fmt: skip
     """Patient-owned health records as NFTs on a permissioned EVM ledger."""
     state.home = (home or default_home()).expanduser()
+    state.command = " ".join(["healthnft", *filter(None, [ctx.invoked_subcommand])])
 
 
 def emit(data: Any) -> None:
     """One JSON document on stdout (``--json``)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+#: Warnings printed in full; more are counted (the --json result always has them all).
+MAX_WARNINGS_SHOWN = 20
+
+
+def warn(lines: list[str]) -> None:
+    """Warnings on stderr, one a line, the first :data:`MAX_WARNINGS_SHOWN` of them."""
+    for line in lines[:MAX_WARNINGS_SHOWN]:
+        err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
+    if len(lines) > MAX_WARNINGS_SHOWN:
+        err.print(f"warning: and {len(lines) - MAX_WARNINGS_SHOWN} more", highlight=False)
 
 
 def say(as_json: bool, data: Any, line: str) -> None:
@@ -108,15 +123,26 @@ def verdict(as_json: bool, data: dict[str, Any], line: str) -> NoReturn:
 
 
 @contextmanager
-def network() -> Iterator[Network]:
-    """The home named by --home, opened for one command and closed after it."""
+def network(write: bool = True) -> Iterator[Network]:
+    """The home named by --home, opened for one command and closed after it.
+
+    A command that may change the home (``write``, the default) holds its writer lock
+    while it runs: a second writer, such as ``serve``, is named in a clear refusal."""
     from healthnft.services.node import open_network
 
-    net = open_network(state.home)
-    try:
-        yield net
-    finally:
-        net.close()
+    with writing() if write and state.home.is_dir() else nullcontext():
+        net = open_network(state.home)
+        try:
+            yield net
+        finally:
+            net.close()
+
+
+def writing() -> AbstractContextManager[object]:
+    """The home's writer lock, held in this command's name (never its arguments)."""
+    from healthnft.services.node import writer_lock
+
+    return writer_lock(state.home, state.command)
 
 
 def progress_bar(json_mode: bool) -> Progress:

@@ -23,6 +23,9 @@ from healthnft.errors import InvalidInput
 from healthnft.services import sharing
 
 DeidOpt = Annotated[bool, typer.Option(help="De-identified data only.")]
+RequestIdOpt = Annotated[str | None, typer.Option(
+    help="Your id for this request (e.g. a UUID): running the command again with the same "
+    "id, after a crash or a timeout, does it once, not twice.")]
 
 
 @app.command()
@@ -34,6 +37,7 @@ def share(
     days: Annotated[int, typer.Option(help="How long the grant lasts.")] = 30,
     category: Annotated[str | None, typer.Option(help="Share a whole category instead.")] = None,
     deidentified_only: DeidOpt = False,
+    request_id: RequestIdOpt = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -46,7 +50,7 @@ def share(
     with network() as net:
         g = sharing.share(net, owner, to, purpose, days, token_ids=list(token_ids or []) or None,
                           category=category, deidentified_only=deidentified_only,
-                          passphrase=passphrase)  # fmt: skip
+                          passphrase=passphrase, request_id=request_id)  # fmt: skip
     what = f"all {category} records" if category else f"{len(token_ids or [])} record(s)"
     say(as_json, {k: g.as_dict()[k] for k in ("grant_id", "grantee", "purpose", "expires")},
         f"grant {g.grant_id}: {g.grantee_kind} {g.grantee} may read {what} for {purpose} "
@@ -72,7 +76,7 @@ def grants(
     as_json: JsonOpt = False,
 ) -> None:
     """The grants a patient made, newest first, and whether each still holds."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.grants_of(net, owner)
     if as_json:
         emit(rows)
@@ -91,7 +95,7 @@ def shared(
     as_json: JsonOpt = False,
 ) -> None:
     """Records shared with a participant that a live grant lets it open now."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.shared_with(net, as_address)
     if as_json:
         emit(rows)
@@ -115,6 +119,7 @@ def request(
     days: Annotated[int, typer.Option(help="How long access would last.")] = 30,
     reward_wei: Annotated[int, typer.Option(help="Reward held in escrow for the patient.")] = 0,
     reason: Annotated[str, typer.Option(help="Why (kept off chain, in this home).")] = "",
+    request_id: RequestIdOpt = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -125,7 +130,7 @@ def request(
         info = sharing.request_access(net, as_address, owner, purpose, days=days,
                                       token_id=token_id, category=category,
                                       reward_wei=reward_wei, reason=reason,
-                                      passphrase=passphrase)  # fmt: skip
+                                      passphrase=passphrase, request_id=request_id)  # fmt: skip
     data = info.as_dict()
     data.pop("reason")
     say(as_json, data, f"request {info.request_id}: {info.state}"
@@ -137,7 +142,7 @@ def list_requests(
     owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
 ) -> None:
     """Requests made to a patient, with their state."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.requests_for(net, owner)
     if as_json:
         emit([r.as_dict() for r in rows])
@@ -186,6 +191,7 @@ def policy_add(
     days: Annotated[int, typer.Option(help="Longest access a request may get.")] = 365,
     valid_days: Annotated[int, typer.Option(help="How long the policy applies.")] = 365,
     deidentified_only: DeidOpt = False,
+    request_id: RequestIdOpt = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -194,7 +200,7 @@ def policy_add(
         idx = sharing.add_policy(net, owner, kind=kind, purpose=purpose, category=category,
                                  days=days, valid_days=valid_days,
                                  deidentified_only=deidentified_only,
-                                 passphrase=passphrase)  # fmt: skip
+                                 passphrase=passphrase, request_id=request_id)  # fmt: skip
     say(as_json, {"policy": idx},
         f"policy {idx}: {kind} requests for {category or 'single records'} for {purpose} "
         f"are approved automatically for {valid_days} days")
@@ -205,7 +211,7 @@ def policy_list(
     owner: Annotated[str, typer.Option(help="The patient.")], as_json: JsonOpt = False
 ) -> None:
     """The patient's consent policies."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.policies(net, owner)
     if as_json:
         emit([r.as_dict() for r in rows])
@@ -235,7 +241,7 @@ def access_log(
     as_json: JsonOpt = False,
 ) -> None:
     """Every key release for the owner's records: who, which token, purpose, when."""
-    with network() as net:
+    with network(write=False) as net:
         rows = sharing.access_log(net, owner)
     if as_json:
         emit(rows)

@@ -52,7 +52,7 @@ def credential_verify(
     a registered hospital, no on-chain revocation, and the patient DID bound to the
     wallet it names.
     """
-    with network() as net:
+    with network(write=False) as net:
         if target.isdigit():
             result = credentials.verify_attestation(net, int(target), passphrase)
         else:
@@ -156,6 +156,8 @@ def shc_verify(
 ) -> None:
     """Verify SMART Health Cards: signature, issuer, revocation, FHIR content.
 
+    Each verdict names its card by position ("file 2 of 3"), never by file name.
+
     Offline unless --fetch-keys: then an issuer's published keys prove who signed, and
     the verdict names that issuer (whether to trust it is still yours to decide).
     """
@@ -165,14 +167,16 @@ def shc_verify(
         if not as_json:
             raise
         # Scripts read one JSON verdict whatever went wrong (unreadable input included).
-        emit({"valid": False, "reason": str(exc), "iss": "", "resource_types": []})
+        emit({"source": "", "valid": False, "reason": str(exc), "iss": "",
+              "resource_types": []})  # fmt: skip
         raise typer.Exit(exc.exit_code) from None
     ok = bool(results) and all(r["valid"] for r in results)
     if as_json:
         emit(results[0] if len(results) == 1 else results)
     else:
         for r in results:
-            line = f"{'valid' if r['valid'] else 'invalid'}: {r['reason']} (iss {r['iss']})"
+            verdict_ = "valid" if r["valid"] else "invalid"
+            line = f"{r['source']}: {verdict_}: {r['reason']} (iss {r['iss']})"
             (sys.stdout if r["valid"] else sys.stderr).write(line + "\n")
     raise typer.Exit(0 if ok else 1)
 
@@ -182,17 +186,31 @@ def shc_export(
     token_ids: Annotated[list[int], typer.Argument(help="Immunization or laboratory tokens.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the card, QR and jwks.")],
     name: Annotated[str, typer.Option(help="File name stem of the card.")] = "health-card",
+    qr: Annotated[bool, typer.Option(
+        "--qr/--no-qr",
+        help="Also write the card's QR code (one code; a card too large for one is refused: "
+        "chunked codes are deprecated). --no-qr: the .smart-health-card file only.",
+    )] = True,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace a card of the same --name already in the folder.",
+    )] = False,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export records as a SMART Health Card signed by their issuing hospital."""
+    """Export records as a SMART Health Card signed by their issuing hospital.
+
+    Writes NAME.smart-health-card, its QR code (NAME-qr.png and NAME-qr.txt) and the
+    issuer's public key (issuer/.well-known/jwks.json) in the --out folder. A card that
+    does not fit one QR code is refused: export it with --no-qr, or fewer records a card.
+    """  # fmt: skip
     with network() as net:
-        card = credentials.health_card(net, token_ids, out_dir, name, passphrase)
+        card = credentials.health_card(net, token_ids, out_dir, name, passphrase, qr=qr,
+                                       replace=force)  # fmt: skip
     info = card.as_dict()
     if as_json:
         emit(info)
         return
     out.print(f"wrote {info['card_file']} ({', '.join(info['resource_types'])})")
-    out.print(f"QR: {', '.join(info['qr_png_files'])}")
+    out.print(f"QR: {', '.join(info['qr_png_files']) or 'none (--no-qr)'}")
     out.print(f"verify: healthnft shc verify {info['card_file']} "
               f"--issuer-keys {info['iss']}={out_dir / 'issuer'}")  # fmt: skip

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.highlighter import JSONHighlighter
 from rich.markup import escape
 from rich.table import Table
 
@@ -20,9 +22,10 @@ from healthnft.cli.common import (
     say,
     verdict,
     wallet_app,
+    warn,
 )
 from healthnft.errors import InvalidInput
-from healthnft.services import amending, records
+from healthnft.services import amending, describe, records
 from healthnft.services.minting import MintProgress, mint_files
 
 OutOpt = Annotated[
@@ -59,7 +62,8 @@ def mint(
         bar.start()
 
     watch = MintProgress(on_total=totals, on_records=lambda n: bar.advance(task, n),
-                         on_bytes=lambda n: bar.advance(sealing[0], n) if sealing else None)
+                         on_bytes=lambda n: bar.advance(sealing[0], n) if sealing else None,
+                         on_warnings=None if as_json else warn)  # in the JSON result too
     try:
         with network() as net:
             res = mint_files(net, issuer, patient, files, passphrase, watch)
@@ -76,7 +80,7 @@ def wallet_list(
     owner: Annotated[str, typer.Option(help="Wallet address.")], as_json: JsonOpt = False
 ) -> None:
     """The records a wallet owns (confirmed on chain)."""
-    with network() as net:
+    with network(write=False) as net:
         rows = records.list_records(net, owner)
     if as_json:
         emit([{k: r.as_dict()[k] for k in ("token_id", "category", "resource_type", "status")}
@@ -106,14 +110,15 @@ def _show(token_id: int, reader: str | None, out_file: Path | None, passphrase: 
         rec = records.open_record(net, reader, token_id, passphrase)
     meta = rec.meta if reader is None else {k: v for k, v in rec.meta.items()
                                             if k != "attestation"}  # fmt: skip
-    if as_json:
-        emit({"token_id": rec.token_id, "meta": meta, "resource": rec.resource})
+    if as_json:  # decimals as the hospital sent them (5.60), not through a float
+        doc = {"token_id": rec.token_id, "meta": meta, "resource": rec.resource}
+        sys.stdout.write(describe.json_bytes(doc, indent=True).decode() + "\n")
         return
     when = rec.meta.get("effective_date") or "no date"
     out.print(f"token {rec.token_id}: {rec.meta['resource_type']} "
               f"({rec.meta['category']}, {when})")  # fmt: skip
-    if not rec.is_study:
-        out.print_json(data=rec.resource)
+    if not rec.is_study:  # the exact text, highlighted (rich's JSON would re-read it as floats)
+        out.print(JSONHighlighter()(rec.resource_json().decode()))
         return
     headline, series = records.describe_study(rec)
     out.print(escape(headline))
@@ -162,7 +167,7 @@ def verify(
 
     For an imaging study, every encrypted chunk and instance too.
     """
-    with network() as net:
+    with network(write=False) as net:
         result = records.verify_record(net, token_id, passphrase)
     verdict(as_json, {"valid": result.valid, "reason": result.reason},
             ("valid: " if result.valid else "invalid: ") + result.reason)

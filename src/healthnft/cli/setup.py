@@ -22,6 +22,8 @@ from healthnft.cli.common import (
     progress_bar,
     say,
     state,
+    warn,
+    writing,
 )
 from healthnft.services import chain, participants
 
@@ -32,7 +34,8 @@ def init(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
     pw = passphrase or os.environ.get("HEALTHNFT_PASSPHRASE")
     if not pw:
         pw = typer.prompt("Admin passphrase", hide_input=True, confirmation_prompt=True)
-    info = participants.create_network(state.home, pw)
+    with writing():
+        info = participants.create_network(state.home, pw)
     say(as_json, info.as_dict(), f"network ready in {state.home} (admin {info.admin})")
 
 
@@ -49,7 +52,7 @@ def demo(
 
     tell = ((lambda m: err.print(f"[dim]{m}[/dim]", soft_wrap=True)) if as_json
             else (lambda m: out.print(m)))  # fmt: skip
-    with progress_bar(as_json) as progress:
+    with writing(), progress_bar(as_json) as progress:
         task = progress.add_task("validating", total=None)
         mint_task = progress.add_task("minting", total=None, visible=False)
         summary = run_demo(
@@ -80,6 +83,7 @@ def demo(
         f"{summary['batches']} batches, {summary['gas_per_record']} gas per record "
         f"({summary['new_this_run']} minted by this run)"
     )
+    warn(summary["warnings"])
     first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
     out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
 
@@ -90,19 +94,25 @@ def participant_add(
         str, typer.Option(help="patient|hospital|pharma|research|insurer|government|custodian")
     ],
     name: Annotated[str, typer.Option(help="A label local to this home (not stored on chain).")],
+    same_person: Annotated[bool, typer.Option(
+        "--same-person", help="The name is already registered and this is that participant: "
+        "print their address instead of refusing.")] = False,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Create a participant's key and register it on the network."""
+    """Create a participant's key and register it on the network.
+
+    A name is a label, not an identity: a name already used for the kind is refused
+    unless --same-person says it is them (two people may share a name)."""
     with network() as net:
-        p = participants.add_participant(net, kind, name, passphrase)
+        p = participants.add_participant(net, kind, name, passphrase, same_person=same_person)
     say(as_json, {"address": p.address, "kind": p.kind}, p.address)
 
 
 @participant_app.command("list")
 def participant_list(as_json: JsonOpt = False) -> None:
     """Participants with keys in this home."""
-    with network() as net:
+    with network(write=False) as net:
         rows = [m.as_dict() for m in participants.members(net)]
     if as_json:
         emit(rows)
@@ -117,7 +127,7 @@ def chain_export(
     as_json: JsonOpt = False,
 ) -> None:
     """Export every block, transaction, receipt, log and contract storage as JSON."""
-    with network() as net:
+    with network(write=False) as net:
         summary = chain.export_chain(net, file)
     say(as_json, summary, f"wrote {file}: {summary}")
 
@@ -127,6 +137,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     session_minutes: Annotated[int, typer.Option(help="How long a sign-in lasts.")] = 30,
+    origin: Annotated[str | None, typer.Option(
+        help="The address people open, e.g. https://wallet.example.org behind a TLS proxy "
+        "(sign-in messages name it; requests for other hosts are refused). "
+        "Default: http://HOST:PORT.")] = None,
     passphrase: PassOpt = None,
 ) -> None:
     """Serve the web health wallet and its API (OpenAPI at /openapi.json, docs at /docs)."""
@@ -135,9 +149,12 @@ def serve(
     import uvicorn
 
     from healthnft.api import create_app
+    from healthnft.api.site import default_origin
 
-    web = create_app(state.home, passphrase=passphrase, session_ttl_s=session_minutes * 60)
-    url = f"http://{host}:{port}/"
+    origin = origin or default_origin(host, port)
+    web = create_app(state.home, origin=origin, passphrase=passphrase,
+                     session_ttl_s=session_minutes * 60)  # fmt: skip
+    url = web.state.site.origin + "/"
     err.print(f"healthnft web wallet for {state.home} at {url} (API docs: {url}docs)")
     net = web.state.service.net
     if net.is_demo:

@@ -25,8 +25,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
-
 from healthnft.credentials.challenges import ChallengeStore
 from healthnft.credentials.presentation import (
     create_presentation,
@@ -166,7 +164,7 @@ def open_as_grantee(
     """Open a record shared with ``grantee``: a fresh presentation per custodian, k shares."""
     _, plain = release_as_grantee(grantee, token_id, custodians, threshold, ledger, catalog,
                                   blobs, originals)  # fmt: skip
-    return OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
+    return OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
 
 
 def release_as_grantee(

@@ -32,6 +32,7 @@ from healthnft.credentials.presentation import (
     verify_presentation,
 )
 from healthnft.credentials.shc import (
+    CardInput,
     CardVerification,
     ExportedCard,
     FolderIssuer,
@@ -46,6 +47,7 @@ from healthnft.credentials.shc import (
     new_issuer_key,
     public_jwk,
     read_card_inputs,
+    read_cards,
     verify_card,
 )
 from healthnft.credentials.trust import (
@@ -69,6 +71,7 @@ from healthnft.credentials.vc import (
 )
 
 __all__ = [
+    "CardInput",
     "CardVerification",
     "ChainTrust",
     "ChallengeStore",
@@ -100,6 +103,7 @@ __all__ = [
     "presentation_nonce",
     "public_jwk",
     "read_card_inputs",
+    "read_cards",
     "revocation_check",
     "unverified_claims",
     "verify_card",

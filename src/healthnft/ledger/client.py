@@ -181,6 +181,19 @@ class Ledger:
             raise LedgerError(f"transaction reverted on chain: {self._replay_reason(sent)}")
         return dict(receipt)
 
+    def receipt_of(self, tx_hash: bytes) -> dict | None:
+        """The receipt of a mined transaction, or None (pending, dropped or unknown)."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return dict(self.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return None
+
+    def dropped(self, address: str, sent: SentTransaction) -> bool:
+        """Whether an unmined ``sent`` can never be mined: its nonce went to another one."""
+        return sent.nonce < self.w3.eth.get_transaction_count(address, "pending")
+
     def _replay_reason(self, sent: SentTransaction) -> str:
         """Why a mined transaction reverted, by re-running it as a call (best effort)."""
         tx = self.w3.eth.get_transaction(sent.tx_hash)

@@ -91,21 +91,33 @@ class Consent:
 
     # -- grants -------------------------------------------------------------
 
-    def share_tokens(self, owner: LocalAccount, grantee: str, token_ids: list[int], purpose: str,
-                     expires: int, deidentified_only: bool = False) -> int:  # fmt: skip
-        call = self.contract.functions.share_tokens(
+    def share_tokens_call(self, grantee: str, token_ids: list[int], purpose: str, expires: int,
+                          deidentified_only: bool = False) -> Any:  # fmt: skip
+        return self.contract.functions.share_tokens(
             Web3.to_checksum_address(grantee), token_ids, purpose_code(purpose), expires,
             deidentified_only,
         )  # fmt: skip
-        return self._created_id(self.ledger.transact(owner, call), "GrantCreated", "grant_id")
 
-    def share_category(self, owner: LocalAccount, grantee: str, category: str, purpose: str,
-                       expires: int, deidentified_only: bool = False) -> int:  # fmt: skip
-        call = self.contract.functions.share_category(
+    def share_category_call(self, grantee: str, category: str, purpose: str, expires: int,
+                            deidentified_only: bool = False) -> Any:  # fmt: skip
+        return self.contract.functions.share_category(
             Web3.to_checksum_address(grantee), category_code(category), purpose_code(purpose),
             expires, deidentified_only,
         )  # fmt: skip
-        return self._created_id(self.ledger.transact(owner, call), "GrantCreated", "grant_id")
+
+    def grant_created(self, receipt: dict) -> int:
+        """The id of the grant a share's receipt created."""
+        return self._created_id(receipt, "GrantCreated", "grant_id")
+
+    def share_tokens(self, owner: LocalAccount, grantee: str, token_ids: list[int], purpose: str,
+                     expires: int, deidentified_only: bool = False) -> int:  # fmt: skip
+        call = self.share_tokens_call(grantee, token_ids, purpose, expires, deidentified_only)
+        return self.grant_created(self.ledger.transact(owner, call))
+
+    def share_category(self, owner: LocalAccount, grantee: str, category: str, purpose: str,
+                       expires: int, deidentified_only: bool = False) -> int:  # fmt: skip
+        call = self.share_category_call(grantee, category, purpose, expires, deidentified_only)
+        return self.grant_created(self.ledger.transact(owner, call))
 
     def revoke(self, owner: LocalAccount, grant_id: int) -> None:
         self.ledger.transact(owner, self.contract.functions.revoke(grant_id))
@@ -129,15 +141,23 @@ class Consent:
 
     # -- requests -----------------------------------------------------------
 
-    def request(self, requester: LocalAccount, owner: str, *, purpose: str, duration: int,
-                token_id: int | None = None, category: str | None = None,
-                reward_wei: int = 0) -> int:  # fmt: skip
-        call = self.contract.functions.request(
+    def request_call(self, owner: str, *, purpose: str, duration: int,
+                     token_id: int | None = None, category: str | None = None) -> Any:  # fmt: skip
+        return self.contract.functions.request(
             Web3.to_checksum_address(owner), token_id or 0,
             category_code(category) if category else 0, purpose_code(purpose), duration,
         )  # fmt: skip
-        receipt = self.ledger.transact(requester, call, value=reward_wei)
+
+    def request_created(self, receipt: dict) -> int:
+        """The id of the access request a receipt created."""
         return self._created_id(receipt, "AccessRequested", "request_id")
+
+    def request(self, requester: LocalAccount, owner: str, *, purpose: str, duration: int,
+                token_id: int | None = None, category: str | None = None,
+                reward_wei: int = 0) -> int:  # fmt: skip
+        call = self.request_call(owner, purpose=purpose, duration=duration, token_id=token_id,
+                                 category=category)  # fmt: skip
+        return self.request_created(self.ledger.transact(requester, call, value=reward_wei))
 
     def approve(self, owner: LocalAccount, request_id: int, deidentified_only: bool = False) -> int:
         receipt = self.ledger.transact(
@@ -165,19 +185,29 @@ class Consent:
 
     # -- policies -----------------------------------------------------------
 
-    def add_policy(self, owner: LocalAccount, *, grantee_kind: str, purpose: str, duration: int,
-                   valid_until: int, category: str | None = None,
-                   deidentified_only: bool = False) -> int:  # fmt: skip
+    def add_policy_call(self, *, grantee_kind: str, purpose: str, duration: int,
+                        valid_until: int, category: str | None = None,
+                        deidentified_only: bool = False) -> Any:  # fmt: skip
         if grantee_kind not in KIND_CODES or grantee_kind == "patient":
             raise LedgerError(f"a policy names an institution kind, not {grantee_kind!r}")
-        call = self.contract.functions.add_policy(
+        return self.contract.functions.add_policy(
             KIND_CODES[grantee_kind], category_code(category) if category else 0,
             purpose_code(purpose), duration, deidentified_only, valid_until,
         )  # fmt: skip
-        receipt = self.ledger.transact(owner, call)
+
+    def policy_added(self, receipt: dict) -> int:
+        """The index of the policy a receipt added."""
         for ev in self.contract.events.PolicyChanged().process_receipt(receipt):
             return int(ev["args"]["index"])
         raise LedgerError("no PolicyChanged event in the receipt")
+
+    def add_policy(self, owner: LocalAccount, *, grantee_kind: str, purpose: str, duration: int,
+                   valid_until: int, category: str | None = None,
+                   deidentified_only: bool = False) -> int:  # fmt: skip
+        call = self.add_policy_call(grantee_kind=grantee_kind, purpose=purpose,
+                                    duration=duration, valid_until=valid_until,
+                                    category=category, deidentified_only=deidentified_only)
+        return self.policy_added(self.ledger.transact(owner, call))
 
     def remove_policy(self, owner: LocalAccount, index: int) -> None:
         self.ledger.transact(owner, self.contract.functions.remove_policy(index))

@@ -101,7 +101,8 @@ def _out_of_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def _crash_point(name: str) -> None:
+def crash_point(name: str) -> None:
+    """Kill this process here when ``$HEALTHNFT_CRASH_AT`` names ``name`` (crash tests)."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -113,7 +114,7 @@ def is_streamed(record: Record) -> bool:
 
 def _mid_stream(stored: int) -> None:
     if stored == 1:
-        _crash_point("mid-stream")
+        crash_point("mid-stream")
 
 
 class Minter:
@@ -428,7 +429,7 @@ class Minter:
             )
         try:
             self.blobs.put_many(ciphertexts)
-            _crash_point("after-encrypt")
+            crash_point("after-encrypt")
             if supersedes is None:
                 call = self.ledger.mint_call(owner, len(chunk), start, root)
                 sent = self.ledger.sign(issuer.account, call, gas=MINT_GAS)
@@ -439,7 +440,7 @@ class Minter:
             self._roll_back(batch_ref)
             raise
         self.catalog.mark_sent(batch_ref, sent.raw, sent.tx_hash, sent.nonce)
-        _crash_point("before-broadcast")
+        crash_point("before-broadcast")
         try:
             receipt = self.ledger.broadcast(sent)
         except LedgerError as exc:
@@ -447,7 +448,7 @@ class Minter:
                 self._roll_back(batch_ref)
                 raise MintInterrupted(f"batch was not minted and was rolled back: {exc}") from None
             receipt = {"gasUsed": 0}
-        _crash_point("after-send")
+        crash_point("after-send")
         # The contract mints exactly at `start` or reverts, so the receipt's event suffices.
         minted = self.ledger.minted_batch(receipt) if receipt.get("logs") else None
         if minted is None:
@@ -457,9 +458,9 @@ class Minter:
             raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
         if supersedes is not None and receipt.get("logs"):
             self._retire_superseded(receipt)
-            _crash_point("after-retire")
+            crash_point("after-retire")
         self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
-        _crash_point("after-minted")
+        crash_point("after-minted")
         return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
 
     def _seal_payload(self, rec: Record, token_id: int, batch_ref: bytes, commitment: bytes,

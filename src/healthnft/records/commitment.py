@@ -4,6 +4,10 @@
 random salt per record. The salt travels encrypted with the record, so a
 low-entropy value (a lab result, a yes/no condition) cannot be guessed by
 hashing candidates against the chain.
+
+A commitment is checked against the canonical bytes stored with the record, never
+against a re-canonicalized copy: records keep verifying whatever version of the
+canonical form minted them (before exact decimals, 5.60 was committed as ``5.6``).
 """
 
 from __future__ import annotations

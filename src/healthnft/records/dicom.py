@@ -38,8 +38,10 @@ back by :class:`StudyWriter`, which splits it into instance files and verifies e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import logging
 import os
 import re
 import struct
@@ -248,7 +250,8 @@ def read_instance(path: Path, label: str) -> DicomInstance:
         force = kind == "raw"
         f.seek(0)
         try:
-            with warnings.catch_warnings():  # pydicom's warnings may quote element values
+            # pydicom's warnings and log records may quote element values: neither is let out.
+            with warnings.catch_warnings(), _pydicom_quiet():
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(f, stop_before_pixels=True, defer_size=_DEFER, force=force)
                 stopped_at = f.tell()
@@ -259,6 +262,18 @@ def read_instance(path: Path, label: str) -> DicomInstance:
             raise InvalidRecord(
                 f"{label}: damaged or truncated DICOM file (it cannot be parsed)"
             ) from None
+
+
+@contextlib.contextmanager
+def _pydicom_quiet() -> Iterator[None]:
+    """Silence pydicom's logger while a file is parsed (its records can quote values)."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def sniff(head: bytes) -> str | None:

@@ -4,7 +4,14 @@ Validation uses fhir.resources' R4B models (the 8.x line has no plain R4
 module; R4B reads R4 and accepts every Synthea resource, R5 rejects a third).
 Canonicalization is RFC 8785 (JCS) over the *original* JSON, cleaned, not over
 a model dump: a pydantic dump rewrites timestamps (``.175`` → ``.175000``) and
-would change the bytes the issuer commits to.
+would change the bytes the issuer commits to. For the same reason decimals are read
+as ``Decimal`` and committed with the digits the hospital sent (``5.60`` stays
+``5.60``; see :mod:`healthnft.records.jcs` for how that departs from JCS).
+
+Terminology: fhir.resources checks no bindings, so every element with a *required*
+binding is checked against its R4 value set (a wrong code refuses the record) and
+every one with an *extensible* binding is reported as a warning carried by the
+record (:mod:`healthnft.records.bindings`).
 
 Error messages name the file, the entry and the field path, never a value:
 pydantic's own messages quote the input, which may be health data.
@@ -14,16 +21,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import rfc8785
 from pydantic import ValidationError
 
 from healthnft.errors import InputNotFound, InvalidRecord
-from healthnft.records import jcs
+from healthnft.records import bindings, exact_json, jcs
 
 #: Resource types that describe the network, not a patient: never minted.
 REFERENCE_TYPES = frozenset(
@@ -82,30 +88,6 @@ _DATE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "DocumentReference": (("date",),),
 }
 
-#: Required value sets of ``status`` (FHIR R4). fhir.resources checks structure and
-#: datatypes but not terminology bindings; these few are checked by hand because a
-#: wrong status changes what a record means (``entered-in-error`` vs ``final``).
-_REQUIRED_STATUS: dict[str, frozenset[str]] = {
-    k: frozenset(v.split())
-    for k, v in {
-        "Observation": "registered preliminary final amended corrected cancelled "
-        "entered-in-error unknown",
-        "DiagnosticReport": "registered partial preliminary final amended corrected appended "
-        "cancelled entered-in-error unknown",
-        "Immunization": "completed entered-in-error not-done",
-        "Encounter": "planned arrived triaged in-progress onleave finished cancelled "
-        "entered-in-error unknown",
-        "Procedure": "preparation in-progress not-done on-hold stopped completed "
-        "entered-in-error unknown",
-        "Claim": "active cancelled draft entered-in-error",
-        "ExplanationOfBenefit": "active cancelled draft entered-in-error",
-        "CarePlan": "draft active on-hold revoked completed entered-in-error unknown",
-        "CareTeam": "proposed active suspended inactive entered-in-error",
-        "MedicationRequest": "active on-hold cancelled completed entered-in-error stopped "
-        "draft unknown",
-    }.items()
-}
-
 #: String fields whose whitespace is meaningful or that hold encoded data.
 _KEEP_WHITESPACE = frozenset({"data", "div"})
 
@@ -129,6 +111,9 @@ class Record:
     canonical: bytes
     location: str
     subject_ref: str | None
+    #: Codes outside an extensible binding's value set: worth a look, not a refusal.
+    #: Each names the location and the element path, never the value.
+    warnings: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def structured(self) -> bool:
@@ -156,11 +141,14 @@ def read_resources(path: Path, label: str | None = None) -> list[SourceResource]
 
 
 def parse_resources(raw: bytes, name: str) -> list[SourceResource]:
-    """Parse JSON bytes into the resources they hold (entries of a Bundle, or itself)."""
+    """Parse JSON bytes into the resources they hold (entries of a Bundle, or itself).
+
+    Decimals are read as ``Decimal``, digits and precision as sent.
+    """
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecord(f"{name}: not valid JSON ({_json_reason(exc)})") from None
+        obj = exact_json.loads(raw)
+    except exact_json.NotJSON as exc:
+        raise InvalidRecord(f"{name}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("resourceType"), str):
         raise InvalidRecord(f"{name}: not a FHIR resource (no resourceType)")
     if obj["resourceType"] != "Bundle":
@@ -180,13 +168,12 @@ def parse_resources(raw: bytes, name: str) -> list[SourceResource]:
     return out
 
 
-def _json_reason(exc: orjson.JSONDecodeError) -> str:
-    # orjson's message is "<reason>: line L column C (char N)"; no input is quoted.
-    return str(exc).split(":")[0] + f" at line {exc.lineno} column {exc.colno}"
+def validate(src: SourceResource) -> tuple[str, ...]:
+    """Validate against the R4B model of its type and the R4 required bindings.
 
-
-def validate(src: SourceResource) -> None:
-    """Validate against the R4B model of its type; raise InvalidRecord naming fields only."""
+    Raises InvalidRecord naming fields only; returns the extensible-binding warnings,
+    each prefixed with the resource's location.
+    """
     from fhir.resources.R4B import get_fhir_model_class
 
     rtype = src.resource["resourceType"]
@@ -199,11 +186,12 @@ def validate(src: SourceResource) -> None:
         model.model_validate(src.resource)
     except ValidationError as exc:
         raise InvalidRecord(f"{src.location}: invalid {rtype}: {_describe(exc)}") from None
-    allowed = _REQUIRED_STATUS.get(rtype)
-    if allowed is not None and src.resource.get("status") not in allowed:
-        raise InvalidRecord(
-            f"{src.location}: invalid {rtype}: status is not a code of its required value set"
-        )
+    found = bindings.check(src.resource)
+    if found.errors:
+        more = len(found.errors) - 3
+        raise InvalidRecord(f"{src.location}: invalid {rtype}: " + "; ".join(found.errors[:3])
+                            + (f"; and {more} more" if more > 0 else ""))  # fmt: skip
+    return tuple(f"{src.location}: {rtype}.{w}" for w in found.warnings)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -300,8 +288,8 @@ def subject_reference(resource: dict[str, Any]) -> str | None:
     if resource["resourceType"] == "Patient":
         rid = resource.get("id")
         return f"urn:uuid:{rid}" if rid else None
-    for field in ("subject", "patient", "beneficiary"):
-        ref = resource.get(field)
+    for name in ("subject", "patient", "beneficiary"):
+        ref = resource.get(name)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
             return _normalize_ref(ref["reference"])
     return None
@@ -315,7 +303,7 @@ def _normalize_ref(ref: str) -> str:
 
 def prepare(src: SourceResource) -> Record:
     """Validate, clean, characterize and canonicalize one patient resource."""
-    validate(src)
+    warnings = validate(src)
     cleaned = clean(src.resource)
     category, effective = characterize(cleaned)
     return Record(
@@ -326,6 +314,7 @@ def prepare(src: SourceResource) -> Record:
         canonical=canonicalize(cleaned),
         location=src.location,
         subject_ref=subject_reference(cleaned),
+        warnings=warnings,
     )
 
 

@@ -527,6 +527,7 @@ def note_from_resource(
         canonical=record.canonical,
         location=src.location,
         subject_ref=record.subject_ref or subject_reference(src.resource),
+        warnings=record.warnings,
         kind="fhir",
         media_type=media[0],
         page_count=pages,

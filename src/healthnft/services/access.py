@@ -17,17 +17,20 @@ if TYPE_CHECKING:
     from healthnft.network import Network
     from healthnft.vault.catalog import RecordRow
 
-__all__ = ["BURNED", "DAY", "NOT_VISIBLE", "TOKEN_IDS", "catalogued", "check_token_ids",
-           "current_owner", "require_owner", "same", "unlock"]
+__all__ = ["BURNED", "DAY", "MAX_ID", "NOT_VISIBLE", "TOKEN_IDS", "catalogued",
+           "check_token_ids", "current_owner", "require_owner", "same", "unlock"]
 
 DAY = 86400
+#: The largest id (token, grant, request, policy) a home can hold: its index keeps ids
+#: as SQLite's 64-bit integers. Ids are never negative.
+MAX_ID = 2**63 - 1
 #: The one answer to "show me a record I may not see" (and to one that does not exist).
 NOT_VISIBLE = "no record you may open has this id"
 #: The ids that can name a record: the contract counts from 1, and the catalogue keeps ids
 #: as SQLite INTEGERs (signed 64-bit). Any other int (negative, 0, 2^63 and up, 2^256 and
 #: up) names none; checked before it reaches a SQLite bind or the ABI encoder, which
 #: raise on it (``OverflowError``, ``MismatchedABI``) instead of answering "no such".
-TOKEN_IDS = range(1, 2**63)
+TOKEN_IDS = range(1, MAX_ID + 1)
 
 
 def check_token_ids(*ids: int) -> None:

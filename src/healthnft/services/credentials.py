@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, HealthNFTError, InputNotFound, InvalidInput, NotFound
+from healthnft.home import PRIVATE_DIR, write_private
 from healthnft.services.access import catalogued, check_token_ids, current_owner, same
 
 if TYPE_CHECKING:
@@ -64,14 +65,15 @@ class SignedPresentation:
 
 
 
-def read_jws(path: Path) -> str:
-    """A compact JWS from a file (one clear error naming the file when it cannot be read)."""
+def read_jws(path: Path, where: str = "the credential file") -> str:
+    """A compact JWS from a file; one clear error when it cannot be read, saying
+    ``where`` (its role or position), never the file's name: it may be its holder's."""
     try:
         return Path(path).read_text().strip()
     except FileNotFoundError:
-        raise InputNotFound(f"{Path(path).name}: no such file") from None
+        raise InputNotFound(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"{Path(path).name}: cannot be read") from None
+        raise InvalidInput(f"{where}: cannot be read") from None
 
 
 def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
@@ -95,8 +97,8 @@ def issue_identity(net: Network, patient: str, issuer: str, days: int = 365,
                         wallet=owner.address, valid_from=now,
                         valid_until=now + timedelta(days=days), credential_id=cred_id)  # fmt: skip
     path = out or net.files.identity_credential_path(owner.address)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(jws + "\n")
+    path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    write_private(path, (jws + "\n").encode())
     return IssuedCredential(cred_id, str(path), subject_did, ident.did)
 
 
@@ -136,13 +138,13 @@ def verify_jws(net: Network, jws: str) -> Verdict:
 
 def revoke(net: Network, target: str, passphrase: str | None = None, *,
            issuer: str | None = None) -> str:  # fmt: skip
-    """Revoke, as its issuer, a record's attestation (token id) or a credential file.
+    """Revoke, as its issuer, a record's attestation (token id), a credential (compact
+    JWS) or a credential file — the CLI's door, where a path is the user's own file.
 
     Returns the revoked credential's id. Only the issuer's key can revoke (on chain);
     with ``issuer`` given (a signed-in hospital), it must be that issuer.
     """
-    from healthnft.credentials.trust import did_address
-    from healthnft.credentials.vc import attestation_id, credential_hash, verify_credential
+    from healthnft.credentials.vc import attestation_id
 
     if target.lstrip("-").isdigit():  # a token id (any int: catalogued refuses a bad one)
         row = catalogued(net, int(target))
@@ -150,20 +152,40 @@ def revoke(net: Network, target: str, passphrase: str | None = None, *,
             raise AccessDenied("only the record's issuer can revoke its attestation")
         signer = net.identity(row.issuer, passphrase)
         rec = net.wallet().open(int(target), signer)  # the issuer holds the batch key too
-        cred_id = attestation_id(str(rec.meta.get("attestation", "")))
-    else:
-        jws = target if target.count(".") == 2 and "/" not in target else read_jws(Path(target))
-        cred = verify_credential(jws)
-        address = did_address(net.ledger, str(cred.get("issuer")))
-        if address is None or not net.has_key(address) or (
-            issuer is not None and not same(address, issuer)
-        ):
-            raise AccessDenied("only the credential's issuer can revoke it")
-        signer = net.identity(address, passphrase)
-        cred_id = cred.get("id")
+        return _revoke_id(net, signer, attestation_id(str(rec.meta.get("attestation", ""))))
+    jws = target if _looks_like_jws(target) else read_jws(Path(target))
+    return revoke_jws(net, jws, passphrase, issuer=issuer)
+
+
+def revoke_jws(net: Network, jws: str, passphrase: str | None = None, *,
+               issuer: str | None = None) -> str:  # fmt: skip
+    """Revoke a credential given as a compact JWS, as its issuer (the web's door: a
+    request's text is never taken for a path on the server)."""
+    from healthnft.credentials.trust import did_address
+    from healthnft.credentials.vc import verify_credential
+
+    jws = jws.strip()
+    if not _looks_like_jws(jws):
+        raise InvalidInput("not a credential: give the compact JWS (three base64url parts)")
+    cred = verify_credential(jws)
+    address = did_address(net.ledger, str(cred.get("issuer")))
+    if address is None or not net.has_key(address) or (
+        issuer is not None and not same(address, issuer)
+    ):
+        raise AccessDenied("only the credential's issuer can revoke it")
+    return _revoke_id(net, net.identity(address, passphrase), cred.get("id"))
+
+
+def _looks_like_jws(text: str) -> bool:
+    return text.count(".") == 2 and "/" not in text and "\\" not in text
+
+
+def _revoke_id(net: Network, signer: Any, cred_id: object) -> str:
+    from healthnft.credentials.vc import credential_hash
+
     if not cred_id:
         raise InvalidInput("the credential has no id to revoke")
-    net.ledger.revoke_credential(signer.account, credential_hash(cred_id))
+    net.ledger.revoke_credential(signer.account, credential_hash(str(cred_id)))
     return str(cred_id)
 
 
@@ -184,7 +206,8 @@ def challenge_book(clock: Callable[[], float]) -> Any:
 
 def check_presentation(net: Network, path: Path, domain: str) -> Verdict:
     """The presentation in file ``path``, checked as :func:`check_presentation_jws` does."""
-    return check_presentation_jws(net, read_jws(path), domain, Path(path).name)
+    where = "the presentation file"
+    return check_presentation_jws(net, read_jws(path, where), domain, where)
 
 
 def check_presentation_jws(net: Network, jws: str, domain: str,
@@ -219,18 +242,21 @@ def present(net: Network, owner: str, challenge: str, domain: str,
 
     holder = net.identity(net.participant(owner).address, passphrase)
     files = list(credential_files) or [net.files.identity_credential_path(holder.address)]
-    creds = [read_jws(f) for f in files]
+    creds = [read_jws(f, f"credential file {n} of {len(files)}") for n, f in enumerate(files, 1)]
     vp = create_presentation(holder.did_private, holder.did, creds, challenge=challenge,
                              domain=domain)  # fmt: skip
     return SignedPresentation(holder.did, domain, len(creds), vp)
 
 
 def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "health-card",
-                passphrase: str | None = None, owner: str | None = None) -> Any:  # fmt: skip
+                passphrase: str | None = None, owner: str | None = None, *,
+                qr: bool = True, replace: bool = False) -> Any:  # fmt: skip
     """Export the owner's immunization/laboratory records as a SMART Health Card.
 
     The card is signed by the hospital that issued the records (its key lives in
     this home). With ``owner`` given (a signed-in patient), every token must be theirs.
+    With ``qr``, the card's one QR code too (a card too large for one code is refused:
+    chunked codes are deprecated); ``replace``: a card of that name in ``out_dir``.
     """
     from healthnft.wallet.cards import export_health_card
 
@@ -243,15 +269,16 @@ def health_card(net: Network, token_ids: list[int], out_dir: Path, name: str = "
     row = catalogued(net, token_ids[0])
     return export_health_card(net.wallet(), net.identity(holder, passphrase),
                               net.identity(row.issuer, passphrase), token_ids, out_dir,
-                              name)  # fmt: skip
+                              name, qr=qr, replace=replace)  # fmt: skip
 
 
 def verify_cards(files: Sequence[Path], issuer_keys: Sequence[str] = (),
                  fetch_keys: bool = False) -> list[dict[str, Any]]:
     """Verify SMART Health Cards: signature, issuer, revocation, FHIR content (offline
-    unless ``fetch_keys``). One verdict per card found in ``files``."""
-    from healthnft.credentials import HttpIssuer, TrustStore, read_card_inputs, verify_card
+    unless ``fetch_keys``). One verdict per card found in ``files``, its ``source`` the
+    card's position ("file 2 of 3"): a file name may be the patient's."""
+    from healthnft.credentials import HttpIssuer, TrustStore, read_cards, verify_card
 
     trust = TrustStore.from_pairs(list(issuer_keys), fetch=HttpIssuer if fetch_keys else None)
-    cards = read_card_inputs(list(files))
-    return [verify_card(jws, trust).as_dict() for jws in cards]
+    return [{"source": card.source, **verify_card(card.jws, trust).as_dict()}
+            for card in read_cards(list(files))]  # fmt: skip

@@ -41,7 +41,9 @@ DEMO_RESEARCH = "demo-research-institute"
 
 
 def patient_label(net: Network, patient_ref: str | None) -> str:
-    """A stable wallet label that does not reveal who the patient is."""
+    """A stable wallet label that does not reveal who the patient is: a keyed hash of
+    the identifier the hospital holds for them (the FHIR Patient's id), so two people
+    with one name get two wallets and one person's records one wallet."""
     secret = net.files.secret_key_path.read_bytes()
     tag = hmac.new(secret, (patient_ref or "unknown").encode(), hashlib.sha256).hexdigest()
     return f"patient-{tag[:10]}"
@@ -67,11 +69,12 @@ def run_demo(
             "demo keys are derived from a fixed seed and protected by the demo passphrase "
             f"{DEMO_PASSPHRASE!r}: fine for trying healthnft, never for real data"
         )
-        hospital = net.add_participant("hospital", DEMO_ISSUER)
+        # Rerunning the demo finds its own cast again (existing_ok): fixed labels it chose.
+        hospital = net.add_participant("hospital", DEMO_ISSUER, existing_ok=True)
         for n in range(1, DEMO_CUSTODIANS + 1):  # key shares 2-of-3, registered before minting
-            net.add_participant("custodian", f"custodian-{n}")
+            net.add_participant("custodian", f"custodian-{n}", existing_ok=True)
         # A research institute, so the web wallet's sharing can be tried at once.
-        net.add_participant("research", DEMO_RESEARCH)
+        net.add_participant("research", DEMO_RESEARCH, existing_ok=True)
         issuer = net.identity(hospital.address)
         result = ingest([data], on_resource=on_resource)
         say(
@@ -87,7 +90,9 @@ def run_demo(
         gas = 0
         batches = 0
         for group in result.patients:
-            wallet = net.add_participant("patient", patient_label(net, group.patient_ref))
+            # Matched on the hospital's own patient id (keyed), never on a display name.
+            wallet = net.add_participant("patient", patient_label(net, group.patient_ref),
+                                         existing_ok=True)  # fmt: skip
             attestor = AnnouncingAttestor(
                 net.ledger, issuer, _batch_sizes(minter, issuer.address, wallet.address,
                                                  group.records),
@@ -115,6 +120,8 @@ def run_demo(
             "data": str(data),
             "home": str(home),
             "demo_keys": True,
+            # Codes outside extensible value sets (minted all the same): where, not what.
+            "warnings": result.warnings,
         }
     finally:
         net.close()

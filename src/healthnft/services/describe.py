@@ -12,7 +12,10 @@ only; nothing it produces is logged or stored.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
+
+from healthnft.records import exact_json
 
 _KIND_WORDS = {
     "laboratory": "Blood test",
@@ -89,7 +92,17 @@ def _concept(value: Any) -> str:
     return ""
 
 
+def json_bytes(value: Any, *, indent: bool = False) -> bytes:
+    """JSON for a reader, each decimal of a record written exactly as the hospital sent it
+    (``5.60``, not ``5.6``): a float-based encoder would drop the digits FHIR says count."""
+    return exact_json.dumps(value, indent=indent)
+
+
 def _number(value: Any) -> str:
+    if isinstance(value, Decimal):  # as measured: 5.60 stays 5.60; 1.0e+2 reads 100
+        if value.is_finite() and value.as_tuple().exponent > 0 and value.adjusted() < 30:  # type: ignore[operator]
+            return format(abs(value), "f") if value.is_zero() else format(value, "f")
+        return exact_json.number_text(value)
     if isinstance(value, float):
         text = f"{value:.2f}".rstrip("0").rstrip(".")
         return text or "0"

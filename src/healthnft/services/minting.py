@@ -10,7 +10,7 @@ callbacks so each door can draw it its own way.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,9 @@ class Minted:
     token_ids: list[int]
     gas_per_record: float
     patient: str
+    #: Codes outside an extensible binding's value set (minted all the same): where, never
+    #: what ("input file 1 of 2 entry 3: Patient.identifier[2].type has no code from ...").
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +44,7 @@ class MintProgress:
     on_total: Callable[[int, int], None] | None = None  # records, imaging bytes
     on_records: Callable[[int], None] | None = None
     on_bytes: Callable[[int], None] | None = None
+    on_warnings: Callable[[list[str]], None] | None = None  # once validated, if any
 
 
 def mint_files(net: Network, issuer: str, patient: str, files: Sequence[Path],
@@ -57,9 +61,13 @@ def mint_files(net: Network, issuer: str, patient: str, files: Sequence[Path],
     watch = progress or MintProgress()
     hospital = net.issuer_by_name(issuer)
     owner = net.patient(patient)
-    records = single_patient(ingest(list(files)))
+    read = ingest(list(files))
+    records = single_patient(read)
     if not records:
         raise InvalidInput("no patient records in the input (only reference data)")
+    warnings = read.warnings
+    if warnings and watch.on_warnings:
+        watch.on_warnings(warnings)
     ident = net.identity(hospital.address, passphrase)
     imaging = sum(r.manifest.payload_size for r in records if hasattr(r, "manifest"))
     if watch.on_total:
@@ -68,4 +76,4 @@ def mint_files(net: Network, issuer: str, patient: str, files: Sequence[Path],
                             progress=watch.on_records, on_bytes=watch.on_bytes)  # fmt: skip
     return Minted(res.minted, res.skipped, res.attested, res.batches, res.token_ids,
                   round(res.gas_used / res.minted, 1) if res.minted else 0,
-                  owner.address)  # fmt: skip
+                  owner.address, warnings)  # fmt: skip

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from healthnft.home import Home
 from healthnft.network import DEMO_PASSPHRASE, Network
+from healthnft.store.writer import WriterLock
 
-__all__ = ["DEMO_PASSPHRASE", "Network", "open_network"]
+__all__ = ["DEMO_PASSPHRASE", "Network", "open_network", "staging_folder", "writer_lock"]
 
 
 def open_network(home: Path) -> Network:
     """The home at ``home``, opened: a clear ``NotFound`` when there is none, and
     ``ChainMissing`` when its chain file is gone (never replaced by a new, empty one)."""
     return Network.open(home)
+
+
+def writer_lock(home: Path, holder: str, wait_s: float = 5.0) -> WriterLock:
+    """The home's writer lock (a context manager), held in ``holder``'s name: one
+    program changes a home at a time (see :mod:`healthnft.store.writer`)."""
+    return WriterLock(home, holder, wait_s)
+
+
+def staging_folder(home: Path) -> Path:
+    """Where a server stages uploads: inside the home, never the system's temp folder."""
+    return Home(home).uploads_dir

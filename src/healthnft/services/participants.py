@@ -49,10 +49,12 @@ def create_network(home: Path, passphrase: str) -> NetworkCreated:
         net.close()
 
 
-def add_participant(net: Network, kind: str, name: str,
-                    passphrase: str | None = None) -> Member:  # fmt: skip
-    """A new key, registered on chain with its kind (idempotent by name)."""
-    p = net.add_participant(kind, name, passphrase)
+def add_participant(net: Network, kind: str, name: str, passphrase: str | None = None,
+                    *, same_person: bool = False) -> Member:  # fmt: skip
+    """A new key, registered on chain with its kind. A name already used for ``kind`` is
+    refused (names are labels, not identities) unless ``same_person`` says it is them:
+    then their existing registration is answered."""
+    p = net.add_participant(kind, name, passphrase, existing_ok=same_person)
     return Member(p.address, p.kind, p.label)
 
 

@@ -161,8 +161,6 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
     reads through the custodians (each release logged on chain); a study's chunks
     are then streamed with the released key, which never leaves this call.
     """
-    import orjson
-
     from healthnft.wallet.files import record_file, write_private, write_study
     from healthnft.wallet.wallet import OpenedRecord
 
@@ -178,7 +176,7 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
             source: Any = ident
         else:
             row, plain = custody.release_shared(net, ident, token_id)
-            rec = OpenedRecord(token_id, plain.meta, orjson.loads(plain.canonical))
+            rec = OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
             source = (row, plain)
     except HealthNFTError as exc:
         raise _burned_or(net, token_id, ident.address, exc) from None

@@ -13,14 +13,23 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from healthnft.errors import InvalidInput, NotFound
+from healthnft.errors import Conflict, InvalidInput, NotFound
+from healthnft.minting.pipeline import crash_point
 from healthnft.services.access import DAY, check_token_ids, require_owner, same, unlock
+from healthnft.services.idempotency import check_request_id, transact_once
 
 if TYPE_CHECKING:
-    from healthnft.ledger.consent import Consent
+    from healthnft.ledger.consent import AccessRequest, Consent
     from healthnft.network import Network
 
 PURPOSES = ("treatment", "research", "insurance", "public-health")
+#: The longest access lasts, in days: ten years, the bound the ConsentManager contract
+#: puts on a request (``duration <= 10 * 365 * 86400``, "duration out of range"). On
+#: chain a share's expiry and a policy's duration and validity are not bounded, but a
+#: grant made by sharing must not outlive what asking could get, and a mistyped
+#: ``--days 100000`` must not become a grant for ever: so the service refuses more for
+#: shares, requests and policies alike, at every door (the web API's fields use it too).
+MAX_GRANT_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,13 @@ def _consent(net: Network) -> Consent:
     return Consent(net.ledger)
 
 
+def _check_days(days: int, what: str = "days") -> None:
+    """``days`` within 1 … :data:`MAX_GRANT_DAYS`, or one error naming the limit."""
+    if not 1 <= days <= MAX_GRANT_DAYS:
+        raise InvalidInput(f"{what} must be from 1 to {MAX_GRANT_DAYS} (ten years, the "
+                           "longest access this network grants)")  # fmt: skip
+
+
 def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise InvalidInput(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
@@ -85,12 +101,16 @@ def _check_purpose(purpose: str) -> None:
 
 def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
           token_ids: list[int] | None = None, category: str | None = None,
-          deidentified_only: bool = False, passphrase: str | None = None) -> GrantMade:  # fmt: skip
-    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``."""
+          deidentified_only: bool = False, passphrase: str | None = None,
+          request_id: str | None = None) -> GrantMade:  # fmt: skip
+    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``.
+
+    With a ``request_id``, retrying the same share (after a crash, a timeout) answers
+    the first grant instead of making a second (see :mod:`.idempotency`)."""
+    check_request_id(request_id)
     if bool(token_ids) == bool(category):
         raise InvalidInput("give token ids or a category, not both")
-    if days < 1:
-        raise InvalidInput("a grant lasts at least one day")
+    _check_days(days)
     _check_purpose(purpose)
     ident = unlock(net, owner, passphrase)
     for tid in token_ids or []:
@@ -101,13 +121,19 @@ def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
     expires = int(time.time()) + days * DAY
     consent = _consent(net)
     if category:
-        gid = consent.share_category(ident.account, grantee.address, category, purpose,
-                                     expires, deidentified_only)  # fmt: skip
+        call = consent.share_category_call(grantee.address, category, purpose, expires,
+                                           deidentified_only)  # fmt: skip
     else:
-        gid = consent.share_tokens(ident.account, grantee.address, list(token_ids or []),
-                                   purpose, expires, deidentified_only)  # fmt: skip
-    return GrantMade(gid, grantee.address, grantee.kind, purpose, expires, category,
-                     list(token_ids or []))  # fmt: skip
+        call = consent.share_tokens_call(grantee.address, list(token_ids or []), purpose,
+                                         expires, deidentified_only)  # fmt: skip
+    made = transact_once(
+        net, ident.account, call, action="share", request_id=request_id,
+        args={"to": grantee.address, "purpose": purpose, "days": days, "category": category,
+              "token_ids": sorted(token_ids or []), "deidentified_only": deidentified_only},
+        settle=lambda receipt: {"grant_id": consent.grant_created(receipt), "expires": expires},
+    )  # fmt: skip
+    return GrantMade(made["grant_id"], grantee.address, grantee.kind, purpose, made["expires"],
+                     category, list(token_ids or []))  # fmt: skip
 
 
 def revoke(net: Network, owner: str, grant_id: int, passphrase: str | None = None) -> None:
@@ -222,26 +248,33 @@ def _view(req: Any, reason: str | None = None) -> RequestView:
 def request_access(net: Network, requester: str, owner: str, purpose: str, *, days: int = 30,
                    token_id: int | None = None, category: str | None = None,
                    reward_wei: int = 0, reason: str = "",
-                   passphrase: str | None = None) -> RequestView:  # fmt: skip
+                   passphrase: str | None = None,
+                   request_id: str | None = None) -> RequestView:  # fmt: skip
     """Ask a patient for access; a matching consent policy grants it at once.
 
-    The free-text reason stays in this home, never on chain.
+    The free-text reason stays in this home, never on chain. With a ``request_id``, a
+    retry answers the first request (and pays its reward once).
     """
+    check_request_id(request_id)
     if (token_id is None) == (category is None):
         raise InvalidInput("give a token id or a category")
     if token_id is not None:
         check_token_ids(token_id)
-    if days < 1:
-        raise InvalidInput("access lasts at least one day")
+    _check_days(days)
     if reward_wei < 0:
         raise InvalidInput("a reward cannot be negative")
     _check_purpose(purpose)
     asker = unlock(net, requester, passphrase)
     patient = net.patient(owner)
     consent = _consent(net)
-    rid = consent.request(asker.account, patient.address, purpose=purpose,
-                          duration=days * DAY, token_id=token_id, category=category,
-                          reward_wei=reward_wei)  # fmt: skip
+    call = consent.request_call(patient.address, purpose=purpose, duration=days * DAY,
+                                token_id=token_id, category=category)  # fmt: skip
+    rid = transact_once(
+        net, asker.account, call, action="request", request_id=request_id, value=reward_wei,
+        args={"owner": patient.address, "purpose": purpose, "days": days,
+              "token_id": token_id, "category": category},
+        settle=lambda receipt: {"request_id": consent.request_created(receipt)},
+    )["request_id"]  # fmt: skip
     if reason:
         net.catalog.note_request_reason(rid, reason)
     return _view(consent.get_request(rid))
@@ -272,44 +305,70 @@ def requests_by(net: Network, requester: str) -> list[RequestView]:
     ]
 
 
-def _own_request(net: Network, owner_address: str, request_id: int) -> None:
+def _own_request(net: Network, owner_address: str, request_id: int) -> AccessRequest:
     req = _consent(net).get_request(request_id)
     if req is None or not same(req.owner, owner_address):
         raise NotFound(f"request {request_id}: no such request to you")
+    return req
 
 
 def approve(net: Network, owner: str, request_id: int, deidentified_only: bool = False,
             passphrase: str | None = None) -> int:  # fmt: skip
-    """Grant a pending request; any reward in escrow is paid to the patient. The grant id."""
+    """Grant a pending request; any reward in escrow is paid to the patient. The grant id.
+
+    Approving a request that is already approved answers its grant (a retry after a
+    crash or a timeout grants nothing twice and pays nothing twice)."""
     ident = unlock(net, owner, passphrase)
-    _own_request(net, ident.address, request_id)
-    return _consent(net).approve(ident.account, request_id, deidentified_only)
+    req = _own_request(net, ident.address, request_id)
+    consent = _consent(net)
+    if req.state == "approved" and req.grant_id:
+        grant = consent.grant(req.grant_id)
+        if grant is not None and grant.deidentified_only != deidentified_only:
+            raise Conflict(f"request {request_id} was already approved with "
+                           f"de-identified only = {grant.deidentified_only}")  # fmt: skip
+        return req.grant_id
+    grant_id = consent.approve(ident.account, request_id, deidentified_only)
+    crash_point("approve:after-send")
+    return grant_id
 
 
 def decline(net: Network, owner: str, request_id: int, passphrase: str | None = None) -> None:
-    """Decline a pending request; any reward is refunded to the requester."""
+    """Decline a pending request; any reward is refunded to the requester (declining a
+    declined request again changes nothing)."""
     ident = unlock(net, owner, passphrase)
-    _own_request(net, ident.address, request_id)
+    req = _own_request(net, ident.address, request_id)
+    if req.state == "declined":
+        return
     _consent(net).decline(ident.account, request_id)
 
 
 def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
                category: str | None = None, days: int = 365, valid_days: int = 365,
-               deidentified_only: bool = False, passphrase: str | None = None) -> int:  # fmt: skip
-    """A rule that approves matching requests automatically. Its number (from 1)."""
+               deidentified_only: bool = False, passphrase: str | None = None,
+               request_id: str | None = None) -> int:  # fmt: skip
+    """A rule that approves matching requests automatically. Its number (from 1).
+    With a ``request_id``, a retry answers the first policy instead of adding another."""
+    check_request_id(request_id)
     from healthnft.ledger.client import KIND_CODES
 
     if kind not in KIND_CODES or kind in ("patient", "custodian"):
         raise InvalidInput(f"unknown requester kind {kind!r}")
-    if days < 1 or valid_days < 1:
-        raise InvalidInput("a policy and the access it grants last at least one day")
+    _check_days(days)
+    _check_days(valid_days, "valid days")
     _check_purpose(purpose)
     ident = unlock(net, owner, passphrase)
-    return _consent(net).add_policy(
-        ident.account, grantee_kind=kind, purpose=purpose, duration=days * DAY,
+    consent = _consent(net)
+    call = consent.add_policy_call(
+        grantee_kind=kind, purpose=purpose, duration=days * DAY,
         valid_until=int(time.time()) + valid_days * DAY, category=category,
         deidentified_only=deidentified_only,
     )  # fmt: skip
+    return transact_once(
+        net, ident.account, call, action="policy", request_id=request_id,
+        args={"kind": kind, "purpose": purpose, "category": category, "days": days,
+              "valid_days": valid_days, "deidentified_only": deidentified_only},
+        settle=lambda receipt: {"policy": consent.policy_added(receipt)},
+    )["policy"]  # fmt: skip
 
 
 def policies(net: Network, owner: str) -> list[PolicyView]:

@@ -77,6 +77,13 @@ class Challenges:
             if cursor.rowcount != 1:
                 raise refused
 
+    def live(self) -> int:
+        """How many challenges are issued, unused and unexpired (what a cap counts)."""
+        rows = self._open().query(
+            "SELECT count(*) FROM challenges WHERE used = 0 AND expires > ?", (self._clock(),)
+        )
+        return int(rows[0][0])
+
     def close(self) -> None:
         """Close the database if this store opened it."""
         if self._db is not None and self._owned:

@@ -19,6 +19,9 @@ The policy:
 - **All or nothing.** Writes go through :meth:`Database.write` only: the block commits
   when it ends and rolls back when it raises. Nested blocks are savepoints, so an inner
   failure that the outer block catches undoes the inner writes only.
+- **Private files.** A database file is created 0600 (its folder 0700) before SQLite
+  opens it, whatever the umask; SQLite gives the WAL and shared-memory files it creates
+  beside it the database's own mode.
 - **Foreign keys on, secure delete on.** ``secure_delete`` zeroes freed pages: a burned
   record's sealed key and ciphertext must not linger in the file.
 - **Threads.** A :class:`Database` has one connection, shared by the threads of the
@@ -32,10 +35,11 @@ Schema versions are :mod:`healthnft.store.migrations`' job; this module only con
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +59,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
     :meth:`Database.write` does, explicitly.
     """
     if str(path) != MEMORY:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private(Path(path))
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
@@ -65,6 +70,13 @@ def connect(path: Path | str) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA secure_delete = ON")
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty and 0600 if it does not exist (an empty file is an empty
+    SQLite database): SQLite itself would create it with the umask's mode."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class Database:

@@ -19,6 +19,7 @@ from healthnft.store.custody import Custody
 from healthnft.store.derivatives import DerivativeLinks
 from healthnft.store.journal import MintJournal
 from healthnft.store.migrations import open_database
+from healthnft.store.operations import Operations
 from healthnft.store.requests import RequestReasons
 from healthnft.store.schema import INDEX
 from healthnft.store.transfers import Transfers
@@ -59,13 +60,15 @@ class Index:
     derivatives: DerivativeLinks
     requests: RequestReasons
     challenges: Challenges
+    operations: Operations
 
     @classmethod
     def open(cls, path: Path) -> Index:
         """Open (creating or migrating) ``path``; see :mod:`healthnft.store.schema`."""
         db = open_database(path, INDEX)
         return cls(db, Catalogue(db), MintJournal(db), Custody(db), Transfers(db),
-                   DerivativeLinks(db), RequestReasons(db), Challenges(db))  # fmt: skip
+                   DerivativeLinks(db), RequestReasons(db), Challenges(db),
+                   Operations(db))  # fmt: skip
 
     def checkpoint(self) -> None:
         self.db.checkpoint()

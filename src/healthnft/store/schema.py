@@ -9,6 +9,8 @@ request reasons, challenges):
    with :class:`~healthnft.errors.Conflict` instead of failing later.
 2. ``challenges``: one-time presentation challenges (:mod:`healthnft.store.challenges`),
    until now a separate ``challenges.sqlite``.
+3. ``operations``: state-changing calls by idempotency key, with the signed transaction
+   kept before it is sent (:mod:`healthnft.store.operations`).
 
 ``vault.sqlite`` (ciphertexts): 1. *adopt* ``blobs``. ``chain.sqlite`` (the embedded
 chain's key-value store): 1. *adopt* ``kv``.
@@ -141,6 +143,20 @@ CREATE INDEX IF NOT EXISTS challenges_expires ON challenges(expires);
 """
 
 
+_INDEX_V3 = """
+CREATE TABLE IF NOT EXISTS operations (
+    key TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    raw_tx BLOB NOT NULL,
+    tx_hash BLOB NOT NULL,
+    nonce INTEGER NOT NULL,
+    result TEXT,
+    created REAL NOT NULL
+);
+"""
+
+
 def _adopt_index(conn: sqlite3.Connection) -> None:
     require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)  # before indexes refer to them
     sql_step("", _INDEX_V1).apply(conn)
@@ -170,6 +186,7 @@ INDEX = Ladder(
     (
         Step("adopt the unversioned catalogue, journal and derivative links", _adopt_index),
         sql_step("one-time presentation challenges move into the index", _INDEX_V2),
+        sql_step("state-changing calls remembered by idempotency key", _INDEX_V3),
     ),
 )
 

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from healthnft.errors import AccessDenied, UnknownParticipant
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
-from healthnft.minting.pipeline import STREAM_META
+from healthnft.minting.pipeline import STREAM_META, crash_point
 from healthnft.store import Repositories
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, StreamIndex, seal
 from healthnft.vault.catalog import BlobJournal, JournaledStore
@@ -70,6 +70,7 @@ class OwnerActions:
             if chain_owner is None or chain_owner.lower() != owner.address.lower():
                 raise AccessDenied(f"token {token_id}: only its owner can burn it")
             self.ledger.burn(owner.account, token_id)
+            crash_point("burn:after-send")
         digest = self.catalogue.shred(token_id)
         staged = self.transfers.drop_staged_transfer(token_id)
         chunks = self.journal.record_blobs(token_id)  # stream chunks, staged copies
@@ -135,12 +136,14 @@ class OwnerActions:
              row.issuer: new_key.wrap_for(issuer_enc_key, key_ref)},
             hashlib.sha256(sealed.ciphertext).digest(), sealed.sealed_dek,
         )  # fmt: skip
+        crash_point("transfer:after-stage")
         call = self.ledger.transfer_call(owner.address, to, token_id)
         try:
             self.ledger.transact(owner.account, call)
         except Exception:
             self._drop_staged(token_id)
             raise
+        crash_point("transfer:after-send")
         self._finish(token_id)
 
     def _drop_staged(self, token_id: int) -> None:

@@ -33,8 +33,12 @@ def export_health_card(
     token_ids: list[int],
     out_dir: Path,
     name: str = "health-card",
+    *,
+    qr: bool = True,
+    replace: bool = False,
 ) -> ExportedCard:
-    """Export ``token_ids`` (the owner's, all from ``issuer``) as one SMART Health Card."""
+    """Export ``token_ids`` (the owner's, all from ``issuer``) as one SMART Health Card
+    (with ``qr``, its one QR code; ``replace``: a card of that name in ``out_dir``)."""
     if not token_ids:
         raise InvalidInput("choose at least one immunization or laboratory record")
     chosen = []
@@ -50,7 +54,7 @@ def export_health_card(
         chosen.append(rec.resource)
     patient = _patient_resource(wallet, owner, issuer)
     return export_card([patient, *chosen], issuer.card_key(), issuer_url(issuer.address),
-                       out_dir, name)  # fmt: skip
+                       out_dir, name, qr=qr, replace=replace)  # fmt: skip
 
 
 def _patient_resource(wallet: Wallet, owner: Identity, issuer: Identity) -> dict:

@@ -24,9 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from healthnft.errors import InvalidInput, Tampered
+from healthnft.records import exact_json
 
 if TYPE_CHECKING:
     from healthnft.keys import Identity
@@ -65,7 +64,7 @@ def record_file(resource: dict[str, Any], suffix: str) -> bytes:
     """The bytes of the file ``suffix`` asks for, or a clear error saying what exists."""
     suffix = suffix.lower()
     if suffix == ".json":
-        return orjson.dumps(resource, option=orjson.OPT_INDENT_2)
+        return exact_json.dumps(resource, indent=True)  # 5.60 stays 5.60
     if suffix == ".txt":
         text = note_text(resource)
         if text is None:
@@ -130,7 +129,7 @@ def write_study(wallet: Wallet, token_id: int, reader: Identity | Any, out: Path
     """
     suffix = out.suffix.lower()
     if suffix == ".json":
-        data = orjson.dumps(manifest_doc, option=orjson.OPT_INDENT_2)
+        data = exact_json.dumps(manifest_doc, indent=True)
         write_private(out, data)
         return {"out": str(out), "bytes": len(data)}
     if suffix == ".png":

@@ -21,14 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from healthnft.credentials.trust import ChainTrust
 from healthnft.errors import BURNED, AccessDenied, Tampered
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.minting.pipeline import IMAGING_META, STREAM_META
+from healthnft.records import exact_json
 from healthnft.store import RecordRow, Repositories
 from healthnft.vault import (
     BatchKey,
@@ -47,9 +46,28 @@ UNKNOWN_TOKEN = "unknown token: not in this catalogue"
 
 @dataclass(frozen=True)
 class OpenedRecord:
+    """A decrypted record. ``resource`` holds its decimals as ``Decimal``, digits as the
+    hospital sent them: show it with :meth:`resource_json`, never through a float."""
+
     token_id: int
     meta: dict[str, Any]
     resource: dict[str, Any]
+
+    @classmethod
+    def from_plaintext(cls, token_id: int, meta: dict[str, Any],
+                       canonical: bytes) -> OpenedRecord:  # fmt: skip
+        """The record whose canonical bytes were just authenticated (``Tampered`` if they
+        are not JSON). Records of every age read alike: decimals committed as floats
+        (before exact decimals) are read as the digits they were committed with."""
+        try:
+            resource = exact_json.loads(canonical)
+        except exact_json.NotJSON:
+            raise Tampered(f"token {token_id}: record content is not valid JSON") from None
+        return cls(token_id, meta, resource)
+
+    def resource_json(self, *, indent: bool = True) -> bytes:
+        """The resource as JSON, each decimal written exactly as committed."""
+        return exact_json.dumps(self.resource, indent=indent)
 
     def __post_init__(self) -> None:
         # Whoever builds one (the owner's wallet, a grantee's custodian path), an opened
@@ -123,11 +141,7 @@ class Wallet:
         a record whose catalogue entry was altered is never shown.
         """
         row, plain = self._open_checked(token_id, reader)
-        try:
-            resource = orjson.loads(plain.canonical)
-        except orjson.JSONDecodeError:
-            raise Tampered(f"token {token_id}: record content is not valid JSON") from None
-        return OpenedRecord(token_id, public_meta(plain.meta), resource)
+        return OpenedRecord.from_plaintext(token_id, public_meta(plain.meta), plain.canonical)
 
     def _open_checked(self, token_id: int, reader: Identity) -> tuple[RecordRow, RecordPlaintext]:
         row = self._row(token_id)

@@ -23,7 +23,13 @@ class SignIn(BaseModel):
 
 
 def _site(request: Request) -> tuple[str, str]:
-    return request.url.netloc, str(request.base_url).rstrip("/")
+    """This service's configured domain and URI, never the request's ``Host`` (see .site)."""
+    site = request.app.state.site
+    return site.domain, site.origin
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/api/auth/challenge")
@@ -35,6 +41,7 @@ def challenge(address: str, request: Request, svc: Svc) -> dict[str, Any]:
         raise InvalidInput("the address given is not a 0x… Ethereum address")
     sessions = request.app.state.sessions
     clock = request.app.state.clock
+    request.app.state.challenge_limiter.hit(_client(request), "sign-in challenges")
     nonce, expires = sessions.new_nonce(address)
     issued = datetime.fromtimestamp(clock(), UTC)
     domain, uri = _site(request)
@@ -78,7 +85,7 @@ def verify_sign_in(body: SignIn, request: Request, svc: Svc) -> JSONResponse:
     response = JSONResponse({"address": who.address, "kind": who.kind, "name": who.name,
                              "expires": int(sess.expires), "token": token})  # fmt: skip
     response.set_cookie(COOKIE, token, max_age=int(sessions.ttl_s), httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+                        samesite="strict", secure=request.app.state.site.secure)  # fmt: skip
     return response
 
 

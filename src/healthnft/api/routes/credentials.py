@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from healthnft.api.deps import Me, Svc, require_kind
+from healthnft.api.deps import Id, Me, Svc, TokenId, require_kind
 from healthnft.errors import NotFound
 from healthnft.services import credentials
 from healthnft.services.access import NOT_VISIBLE, same
@@ -43,7 +43,9 @@ class PresentationBody(BaseModel):
 
 
 class CardBody(BaseModel):
-    token_ids: list[int] = Field(min_length=1, description="Immunization or laboratory records.")
+    token_ids: list[Id] = Field(min_length=1, description="Immunization or laboratory records.")
+    qr: bool = Field(True, description="Also the card's QR code (one code; a card too large "
+                     "for one is refused, as chunked codes are deprecated).")
 
 
 @router.post("/api/credentials/identity")
@@ -56,7 +58,7 @@ def issue_identity(body: IdentityBody, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.get("/api/records/{token_id}/attestation")
-def record_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def record_attestation(token_id: TokenId, me: Me, svc: Svc) -> dict[str, Any]:
     """Your record's issuer attestation, verified against the chain."""
     with svc.lock:
         if not same(svc.net.ledger.owner_of(token_id), me.address):
@@ -66,7 +68,7 @@ def record_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/attestation/revoke")
-def revoke_attestation(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def revoke_attestation(token_id: TokenId, me: Me, svc: Svc) -> dict[str, Any]:
     """The issuing hospital revokes a record's attestation (on chain)."""
     require_kind(me, "hospital")
     revoked = svc.run(credentials.revoke, str(token_id), svc.passphrase, issuer=me.address)
@@ -84,7 +86,7 @@ def verify_credential(body: CredentialBody, me: Me, svc: Svc) -> dict[str, Any]:
 def revoke_credential(body: CredentialBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Revoke a credential you issued (on chain)."""
     require_kind(me, "hospital")
-    return {"revoked": svc.run(credentials.revoke, body.credential.strip(), svc.passphrase,
+    return {"revoked": svc.run(credentials.revoke_jws, body.credential, svc.passphrase,
                                issuer=me.address)}  # fmt: skip
 
 
@@ -111,25 +113,25 @@ def check_presentation(body: PresentationBody, me: Me, svc: Svc) -> dict[str, An
 
 @router.post("/api/health-cards")
 def health_card(body: CardBody, me: Me, svc: Svc) -> dict[str, Any]:
-    """A SMART Health Card of your records (signed by their issuer): the card and its QR."""
-    return _card(svc, body.token_ids, me.address)
+    """A SMART Health Card of your records (signed by their issuer): the card and its QR
+    code (``qr_png``: one picture, or none with ``"qr": false``)."""
+    return _card(svc, body.token_ids, me.address, body.qr)
 
 
 @router.get("/api/records/{token_id}/health-card", tags=["records"])
-def record_health_card(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
-    """A SMART Health Card of one of your immunization or laboratory records (QR PNGs)."""
-    return _card(svc, [token_id], me.address)
+def record_health_card(token_id: TokenId, me: Me, svc: Svc, qr: bool = True) -> dict[str, Any]:
+    """A SMART Health Card of one of your immunization or laboratory records (its QR PNG)."""
+    return _card(svc, [token_id], me.address, qr)
 
 
-def _card(svc: Any, token_ids: list[int], owner: str) -> dict[str, Any]:
+def _card(svc: Any, token_ids: list[int], owner: str, qr: bool) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="healthnft-card-"))
     try:
         card = svc.run(credentials.health_card, token_ids, folder,
-                       passphrase=svc.passphrase, owner=owner)  # fmt: skip
+                       passphrase=svc.passphrase, owner=owner, qr=qr)  # fmt: skip
         images = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
                   for p in card.qr_png_files]  # fmt: skip
         return {"iss": card.iss, "resource_types": list(card.resource_types),
-                "card": Path(card.card_file).read_text(), "qr_png": images,
-                "chunks": len(images)}  # fmt: skip
+                "card": Path(card.card_file).read_text(), "qr_png": images}  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)

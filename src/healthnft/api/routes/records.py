@@ -12,16 +12,16 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from healthnft.api.deps import Me, Service, Svc, require_kind
-from healthnft.api.uploads import save_uploads
+from healthnft.api.deps import Me, Service, Svc, TokenId, require_kind
+from healthnft.api.uploads import receive
 from healthnft.errors import HealthNFTError, InvalidInput, NotFound, Tampered
 from healthnft.services import amending, describe, records
 from healthnft.services.access import NOT_VISIBLE, check_token_ids, same
@@ -34,7 +34,8 @@ class TransferBody(BaseModel):
 
 
 class BurnBody(BaseModel):
-    confirm: bool = Field(description="Must be true: burning is irreversible.")
+    # Strict: "yes", 1 or "true" are not a person confirming an irreversible step.
+    confirm: bool = Field(strict=True, description="Must be true: burning is irreversible.")
 
 
 class ApprovalBody(BaseModel):
@@ -143,13 +144,24 @@ def _study_view(token_id: int, mine: bool, rec: Any, check: Any) -> dict[str, An
                                       row, strict=True)) for row in series],
                   "image": f"/api/records/{token_id}/image.png"},
         "measurements": [], "attachments": [], "resource": rec.resource,
+        "resource_json": rec.resource_json().decode(),
         "verification": _verification(check),
     }  # fmt: skip
 
 
 @router.get("/api/records/{token_id}")
-def open_record(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
-    """Decrypt a record for its owner, or for a grantee through the custodians."""
+def open_record(token_id: TokenId, me: Me, svc: Svc) -> Response:
+    """Decrypt a record for its owner, or for a grantee through the custodians.
+
+    Decimals go out as the hospital sent them, in ``resource`` (a JSON number with
+    every digit: 5.60, not 5.6) and in ``resource_json``, the record as indented JSON
+    text for display (a browser's ``JSON.parse`` would turn 5.60 into 5.6).
+    """
+    return Response(describe.json_bytes(_record_view(token_id, me, svc)),
+                    media_type="application/json")  # fmt: skip
+
+
+def _record_view(token_id: int, me: Any, svc: Service) -> dict[str, Any]:
     with svc.lock:
         mine = same(svc.net.ledger.owner_of(token_id), me.address)
         if mine:
@@ -174,12 +186,13 @@ def open_record(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
         "measurements": describe.measurements(rec.resource),
         "attachments": describe.attachments(rec.resource),
         "resource": rec.resource,
+        "resource_json": rec.resource_json().decode(),
         "verification": _verification(check),
     }
 
 
 @router.get("/api/records/{token_id}/image.png")
-def study_image(token_id: int, me: Me, svc: Svc) -> Response:
+def study_image(token_id: TokenId, me: Me, svc: Svc) -> Response:
     """The first image of an imaging study you own or were granted, as PNG (CT windowed).
 
     A grantee's image is read through the custodians, like any shared record: each
@@ -201,7 +214,7 @@ def study_image(token_id: int, me: Me, svc: Svc) -> Response:
 
 
 @router.get("/api/records/{token_id}/verify")
-def verify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def verify(token_id: TokenId, me: Me, svc: Svc) -> dict[str, Any]:
     """Authentic, tampered, superseded or burned: the chain's word on one of your records
     (a record you gave away or burned included)."""
     check_token_ids(token_id)
@@ -215,21 +228,21 @@ def verify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/transfer")
-def transfer(token_id: int, body: TransferBody, me: Me, svc: Svc) -> dict[str, Any]:
+def transfer(token_id: TokenId, body: TransferBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Give a record to a registered participant; it is re-encrypted for them."""
     done = svc.run(records.transfer, me.address, token_id, body.to, svc.passphrase)
     return done.as_dict()
 
 
 @router.post("/api/records/{token_id}/burn")
-def burn(token_id: int, body: BurnBody, me: Me, svc: Svc) -> dict[str, Any]:
+def burn(token_id: TokenId, body: BurnBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Burn the token and crypto-shred the record. Irreversible."""
     svc.run(records.burn, me.address, token_id, svc.passphrase, confirm=body.confirm)
     return {"token_id": token_id, "burned": True}
 
 
 @router.post("/api/records/{token_id}/deidentify")
-def deidentify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
+def deidentify(token_id: TokenId, me: Me, svc: Svc) -> dict[str, Any]:
     """Mint a de-identified copy (HIPAA Safe Harbor / DICOM PS3.15) of one of your records.
 
     The copy is a token of its own in your wallet, linked to the original off chain;
@@ -243,7 +256,7 @@ def deidentify(token_id: int, me: Me, svc: Svc) -> dict[str, Any]:
 
 
 @router.post("/api/records/{token_id}/amendment-approval")
-def approve_amendment(token_id: int, body: ApprovalBody, me: Me, svc: Svc) -> dict[str, Any]:
+def approve_amendment(token_id: TokenId, body: ApprovalBody, me: Me, svc: Svc) -> dict[str, Any]:
     """Allow a hospital to correct one of your records (it mints a version that supersedes it)."""
     require_kind(me, "patient")
     with svc.lock:
@@ -253,19 +266,29 @@ def approve_amendment(token_id: int, body: ApprovalBody, me: Me, svc: Svc) -> di
                                           svc.passphrase).as_dict()  # fmt: skip
 
 
-@router.post("/api/records/{token_id}/amend")
-async def amend(token_id: int, me: Me, svc: Svc,
-                file: Annotated[UploadFile, File()]) -> dict[str, Any]:  # fmt: skip
+_ONE_FILE = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary",
+                                    "description": "The corrected FHIR resource (JSON)."}},
+        }}},
+    }
+}  # fmt: skip
+
+
+@router.post("/api/records/{token_id}/amend", openapi_extra=_ONE_FILE)
+async def amend(token_id: TokenId, request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     """A hospital corrects a record it issued, with its owner's approval: the corrected
     FHIR resource is minted as a new token that supersedes the old one."""
     require_kind(me, "hospital")
-    folder = await save_uploads([file])
+    upload = await receive(request, svc.uploads)
     try:
-        files = sorted(folder.iterdir())
-        if len(files) != 1:
+        if len(upload.files) != 1:
             raise InvalidInput("give exactly one corrected FHIR resource")
         with svc.lock:
-            return amending.amend(svc.net, token_id, files[0], me.name,
+            return amending.amend(svc.net, token_id, upload.files[0], me.name,
                                   svc.passphrase).as_dict()  # fmt: skip
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(upload.folder, ignore_errors=True)

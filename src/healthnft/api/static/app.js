@@ -228,7 +228,8 @@ async function showRecord(id, ctx) {
     }
   }
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
-    h("pre", {}, JSON.stringify(rec.resource, null, 2))));
+    // resource_json keeps each decimal as sent (5.60); JSON.parse would make it 5.6.
+    h("pre", {}, rec.resource_json || JSON.stringify(rec.resource, null, 2))));
   if (rec.owned && ["immunization", "laboratory"].includes(rec.category)) {
     const spot = h("div", { id: "health-card", "aria-live": "polite" });
     parts.push(h("button", { class: "secondary", onclick: async () => {
@@ -237,8 +238,8 @@ async function showRecord(id, ctx) {
         const card = await api("GET", `/api/records/${id}/health-card`);
         spot.replaceChildren(h("p", {}, "SMART Health Card, signed by the hospital that "
           + "issued the record: any SMART Health Card verifier can check it."),
-        ...card.qr_png.map((src, i) => h("img", { src, width: "280", height: "280",
-          alt: `SMART Health Card QR code${card.chunks > 1 ? ` ${i + 1} of ${card.chunks}` : ""}` })));
+        ...card.qr_png.map((src) => h("img", { src, width: "280", height: "280",
+          alt: "SMART Health Card QR code" })));
       } catch (e) { spot.replaceChildren(); say(e.message, "err"); }
     } }, "Show SMART Health Card"), spot);
   }
@@ -600,7 +601,10 @@ function showMint(_arg, ctx) {
         }
         if (job.state === "failed") throw new Error(job.error);
         bar.value = bar.max;
-        say(`Minted ${job.result.records_minted} records (${job.result.already_minted} already minted).`, "ok");
+        const warnings = job.result.warnings || [];
+        say(`Minted ${job.result.records_minted} records (${job.result.already_minted} already minted).`
+          + (warnings.length ? ` ${warnings.length} warning(s): ${warnings.slice(0, 5).join("; ")}`
+            + (warnings.length > 5 ? "; …" : "") : ""), "ok");
       } catch (e) { say(e.message, "err"); }
     } },
     h("p", {}, "FHIR R4 files (bundles or resources) are validated, attested, encrypted and "

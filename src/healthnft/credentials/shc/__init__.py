@@ -14,7 +14,7 @@ is still read. One module per job:
 
 - :mod:`.codec` — the signed form: DEFLATE, the JWS, issuer keys;
 - :mod:`.bundle` — the minimized FHIR Bundle a card carries;
-- :mod:`.qr` — ``shc:/`` numeric content, chunking, the QR picture;
+- :mod:`.qr` — ``shc:/`` numeric content (one code written, chunks read), the QR picture;
 - :mod:`.inputs` — reading cards from files;
 - :mod:`.trust` — which issuers a verifier trusts, their keys and revocation lists;
 - :mod:`.fetch` — fetching those from ``<iss>/.well-known/…``, when asked to;
@@ -39,9 +39,13 @@ from healthnft.credentials.shc.fetch import (
     MAX_FETCH_BYTES,
     HttpIssuer,
 )
-from healthnft.credentials.shc.inputs import MAX_INPUT_BYTES, read_card_inputs
+from healthnft.credentials.shc.inputs import (
+    MAX_INPUT_BYTES,
+    CardInput,
+    read_card_inputs,
+    read_cards,
+)
 from healthnft.credentials.shc.qr import (
-    QR_CHUNK_MAX_CHARS,
     QR_PREFIX,
     QR_SINGLE_MAX_CHARS,
     decode_qr,
@@ -66,9 +70,9 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MAX_JWS_CHARS",
     "MAX_PAYLOAD_BYTES",
-    "QR_CHUNK_MAX_CHARS",
     "QR_PREFIX",
     "QR_SINGLE_MAX_CHARS",
+    "CardInput",
     "CardVerification",
     "ExportedCard",
     "FolderIssuer",
@@ -83,5 +87,6 @@ __all__ = [
     "new_issuer_key",
     "public_jwk",
     "read_card_inputs",
+    "read_cards",
     "verify_card",
 ]

@@ -19,6 +19,7 @@ from joserfc.jwk import ECKey
 
 from healthnft.credentials.jose import json_object, sign_compact
 from healthnft.errors import CredentialRejected, InvalidInput, InvalidRecord
+from healthnft.records import exact_json
 
 __all__ = [
     "FHIR_VERSION",
@@ -86,7 +87,7 @@ def public_jwk(key: ECKey) -> dict[str, str]:
 def sign_card(claims: Mapping[str, Any], key: ECKey) -> str:
     """The compact JWS of a card: minified claims, raw DEFLATE, ES256 under ``key``."""
     try:
-        minified = orjson.dumps(claims)
+        minified = orjson.dumps(claims, default=exact_json.default)  # decimals as committed
     except TypeError:
         raise InvalidRecord("resources are not plain JSON data") from None
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15)

@@ -2,13 +2,20 @@
 
 :func:`export_card` minimizes the resources (:mod:`healthnft.credentials.shc.bundle`),
 validates them, signs the card (:mod:`healthnft.credentials.shc.codec`), writes the
-``.smart-health-card`` file, its QR content and pictures, and publishes the issuer's
-public key where :class:`~healthnft.credentials.shc.trust.FolderIssuer` reads it, so the
-card verifies offline through the very same code path as any other.
+``.smart-health-card`` file, its one QR code (content and picture), and publishes the
+issuer's public key where :class:`~healthnft.credentials.shc.trust.FolderIssuer` reads
+it, so the card verifies offline through the very same code path as any other.
+
+Nothing is lost to an export: every check (the folder, a card of the same name already
+there, a card too large for one QR code) is made before the first byte is written, and
+a card already there is replaced only when the caller says so. The card and its QR code
+carry health data, so they are written readable by their owner only.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -21,19 +28,24 @@ from joserfc.jwk import ECKey
 
 from healthnft.credentials.shc.bundle import build_bundle
 from healthnft.credentials.shc.codec import FHIR_VERSION, HEALTH_CARD_TYPE, public_jwk, sign_card
-from healthnft.credentials.shc.qr import encode_qr, qr_code
+from healthnft.credentials.shc.qr import QR_SINGLE_MAX_CHARS, encode_qr, qr_code
 from healthnft.credentials.shc.trust import read_trust_json
-from healthnft.errors import CredentialRejected, InvalidRecord
+from healthnft.errors import Conflict, CredentialRejected, InvalidInput, InvalidRecord
 from healthnft.records.fhir import SourceResource, validate
 
 __all__ = ["ExportedCard", "export_card"]
 
 _CARD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: QR chunk files an earlier version wrote beside a card (``<name>-qr-<i>.txt|png``).
+_OLD_CHUNK = re.compile(r"-qr-[0-9]+\.(txt|png)")
 
 
 @dataclass(frozen=True)
 class ExportedCard:
-    """Where :func:`export_card` wrote a card, and what it holds (no health data)."""
+    """Where :func:`export_card` wrote a card, and what it holds (no health data).
+
+    ``qr_text_files`` and ``qr_png_files`` hold the one QR code's files, or nothing when
+    the card was exported without a QR code."""
 
     jws: str = field(repr=False)
     iss: str
@@ -65,15 +77,20 @@ def export_card(
     name: str,
     *,
     nbf: float | None = None,
+    qr: bool = True,
+    replace: bool = False,
 ) -> ExportedCard:
     """Issue a SMART Health Card for ``bundle_resources`` and write it under ``out_dir``.
 
-    Writes ``<name>.smart-health-card``, the QR content ``<name>-qr.txt`` and picture
-    ``<name>-qr.png`` (``-qr-<i>`` per chunk when the JWS needs several codes), and
-    publishes the issuer's public key in ``out_dir/issuer/.well-known/jwks.json`` (merged
-    with keys already there), so ``TrustStore.from_folders({iss: out_dir / "issuer"})``
-    verifies the card offline. Resources are minimized (:func:`build_bundle`) and
-    validated before signing so that no card is issued that :func:`verify_card` refuses.
+    Writes ``<name>.smart-health-card``, with ``qr`` its QR content ``<name>-qr.txt`` and
+    picture ``<name>-qr.png`` (one code, version 22 at most: a card too large for it is
+    refused with :class:`InvalidInput`, never chunked), and publishes the issuer's public
+    key in ``out_dir/issuer/.well-known/jwks.json`` (merged with keys already there), so
+    ``TrustStore.from_folders({iss: out_dir / "issuer"})`` verifies the card offline.
+    Resources are minimized (:func:`build_bundle`) and validated before signing so that
+    no card is issued that :func:`verify_card` refuses. A card of the same name already
+    in ``out_dir`` is :class:`Conflict` unless ``replace``; ``out_dir`` naming a file is
+    :class:`InvalidInput`; in both cases nothing is written.
     """
     if not _CARD_NAME.fullmatch(name):
         raise InvalidRecord("card name must be a plain file name (letters, digits, . _ -)")
@@ -98,12 +115,33 @@ def export_card(
         },
     }
     compact = sign_card(claims, issuer_key)
+    if qr and len(compact) > QR_SINGLE_MAX_CHARS:
+        raise InvalidInput(
+            f"the card is too large for one QR code ({len(compact)} characters; one version "
+            f"22 code holds {QR_SINGLE_MAX_CHARS}) and chunked QR codes are deprecated: "
+            "export the .smart-health-card file without a QR code (shc export --no-qr; "
+            '"qr": false in the web API), or put fewer records on each card'
+        )
+    qr_content = encode_qr(compact) if qr else None
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     card_file = out_dir / f"{name}.smart-health-card"
+    qr_files = (out_dir / f"{name}-qr.txt", out_dir / f"{name}-qr.png")
+    old_chunks = _prepare_folder(out_dir, name, [card_file, *qr_files], replace)
     card = {"verifiableCredential": [compact]}
     write_atomic(card_file, orjson.dumps(card, option=orjson.OPT_INDENT_2))
-    texts, pngs = _write_qr(compact, out_dir, name)
+    for stale in old_chunks:  # an earlier version's chunks of the card just replaced
+        stale.unlink(missing_ok=True)
+    texts: tuple[Path, ...] = ()
+    pngs: tuple[Path, ...] = ()
+    if qr_content is not None:
+        picture = io.BytesIO()
+        qr_code(qr_content).save(picture, kind="png", scale=4, border=4)
+        write_atomic(qr_files[0], (qr_content + "\n").encode())
+        write_atomic(qr_files[1], picture.getvalue())
+        texts, pngs = qr_files[:1], qr_files[1:]
+    else:
+        for stale in qr_files:  # the QR code of the card just replaced is not this card's
+            stale.unlink(missing_ok=True)
     jwks_file = _publish_key(out_dir / "issuer", published)
     types: list[str] = []
     for entry in bundle["entry"]:
@@ -112,18 +150,35 @@ def export_card(
     return ExportedCard(compact, iss, kid, tuple(types), card_file, texts, pngs, jwks_file)
 
 
-def _write_qr(compact: str, out_dir: Path, name: str) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
-    """QR text and PNG per chunk (``<name>-qr`` or ``<name>-qr-<i>``)."""
-    contents = encode_qr(compact)
-    texts, pngs = [], []
-    for i, content in enumerate(contents, 1):
-        stem = f"{name}-qr" if len(contents) == 1 else f"{name}-qr-{i}"
-        text_file, png_file = out_dir / f"{stem}.txt", out_dir / f"{stem}.png"
-        write_atomic(text_file, (content + "\n").encode())
-        qr_code(content).save(str(png_file), kind="png", scale=4, border=4)
-        texts.append(text_file)
-        pngs.append(png_file)
-    return tuple(texts), tuple(pngs)
+def _prepare_folder(out_dir: Path, name: str, files: Sequence[Path],
+                    replace: bool) -> list[Path]:  # fmt: skip
+    """Make ``out_dir`` (a folder) ready for a card's ``files``; the chunk files of an
+    earlier card of this name, to delete once the new card is written.
+
+    Refuses, before anything is written: a file where the folder should be, and unless
+    ``replace``, a card of this name already there. Messages never name the folder or
+    the card: either may carry the patient's name."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInput(
+            "--out names a file, not a folder: give a new or an existing folder for the "
+            "card, its QR code and the issuer's key (the file is left as it was)"
+        )
+    old_chunks = []
+    if out_dir.is_dir():
+        old_chunks = [p for p in out_dir.glob(f"{name}-qr-*")
+                      if _OLD_CHUNK.fullmatch(p.name[len(name):])]  # fmt: skip
+        if not replace and (old_chunks or any(p.exists() for p in files)):
+            raise Conflict(
+                "the --out folder already holds a card of this name: choose another --name "
+                "or folder, or pass --force to replace it"
+            )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InvalidInput("--out is inside a file, not a folder: give a folder") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot create the --out folder ({exc.strerror})") from None
+    return old_chunks
 
 
 def _publish_key(issuer_dir: Path, published: Mapping[str, str]) -> Path:
@@ -140,12 +195,17 @@ def _publish_key(issuer_dir: Path, published: Mapping[str, str]) -> Path:
         ]
     keys.append(dict(published))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, orjson.dumps({"keys": keys}, option=orjson.OPT_INDENT_2))
+    # A public key, to be published: readable by others, unlike the card.
+    write_atomic(path, orjson.dumps({"keys": keys}, option=orjson.OPT_INDENT_2), mode=0o644)
     return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename: readers never see half a file."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write via a temporary file and rename: readers never see half a file. The file
+    is created with ``mode`` (default: its owner only; the umask may narrow it)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    tmp.unlink(missing_ok=True)  # a crashed write's leftover: created afresh with ``mode``
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
     tmp.replace(path)

@@ -1,23 +1,24 @@
-"""SMART Health Card QR content: ``shc:/`` numeric encoding, chunking, and the PNG.
+"""SMART Health Card QR content: ``shc:/`` numeric encoding, chunk reading, the PNG.
 
-Each JWS character becomes two digits ``ord(c) - 45``; a JWS longer than one version 22
-QR holds is split in balanced chunks ``shc:/<i>/<n>/<digits>`` (deprecated by the spec,
-still read and written when needed). Pictures are drawn with segno.
+Each JWS character becomes two digits ``ord(c) - 45``. A card is written as one QR code
+of at most version 22 (:data:`QR_SINGLE_MAX_CHARS` characters of JWS): the spec
+deprecates splitting a longer JWS into chunks ``shc:/<i>/<n>/<digits>``, so a card too
+large for one code is refused (export its ``.smart-health-card`` file instead, or put
+fewer resources on it), while chunked codes that older issuers printed are still read.
+Pictures are drawn with segno.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 
 import segno
 
 from healthnft.credentials.shc.codec import COMPACT_JWS
-from healthnft.errors import InvalidRecord
+from healthnft.errors import InvalidInput, InvalidRecord
 
 __all__ = [
-    "QR_CHUNK_MAX_CHARS",
     "QR_PREFIX",
     "QR_SINGLE_MAX_CHARS",
     "decode_qr",
@@ -25,31 +26,30 @@ __all__ = [
     "qr_code",
 ]
 
-#: QR limits from the spec: one QR (version 22, error level L) holds a JWS of up to 1195
-#: characters; longer JWS are split in balanced chunks of at most 1191 characters.
+#: QR limit from the spec: one QR code (version 22, error level L) holds a JWS of up to
+#: 1195 characters; a card is never written as several codes.
 QR_SINGLE_MAX_CHARS = 1195
-QR_CHUNK_MAX_CHARS = 1191
 QR_PREFIX = "shc:/"
-#: One QR content: ``shc:/<digits>`` or ``shc:/<i>/<n>/<digits>``.
+#: One QR content: ``shc:/<digits>`` or (read only) a chunk ``shc:/<i>/<n>/<digits>``.
 QR_CONTENT = re.compile(r"(?i:shc:/)(?:([0-9]{1,4})/([0-9]{1,4})/)?([0-9]*)")
 #: Largest two-digit value in the numeric QR encoding: ``ord("z") - 45``.
 _QR_MAX_PAIR = ord("z") - 45
 
 
-def encode_qr(jws_compact: str) -> list[str]:
-    """The ``shc:/`` QR contents for a JWS: one, or balanced chunks if it is too long.
+def encode_qr(jws_compact: str) -> str:
+    """The ``shc:/`` content of the one QR code (version 22 at most) holding a JWS.
 
-    Chunking is deprecated by the spec but remains the only way to print a card whose
-    JWS exceeds what a version 22 QR holds (1195 characters).
+    :class:`InvalidInput` when the JWS is longer than one such code holds
+    (:data:`QR_SINGLE_MAX_CHARS`): chunked codes are deprecated and never written.
     """
     if not COMPACT_JWS.fullmatch(jws_compact):
         raise InvalidRecord("not a compact JWS")
-    if len(jws_compact) <= QR_SINGLE_MAX_CHARS:
-        return [QR_PREFIX + _to_digits(jws_compact)]
-    total = math.ceil(len(jws_compact) / QR_CHUNK_MAX_CHARS)
-    size = math.ceil(len(jws_compact) / total)
-    parts = [jws_compact[i : i + size] for i in range(0, len(jws_compact), size)]
-    return [f"{QR_PREFIX}{i}/{len(parts)}/{_to_digits(p)}" for i, p in enumerate(parts, 1)]
+    if len(jws_compact) > QR_SINGLE_MAX_CHARS:
+        raise InvalidInput(
+            f"the card is too large for one QR code ({len(jws_compact)} characters; one "
+            f"version 22 code holds {QR_SINGLE_MAX_CHARS})"
+        )
+    return QR_PREFIX + _to_digits(jws_compact)
 
 
 def _to_digits(text: str) -> str:
@@ -57,7 +57,8 @@ def _to_digits(text: str) -> str:
 
 
 def decode_qr(contents: Sequence[str], where: str = "QR") -> str:
-    """Reassemble one JWS from ``shc:/`` QR contents: a single code, or all its chunks.
+    """Reassemble one JWS from ``shc:/`` QR contents: a single code, or all its chunks
+    (the deprecated form, still read: cards printed by other issuers use it).
 
     Chunks may come in any order (the spec asks scanners to allow that); every index
     from 1 to the total must be present exactly once and all must agree on the total.

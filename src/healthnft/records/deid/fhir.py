@@ -84,6 +84,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from healthnft.errors import InvalidRecord
@@ -544,7 +545,7 @@ def _is_coding(obj: dict[str, Any]) -> bool:
 
 def _is_time_quantity(obj: dict[str, Any]) -> bool:
     value = obj.get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
+    if not isinstance(value, int | float | Decimal) or isinstance(value, bool):
         return False
     code, unit = obj.get("code"), str(obj.get("unit") or "").lower()
     return (code in _PER_YEAR and obj.get("system") in (None, _UCUM)) or unit in _YEAR_WORDS
@@ -552,7 +553,7 @@ def _is_time_quantity(obj: dict[str, Any]) -> bool:
 
 def _cap_age(obj: dict[str, Any]) -> dict[str, Any] | None:
     code = obj.get("code") if obj.get("code") in _PER_YEAR else "a"
-    years = obj["value"] / _PER_YEAR[code]
+    years = float(obj["value"]) / _PER_YEAR[code]  # a threshold: a float is exact enough
     if years < 90:
         return None
     return {"value": 90, "comparator": ">=", "unit": "years", "system": _UCUM, "code": "a"}
