@@ -63,11 +63,13 @@ class Network:
     # -- opening ----------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path) -> Network:
+    def open(cls, home: Path, *, check_index: bool = True) -> Network:
         """Open an existing home; a clear error when there is none, when its contracts
-        are another version's (:class:`Conflict`), or when its chain is gone
+        are another version's (:class:`Conflict`), when its chain is gone
         (:class:`ChainMissing`: the file is missing, or holds no code at the home's
-        contract addresses)."""
+        contract addresses), or when its index is behind the chain (:class:`Conflict`:
+        ``index.sqlite`` restored from an older backup; ``healthnft doctor --repair``
+        rebuilds it, and opens with ``check_index=False``)."""
         files = Home(home)
         config = files.read_config()  # NotFound, with how to make one, when there is none
         files.make_private()  # a home made by an earlier version was readable by all
@@ -84,8 +86,21 @@ class Network:
                 f"{files.config_path}: it is not this home's chain; restore the chain file "
                 "from a backup"
             )
-        return cls(home, config, ledger, Catalog(files.index_path),
-                   SqliteBlobStore(files.vault_path))  # fmt: skip
+        net = cls(home, config, ledger, Catalog(files.index_path),
+                  SqliteBlobStore(files.vault_path))  # fmt: skip
+        if check_index:
+            from healthnft.wallet.doctor import index_behind
+
+            behind = index_behind(ledger, net.catalog, net.blobs)
+            if behind:
+                net.close()
+                raise Conflict(
+                    f"{files.index_path.name} is behind the chain: {len(behind)} record(s) "
+                    "changed owner or were minted after it was written (restored from an "
+                    "older backup?); run `healthnft doctor --repair` to rebuild it from the "
+                    "chain and the vault"
+                )
+        return net
 
     @classmethod
     def create(cls, home: Path, passphrase: str, demo: bool = False) -> Network:

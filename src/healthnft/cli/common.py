@@ -123,15 +123,16 @@ def verdict(as_json: bool, data: dict[str, Any], line: str) -> NoReturn:
 
 
 @contextmanager
-def network(write: bool = True) -> Iterator[Network]:
+def network(write: bool = True, check_index: bool = True) -> Iterator[Network]:
     """The home named by --home, opened for one command and closed after it.
 
     A command that may change the home (``write``, the default) holds its writer lock
-    while it runs: a second writer, such as ``serve``, is named in a clear refusal."""
+    while it runs: a second writer, such as ``serve``, is named in a clear refusal.
+    ``check_index=False`` opens a home whose index is behind the chain (``doctor``)."""
     from healthnft.services.node import open_network
 
     with writing() if write and state.home.is_dir() else nullcontext():
-        net = open_network(state.home)
+        net = open_network(state.home, check_index=check_index)
         try:
             yield net
         finally:

@@ -170,3 +170,37 @@ def serve(
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def doctor(
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Rebuild what the chain and the vault can settle (holds the "
+        "home's writer lock); without it, nothing is changed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the home's index against its chain and vault; --repair rebuilds it.
+
+    An index.sqlite restored from an older backup names records' earlier owners and
+    misses their current keys: every other command refuses such a home until this one
+    has repaired it. Exit 0 when the home is healthy (after repairing), 1 when it is not.
+    """
+    from healthnft.services.doctor import checkup
+
+    with network(write=repair, check_index=False) as net:
+        result = checkup(net, repair=repair)
+    if as_json:
+        emit(result.as_dict())
+    else:
+        for f in result.findings:
+            mark = "repaired" if f.repaired else (
+                "repairable" if f.repairable else "NOT repairable")
+            out.print(f"token {f.token_id}: {f.detail} ({mark})", markup=False, highlight=False)
+        verdict = "healthy" if result.healthy else (
+            "needs `healthnft doctor --repair`" if all(f.repairable for f in result.findings)
+            else "has records the chain and the vault cannot restore: restore vault.sqlite "
+                 "from a backup, then run `healthnft doctor --repair`")  # fmt: skip
+        out.print(f"{result.records} records, {result.cards} key cards: {verdict}",
+                  markup=False, highlight=False)  # fmt: skip
+    if not result.healthy:
+        raise typer.Exit(1)

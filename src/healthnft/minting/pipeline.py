@@ -55,9 +55,10 @@ from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.minting.attestation import Attestor, issuer_attestor
 from healthnft.records import Record, commit, new_salt
-from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, seal, seal_stream
+from healthnft.vault import BatchKey, RecordPlaintext, Vault, seal, seal_stream
 from healthnft.vault.catalog import BatchRow, Catalog, JournaledStore, RecordRow
 from healthnft.vault.custody import Custodians
+from healthnft.vault.keycards import KeyCard
 
 DEFAULT_BATCH_SIZE = 1000
 #: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
@@ -120,7 +121,7 @@ def _mid_stream(stored: int) -> None:
 class Minter:
     """Mints batches of prepared records for one home's ledger, vault and catalogue."""
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: BlobStore, secret: bytes,
+    def __init__(self, ledger: Ledger, catalog: Catalog, blobs: Vault, secret: bytes,
                  custodians: Custodians | None = None) -> None:  # fmt: skip
         self.custodians = custodians
         self.ledger = ledger
@@ -421,14 +422,15 @@ class Minter:
             None, None, None, None, None,
         )  # fmt: skip
         self.catalog.prepare_batch(batch, wrapped, rows)
+        custody_wrapped = (
+            {addr: custody_keys[addr].wrap_for(pub, batch_ref) for addr, pub in cust.members}
+            if cust else {}
+        )  # fmt: skip
         if cust:  # a crash before this line leaves a prepared batch: recovery drops it
-            self.catalog.add_custody(
-                batch_ref,
-                {addr: custody_keys[addr].wrap_for(pub, batch_ref) for addr, pub in cust.members},
-                shares,
-            )
+            self.catalog.add_custody(batch_ref, custody_wrapped, shares)
         try:
             self.blobs.put_many(ciphertexts)
+            self.blobs.keep_cards(self._cards(rows, wrapped, custody_wrapped, shares, batch))
             crash_point("after-encrypt")
             if supersedes is None:
                 call = self.ledger.mint_call(owner, len(chunk), start, root)
@@ -462,6 +464,22 @@ class Minter:
         self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
         crash_point("after-minted")
         return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
+
+    def _cards(self, rows: list[RecordRow], wrapped: dict[str, bytes],
+               custody_wrapped: dict[str, bytes], shares: list[tuple[int, str, bytes]],
+               batch: BatchRow) -> list[KeyCard]:  # fmt: skip
+        """The batch's key cards, kept beside its ciphertexts (see :mod:`~healthnft.vault.
+        keycards`): what rebuilds its index rows if ``index.sqlite`` is lost or rolled back."""
+        by_token: dict[int, dict[str, bytes]] = {}
+        for token_id, addr, share in shares:
+            by_token.setdefault(token_id, {})[addr] = share
+        origin = (batch.issuer, batch.owner, batch.start_token, batch.count, batch.root)
+        return [
+            KeyCard(row, dict(wrapped),
+                    {a: (custody_wrapped[a], s) for a, s in by_token.get(row.token_id, {}).items()},
+                    tuple(self.catalog.record_blobs(row.token_id, batch.batch_ref)), origin)
+            for row in rows
+        ]  # fmt: skip
 
     def _seal_payload(self, rec: Record, token_id: int, batch_ref: bytes, commitment: bytes,
                       on_bytes: Callable[[int], None] | None) -> dict[str, object]:  # fmt: skip

@@ -15,10 +15,12 @@ from healthnft.store.writer import WriterLock
 __all__ = ["DEMO_PASSPHRASE", "Network", "open_network", "staging_folder", "writer_lock"]
 
 
-def open_network(home: Path) -> Network:
-    """The home at ``home``, opened: a clear ``NotFound`` when there is none, and
-    ``ChainMissing`` when its chain file is gone (never replaced by a new, empty one)."""
-    return Network.open(home)
+def open_network(home: Path, *, check_index: bool = True) -> Network:
+    """The home at ``home``, opened: a clear ``NotFound`` when there is none,
+    ``ChainMissing`` when its chain file is gone (never replaced by a new, empty one), and
+    ``Conflict`` when its index is behind the chain (unless ``check_index`` is off, for
+    the doctor that repairs it)."""
+    return Network.open(home, check_index=check_index)
 
 
 def writer_lock(home: Path, holder: str, wait_s: float = 5.0) -> WriterLock:

@@ -98,6 +98,18 @@ class Catalogue:
         )
         return RecordRow(*row) if row else None
 
+    def all_records(self) -> list[RecordRow]:
+        """Every minted record of this home, burned ones included (``doctor``)."""
+        rows = self._db.query(
+            f"SELECT {_R_COLS} FROM records r JOIN batches b ON b.batch_ref = r.batch_ref "
+            "WHERE b.state = 'minted' ORDER BY r.token_id"
+        )
+        return [RecordRow(*r) for r in rows]
+
+    def all_token_ids(self) -> set[int]:
+        """Every token id the index has a row for, minted or still on its way."""
+        return {r[0] for r in self._db.query("SELECT token_id FROM records")}
+
     def records_of(self, owner: str) -> list[RecordRow]:
         rows = self._db.query(
             f"SELECT {_R_COLS} FROM records r JOIN batches b ON b.batch_ref = r.batch_ref "

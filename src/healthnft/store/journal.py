@@ -203,6 +203,49 @@ class MintJournal:
                 [(d,) for d in digests],
             )
 
+    def restore_record(self, row: RecordRow, readers: dict[str, bytes],
+                       custodians: dict[str, tuple[bytes, bytes]], chunks: Iterable[bytes],
+                       batch: BatchRow | None) -> None:  # fmt: skip
+        """Put one record back as the chain and its key card say it is (``doctor``), in
+        one transaction: its row, its readers' wrapped keys, its custodians' keys and
+        shares (those of any other key dropped), its stream chunks' journal rows, its
+        batch (when the index lost that too), and no staged transfer left."""
+        key_id = row.key_id
+        with self._db.write() as c:
+            if batch is not None:
+                c.execute(
+                    f"INSERT OR IGNORE INTO batches ({_B_COLS}, created) VALUES "
+                    f"({','.join('?' * len(BATCH_FIELDS))}, ?)",
+                    (*_row(batch, BATCH_FIELDS), time.time()),
+                )
+            c.execute(
+                f"INSERT OR REPLACE INTO records ({', '.join(RECORD_FIELDS)}) VALUES "
+                f"({','.join('?' * len(RECORD_FIELDS))})",
+                _row(row, RECORD_FIELDS),
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO batch_keys (batch_ref, reader, wrapped) VALUES (?, ?, ?)",
+                [(key_id, reader, wrapped) for reader, wrapped in readers.items()],
+            )
+            c.execute("DELETE FROM custodian_shares WHERE token_id = ?", (row.token_id,))
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_keys (key_ref, custodian, wrapped) "
+                "VALUES (?, ?, ?)",
+                [(key_id, who, k) for who, (k, _s) in custodians.items()],
+            )
+            c.executemany(
+                "INSERT OR REPLACE INTO custodian_shares (token_id, custodian, key_ref, "
+                "sealed_share) VALUES (?, ?, ?, ?)",
+                [(row.token_id, who, key_id, s) for who, (_k, s) in custodians.items()],
+            )
+            c.execute("DELETE FROM record_blobs WHERE token_id = ? AND key_ref = ?",
+                      (row.token_id, key_id))  # fmt: skip
+            c.executemany(
+                "INSERT INTO record_blobs (token_id, key_ref, digest) VALUES (?, ?, ?)",
+                [(row.token_id, key_id, d) for d in chunks],
+            )
+            c.execute("DELETE FROM staged_transfers WHERE token_id = ?", (row.token_id,))
+
     def referenced_digests(self) -> set[bytes]:
         """Every blob digest the index leads to (records, staged transfers, journal)."""
         rows = self._db.query(

@@ -196,7 +196,19 @@ def _adopt_vault(conn: sqlite3.Connection) -> None:
     require_columns(conn, "vault.sqlite", {"blobs": ("digest", "data")})
 
 
-VAULT = Ladder("vault.sqlite", (Step("adopt the unversioned blob table", _adopt_vault),))
+_VAULT_V2 = """
+CREATE TABLE IF NOT EXISTS key_cards (
+    digest BLOB PRIMARY KEY,
+    token_id INTEGER NOT NULL,
+    card BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS key_cards_token ON key_cards(token_id);
+"""
+
+VAULT = Ladder("vault.sqlite", (
+    Step("adopt the unversioned blob table", _adopt_vault),
+    sql_step("key cards: what opens each ciphertext, kept beside it", _VAULT_V2),
+))  # fmt: skip
 
 
 def _adopt_chain(conn: sqlite3.Connection) -> None:

@@ -6,7 +6,7 @@ its SQLite backend, and the local catalogue of minted records. Raw primitives st
 ``_primitives``.
 """
 
-from healthnft.vault.blobstore import BlobStore, SqliteBlobStore, digest_of
+from healthnft.vault.blobstore import BlobStore, KeyCardStore, SqliteBlobStore, Vault, digest_of
 from healthnft.vault.envelope import (
     BatchKey,
     RecordPlaintext,
@@ -16,14 +16,18 @@ from healthnft.vault.envelope import (
     public_bytes,
     seal,
 )
+from healthnft.vault.keycards import KeyCard
 from healthnft.vault.stream import StreamIndex, delete_stream, open_stream, seal_stream
 
 __all__ = [
     "BatchKey",
     "BlobStore",
+    "KeyCard",
+    "KeyCardStore",
     "RecordPlaintext",
     "SealedRecord",
     "SqliteBlobStore",
+    "Vault",
     "StreamIndex",
     "delete_stream",
     "digest_of",

@@ -22,11 +22,16 @@ the old chunks once the switch is done. Burn deletes every chunk the journal lis
 the token. Chunks journaled under no live key (a transfer that crashed while
 re-sealing) are swept whenever the token is next transferred or burned, and by every
 mint's recovery.
+
+The re-encrypted copy's key card (:mod:`~healthnft.vault.keycards`) is kept in the vault
+beside it before the chain moves the token, so the new owner's key survives an index
+restored from before the transfer; burn deletes every card of the token with its blobs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import queue
@@ -38,7 +43,7 @@ from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.minting.pipeline import STREAM_META, crash_point
 from healthnft.store import Repositories
-from healthnft.vault import BatchKey, BlobStore, RecordPlaintext, StreamIndex, seal
+from healthnft.vault import BatchKey, BlobStore, KeyCard, RecordPlaintext, StreamIndex, Vault, seal
 from healthnft.vault.catalog import BlobJournal, JournaledStore
 from healthnft.vault.custody import Custodians
 from healthnft.vault.stream import open_stream, seal_stream
@@ -48,7 +53,7 @@ from healthnft.wallet.wallet import Wallet
 class OwnerActions:
     """Transfer and burn, for the owner of a record."""
 
-    def __init__(self, ledger: Ledger, catalog: Repositories, blobs: BlobStore,
+    def __init__(self, ledger: Ledger, catalog: Repositories, blobs: Vault,
                  custodians: Custodians | None = None) -> None:  # fmt: skip
         self.custodians = custodians
         self.ledger = ledger
@@ -75,6 +80,7 @@ class OwnerActions:
         staged = self.transfers.drop_staged_transfer(token_id)
         chunks = self.journal.record_blobs(token_id)  # stream chunks, staged copies
         self.blobs.delete_many([d for d in (digest, staged, *chunks) if d])
+        self.blobs.shred_token(token_id)  # every copy a key card names, whatever the index says
         if chunks:
             self.journal.forget_blobs(token_id)
         self.catalog.checkpoint()
@@ -124,18 +130,25 @@ class OwnerActions:
         custody = (token_id, cust.threshold, custody_keys) if cust else None
         sealed = seal(plain, row.commitment, new_key, custody)
         journaled.put_many([sealed.ciphertext])  # journaled first: a crash leaves no orphan
+        custody_wrapped = {a: custody_keys[a].wrap_for(pub, key_ref)
+                           for a, pub in cust.members} if cust else {}  # fmt: skip
+        shares = sealed.custodian_shares or {}
         if cust:  # the new DEK is re-split; the switch happens with the record's
-            self.custody.add_custody(
-                key_ref,
-                {a: custody_keys[a].wrap_for(pub, key_ref) for a, pub in cust.members},
-                [(token_id, a, s) for a, s in (sealed.custodian_shares or {}).items()],
-            )
-        self.transfers.stage_transfer(
-            token_id, to, key_ref,
-            {to: new_key.wrap_for(to_enc_key, key_ref),
-             row.issuer: new_key.wrap_for(issuer_enc_key, key_ref)},
-            hashlib.sha256(sealed.ciphertext).digest(), sealed.sealed_dek,
-        )  # fmt: skip
+            self.custody.add_custody(key_ref, custody_wrapped,
+                                     [(token_id, a, s) for a, s in shares.items()])  # fmt: skip
+        readers = {to: new_key.wrap_for(to_enc_key, key_ref),
+                   row.issuer: new_key.wrap_for(issuer_enc_key, key_ref)}  # fmt: skip
+        digest = hashlib.sha256(sealed.ciphertext).digest()
+        self.transfers.stage_transfer(token_id, to, key_ref, readers, digest, sealed.sealed_dek)
+        batch = self.journal.batch(row.batch_ref)
+        self.blobs.keep_cards([KeyCard(
+            dataclasses.replace(row, owner=to, key_ref=key_ref, blob_digest=digest,
+                                sealed_dek=sealed.sealed_dek, status="active"),
+            readers, {a: (custody_wrapped[a], s) for a, s in shares.items()},
+            tuple(self.journal.record_blobs(token_id, key_ref)),
+            None if batch is None else (batch.issuer, batch.owner, batch.start_token,
+                                        batch.count, batch.root),
+        )])  # fmt: skip
         crash_point("transfer:after-stage")
         call = self.ledger.transfer_call(owner.address, to, token_id)
         try:
