@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install check demo test lint bench clean fhir-bindings
+.PHONY: install check demo test lint bench clean fhir-bindings nodes
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,27 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Real EVM nodes for the consortium (issue 13), from the registries only, into .tools/:
+# geth v1.13.15 (the last line that seals Clique blocks) built from the Go module proxy
+# (-checklinkname=0: an old dependency uses a runtime linkname Go >= 1.23 refuses), and
+# anvil from npm as the fast single node. Nothing downloads at run time.
+TOOLS := .tools
+GETH := $(TOOLS)/bin/geth
+ANVIL := $(TOOLS)/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+GETH_VERSION := v1.13.15
+ANVIL_VERSION := 1.7.1
+
+$(GETH):
+	GOBIN=$(CURDIR)/$(TOOLS)/bin GOFLAGS=-mod=mod go install -ldflags=-checklinkname=0 \
+		github.com/ethereum/go-ethereum/cmd/geth@$(GETH_VERSION)
+
+$(ANVIL):
+	mkdir -p $(TOOLS)
+	npm install -q --no-audit --no-fund --prefix $(TOOLS) \
+		@foundry-rs/anvil-linux-amd64@$(ANVIL_VERSION)
+
+nodes: $(GETH) $(ANVIL)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
@@ -36,7 +57,7 @@ check: install
 	$(BIN)/lint-imports
 	$(BIN)/deptry src
 
-test: install $(CHROMIUM) check
+test: install $(CHROMIUM) nodes check
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -55,4 +76,4 @@ fhir-bindings:
 		src/healthnft/records/fhir_r4_bindings.json
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) $(TOOLS) build dist src/*.egg-info
