@@ -71,7 +71,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
-from healthnft.ledger.client import KIND_CODES, Ledger, _deploy
+from healthnft.ledger.client import KIND_CODES, Ledger
 from healthnft.ledger.compiler import compile_contract
 from healthnft.ledger.consent import Consent, category_code, purpose_code
 from healthnft.ledger.embedded import embedded_web3
@@ -348,8 +348,8 @@ class _Bench:
             raise RuntimeError("an amend did not supersede its token")
 
         old_kind = compile_contract("HealthRecordTokenTwoStep", source_dir=BENCH_CONTRACTS)
-        address = _deploy(self.w3, self.admin, old_kind.abi, old_kind.bytecode,
-                          [ledger.registry.address])  # fmt: skip
+        address = ledger.deploy_contract(self.admin, old_kind.abi, old_kind.bytecode,
+                                         [ledger.registry.address])  # fmt: skip
         two_step = self.w3.eth.contract(address=address, abi=old_kind.abi)
         first = self.batch_on(two_step, self.reps + 1)
         new_ids: list[int] = []

@@ -32,7 +32,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from healthnft.ledger.client import Ledger, _deploy
+from healthnft.ledger.client import Ledger
 from healthnft.ledger.compiler import compile_contract
 from healthnft.ledger.embedded import embedded_web3
 from healthnft.ledger.merkle import build, leaf_hash
@@ -89,8 +89,7 @@ def run(baseline_mints: int = 20) -> dict:
 
         # 2. Baseline: snekmate's ERC-721, one token per transaction, same patient.
         base = compile_contract("BaselineERC721", source_dir=BENCH_CONTRACTS)
-        base_address = _deploy(
-            w3,
+        base_address = ledger.deploy_contract(
             admin,
             base.abi,
             base.bytecode,

@@ -9,6 +9,7 @@ anything is sent; revert reasons become :class:`~healthnft.errors.LedgerError`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ from web3 import Web3
 from web3.exceptions import Web3RPCError
 from web3.logs import DISCARD
 
-from healthnft.errors import LedgerError
+from healthnft.errors import LedgerError, Unavailable
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
+from healthnft.ledger.nonces import nonce_manager
 from healthnft.ledger.readcache import ReadCache, view
 
 KIND_CODES = {
@@ -42,6 +44,8 @@ class SentTransaction:
     raw: bytes
     tx_hash: bytes
     nonce: int
+    #: Who signed it: a nonce that never reached the node is given back to its sender.
+    sender: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,16 @@ class BatchInfo:
     root: bytes
 
 
+def _message(exc: Exception) -> str:
+    """The node's own words: web3 wraps JSON-RPC errors as a dict in ``args[0]``."""
+    first = exc.args[0] if exc.args else None
+    if isinstance(first, dict) and isinstance(first.get("message"), str):
+        return first["message"]
+    return getattr(exc, "message", None) or str(exc)
+
+
 def _failure_reason(exc: Exception) -> str:
-    text = getattr(exc, "message", None) or str(exc)
+    text = _message(exc)
     if "revert" in text:
         return revert_reason(exc)
     if "afford" in text or "insufficient funds" in text:
@@ -64,7 +76,7 @@ def _failure_reason(exc: Exception) -> str:
 
 def revert_reason(exc: Exception) -> str:
     """The contract's own message from a revert, without web3's wrapping."""
-    msg = getattr(exc, "message", None) or str(exc)
+    msg = _message(exc)
     msg = msg.removeprefix("execution reverted: ").strip()
     return msg or "transaction reverted"
 
@@ -79,10 +91,27 @@ def call_data(call: Any) -> bytes:
 
 
 class Ledger:
-    """The network's contracts at known addresses, reached through one Web3."""
+    """The network's contracts at known addresses, reached through one Web3.
 
-    def __init__(self, w3: Web3, registry: str, token: str, consent: str | None = None) -> None:
+    ``confirmations`` is how many blocks (the receipt's own included) a transaction
+    waits for before it counts as done: 1 on the embedded chain and anvil, more on a
+    network of validators where a short fork can drop the newest block.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        registry: str,
+        token: str,
+        consent: str | None = None,
+        *,
+        confirmations: int = 1,
+        receipt_timeout_s: float = 120.0,
+    ) -> None:
         self.w3 = w3
+        self.nonces = nonce_manager(w3)
+        self.confirmations = max(1, int(confirmations))
+        self.receipt_timeout_s = receipt_timeout_s
         self.consent = (
             w3.eth.contract(
                 address=Web3.to_checksum_address(consent),
@@ -123,16 +152,39 @@ class Ledger:
 
     @classmethod
     def deploy(
-        cls, w3: Web3, admin: LocalAccount, evm_version: str = DEFAULT_EVM_VERSION
+        cls,
+        w3: Web3,
+        admin: LocalAccount,
+        evm_version: str = DEFAULT_EVM_VERSION,
+        *,
+        confirmations: int = 1,
+        receipt_timeout_s: float = 120.0,
     ) -> Ledger:
-        """Deploy registry, token and consent manager; the admin owns registry and consent."""
+        """Deploy registry, token and consent manager; the admin owns registry and consent.
+        Every deployment's receipt status and code are checked (a node on an older EVM
+        has "deployed" nothing without an error)."""
         reg = compile_contract("ParticipantRegistry", evm_version)
         tok = compile_contract("HealthRecordToken", evm_version)
         con = compile_contract("ConsentManager", evm_version)
-        registry = _deploy(w3, admin, reg.abi, reg.bytecode, [])
-        token = _deploy(w3, admin, tok.abi, tok.bytecode, [registry])
-        consent = _deploy(w3, admin, con.abi, con.bytecode, [registry, token])
-        return cls(w3, registry, token, consent)
+        nowhere = "0x" + "00" * 20
+        deployer = cls(w3, nowhere, nowhere, None, confirmations=confirmations,
+                       receipt_timeout_s=receipt_timeout_s)  # fmt: skip
+        registry = deployer.deploy_contract(admin, reg.abi, reg.bytecode, [])
+        token = deployer.deploy_contract(admin, tok.abi, tok.bytecode, [registry])
+        consent = deployer.deploy_contract(admin, con.abi, con.bytecode, [registry, token])
+        return cls(w3, registry, token, consent, confirmations=confirmations,
+                   receipt_timeout_s=receipt_timeout_s)  # fmt: skip
+
+    def deploy_contract(self, admin: LocalAccount, abi: list, bytecode: bytes,
+                        args: list) -> str:  # fmt: skip
+        """Deploy one contract from ``admin``; its address, once confirmed with code."""
+        data = self.w3.eth.contract(abi=abi, bytecode=bytecode).constructor(*args)
+        tx = {"data": data.data_in_transaction, "value": 0, "gas": 6_000_000}
+        receipt = self.broadcast(self._sign_tx(admin, tx), what="contract deployment")
+        address = receipt.get("contractAddress")
+        if not address or not self.w3.eth.get_code(address):
+            raise LedgerError("contract deployment failed (check the node's EVM version)")
+        return str(address)
 
     # -- transactions ---------------------------------------------------------
 
@@ -156,30 +208,74 @@ class Ledger:
                 gas = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
             except Exception as exc:  # web3, eth-tester and nodes each raise their own
                 raise LedgerError(_failure_reason(exc)) from None
-        if nonce is None:
-            nonce = self.w3.eth.get_transaction_count(account.address, "pending")
-        tx.update(self._fees(), gas=gas, nonce=nonce, chainId=self.chain_id, type=2)
         del tx["from"]
+        return self._sign_tx(account, tx, gas=gas, nonce=nonce)
+
+    def _sign_tx(self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None,
+                 nonce: int | None = None) -> SentTransaction:  # fmt: skip
+        """Fees, chain id and a nonce (from the shared manager unless given), signed."""
+        if gas is not None:
+            tx["gas"] = gas
+        fees = self._fees()
+        if nonce is None:
+            nonce = self.nonces.reserve(account.address)
+        tx.update(fees, nonce=nonce, chainId=self.chain_id, type=2)
         signed = account.sign_transaction(tx)
-        return SentTransaction(bytes(signed.raw_transaction), bytes(signed.hash), nonce)
+        return SentTransaction(bytes(signed.raw_transaction), bytes(signed.hash), nonce,
+                               account.address)  # fmt: skip
 
     def _fees(self) -> dict[str, int]:
         base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
         tip = 1
         return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
-    def broadcast(self, sent: SentTransaction) -> dict:
-        """Send a signed transaction (idempotent) and return its successful receipt."""
+    def broadcast(self, sent: SentTransaction, what: str = "transaction") -> dict:
+        """Send a signed transaction (idempotent) and return its successful receipt, once
+        it has ``confirmations`` blocks."""
         try:
             self.w3.eth.send_raw_transaction(sent.raw)
         except (Web3RPCError, ValueError) as exc:
             # Re-sending a known transaction is fine; anything else is an error.
-            if "known" not in str(exc).lower() and "already" not in str(exc).lower():
-                raise LedgerError(f"transaction rejected: {revert_reason(exc)}") from None
-        receipt = self.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=120)
+            text = _message(exc).lower()
+            if "known" not in text and "already" not in text and "nonce too low" not in text:
+                if sent.sender:
+                    self.nonces.release(sent.sender, sent.nonce)
+                raise LedgerError(f"{what} rejected: {revert_reason(exc)}") from None
+        receipt = self._await_receipt(sent.tx_hash, what)
         if receipt["status"] != 1:
-            raise LedgerError(f"transaction reverted on chain: {self._replay_reason(sent)}")
-        return dict(receipt)
+            raise LedgerError(f"{what} reverted on chain: {self._replay_reason(sent)}")
+        return receipt
+
+    def _await_receipt(self, tx_hash: bytes, what: str = "transaction") -> dict:
+        """The receipt once ``confirmations`` blocks hold it. A receipt whose block left
+        the chain meanwhile (a short reorganisation) is awaited again; none within the
+        timeout is :class:`Unavailable` (a retry re-sends the same transaction)."""
+        from web3.exceptions import TimeExhausted
+
+        deadline = time.monotonic() + self.receipt_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                receipt = dict(self.w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=max(left, 0.1), poll_latency=0.1))  # fmt: skip
+            except TimeExhausted:
+                raise Unavailable(
+                    f"the {what} was not mined within {self.receipt_timeout_s:.0f} s; the "
+                    "ledger node may be behind or its validators stopped; retry (the same "
+                    "transaction is sent again, never a second one)"
+                ) from None
+            if self.confirmations <= 1:
+                return receipt
+            while time.monotonic() < deadline:
+                head = int(self.w3.eth.block_number)
+                if head - int(receipt["blockNumber"]) + 1 >= self.confirmations:
+                    break
+                time.sleep(0.2)
+            else:
+                continue  # the timeout check above answers
+            again = self.receipt_of(tx_hash)
+            if again is not None and again["blockHash"] == receipt["blockHash"]:
+                return again
 
     def receipt_of(self, tx_hash: bytes) -> dict | None:
         """The receipt of a mined transaction, or None (pending, dropped or unknown)."""
@@ -214,17 +310,8 @@ class Ledger:
         return self.broadcast(self.sign(account, call, value=value))
 
     def fund(self, sender: LocalAccount, to: str, wei: int) -> dict:
-        tx = {
-            "to": Web3.to_checksum_address(to),
-            "value": wei,
-            "gas": 21_000,
-            "nonce": self.w3.eth.get_transaction_count(sender.address, "pending"),
-            "chainId": self.chain_id,
-            "type": 2,
-            **self._fees(),
-        }
-        signed = sender.sign_transaction(tx)
-        return self.broadcast(SentTransaction(bytes(signed.raw_transaction), bytes(signed.hash), 0))
+        tx = {"to": Web3.to_checksum_address(to), "value": wei, "gas": 21_000}
+        return self.broadcast(self._sign_tx(sender, tx), what="payment")
 
     # -- registry -------------------------------------------------------------
 
@@ -415,26 +502,3 @@ class Ledger:
     def nonce(self, address: str) -> int:
         return int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(address)))
 
-
-def _deploy(w3: Web3, admin: LocalAccount, abi: list, bytecode: bytes, args: list) -> str:
-    contract = w3.eth.contract(abi=abi, bytecode=bytecode)
-    data = contract.constructor(*args).data_in_transaction
-    base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
-    tx = {
-        "data": data,
-        "value": 0,
-        "gas": 6_000_000,
-        "nonce": w3.eth.get_transaction_count(admin.address, "pending"),
-        "chainId": w3.eth.chain_id,
-        "maxFeePerGas": 2 * base + 1,
-        "maxPriorityFeePerGas": 1,
-        "type": 2,
-    }
-    signed = admin.sign_transaction(tx)
-    w3.eth.send_raw_transaction(signed.raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(signed.hash)
-    address = receipt.get("contractAddress")
-    # A node on an older EVM can "succeed" without code (ganache on prague bytecode).
-    if receipt["status"] != 1 or not address or not w3.eth.get_code(address):
-        raise LedgerError("contract deployment failed (check the node's EVM version)")
-    return address
