@@ -18,6 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 SYNTHEA = SHARED_DATA / "synthea"
 
+#: One small, valid FHIR R4 lab result (synthetic), for tests that mint a single record.
+LAB_OBSERVATION = {
+    "resourceType": "Observation", "id": "lab-test", "status": "final",
+    "category": [{"coding": [{"system":
+        "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+    "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+    "subject": {"reference": "Patient/1"}, "effectiveDateTime": "2020-01-02T03:04:05Z",
+    "valueQuantity": {"value": 5.4, "unit": "mmol/L", "system": "http://unitsofmeasure.org",
+                      "code": "mmol/L"},
+}  # fmt: skip
+
 
 def _cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)

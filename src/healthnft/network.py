@@ -34,6 +34,7 @@ from healthnft.errors import (
 from healthnft.home import Home, write_private
 from healthnft.keys import Identity
 from healthnft.ledger.client import KIND_CODES, Ledger
+from healthnft.ledger.compiler import DEFAULT_EVM_VERSION
 from healthnft.minting import Minter
 from healthnft.vault import SqliteBlobStore
 from healthnft.vault.catalog import Catalog, Participant
@@ -79,12 +80,15 @@ class Network:
                 "contracts; create a new home (a migration tool does not exist yet)"
             )
         w3 = _connect(home, config, None, create=False)  # ChainMissing when it is gone
-        ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"))
+        ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"),
+                        confirmations=int(config.get("confirmations", 1)))  # fmt: skip
         if ledger.missing_contracts():
+            where = (f"the chain at {config['rpc_url']}" if config.get("rpc_url")
+                     else str(files.chain_path))  # fmt: skip
             raise ChainMissing(
-                f"{files.chain_path} has no code at the contract addresses named in "
-                f"{files.config_path}: it is not this home's chain; restore the chain file "
-                "from a backup"
+                f"{where} has no code at the contract addresses named in "
+                f"{files.config_path}: it is not this home's chain; restore the chain "
+                "from a backup or point the home at its own node"
             )
         net = cls(home, config, ledger, Catalog(files.index_path),
                   SqliteBlobStore(files.vault_path))  # fmt: skip
@@ -103,26 +107,55 @@ class Network:
         return net
 
     @classmethod
-    def create(cls, home: Path, passphrase: str, demo: bool = False) -> Network:
-        """Create a home: admin key, chain and contracts. Reuses an existing one."""
+    def create(
+        cls,
+        home: Path,
+        passphrase: str,
+        demo: bool = False,
+        *,
+        rpc_url: str | None = None,
+        admin_secret: bytes | None = None,
+        confirmations: int = 1,
+    ) -> Network:
+        """Create a home: admin key, chain and contracts. Reuses an existing one.
+
+        With ``rpc_url`` the chain is a running EVM node's (backend ``jsonrpc``): the
+        admin is ``admin_secret``'s account, which must hold funds there (checked
+        before anything is written), and the contracts are compiled for the newest EVM
+        version the node's blocks show (``paris`` on Clique)."""
         files = Home(home)
         if files.exists():
             return cls.open(home)
-        files.make_private()  # the folder 0700; every file below is created 0600
-        secret = _demo_secret("admin") if demo else keys.new_secret()
-        admin = keys.write_keystore(files.keystore_dir, secret, passphrase, light=demo)
-        write_private(files.secret_key_path, os.urandom(32))
+        secret = admin_secret or (_demo_secret("admin") if demo else keys.new_secret())
         config: dict[str, Any] = {
-            "backend": "embedded",
-            "admin": admin.address,
+            "backend": "jsonrpc" if rpc_url else "embedded",
+            "admin": keys.identity_from_secret(secret).address,
             "demo": demo,
             "contracts": contracts_fingerprint(),
         }
-        # A crashed earlier attempt may have left a chain without config: start afresh.
-        for leftover in files.chain_files():
-            leftover.unlink()
-        w3 = _connect(home, config, {admin.address: 10**27}, create=True)
-        ledger = Ledger.deploy(w3, admin.account)
+        evm_version = DEFAULT_EVM_VERSION
+        if rpc_url:
+            from healthnft.ledger.rpc import evm_version_of
+
+            config.update(rpc_url=rpc_url, confirmations=max(1, int(confirmations)))
+            w3 = _connect(home, config, None, create=True)  # Unavailable before any file
+            if not w3.eth.get_balance(config["admin"]):
+                raise InvalidInput(
+                    f"the admin account {config['admin']} has no funds on the chain at "
+                    f"{rpc_url}: fund it there (genesis alloc or a transfer), then retry"
+                )
+            evm_version = evm_version_of(w3)
+            config.update(chain_id=int(w3.eth.chain_id), evm_version=evm_version)
+        files.make_private()  # the folder 0700; every file below is created 0600
+        admin = keys.write_keystore(files.keystore_dir, secret, passphrase, light=demo)
+        write_private(files.secret_key_path, os.urandom(32))
+        if not rpc_url:
+            # A crashed earlier attempt may have left a chain without config: start afresh.
+            for leftover in files.chain_files():
+                leftover.unlink()
+            w3 = _connect(home, config, {admin.address: 10**27}, create=True)
+        ledger = Ledger.deploy(w3, admin.account, evm_version,
+                               confirmations=int(config.get("confirmations", 1)))  # fmt: skip
         assert ledger.consent is not None
         config.update(
             registry=ledger.registry.address,
@@ -327,10 +360,16 @@ def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None, *
              create: bool) -> Any:  # fmt: skip
     """The home's chain; a new one (from ``alloc``) only when ``create``: opening an
     existing home never puts an empty chain where its chain was."""
-    if config.get("backend", "embedded") == "embedded":
+    backend = config.get("backend", "embedded")
+    if backend == "embedded":
         from healthnft.ledger.embedded import embedded_web3
 
         return embedded_web3(Home(home).chain_path, alloc, create=create)
+    if backend == "jsonrpc":
+        from healthnft.ledger.rpc import rpc_web3
+
+        # Unavailable when the node does not answer; Conflict on another chain id.
+        return rpc_web3(config["rpc_url"], chain_id=config.get("chain_id"))
     raise InvalidInput(f"unsupported ledger backend {config.get('backend')!r}")
 
 

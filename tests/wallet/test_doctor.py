@@ -14,18 +14,9 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from conftest import LAB_OBSERVATION as OBSERVATION
 from conftest import run_cli
 from healthnft.errors import Conflict
-
-OBSERVATION = {
-    "resourceType": "Observation", "id": "doctor-test", "status": "final",
-    "category": [{"coding": [{"system":
-        "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
-    "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
-    "subject": {"reference": "Patient/1"}, "effectiveDateTime": "2020-01-02T03:04:05Z",
-    "valueQuantity": {"value": 5.4, "unit": "mmol/L", "system": "http://unitsofmeasure.org",
-                      "code": "mmol/L"},
-}  # fmt: skip
 
 
 def _backup(home: Path, to: Path) -> None:

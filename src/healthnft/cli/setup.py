@@ -29,14 +29,31 @@ from healthnft.services import chain, participants
 
 
 @app.command()
-def init(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
-    """Create a network in the home: admin key, embedded chain, contracts."""
+def init(
+    passphrase: PassOpt = None,
+    rpc: Annotated[str | None, typer.Option(
+        "--rpc", metavar="URL",
+        help="Use a running EVM node's chain (JSON-RPC URL) instead of the embedded one.",
+    )] = None,
+    admin_key_file: Annotated[Path | None, typer.Option(
+        "--admin-key-file", metavar="FILE",
+        help="With --rpc: a file holding the private key (hex) of an account funded there.",
+    )] = None,
+    confirmations: Annotated[int, typer.Option(
+        help="With --rpc: blocks a transaction waits for before it counts as done.",
+    )] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a network in the home: admin key, chain (embedded, or a node's), contracts."""
     pw = passphrase or os.environ.get("HEALTHNFT_PASSPHRASE")
     if not pw:
         pw = typer.prompt("Admin passphrase", hide_input=True, confirmation_prompt=True)
     with writing():
-        info = participants.create_network(state.home, pw)
-    say(as_json, info.as_dict(), f"network ready in {state.home} (admin {info.admin})")
+        info = participants.create_network(state.home, pw, rpc_url=rpc,
+                                           admin_key_file=admin_key_file,
+                                           confirmations=confirmations)  # fmt: skip
+    where = f"chain {info.chain_id} at {info.rpc_url}" if info.rpc_url else "embedded chain"
+    say(as_json, info.as_dict(), f"network ready in {state.home} ({where}, admin {info.admin})")
 
 
 @app.command()

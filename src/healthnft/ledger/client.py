@@ -252,30 +252,31 @@ class Ledger:
         timeout is :class:`Unavailable` (a retry re-sends the same transaction)."""
         from web3.exceptions import TimeExhausted
 
+        late = Unavailable(
+            f"the {what} was not mined within {self.receipt_timeout_s:g} s; the ledger node "
+            "may be behind or its validators stopped; retry (the same transaction is sent "
+            "again, never a second one)"
+        )
         deadline = time.monotonic() + self.receipt_timeout_s
         while True:
             left = deadline - time.monotonic()
+            if left <= 0:
+                raise late
             try:
                 receipt = dict(self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=max(left, 0.1), poll_latency=0.1))  # fmt: skip
+                    tx_hash, timeout=left, poll_latency=0.1))  # fmt: skip
             except TimeExhausted:
-                raise Unavailable(
-                    f"the {what} was not mined within {self.receipt_timeout_s:.0f} s; the "
-                    "ledger node may be behind or its validators stopped; retry (the same "
-                    "transaction is sent again, never a second one)"
-                ) from None
+                raise late from None
             if self.confirmations <= 1:
                 return receipt
             while time.monotonic() < deadline:
                 head = int(self.w3.eth.block_number)
                 if head - int(receipt["blockNumber"]) + 1 >= self.confirmations:
-                    break
+                    again = self.receipt_of(tx_hash)
+                    if again is not None and again["blockHash"] == receipt["blockHash"]:
+                        return again
+                    break  # its block left the chain (a short reorganisation): await anew
                 time.sleep(0.2)
-            else:
-                continue  # the timeout check above answers
-            again = self.receipt_of(tx_hash)
-            if again is not None and again["blockHash"] == receipt["blockHash"]:
-                return again
 
     def receipt_of(self, tx_hash: bytes) -> dict | None:
         """The receipt of a mined transaction, or None (pending, dropped or unknown)."""

@@ -41,7 +41,10 @@ def tool_path(name: str) -> Path:
     $HEALTHNFT_ANVIL, else ``.tools/`` from ``make nodes``, else on PATH."""
     env, default = _TOOL_PATHS[name]
     if os.environ.get(env):
-        return Path(os.environ[env])
+        chosen = Path(os.environ[env])
+        if not chosen.is_file():
+            raise NotFound(f"{env} names {chosen}, which is not a file: fix it or unset it")
+        return chosen
     if default.exists():
         return default
     found = shutil.which(name)

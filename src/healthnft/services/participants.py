@@ -32,21 +32,62 @@ class NetworkCreated:
     admin: str
     registry: str
     token: str
+    backend: str = "embedded"
+    rpc_url: str | None = None
+    chain_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def create_network(home: Path, passphrase: str) -> NetworkCreated:
-    """A new home: admin key, embedded chain, contracts (an existing one is reused)."""
+def create_network(home: Path, passphrase: str, *, rpc_url: str | None = None,
+                   admin_key_file: Path | None = None,
+                   confirmations: int = 1) -> NetworkCreated:  # fmt: skip
+    """A new home: admin key, chain, contracts (an existing one is reused).
+
+    The chain is the embedded one, or with ``rpc_url`` a running EVM node's, where the
+    admin is the funded account whose private key ``admin_key_file`` holds (hex)."""
+    from healthnft.errors import InvalidInput
     from healthnft.network import Network
 
-    net = Network.create(home, passphrase)
+    if (admin_key_file is None) != (rpc_url is None):
+        raise InvalidInput("--rpc and --admin-key-file go together: the admin must hold "
+                           "funds on that node")  # fmt: skip
+    if not 1 <= confirmations <= 64:
+        raise InvalidInput("--confirmations must be between 1 and 64")
+    secret = read_private_key(admin_key_file) if admin_key_file else None
+    net = Network.create(home, passphrase, rpc_url=rpc_url, admin_secret=secret,
+                         confirmations=confirmations)  # fmt: skip
     try:
-        return NetworkCreated(str(home), net.config["admin"], net.config["registry"],
-                              net.config["token"])  # fmt: skip
+        c = net.config
+        return NetworkCreated(str(home), c["admin"], c["registry"], c["token"],
+                              c.get("backend", "embedded"), c.get("rpc_url"),
+                              c.get("chain_id"))  # fmt: skip
     finally:
         net.close()
+
+
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def read_private_key(path: Path) -> bytes:
+    """A 32-byte private key written as hex (with or without 0x) in ``path``; the error
+    never shows the file's content."""
+    from healthnft.errors import InputNotFound, InvalidInput
+
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        raise InputNotFound(f"no key file at {path}") from None
+    except (OSError, UnicodeDecodeError):
+        raise InvalidInput(f"the key file {path} cannot be read as text") from None
+    digits = text.removeprefix("0x")
+    if len(digits) != 64 or any(ch not in "0123456789abcdefABCDEF" for ch in digits):
+        raise InvalidInput(f"the key file {path} must hold one private key: 64 hex digits")
+    secret = bytes.fromhex(digits)
+    if not 0 < int.from_bytes(secret, "big") < _SECP256K1_ORDER:
+        raise InvalidInput(f"the key file {path} does not hold a valid secp256k1 key")
+    return secret
 
 
 def add_participant(net: Network, kind: str, name: str, passphrase: str | None = None,
