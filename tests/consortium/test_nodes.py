@@ -1,0 +1,138 @@
+"""Real nodes on loopback: anvil (the fast single node) and a 3-validator geth Clique
+network that keeps sealing with one validator down (issue 13, points 2 and 8)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from healthnft.errors import NotFound
+from healthnft.ledger import nodes
+from healthnft.ledger.client import Ledger
+from healthnft.ledger.nodes import clique_genesis, clique_web3, rpc_call, start_anvil
+
+# -- the tools -----------------------------------------------------------------------
+
+
+def test_a_missing_client_names_make_nodes(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("HEALTHNFT_GETH", raising=False)
+    monkeypatch.setitem(nodes._TOOL_PATHS, "geth", ("HEALTHNFT_GETH", tmp_path / "no-geth"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NotFound, match=r"geth is not installed: run `make nodes`.*HEALTHNFT_GETH"):
+        nodes.tool_path("geth")
+
+
+def test_clique_genesis_lists_sorted_signers_and_no_shanghai() -> None:
+    signers = ["0x" + "bb" * 20, "0x" + "AA" * 20]
+    genesis = clique_genesis(99, signers, {"0x" + "cc" * 20: 5}, period_s=2, timestamp=1000)
+    extra = bytes.fromhex(genesis["extraData"][2:])
+    assert extra == bytes(32) + bytes([0xAA] * 20) + bytes([0xBB] * 20) + bytes(65)
+    config = genesis["config"]
+    assert config["chainId"] == 99 and config["londonBlock"] == 0 and config["berlinBlock"] == 0
+    assert config["clique"] == {"period": 2, "epoch": 30000}
+    assert "shanghaiTime" not in config and "terminalTotalDifficulty" not in config
+    assert genesis["timestamp"] == hex(1000)
+    assert genesis["alloc"] == {"cc" * 20: {"balance": "0x5"}}
+
+
+# -- anvil -----------------------------------------------------------------------------
+
+
+def test_anvil_keeps_its_state_across_a_restart(anvil: Path, tmp_path: Path) -> None:
+    admin, bob = Account.create(), Account.create()
+    node = start_anvil(tmp_path / "anvil", prefund=[admin.address])
+    try:
+        balance = rpc_call(node.rpc_url, "eth_getBalance", [admin.address, "latest"])
+        assert int(balance, 16) == 10**27
+        ledger = Ledger.deploy(Web3(Web3.HTTPProvider(node.rpc_url)), admin)
+        ledger.fund(admin, bob.address, 12345)
+        ledger.register(admin, bob.address, "patient", b"\x01" * 32)
+        registry = ledger.registry.address
+        token, consent = ledger.token.address, ledger.consent.address
+    finally:
+        node.stop()  # SIGTERM: anvil writes state.json
+    assert (tmp_path / "anvil" / "state.json").exists()
+
+    again = start_anvil(tmp_path / "anvil")
+    try:
+        w3 = Web3(Web3.HTTPProvider(again.rpc_url))
+        assert w3.eth.get_balance(bob.address) == 12345
+        ledger = Ledger(w3, registry, token, consent)
+        assert ledger.missing_contracts() == []
+        assert ledger.is_member(bob.address)
+    finally:
+        again.stop()
+    assert not again.alive()
+
+
+# -- geth Clique -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_three_validators_seal_and_run_the_contracts(consortium) -> None:
+    net = consortium.net
+    assert len(net.validators) == 3 and net.running() == [0, 1, 2]
+    assert sorted(a.lower() for a in rpc_call(net.rpc_urls[1], "clique_getSigners")) == sorted(
+        a.lower() for a in net.signers
+    )
+    before = net.heads()
+    after = net.wait_blocks(2, timeout_s=15)
+    assert all(a >= b + 2 for a, b in zip(after, before, strict=True))
+
+    ledger = consortium.ledger
+    assert ledger.missing_contracts() == []
+    # Every validator holds the deployed code, not only the one the client talks to.
+    for url in net.rpc_urls:
+        other = Ledger(clique_web3(url), ledger.registry.address, ledger.token.address,
+                       ledger.consent.address)  # fmt: skip
+        assert other.missing_contracts() == []
+    assert ledger.is_issuer(consortium.hospital.address)
+
+    ids, receipt = consortium.mint(3)
+    assert receipt["status"] == 1
+    assert ledger.balance_of(consortium.patient.address) >= 3
+    assert ledger.owner_of(ids[0]) == consortium.patient.address
+    assert ledger.minted_batch(receipt) is not None
+
+
+@pytest.mark.slow
+def test_the_chain_survives_one_failed_validator(consortium) -> None:
+    net, ledger = consortium.net, consortium.ledger
+    down = 2  # the client talks to validator 0
+    net.stop_validator(down)  # SIGKILL: a crash
+    assert net.running() == [0, 1]
+    heads = net.wait_blocks(3, timeout_s=20)
+    assert heads[down] == -1 and min(heads[0], heads[1]) >= 3
+
+    ids, receipt = consortium.mint(2)
+    assert receipt["status"] == 1 and ledger.owner_of(ids[-1]) == consortium.patient.address
+    mined_in = receipt["blockNumber"]
+
+    net.start_validator(down)
+    took = net.wait_synced(down, timeout_s=40)
+    assert took < 40
+    # The restarted validator has the block minted while it was down, and keeps up.
+    back = clique_web3(net.rpc_urls[down])
+    assert back.eth.get_transaction_receipt(receipt["transactionHash"])["status"] == 1
+    assert back.eth.get_block(mined_in)["hash"] == consortium.w3.eth.get_block(mined_in)["hash"]
+    net.wait_blocks(2, timeout_s=15)
+    assert net.running() == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_the_network_restarts_on_its_own_directory(geth: Path, tmp_path: Path) -> None:
+    admin = Account.create()
+    with nodes.CliqueNetwork.start(tmp_path / "net", alloc={admin.address: 7}) as net:
+        net.wait_blocks(2, timeout_s=15)
+        urls, reached = net.rpc_urls, max(net.heads())
+    assert all(not v.running() for v in net.validators)
+    started = time.monotonic()
+    with nodes.CliqueNetwork.start(tmp_path / "net") as again:
+        assert again.rpc_urls == urls and again.signers == net.signers
+        assert min(again.wait_blocks(1, timeout_s=20)) > reached
+        assert clique_web3(again.rpc_urls[1]).eth.get_balance(admin.address) == 7
+    assert time.monotonic() - started < 40
