@@ -170,7 +170,7 @@ _CLIQUE_FORKS = ("homesteadBlock", "eip150Block", "eip155Block", "eip158Block",
                  "byzantiumBlock", "constantinopleBlock", "petersburgBlock",
                  "istanbulBlock", "muirGlacierBlock", "berlinBlock", "londonBlock")  # fmt: skip
 _KEYSTORE_PASSWORD = "healthnft-validator"  # noqa: S105 - loopback test keys, stated in the docs
-_GETH_APIS = "eth,net,web3,clique,admin,txpool"
+_GETH_APIS = "eth,net,web3,clique,admin,txpool,miner"
 
 
 def clique_genesis(
@@ -282,11 +282,21 @@ class CliqueNetwork:
         else:
             net = cls._create(base_dir, validators, chain_id, alloc or {}, period_s)
         deadline = time.monotonic() + timeout_s
+
+        def left() -> float:
+            return max(1.0, deadline - time.monotonic())
+
         try:
+            # All up and peered before any seals: on a chain restarted after a pause,
+            # the first one up would otherwise seal a private fork at once.
             for i in range(len(net.validators)):
-                net._launch(i, max(1.0, deadline - time.monotonic()))
-            net.wait_peered(max(1.0, deadline - time.monotonic()))
-            net.wait_blocks(1, max(1.0, deadline - time.monotonic()))
+                net._launch(i, left())
+            net.wait_peered(left())
+            for i in range(len(net.validators)):
+                net.wait_synced(i, left())
+            for i in range(len(net.validators)):
+                net._seal(i)
+            net.wait_blocks(1, left())
         except BaseException:
             net.stop()
             raise
@@ -374,26 +384,39 @@ class CliqueNetwork:
         return path
 
     def _launch(self, index: int, timeout_s: float) -> None:
+        """Start validator ``index``'s geth, not yet sealing (see :meth:`_seal`).
+
+        ``--maxpeers`` is the other validators' count (all of them trusted, so a
+        trusted peer is never refused): geth starts a block sync as soon as that many
+        peers are connected instead of waiting for its 10 s forced sync cycle, so a
+        restarted validator catches up in about a second.
+        """
         v = self.validators[index]
         if v.running():
             return
+        max_peers = max(1, len(self.validators) - 1)
         argv = [
             str(tool_path("geth")), "--config", str(self._static_nodes_config(index)),
             "--datadir", str(v.data_dir), "--networkid", str(self.chain_id),
             "--nodekey", str(v.data_dir / "nodekey"),
-            "--port", str(v.p2p_port), "--nodiscover", "--maxpeers", "50",
+            "--port", str(v.p2p_port), "--nodiscover", "--maxpeers", str(max_peers),
             "--http", "--http.addr", "127.0.0.1", "--http.port", str(v.http_port),
             "--http.api", _GETH_APIS, "--authrpc.addr", "127.0.0.1",
             "--authrpc.port", str(v.auth_port), "--ipcdisable",
             "--syncmode", "full", "--gcmode", "archive",
             "--unlock", v.address, "--password", str(v.data_dir / "password.txt"),
-            "--allow-insecure-unlock", "--mine", "--miner.etherbase", v.address,
+            "--allow-insecure-unlock", "--miner.etherbase", v.address,
             "--miner.gasprice", "1", "--txpool.pricelimit", "1",
             "--verbosity", "3",
         ]  # fmt: skip
         v.node = spawn(f"geth{index}", argv, v.rpc_url, v.data_dir)
         v.node.extra["address"] = v.address
         v.node.wait_ready(timeout_s)
+
+    def _seal(self, index: int) -> None:
+        """Let validator ``index`` seal (geth's ``miner_start``: it authorises the
+        unlocked etherbase with Clique and starts sealing in turn)."""
+        rpc_call(self.validators[index].rpc_url, "miner_start", [], timeout_s=10.0)
 
     def stop_validator(self, index: int, *, crash: bool = True) -> None:
         """Stop one validator: SIGKILL (a crash) by default, else SIGTERM."""
@@ -402,8 +425,20 @@ class CliqueNetwork:
             node.kill() if crash else node.stop()
 
     def start_validator(self, index: int, timeout_s: float = 30.0) -> None:
-        """Start a stopped validator again on its own data directory, ports and peers."""
-        self._launch(index, timeout_s)
+        """Start a stopped validator again on its own data directory, ports and peers;
+        it seals again once it has the running validators' head (within ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._launch(index, timeout_s)
+            up = [i for i in self.running() if i != index]
+            ok = self._poll(lambda: self.peer_counts()[index] >= len(up), deadline)
+            if not ok:
+                raise Unavailable(f"validator {index} did not peer within {timeout_s:.0f} s")
+            self.wait_synced(index, max(1.0, deadline - time.monotonic()))
+            self._seal(index)
+        except BaseException:
+            self.stop_validator(index, crash=False)
+            raise
 
     def stop(self) -> None:
         """Stop every validator (SIGTERM, then SIGKILL); idempotent."""
@@ -481,16 +516,22 @@ class CliqueNetwork:
                    f"validator {index} did not catch up to block {target}")  # fmt: skip
         return time.monotonic() - began
 
-    def _wait(self, done: Any, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
+    def _poll(self, done: Any, deadline: float) -> bool:
+        """Whether ``done()`` came true before ``deadline``; a validator that died on its
+        own (not stopped by us) ends the wait with its log's tail."""
         while time.monotonic() < deadline:
             for v in self.validators:
-                if v.node is not None and not v.node.alive() and v.node.process.returncode not in (
+                if v.node is not None and v.node.process.poll() not in (
                     None, -signal.SIGKILL, -signal.SIGTERM, 0,
                 ):  # fmt: skip
                     raise Unavailable(f"validator {v.index} exited: {v.node.log_tail()}")
             if done():
-                return
+                return True
             time.sleep(0.1)
+        return False
+
+    def _wait(self, done: Any, timeout_s: float, what: str) -> None:
+        if self._poll(done, time.monotonic() + timeout_s):
+            return
         raise Unavailable(f"{what} within {timeout_s:.0f} s (heads {self.heads()}, "
                           f"peers {self.peer_counts()})")  # fmt: skip
