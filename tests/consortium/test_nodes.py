@@ -130,6 +130,8 @@ def test_the_network_restarts_on_its_own_directory(geth: Path, tmp_path: Path) -
         net.wait_blocks(2, timeout_s=15)
         urls, reached = net.rpc_urls, max(net.heads())
     assert all(not v.running() for v in net.validators)
+    with pytest.raises(ValueError, match="chain 1337 with 3 validators"):
+        nodes.CliqueNetwork.start(tmp_path / "net", chain_id=5)
     started = time.monotonic()
     with nodes.CliqueNetwork.start(tmp_path / "net") as again:
         assert again.rpc_urls == urls and again.signers == net.signers

@@ -219,10 +219,14 @@ def clique_web3(url: str, timeout_s: float = 10.0) -> Any:
 
 
 def _enode(node_key: bytes, port: int) -> str:
-    from eth_keys import keys
+    """The enode URL of the geth whose node key is ``node_key`` (its secp256k1 public
+    key, uncompressed, without the 0x04 prefix)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    public = keys.PrivateKey(node_key).public_key.to_bytes().hex()
-    return f"enode://{public}@127.0.0.1:{port}?discport=0"
+    key = ec.derive_private_key(int.from_bytes(node_key, "big"), ec.SECP256K1())
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return f"enode://{point[1:].hex()}@127.0.0.1:{port}?discport=0"
 
 
 @dataclass
@@ -279,28 +283,37 @@ class CliqueNetwork:
         manifest = base_dir / "clique.json"
         if manifest.exists():
             net = cls._load(base_dir)
+            if (net.chain_id, len(net.validators)) != (chain_id, validators):
+                raise ValueError(
+                    f"{base_dir} holds a network of chain {net.chain_id} with "
+                    f"{len(net.validators)} validators, not {chain_id} with {validators}"
+                )
         else:
             net = cls._create(base_dir, validators, chain_id, alloc or {}, period_s)
+        net.start_all(timeout_s)
+        return net
+
+    def start_all(self, timeout_s: float = 60.0) -> None:
+        """Start every validator that is not running and let them seal; all stopped again
+        when that fails. All are up, peered and synced before any seals: on a chain
+        restarted after a pause, the first one up would otherwise seal a private fork."""
         deadline = time.monotonic() + timeout_s
 
         def left() -> float:
             return max(1.0, deadline - time.monotonic())
 
         try:
-            # All up and peered before any seals: on a chain restarted after a pause,
-            # the first one up would otherwise seal a private fork at once.
-            for i in range(len(net.validators)):
-                net._launch(i, left())
-            net.wait_peered(left())
-            for i in range(len(net.validators)):
-                net.wait_synced(i, left())
-            for i in range(len(net.validators)):
-                net._seal(i)
-            net.wait_blocks(1, left())
+            for i in range(len(self.validators)):
+                self._launch(i, left())
+            self.wait_peered(left())
+            for i in range(len(self.validators)):
+                self.wait_synced(i, left())
+            for i in range(len(self.validators)):
+                self._seal(i)
+            self.wait_blocks(1, left())
         except BaseException:
-            net.stop()
+            self.stop()
             raise
-        return net
 
     @classmethod
     def _create(
