@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from healthnft.errors import NotFound
+from healthnft.errors import NotFound, Unavailable
 from healthnft.ledger import nodes
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.nodes import clique_genesis, clique_web3, rpc_call, start_anvil
@@ -128,6 +128,10 @@ def test_the_network_restarts_on_its_own_directory(geth: Path, tmp_path: Path) -
     admin = Account.create()
     with nodes.CliqueNetwork.start(tmp_path / "net", alloc={admin.address: 7}) as net:
         net.wait_blocks(2, timeout_s=15)
+        # The same directory started twice: refused on its ports, nothing left behind.
+        with pytest.raises(Unavailable, match="in use .*already running"):
+            nodes.CliqueNetwork.start(tmp_path / "net")
+        assert net.running() == [0, 1, 2]
         urls, reached = net.rpc_urls, max(net.heads())
     assert all(not v.running() for v in net.validators)
     with pytest.raises(ValueError, match="chain 1337 with 3 validators"):

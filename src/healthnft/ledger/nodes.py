@@ -391,9 +391,14 @@ class CliqueNetwork:
             if v.index != index:
                 key = bytes.fromhex((v.data_dir / "nodekey").read_text().strip())
                 peers.append(_enode(key, v.p2p_port))
-        path = self.validators[index].data_dir / "peers.toml"
+        me = self.validators[index]
+        path = me.data_dir / "peers.toml"
         listed = ", ".join(json.dumps(p) for p in peers)
-        path.write_text(f"[Node.P2P]\nStaticNodes = [{listed}]\nTrustedNodes = [{listed}]\n")
+        path.write_text(
+            "[Node.P2P]\n"
+            f'ListenAddr = "127.0.0.1:{me.p2p_port}"\n'  # loopback only (--port binds all)
+            f"StaticNodes = [{listed}]\nTrustedNodes = [{listed}]\n"
+        )
         return path
 
     def _launch(self, index: int, timeout_s: float) -> None:
@@ -408,11 +413,23 @@ class CliqueNetwork:
         if v.running():
             return
         max_peers = max(1, len(self.validators) - 1)
+        for port in (v.http_port, v.p2p_port, v.auth_port):
+            # A port in use would have the readiness check answered by someone else.
+            with socket.socket() as probe:
+                # As geth binds: a closed connection in TIME_WAIT does not hold the port.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise Unavailable(
+                        f"port {port} of validator {index} is in use (is the network in "
+                        f"{self.base_dir} already running?)"
+                    ) from None
         argv = [
             str(tool_path("geth")), "--config", str(self._static_nodes_config(index)),
             "--datadir", str(v.data_dir), "--networkid", str(self.chain_id),
             "--nodekey", str(v.data_dir / "nodekey"),
-            "--port", str(v.p2p_port), "--nodiscover", "--maxpeers", str(max_peers),
+            "--nat", "none", "--nodiscover", "--maxpeers", str(max_peers),
             "--http", "--http.addr", "127.0.0.1", "--http.port", str(v.http_port),
             "--http.api", _GETH_APIS, "--authrpc.addr", "127.0.0.1",
             "--authrpc.port", str(v.auth_port), "--ipcdisable",
