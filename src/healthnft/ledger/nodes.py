@@ -169,7 +169,7 @@ def start_anvil(
 _CLIQUE_FORKS = ("homesteadBlock", "eip150Block", "eip155Block", "eip158Block",
                  "byzantiumBlock", "constantinopleBlock", "petersburgBlock",
                  "istanbulBlock", "muirGlacierBlock", "berlinBlock", "londonBlock")  # fmt: skip
-_KEYSTORE_PASSWORD = "healthnft-validator"  # noqa: S105 - loopback test keys, stated in the docs
+_KEYSTORE_PASSWORD = "healthnft-validator"  # noqa: S105 - loopback keys; the file sits by the keystore
 _GETH_APIS = "eth,net,web3,clique,admin,txpool,miner"
 
 
@@ -323,6 +323,9 @@ class CliqueNetwork:
 
         if count < 1:
             raise ValueError("a Clique network needs at least one validator")
+        if (base_dir / "validator0").exists():
+            raise Unavailable(f"{base_dir} holds a half-created network (no clique.json): "
+                              "remove it and start again")  # fmt: skip
         base_dir.mkdir(parents=True, exist_ok=True)
         geth = str(tool_path("geth"))
         accounts = [Account.create() for _ in range(count)]
