@@ -163,3 +163,411 @@ def start_anvil(
     for address in prefund or []:
         rpc_call(node.rpc_url, "anvil_setBalance", [address, hex(10**27)])
     return node
+
+
+# -- geth Clique: the multi-validator network ------------------------------------------
+
+#: Forks a Clique chain activates at block 0. Never Shanghai: multi-node geth Clique
+#: networks halt at ``shanghaiTime``, so contracts for this chain are compiled for paris.
+_CLIQUE_FORKS = ("homesteadBlock", "eip150Block", "eip155Block", "eip158Block",
+                 "byzantiumBlock", "constantinopleBlock", "petersburgBlock",
+                 "istanbulBlock", "muirGlacierBlock", "berlinBlock", "londonBlock")  # fmt: skip
+_KEYSTORE_PASSWORD = "healthnft-validator"  # noqa: S105 - loopback keys; the file sits by the keystore
+_GETH_APIS = "eth,net,web3,clique,admin,txpool,miner"
+
+
+def clique_genesis(
+    chain_id: int,
+    signers: list[str],
+    alloc: dict[str, int],
+    period_s: int = 1,
+    timestamp: int | None = None,
+) -> dict:
+    """A geth genesis for a Clique chain sealed by ``signers``: every fork up to London at
+    block 0 (no Shanghai, no terminal difficulty), ``alloc`` as address -> wei."""
+    if not signers:
+        raise ValueError("a Clique chain needs at least one signer")
+    sealers = sorted(bytes.fromhex(a.lower().removeprefix("0x")) for a in signers)
+    if any(len(s) != 20 for s in sealers):
+        raise ValueError("a signer is not a 20-byte address")
+    extra = bytes(32) + b"".join(sealers) + bytes(65)
+    config: dict[str, Any] = {"chainId": chain_id, **dict.fromkeys(_CLIQUE_FORKS, 0)}
+    config["clique"] = {"period": period_s, "epoch": 30000}
+    return {
+        "config": config,
+        "nonce": "0x0",
+        "timestamp": hex(int(time.time()) if timestamp is None else timestamp),
+        "extraData": "0x" + extra.hex(),
+        "gasLimit": hex(30_000_000),
+        "difficulty": "0x1",
+        "baseFeePerGas": hex(10**9),
+        "mixHash": "0x" + "00" * 32,
+        "coinbase": "0x" + "00" * 20,
+        "alloc": {a.lower().removeprefix("0x"): {"balance": hex(w)} for a, w in alloc.items()},
+        "number": "0x0",
+        "gasUsed": "0x0",
+        "parentHash": "0x" + "00" * 32,
+    }
+
+
+def clique_web3(url: str, timeout_s: float = 10.0) -> Any:
+    """A ``Web3`` on a Clique node's JSON-RPC: web3's proof-of-authority middleware at
+    layer 0, since Clique blocks carry 97 bytes of extra-data (seals and signers)."""
+    from web3 import Web3
+    from web3.middleware import ExtraDataToPOAMiddleware
+
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+def _enode(node_key: bytes, port: int) -> str:
+    """The enode URL of the geth whose node key is ``node_key`` (its secp256k1 public
+    key, uncompressed, without the 0x04 prefix)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = ec.derive_private_key(int.from_bytes(node_key, "big"), ec.SECP256K1())
+    point = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return f"enode://{point[1:].hex()}@127.0.0.1:{port}?discport=0"
+
+
+@dataclass
+class Validator:
+    """One geth signer: its account, data directory, ports and (when running) process."""
+
+    index: int
+    address: str
+    data_dir: Path
+    p2p_port: int
+    http_port: int
+    auth_port: int
+    node: NodeProcess | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def running(self) -> bool:
+        return self.node is not None and self.node.alive()
+
+
+@dataclass
+class CliqueNetwork:
+    """Validators of one geth Clique chain on loopback, peered statically.
+
+    :meth:`start` creates the network in ``base_dir`` (or starts again the one already
+    there, keeping its chain: ``base_dir/clique.json`` lists the signers and ports, no
+    secret). Each validator seals with its own key from its keystore; with three
+    signers the chain keeps sealing with any two. Use it as a context manager, or call
+    :meth:`stop`: no geth is ever left behind.
+    """
+
+    base_dir: Path
+    chain_id: int
+    validators: list[Validator]
+    period_s: int = 1
+
+    # -- life cycle ---------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        base_dir: Path,
+        validators: int = 3,
+        chain_id: int = 1337,
+        alloc: dict[str, int] | None = None,
+        period_s: int = 1,
+        timeout_s: float = 60.0,
+    ) -> CliqueNetwork:
+        """Start ``validators`` signers (or the network already in ``base_dir``) and wait
+        until every one answers JSON-RPC, is peered with all others and sees blocks."""
+        base_dir = Path(base_dir)
+        manifest = base_dir / "clique.json"
+        if manifest.exists():
+            net = cls._load(base_dir)
+            if (net.chain_id, len(net.validators)) != (chain_id, validators):
+                raise ValueError(
+                    f"{base_dir} holds a network of chain {net.chain_id} with "
+                    f"{len(net.validators)} validators, not {chain_id} with {validators}"
+                )
+        else:
+            net = cls._create(base_dir, validators, chain_id, alloc or {}, period_s)
+        net.start_all(timeout_s)
+        return net
+
+    def start_all(self, timeout_s: float = 60.0) -> None:
+        """Start every validator that is not running and let them seal; all stopped again
+        when that fails. All are up, peered and synced before any seals: on a chain
+        restarted after a pause, the first one up would otherwise seal a private fork."""
+        deadline = time.monotonic() + timeout_s
+
+        def left() -> float:
+            return max(1.0, deadline - time.monotonic())
+
+        try:
+            for i in range(len(self.validators)):
+                self._launch(i, left())
+            self.wait_peered(left())
+            for i in range(len(self.validators)):
+                self.wait_synced(i, left())
+            for i in range(len(self.validators)):
+                self._seal(i)
+            self.wait_blocks(1, left())
+        except BaseException:
+            self.stop()
+            raise
+
+    @classmethod
+    def _create(
+        cls, base_dir: Path, count: int, chain_id: int, alloc: dict[str, int], period_s: int
+    ) -> CliqueNetwork:
+        from eth_account import Account
+
+        if count < 1:
+            raise ValueError("a Clique network needs at least one validator")
+        if (base_dir / "validator0").exists():
+            raise Unavailable(f"{base_dir} holds a half-created network (no clique.json): "
+                              "remove it and start again")  # fmt: skip
+        base_dir.mkdir(parents=True, exist_ok=True)
+        geth = str(tool_path("geth"))
+        accounts = [Account.create() for _ in range(count)]
+        vals: list[Validator] = []
+        for i, acct in enumerate(accounts):
+            data_dir = base_dir / f"validator{i}"
+            keystore = data_dir / "keystore"
+            keystore.mkdir(parents=True, exist_ok=True)
+            # scrypt n=2^12: geth unlocks at start-up in milliseconds (loopback keys).
+            encrypted = Account.encrypt(acct.key, _KEYSTORE_PASSWORD, kdf="scrypt",
+                                        iterations=2**12)  # fmt: skip
+            name = f"UTC--validator{i}--{acct.address[2:].lower()}"
+            (keystore / name).write_text(json.dumps(encrypted))
+            (data_dir / "password.txt").write_text(_KEYSTORE_PASSWORD)
+            (data_dir / "nodekey").write_text(os.urandom(32).hex())
+            ports = [free_port() for _ in range(3)]
+            vals.append(Validator(i, acct.address, data_dir, *ports))
+        # A genesis a little in the future: every signer is up before block 1 is due,
+        # so none seals a private fork at start-up (measured: 3 s + 0.25 s per signer).
+        genesis = clique_genesis(
+            chain_id,
+            [v.address for v in vals],
+            alloc,
+            period_s,
+            timestamp=int(time.time() + 3 + 0.25 * count),
+        )
+        (base_dir / "genesis.json").write_text(json.dumps(genesis, indent=1))
+        for v in vals:
+            done = subprocess.run(
+                [geth, "--datadir", str(v.data_dir), "init", str(base_dir / "genesis.json")],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                tail = " | ".join(done.stderr.splitlines()[-3:])
+                raise Unavailable(f"geth init failed for validator {v.index}: {tail}")
+        net = cls(base_dir, chain_id, vals, period_s)
+        net._write_manifest()
+        return net
+
+    def _write_manifest(self) -> None:
+        doc = {
+            "chain_id": self.chain_id,
+            "period_s": self.period_s,
+            "validators": [
+                {"address": v.address, "dir": v.data_dir.name, "p2p_port": v.p2p_port,
+                 "http_port": v.http_port, "auth_port": v.auth_port}  # fmt: skip
+                for v in self.validators
+            ],
+        }
+        (self.base_dir / "clique.json").write_text(json.dumps(doc, indent=1))
+
+    @classmethod
+    def _load(cls, base_dir: Path) -> CliqueNetwork:
+        doc = json.loads((base_dir / "clique.json").read_text())
+        vals = [
+            Validator(i, v["address"], base_dir / v["dir"], v["p2p_port"], v["http_port"],
+                      v["auth_port"])  # fmt: skip
+            for i, v in enumerate(doc["validators"])
+        ]
+        return cls(base_dir, int(doc["chain_id"]), vals, int(doc.get("period_s", 1)))
+
+    def _static_nodes_config(self, index: int) -> Path:
+        """geth's TOML config naming every other validator as a static peer."""
+        peers = []
+        for v in self.validators:
+            if v.index != index:
+                key = bytes.fromhex((v.data_dir / "nodekey").read_text().strip())
+                peers.append(_enode(key, v.p2p_port))
+        me = self.validators[index]
+        path = me.data_dir / "peers.toml"
+        listed = ", ".join(json.dumps(p) for p in peers)
+        path.write_text(
+            "[Node.P2P]\n"
+            f'ListenAddr = "127.0.0.1:{me.p2p_port}"\n'  # loopback only (--port binds all)
+            f"StaticNodes = [{listed}]\nTrustedNodes = [{listed}]\n"
+        )
+        return path
+
+    def _launch(self, index: int, timeout_s: float) -> None:
+        """Start validator ``index``'s geth, not yet sealing (see :meth:`_seal`).
+
+        ``--maxpeers`` is the other validators' count (all of them trusted, so a
+        trusted peer is never refused): geth starts a block sync as soon as that many
+        peers are connected instead of waiting for its 10 s forced sync cycle, so a
+        restarted validator catches up in about a second.
+        """
+        v = self.validators[index]
+        if v.running():
+            return
+        max_peers = max(1, len(self.validators) - 1)
+        for port in (v.http_port, v.p2p_port, v.auth_port):
+            # A port in use would have the readiness check answered by someone else.
+            with socket.socket() as probe:
+                # As geth binds: a closed connection in TIME_WAIT does not hold the port.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise Unavailable(
+                        f"port {port} of validator {index} is in use (is the network in "
+                        f"{self.base_dir} already running?)"
+                    ) from None
+        argv = [
+            str(tool_path("geth")), "--config", str(self._static_nodes_config(index)),
+            "--datadir", str(v.data_dir), "--networkid", str(self.chain_id),
+            "--nodekey", str(v.data_dir / "nodekey"),
+            "--nat", "none", "--nodiscover", "--maxpeers", str(max_peers),
+            "--http", "--http.addr", "127.0.0.1", "--http.port", str(v.http_port),
+            "--http.api", _GETH_APIS, "--authrpc.addr", "127.0.0.1",
+            "--authrpc.port", str(v.auth_port), "--ipcdisable",
+            "--syncmode", "full", "--gcmode", "archive",
+            "--unlock", v.address, "--password", str(v.data_dir / "password.txt"),
+            "--allow-insecure-unlock", "--miner.etherbase", v.address,
+            "--miner.gasprice", "1", "--txpool.pricelimit", "1",
+            "--verbosity", "3",
+        ]  # fmt: skip
+        v.node = spawn(f"geth{index}", argv, v.rpc_url, v.data_dir)
+        v.node.extra["address"] = v.address
+        v.node.wait_ready(timeout_s)
+
+    def _seal(self, index: int) -> None:
+        """Let validator ``index`` seal (geth's ``miner_start``: it authorises the
+        unlocked etherbase with Clique and starts sealing in turn)."""
+        rpc_call(self.validators[index].rpc_url, "miner_start", [], timeout_s=10.0)
+
+    def stop_validator(self, index: int, *, crash: bool = True) -> None:
+        """Stop one validator: SIGKILL (a crash) by default, else SIGTERM."""
+        node = self.validators[index].node
+        if node is not None:
+            node.kill() if crash else node.stop()
+
+    def start_validator(self, index: int, timeout_s: float = 30.0) -> None:
+        """Start a stopped validator again on its own data directory, ports and peers;
+        it seals again once it has the running validators' head (within ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._launch(index, timeout_s)
+            up = [i for i in self.running() if i != index]
+            ok = self._poll(lambda: self.peer_counts()[index] >= len(up), deadline)
+            if not ok:
+                raise Unavailable(f"validator {index} did not peer within {timeout_s:.0f} s")
+            self.wait_synced(index, max(1.0, deadline - time.monotonic()))
+            self._seal(index)
+        except BaseException:
+            self.stop_validator(index, crash=False)
+            raise
+
+    def stop(self) -> None:
+        """Stop every validator (SIGTERM, then SIGKILL); idempotent."""
+        for v in self.validators:
+            if v.node is not None:
+                with contextlib.suppress(Exception):
+                    v.node.stop()
+
+    def __enter__(self) -> CliqueNetwork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- observing --------------------------------------------------------------------
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        return [v.rpc_url for v in self.validators]
+
+    @property
+    def signers(self) -> list[str]:
+        return [v.address for v in self.validators]
+
+    def web3(self, index: int = 0, timeout_s: float = 10.0) -> Any:
+        """web3 on validator ``index``, reading Clique's long extra-data (PoA middleware)."""
+        return clique_web3(self.validators[index].rpc_url, timeout_s)
+
+    def running(self) -> list[int]:
+        """Indexes of the validators whose process is alive."""
+        return [v.index for v in self.validators if v.running()]
+
+    def heads(self) -> list[int]:
+        """Each validator's head block number; -1 for one that is down or not answering."""
+        out = []
+        for v in self.validators:
+            try:
+                out.append(int(rpc_call(v.rpc_url, "eth_blockNumber", timeout_s=2.0), 16)
+                           if v.running() else -1)  # fmt: skip
+            except Unavailable:
+                out.append(-1)
+        return out
+
+    def peer_counts(self) -> list[int]:
+        out = []
+        for v in self.validators:
+            try:
+                out.append(int(rpc_call(v.rpc_url, "net_peerCount", timeout_s=2.0), 16)
+                           if v.running() else -1)  # fmt: skip
+            except Unavailable:
+                out.append(-1)
+        return out
+
+    def wait_peered(self, timeout_s: float = 30.0) -> None:
+        """Until every running validator is peered with every other running one."""
+        up = self.running()
+        self._wait(lambda: all(self.peer_counts()[i] >= len(up) - 1 for i in up),
+                   timeout_s, "the validators did not peer")  # fmt: skip
+
+    def wait_blocks(self, count: int = 1, timeout_s: float = 30.0) -> list[int]:
+        """Until every running validator's head is ``count`` blocks past the highest head
+        seen now; returns the heads."""
+        target = max(self.heads()) + count
+        self._wait(lambda: all(self.heads()[i] >= target for i in self.running()),
+                   timeout_s, f"the chain did not reach block {target}")  # fmt: skip
+        return self.heads()
+
+    def wait_synced(self, index: int, timeout_s: float = 30.0) -> float:
+        """Until validator ``index`` has the head the others had when called (or later);
+        returns the seconds it took."""
+        others = [h for i, h in enumerate(self.heads()) if i != index and h >= 0]
+        target = max(others) if others else 0
+        began = time.monotonic()
+        self._wait(lambda: self.heads()[index] >= target, timeout_s,
+                   f"validator {index} did not catch up to block {target}")  # fmt: skip
+        return time.monotonic() - began
+
+    def _poll(self, done: Any, deadline: float) -> bool:
+        """Whether ``done()`` came true before ``deadline``; a validator that died on its
+        own (not stopped by us) ends the wait with its log's tail."""
+        while time.monotonic() < deadline:
+            for v in self.validators:
+                if v.node is not None and v.node.process.poll() not in (
+                    None, -signal.SIGKILL, -signal.SIGTERM, 0,
+                ):  # fmt: skip
+                    raise Unavailable(f"validator {v.index} exited: {v.node.log_tail()}")
+            if done():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _wait(self, done: Any, timeout_s: float, what: str) -> None:
+        if self._poll(done, time.monotonic() + timeout_s):
+            return
+        raise Unavailable(f"{what} within {timeout_s:.0f} s (heads {self.heads()}, "
+                          f"peers {self.peer_counts()})")  # fmt: skip
