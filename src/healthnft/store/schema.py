@@ -157,6 +157,30 @@ CREATE TABLE IF NOT EXISTS operations (
 """
 
 
+_INDEX_V4 = """
+CREATE TABLE IF NOT EXISTS chain_events (
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    block_hash BLOB NOT NULL,
+    tx_hash BLOB NOT NULL,
+    address TEXT NOT NULL,
+    topic0 BLOB NOT NULL,
+    topic1 BLOB,
+    topic2 BLOB,
+    topic3 BLOB,
+    data BLOB NOT NULL,
+    PRIMARY KEY (block_number, log_index)
+);
+CREATE INDEX IF NOT EXISTS chain_events_t1 ON chain_events(topic0, topic1);
+CREATE INDEX IF NOT EXISTS chain_events_t2 ON chain_events(topic0, topic2);
+CREATE INDEX IF NOT EXISTS chain_events_t3 ON chain_events(topic0, topic3);
+CREATE TABLE IF NOT EXISTS event_blocks (
+    block_number INTEGER PRIMARY KEY,
+    block_hash BLOB NOT NULL
+)
+"""
+
+
 def _adopt_index(conn: sqlite3.Connection) -> None:
     require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)  # before indexes refer to them
     sql_step("", _INDEX_V1).apply(conn)
@@ -187,6 +211,8 @@ INDEX = Ladder(
         Step("adopt the unversioned catalogue, journal and derivative links", _adopt_index),
         sql_step("one-time presentation challenges move into the index", _INDEX_V2),
         sql_step("state-changing calls remembered by idempotency key", _INDEX_V3),
+        sql_step("the contracts' events, indexed from the chain's logs by block range",
+                 _INDEX_V4),
     ),
 )
 
