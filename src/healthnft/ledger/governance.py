@@ -75,12 +75,15 @@ class Proposal:
     def describe(self) -> str:
         what = {
             "register": lambda: f"register {self.account} as {KIND_NAMES.get(self.number, '?')}",
-            "set-issuer": lambda: f"{'grant' if self.number else 'withdraw'} issuer role of "
-            f"{self.account}",
-            "set-custodian": lambda: f"{'add' if self.number else 'remove'} custodian "
-            f"{self.account}",
-            "replace-council": lambda: f"replace council member {self.account} by "
-            f"{self.new_account}",
+            "set-issuer": lambda: (
+                f"{'grant' if self.number else 'withdraw'} issuer role of {self.account}"
+            ),
+            "set-custodian": lambda: (
+                f"{'add' if self.number else 'remove'} custodian {self.account}"
+            ),
+            "replace-council": lambda: (
+                f"replace council member {self.account} by {self.new_account}"
+            ),
             "set-threshold": lambda: f"set threshold to {self.number}",
             "set-voting-period": lambda: f"set voting period to {self.number} s",
         }.get(self.action, lambda: f"{self.action} {self.account}")()
