@@ -282,17 +282,18 @@ def _approvals(proposal_id: uint256) -> uint256:
 
 @internal
 def _approve(proposal_id: uint256):
-    p: Proposal = self.proposals[proposal_id]
-    assert p.proposer != empty(address), "governance: unknown proposal"
-    assert not p.executed, "governance: proposal already executed"
-    assert p.epoch == self.epoch, "governance: proposal void (the council changed since)"
-    assert block.timestamp < p.deadline, "governance: proposal expired"
+    # Field by field: the whole proposal is read only when it executes.
+    assert self.proposals[proposal_id].proposer != empty(address), "governance: unknown proposal"
+    assert not self.proposals[proposal_id].executed, "governance: proposal already executed"
+    assert self.proposals[proposal_id].epoch == self.epoch, "governance: proposal void (the council changed since)"
+    assert block.timestamp < self.proposals[proposal_id].deadline, "governance: proposal expired"
     assert not self.approved[proposal_id][msg.sender], "governance: already approved"
     self.approved[proposal_id][msg.sender] = True
     approvals: uint256 = self._approvals(proposal_id)
     log Approved(proposal_id=proposal_id, member=msg.sender, approvals=approvals)
     if approvals >= self.threshold:
         self.proposals[proposal_id].executed = True
+        p: Proposal = self.proposals[proposal_id]
         self._execute(p)
         log Executed(proposal_id=proposal_id, account=p.account, action=p.action)
 
