@@ -32,8 +32,9 @@ def governance_install(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Hand the registry and consent manager over to a council: the admin key decides
-    nothing afterwards (final)."""
+    """Hand the registry and consent manager to a council (final: no admin key after).
+
+    The council's members must be registered, active participants."""
     with network() as net:
         view = governance.install(net, council, threshold, voting_period, passphrase)
     say(as_json, view.as_dict(), f"council {view.address}: {view.threshold} of "
