@@ -7,12 +7,16 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 
 ENV = {"HEALTHNFT_PASSPHRASE": "correct horse battery staple"}
 
 
-def test_governance_install_propose_approve_list(tmp_path: Path) -> None:
+def test_governance_install_propose_approve_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     run_cli(home, "init", env=ENV, check=True)
     council = []
@@ -51,3 +55,17 @@ def test_governance_install_propose_approve_list(tmp_path: Path) -> None:
     assert [p["proposal"]["proposal_id"] for p in listed] == [pid]
     text = run_cli(home, "governance", "list", check=True).stdout
     assert f"#{pid} register" in text and "executed, 2/2" in text
+    # A home holding enough council keys decides in one call (set-up, demos).
+    from healthnft.services import governance
+    from healthnft.services.node import open_network
+
+    monkeypatch.setenv("HEALTHNFT_PASSPHRASE", ENV["HEALTHNFT_PASSPHRASE"])
+    net = open_network(home)
+    try:
+        patient = "0x" + os.urandom(20).hex()
+        view = governance.decide(net, council, "register", patient, kind="patient",
+                                 key=os.urandom(32))  # fmt: skip
+        assert view.executed and net.ledger.is_member(patient)
+        assert governance.status(net).pending == 0
+    finally:
+        net.close()

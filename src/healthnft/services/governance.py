@@ -137,3 +137,26 @@ def approve(net: Network, member: str, proposal_id: int,
     signer = net.identity(_address(member, "--member"), passphrase).account
     executed = gov.approve(signer, proposal_id)
     return _view(gov, gov.proposal(proposal_id), executed)
+
+
+def decide(net: Network, members: list[str], action: str, account: str, *,
+           kind: str | None = None, key: bytes | None = None, flag: bool | None = None,
+           number: int | None = None, new_account: str | None = None,
+           passphrase: str | None = None) -> ProposalView:  # fmt: skip
+    """Propose with the first of ``members`` and approve with the next until executed: for a
+    home (a demo, a test, a consortium's set-up) that holds enough council keys itself.
+    Raises :class:`InvalidInput` when the keys given fall short of the threshold."""
+    gov = _council(net)
+    if len(members) < gov.threshold():
+        raise InvalidInput(f"{len(members)} council key(s) given; {gov.threshold()} must "
+                           "approve")  # fmt: skip
+    signers = [net.identity(_address(m, "a council member"), passphrase).account
+               for m in members]  # fmt: skip
+    pid = gov.propose(signers[0], action, _address(account, "the account"), kind=kind, key=key,
+                      flag=flag, number=number, new_account=new_account)  # fmt: skip
+    executed = gov.proposal(pid).state == "executed"
+    for signer in signers[1:]:
+        if executed:
+            break
+        executed = gov.approve(signer, pid)
+    return _view(gov, gov.proposal(pid), executed)
