@@ -7,10 +7,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 from web3 import Web3
 
 from healthnft.errors import LedgerError
@@ -285,3 +294,137 @@ def test_governance_deploys_and_runs_on_paris_bytecode(tmp_path: Path) -> None:
     assert gov.approve(members[1], pid)
     assert ledger.is_member(newcomer)
     w3.provider.ethereum_tester.backend.db.close()
+
+
+# -- a model: random proposals and approvals, the chain agreeing at every step ----------
+
+THRESHOLD = 3
+
+
+@dataclass
+class ModelProposal:
+    action: str
+    target: str
+    approvals: set[str]
+    executed: bool = False
+    expired: bool = False
+
+
+class GovernanceModel(RuleBasedStateMachine):
+    """Four founders, three must approve; actors include the admin and an outsider.
+    Every attempt's outcome (done, or the contract's exact reason) is predicted first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import tempfile
+
+        self.dir = tempfile.mkdtemp(prefix="gov-model-")
+        self.admin = Account.create()
+        self.w3 = embedded_web3(Path(self.dir) / "chain.sqlite", {self.admin.address: 10**27})
+        self.ledger = Ledger.deploy(self.w3, self.admin)
+        self.keys = {f"m{i}": Account.create() for i in range(4)}
+        for acct in self.keys.values():
+            self.ledger.fund(self.admin, acct.address, 10**20)
+            self.ledger.register(self.admin, acct.address, "hospital", os.urandom(32))
+        self.keys["admin"] = self.admin
+        self.keys["outsider"] = Account.create()
+        self.ledger.fund(self.admin, self.keys["outsider"].address, 10**20)
+        self.gov = Governance.install(self.ledger, self.admin,
+                                      [self.keys[f"m{i}"].address for i in range(4)],
+                                      THRESHOLD)  # fmt: skip
+        self.active = {self.keys[f"m{i}"].address: True for i in range(4)}
+        self.proposals: dict[int, ModelProposal] = {}
+
+    def teardown(self) -> None:
+        self.w3.provider.ethereum_tester.backend.db.close()
+
+    def voter_reason(self, who: str) -> str | None:
+        addr = self.keys[who].address
+        if who not in ("m0", "m1", "m2", "m3"):
+            return "governance: caller is not on the council"
+        if not self.active[addr]:
+            return "governance: council member is suspended"
+        return None
+
+    def attempt(self, reason: str | None, call: Any) -> Any:
+        if reason is None:
+            return call()
+        with pytest.raises(LedgerError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+            call()
+        return None
+
+    def live(self, p: ModelProposal) -> int:
+        return sum(1 for a in p.approvals if self.active[a])
+
+    def effect_reason(self, p: ModelProposal) -> str | None:
+        """Why the action itself would revert in the registry."""
+        if p.action == "register":
+            return "registry: already registered" if p.target in self.active else None
+        if p.action == "suspend":
+            return None if self.active.get(p.target) else "registry: not an active participant"
+        return "registry: already active" if self.active.get(p.target) else None
+
+    def apply(self, p: ModelProposal) -> None:
+        p.executed = True
+        self.active[p.target] = p.action != "suspend"
+
+    @rule(who=st.sampled_from(["m0", "m1", "m2", "m3", "admin", "outsider"]),
+          action=st.sampled_from(["register", "suspend", "reactivate"]),
+          whom=st.sampled_from(["m1", "m2", "m3", "new"]))  # fmt: skip
+    def propose(self, who: str, action: str, whom: str) -> None:
+        addr = (Account.create().address if whom == "new" and action == "register"
+                else self.keys.get(whom, self.keys["m3"]).address)  # fmt: skip
+        key = os.urandom(32) if action == "register" else None
+        kind = "patient" if action == "register" else None
+        pid = self.attempt(self.voter_reason(who), lambda: self.gov.propose(
+            self.keys[who], action, addr, kind=kind, key=key))  # fmt: skip
+        if pid is not None:
+            self.proposals[pid] = ModelProposal(action, addr, {self.keys[who].address})
+
+    @rule(who=st.sampled_from(["m0", "m1", "m2", "m3", "outsider"]), data=st.data())
+    def approve(self, who: str, data: st.DataObject) -> None:
+        if not self.proposals:
+            return
+        pid = data.draw(st.sampled_from(sorted(self.proposals)), label="proposal")
+        p = self.proposals[pid]
+        me = self.keys[who].address
+        reason = self.voter_reason(who)
+        if reason is None:
+            if p.executed:
+                reason = "governance: proposal already executed"
+            elif p.expired:
+                reason = "governance: proposal expired"
+            elif me in p.approvals:
+                reason = "governance: already approved"
+        executes = False
+        if reason is None and self.live(p) + 1 >= THRESHOLD:
+            reason = self.effect_reason(p)
+            executes = reason is None
+        done = self.attempt(reason, lambda: self.gov.approve(self.keys[who], pid))
+        if reason is None:
+            p.approvals.add(me)
+            assert done is executes
+            if executes:
+                self.apply(p)
+
+    @rule()
+    def travel(self) -> None:
+        now = self.w3.eth.get_block("latest")["timestamp"]
+        self.w3.provider.ethereum_tester.time_travel(now + DEFAULT_VOTING_PERIOD_S + 1)
+        for p in self.proposals.values():
+            p.expired = True
+
+    @invariant()
+    def chain_agrees(self) -> None:
+        for addr, active in self.active.items():
+            assert self.ledger.is_member(addr) is active
+        for pid, p in self.proposals.items():
+            got = self.gov.proposal(pid)
+            want = "executed" if p.executed else "expired" if p.expired else "pending"
+            assert (got.state, got.approvals) == (want, self.live(p))
+
+
+def test_governance_model() -> None:
+    run_state_machine_as_test(GovernanceModel, settings=settings(
+        max_examples=8, stateful_step_count=15, deadline=None,
+        suppress_health_check=list(HealthCheck)))  # fmt: skip
