@@ -85,8 +85,9 @@ def test_the_old_admin_key_can_no_longer_change_the_membership(env: Env) -> None
     newcomer = Account.create().address
     assert env.gov.installed()
     assert Governance.of(env.ledger).address == env.gov.address
-    with pytest.raises(LedgerError, match=NOT_OWNER):
+    with pytest.raises(LedgerError, match=NOT_OWNER) as refused:
         env.ledger.register(env.admin, newcomer, "patient", os.urandom(32))
+    assert "governance propose" in str(refused.value)
     with pytest.raises(LedgerError, match=NOT_OWNER):
         env.ledger.set_issuer(env.admin, env.council[0].address, True)
     with pytest.raises(LedgerError, match=NOT_OWNER):
