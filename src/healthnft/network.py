@@ -314,11 +314,12 @@ class Network:
 
     def custodian_services(self) -> list[Any]:
         """The custodians whose keys live in this home, as services (in-process here)."""
-        from healthnft.consent import CustodianService
+        from healthnft.consent.custodian import CatalogueShares, CustodianService
 
         originals = self.derivatives().original_of
         return [
-            CustodianService(self.identity(addr), self.ledger, self.catalog, self.challenges(),
+            CustodianService(self.identity(addr), self.ledger, CatalogueShares(self.catalog),
+                             self.challenges(),
                              originals)  # fmt: skip
             for addr in self.config.get("custodians", [])
             if self.has_key(addr)
