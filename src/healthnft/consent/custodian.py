@@ -57,7 +57,7 @@ from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
 from healthnft.store import RecordRow, Repositories
-from healthnft.store.held import HeldShare
+from healthnft.store.held import HeldShare, HeldShares
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext
 from healthnft.vault.custody import (
     open_share,
@@ -91,6 +91,16 @@ class CatalogueShares:
         key_ref, wrapped, sealed = held
         return HeldShare(token_id, key_ref, wrapped, sealed, row.commitment, row.category,
                          row.issuer)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OwnShares:
+    """A custodian in its own home: the shares issuers delivered to it, nothing else."""
+
+    held: HeldShares
+
+    def held_share(self, token_id: int, custodian: str) -> HeldShare | None:
+        return self.held.share(token_id)
 
 
 class Custodian(Protocol):
