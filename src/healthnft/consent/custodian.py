@@ -357,5 +357,7 @@ def gather_and_open(
             raise conflict
         raise AccessDenied(f"token {token_id}: {len(good)} of {threshold} key shares "
                            f"released ({refusals[0]})")  # fmt: skip
-    raise Unavailable(f"token {token_id}: only {len(good)} of the {threshold} key shares "
-                      f"needed were released ({said or 'no custodian released'})")  # fmt: skip
+    # A custodian that answered something wrong is worse news than one that was down.
+    cls = Tampered if any(isinstance(e, Tampered) for _, e in faults) else Unavailable
+    raise cls(f"token {token_id}: only {len(good)} of the {threshold} key shares "
+              f"needed were released ({said or 'no custodian released'})")  # fmt: skip
