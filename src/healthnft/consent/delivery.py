@@ -11,7 +11,9 @@ JSON). The custodian accepts it only if, on its own reading of the chain:
 - every token is minted, in a batch the signer minted (``BatchMinted``), and its
   commitment is in that batch's Merkle root (so a category or commitment cannot be
   made up for someone else's record);
-- the wrapped key opens with the custodian's own key and opens every share.
+- the wrapped key opens with the custodian's own key and opens every share;
+- a de-identified copy's ``original`` (whose grants cover the copy) was minted by the
+  same issuer.
 
 Anything else is refused whole, nothing kept. Sending the same delivery again is
 harmless (idempotent), so an issuer retries until acknowledged.
@@ -48,7 +50,8 @@ def _digest(payload: dict[str, Any]) -> bytes:
 def sign_delivery(issuer: Identity, custodian: str, key_ref: bytes, wrapped_key: bytes,
                   shares: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """The signed message delivering ``shares`` (token_id, commitment, proof, category,
-    sealed_share; bytes as hex) of batch key ``key_ref`` to ``custodian``."""
+    sealed_share, and original for a de-identified copy; bytes as hex) of batch key
+    ``key_ref`` to ``custodian``."""
     payload: dict[str, Any] = {
         "issuer": issuer.address,
         "custodian": custodian,
@@ -119,6 +122,7 @@ def verify_delivery(ledger: Ledger, me: Identity, payload: dict[str, Any]) -> li
             commitment = _hex(item["commitment"], "commitment")
             proof = merkle.unpack_proof(_hex(item["proof"], "proof"))
             sealed = _hex(item["sealed_share"], "sealed_share")
+            original = None if item.get("original") is None else int(item["original"])
         except (KeyError, TypeError, ValueError):
             raise InvalidInput("share delivery: each share needs token_id, commitment, "
                                "proof, category and sealed_share") from None  # fmt: skip
@@ -129,7 +133,12 @@ def verify_delivery(ledger: Ledger, me: Identity, payload: dict[str, Any]) -> li
             raise AccessDenied(f"share delivery: token {token_id} was not minted by {signer}")
         if not merkle.verify(merkle.leaf_hash(token_id, commitment), proof, batch.root):
             raise Tampered(f"share delivery: token {token_id}'s commitment is not in its batch")
+        if original is not None:
+            source = ledger.batch_of(original)
+            if source is None or not batches.minted_by_issuer(source.batch_id):
+                raise AccessDenied(f"share delivery: token {token_id} is said to be a copy of "
+                                   f"token {original}, which {signer} did not mint")  # fmt: skip
         open_share(sealed, key, token_id, commitment)  # Tampered when it does not open
         out.append(HeldShare(token_id, key_ref, _hex(payload["wrapped_key"], "wrapped_key"),
-                             sealed, commitment, category, signer))  # fmt: skip
+                             sealed, commitment, category, signer, original))  # fmt: skip
     return out

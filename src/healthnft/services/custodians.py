@@ -132,7 +132,8 @@ class CustodianNode:
         ident = keys.read_keystore(files.keystore_dir, config["custodian"], passphrase)
         ledger = _ledger(config)
         index = files.open_index()
-        service = CustodianService(ident, ledger, OwnShares(index.held), index.challenges)
+        service = CustodianService(ident, ledger, OwnShares(index.held), index.challenges,
+                                   index.held.original_of)  # fmt: skip
         return cls(ident, ledger, index, service)
 
     def challenge(self) -> dict[str, str]:
@@ -186,8 +187,17 @@ def _batch_delivery(net: Network, issuer: Identity, key_ref: bytes,
             continue
         shares.append({"token_id": token_id, "commitment": row.commitment.hex(),
                        "proof": row.proof.hex(), "category": row.category,
-                       "sealed_share": share.hex()})  # fmt: skip
+                       "sealed_share": share.hex(),
+                       "original": net.derivatives().original_of(token_id)})  # fmt: skip
     return sign_delivery(issuer, custodian, key_ref, wrapped, shares)
+
+
+def deliver_if_remote(net: Network, passphrase: str | None = None) -> list[str]:
+    """After a mint: push its shares when the network has remote custodians; what is
+    still pending (empty when all were delivered or there is none to deliver to)."""
+    if not net.config.get("custodian_urls"):
+        return []
+    return deliver_pending(net, passphrase).pending
 
 
 def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:

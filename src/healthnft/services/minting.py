@@ -77,11 +77,9 @@ def mint_files(net: Network, issuer: str, patient: str, files: Sequence[Path],
         watch.on_total(len(records), imaging)
     res = net.minter().mint(ident, owner.address, owner.enc_key, records,
                             progress=watch.on_records, on_bytes=watch.on_bytes)  # fmt: skip
-    pending: list[str] = []
-    if net.config.get("custodian_urls"):
-        from healthnft.services.custodians import deliver_pending
+    from healthnft.services.custodians import deliver_if_remote
 
-        pending = deliver_pending(net, passphrase).pending
+    pending = deliver_if_remote(net, passphrase)
     return Minted(res.minted, res.skipped, res.attested, res.batches, res.token_ids,
                   round(res.gas_used / res.minted, 1) if res.minted else 0,
                   owner.address, warnings, pending)  # fmt: skip

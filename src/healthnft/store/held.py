@@ -27,6 +27,8 @@ class HeldShare:
     commitment: bytes
     category: str
     issuer: str
+    #: For a de-identified copy, the record it was made from (its grants cover the copy).
+    original: int | None = None
 
 
 class HeldShares:
@@ -41,23 +43,30 @@ class HeldShares:
         with self._db.write() as c:
             c.executemany(
                 "INSERT OR IGNORE INTO held_shares (token_id, key_ref, wrapped_key, "
-                "sealed_share, commitment, category, issuer, received) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "sealed_share, commitment, category, issuer, original, received) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(s.token_id, s.key_ref, s.wrapped_key, s.sealed_share, s.commitment,
-                  s.category, s.issuer, now) for s in shares],
+                  s.category, s.issuer, s.original, now) for s in shares],
             )  # fmt: skip
 
     def share(self, token_id: int) -> HeldShare | None:
         """The newest share held for ``token_id``, or None."""
         row = self._db.one(
-            "SELECT token_id, key_ref, wrapped_key, sealed_share, commitment, category, issuer "
-            "FROM held_shares WHERE token_id = ? ORDER BY received DESC, rowid DESC LIMIT 1",
+            "SELECT token_id, key_ref, wrapped_key, sealed_share, commitment, category, issuer, "
+            "original FROM held_shares WHERE token_id = ? "
+            "ORDER BY received DESC, rowid DESC LIMIT 1",
             (token_id,),
         )
         if row is None:
             return None
         return HeldShare(int(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3]),
-                         bytes(row[4]), str(row[5]), str(row[6]))  # fmt: skip
+                         bytes(row[4]), str(row[5]), str(row[6]),
+                         None if row[7] is None else int(row[7]))  # fmt: skip
+
+    def original_of(self, token_id: int) -> int | None:
+        """The record a de-identified copy was made from, as its issuer delivered it."""
+        held = self.share(token_id)
+        return held.original if held else None
 
     def count(self) -> int:
         return int(self._db.scalar("SELECT count(*) FROM held_shares"))

@@ -175,6 +175,7 @@ CREATE TABLE IF NOT EXISTS held_shares (
     commitment BLOB NOT NULL,
     category TEXT NOT NULL,
     issuer TEXT NOT NULL,
+    original INTEGER,
     received REAL NOT NULL,
     PRIMARY KEY (token_id, key_ref)
 );
