@@ -175,9 +175,11 @@ def add_remote_custodian(net: Network, address: str, enc_key: str, url: str) -> 
     return {"address": member.address, "kind": "custodian", "url": url}
 
 
-def _batch_delivery(net: Network, issuer: Identity, key_ref: bytes,
-                    custodian: str) -> dict[str, Any]:  # fmt: skip
-    from healthnft.consent.delivery import sign_delivery
+def _batch_deliveries(net: Network, issuer: Identity, key_ref: bytes,
+                      custodian: str) -> list[dict[str, Any]]:  # fmt: skip
+    """The signed messages carrying one batch's shares for ``custodian`` (in parts of
+    at most half the custodian's limit, so a batch of any size gets through)."""
+    from healthnft.consent.delivery import MAX_SHARES, sign_delivery
 
     wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
     shares = []
@@ -189,7 +191,9 @@ def _batch_delivery(net: Network, issuer: Identity, key_ref: bytes,
                        "proof": row.proof.hex(), "category": row.category,
                        "sealed_share": share.hex(),
                        "original": net.derivatives().original_of(token_id)})  # fmt: skip
-    return sign_delivery(issuer, custodian, key_ref, wrapped, shares)
+    part = MAX_SHARES // 2
+    return [sign_delivery(issuer, custodian, key_ref, wrapped, shares[i : i + part])
+            for i in range(0, len(shares), part)]  # fmt: skip
 
 
 def deliver_if_remote(net: Network, passphrase: str | None = None) -> list[str]:
@@ -215,8 +219,9 @@ def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
             if batch is None or not net.has_key(batch.issuer):
                 continue  # another home's batch: its issuer delivers it
             try:
-                remote.deliver(_batch_delivery(net, net.identity(batch.issuer, passphrase),
-                                               key_ref, address))  # fmt: skip
+                for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
+                                                 key_ref, address):  # fmt: skip
+                    remote.deliver(message)
             except HealthNFTError as exc:
                 pending.append(f"{address} at {url}: {exc}")
                 break  # this custodian's other batches wait for the next try
