@@ -61,6 +61,12 @@ class Network:
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # The chain's events are indexed into this home's index (never rescanned per query).
+        from healthnft.store.events import ChainEvents
+
+        self.ledger.attach_event_store(ChainEvents(self.catalog.index.db))
+
     # -- opening ----------------------------------------------------------
 
     @classmethod

@@ -191,9 +191,7 @@ def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
     cover the copy too. A grant limited to de-identified data covers copies only.
     """
     consent = Consent(ledger)
-    events = consent.contract.events.GrantCreated().get_logs(
-        from_block=0, argument_filters={"grantee": ledger.w3.to_checksum_address(grantee)}
-    )
+    events = ledger.logs("GrantCreated", grantee=grantee)
     out = []
     for ev in events:
         gid = int(ev["args"]["grant_id"])
@@ -214,9 +212,7 @@ def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
 def _deidentified_only_grant(ledger: Ledger, grantee: str, token_id: int, category: str) -> bool:
     """Whether a live grant covers ``token_id`` but only as a de-identified copy."""
     consent = Consent(ledger)
-    for ev in consent.contract.events.GrantCreated().get_logs(
-        from_block=0, argument_filters={"grantee": ledger.w3.to_checksum_address(grantee)}
-    ):
+    for ev in ledger.logs("GrantCreated", grantee=grantee):
         gid = int(ev["args"]["grant_id"])
         grant = consent.grant(gid)
         if (grant is not None and grant.deidentified_only

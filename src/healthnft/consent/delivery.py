@@ -89,9 +89,7 @@ class _Batches:
 
     def minted_by_issuer(self, batch_id: int) -> bool:
         if self._ids is None:
-            events = self._ledger.token.events.BatchMinted().get_logs(
-                from_block=0, argument_filters={"issuer": self._issuer}
-            )
+            events = self._ledger.logs("BatchMinted", issuer=self._issuer)  # the event index
             self._ids = {int(ev["args"]["batch_id"]) for ev in events}
         return batch_id in self._ids
 

@@ -22,8 +22,10 @@ from web3.logs import DISCARD
 
 from healthnft.errors import LedgerError, Unavailable
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
+from healthnft.ledger.events import EventIndex
 from healthnft.ledger.nonces import nonce_manager
 from healthnft.ledger.readcache import ReadCache, view
+from healthnft.store.events import ChainEvents
 
 KIND_CODES = {
     "patient": 1,
@@ -129,6 +131,32 @@ class Ledger:
         )
         self.chain_id = w3.eth.chain_id
         self.read_cache: ReadCache | None = None
+        self._events: EventIndex | None = None
+
+    # -- events ---------------------------------------------------------------
+
+    def attach_event_store(self, store: ChainEvents) -> None:
+        """Keep the event index in ``store`` (a home's index) rather than in memory."""
+        self._events = EventIndex(self.w3, [self.registry, self.token, self.consent], store,
+                                  confirmations=self.confirmations)  # fmt: skip
+
+    @property
+    def events(self) -> EventIndex:
+        if self._events is None:  # a client without a home: an in-memory index
+            self._events = EventIndex(self.w3, [self.registry, self.token, self.consent],
+                                      confirmations=self.confirmations)  # fmt: skip
+        return self._events
+
+    def logs(self, event: str, **filters: Any) -> list[Any]:
+        """The ``event`` logs (of whichever contract declares it) whose indexed arguments
+        equal ``filters``, oldest first: the event index is synced first, so this reads
+        only the blocks since the last call, never the chain from block 0."""
+        for contract in (self.consent, self.token, self.registry):
+            if contract is not None and any(e.get("type") == "event" and e["name"] == event
+                                            for e in contract.abi):  # fmt: skip
+                self.events.sync()
+                return self.events.find(contract, event, **filters)
+        raise LedgerError(f"no contract of this network emits {event}")
 
     def enable_read_cache(self, ttl_s: float = 5.0) -> ReadCache:
         """Memoize views until the next write (see :mod:`healthnft.ledger.readcache`)."""

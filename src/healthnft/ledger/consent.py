@@ -224,9 +224,7 @@ class Consent:
 
     def access_log(self, owner: str) -> list[dict[str, Any]]:
         """Every key release for ``owner``'s records, oldest first, from the chain's events."""
-        logs = self.contract.events.AccessLogged().get_logs(
-            from_block=0, argument_filters={"owner": Web3.to_checksum_address(owner)}
-        )
+        logs = self.ledger.logs("AccessLogged", owner=owner)
         out = []
         for ev in logs:
             block = self.ledger.w3.eth.get_block(ev["blockNumber"])

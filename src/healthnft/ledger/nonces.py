@@ -47,6 +47,13 @@ class NonceManager:
                 self._next.pop(key, None)
 
 
+    def resync(self, address: str) -> None:
+        """Trust the node's count again for ``address`` (its transactions were dropped:
+        a node restarted without them, or a reorganisation took them away)."""
+        with self._lock:
+            self._next.pop(Web3.to_checksum_address(address), None)
+
+
 _MANAGERS: weakref.WeakKeyDictionary[Any, NonceManager] = weakref.WeakKeyDictionary()
 _MANAGERS_LOCK = threading.Lock()
 

@@ -130,8 +130,11 @@ class CustodianNode:
             raise InvalidInput(f"{home} is not a custodian's home (make one with "
                                "`healthnft --home DIR custodian init --network FILE`)")  # fmt: skip
         ident = keys.read_keystore(files.keystore_dir, config["custodian"], passphrase)
+        from healthnft.store.events import ChainEvents
+
         ledger = _ledger(config)
         index = files.open_index()
+        ledger.attach_event_store(ChainEvents(index.db))  # its own index of the chain's events
         service = CustodianService(ident, ledger, OwnShares(index.held), index.challenges,
                                    index.held.original_of)  # fmt: skip
         return cls(ident, ledger, index, service)

@@ -152,9 +152,7 @@ def grants_of(net: Network, owner: str) -> list[dict[str, Any]]:
     consent = _consent(net)
     now = int(time.time())
     rows = []
-    for ev in consent.contract.events.GrantCreated().get_logs(
-        from_block=0, argument_filters={"owner": who}
-    ):
+    for ev in net.ledger.logs("GrantCreated", owner=who):
         grant = consent.grant(int(ev["args"]["grant_id"]))
         if grant is None:
             continue
@@ -207,9 +205,7 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
     now = int(time.time())
     found: dict[int, dict[str, Any]] = {}
     links = net.derivatives()
-    for ev in consent.contract.events.GrantCreated().get_logs(
-        from_block=0, argument_filters={"grantee": who}
-    ):
+    for ev in net.ledger.logs("GrantCreated", grantee=who):
         gid = int(ev["args"]["grant_id"])
         grant = consent.grant(gid)
         if grant is None or grant.revoked or grant.expires <= now:
@@ -285,9 +281,7 @@ def requests_for(net: Network, owner: str) -> list[RequestView]:
     consent = _consent(net)
     who = net.participant(owner).address
     rows = []
-    for ev in consent.contract.events.AccessRequested().get_logs(
-        from_block=0, argument_filters={"owner": who}
-    ):
+    for ev in net.ledger.logs("AccessRequested", owner=who):
         rid = int(ev["args"]["request_id"])
         rows.append(_view(consent.get_request(rid), net.catalog.request_reason(rid)))
     return rows
@@ -299,9 +293,7 @@ def requests_by(net: Network, requester: str) -> list[RequestView]:
     who = net.participant(requester).address
     return [
         _view(consent.get_request(int(ev["args"]["request_id"])))
-        for ev in consent.contract.events.AccessRequested().get_logs(
-            from_block=0, argument_filters={"requester": who}
-        )
+        for ev in net.ledger.logs("AccessRequested", requester=who)
     ]
 
 

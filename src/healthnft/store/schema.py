@@ -11,7 +11,9 @@ request reasons, challenges):
    until now a separate ``challenges.sqlite``.
 3. ``operations``: state-changing calls by idempotency key, with the signed transaction
    kept before it is sent (:mod:`healthnft.store.operations`).
-4. ``share_deliveries`` (an issuer's record of which batch's shares reached which remote
+4. ``chain_events``, ``event_blocks``: the contracts' events, indexed from the chain's
+   logs by block range (:mod:`healthnft.ledger.events`).
+5. ``share_deliveries`` (an issuer's record of which batch's shares reached which remote
    custodian) and ``held_shares`` (a custodian home's own shares, as delivered to it):
    :mod:`healthnft.store.custody`, :mod:`healthnft.store.held`.
 
@@ -161,6 +163,30 @@ CREATE TABLE IF NOT EXISTS operations (
 
 
 _INDEX_V4 = """
+CREATE TABLE IF NOT EXISTS chain_events (
+    block_number INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    block_hash BLOB NOT NULL,
+    tx_hash BLOB NOT NULL,
+    address TEXT NOT NULL,
+    topic0 BLOB NOT NULL,
+    topic1 BLOB,
+    topic2 BLOB,
+    topic3 BLOB,
+    data BLOB NOT NULL,
+    PRIMARY KEY (block_number, log_index)
+);
+CREATE INDEX IF NOT EXISTS chain_events_t1 ON chain_events(topic0, topic1);
+CREATE INDEX IF NOT EXISTS chain_events_t2 ON chain_events(topic0, topic2);
+CREATE INDEX IF NOT EXISTS chain_events_t3 ON chain_events(topic0, topic3);
+CREATE TABLE IF NOT EXISTS event_blocks (
+    block_number INTEGER PRIMARY KEY,
+    block_hash BLOB NOT NULL
+)
+"""
+
+
+_INDEX_V5 = """
 CREATE TABLE IF NOT EXISTS share_deliveries (
     batch_ref BLOB NOT NULL,
     custodian TEXT NOT NULL,
@@ -212,7 +238,9 @@ INDEX = Ladder(
         Step("adopt the unversioned catalogue, journal and derivative links", _adopt_index),
         sql_step("one-time presentation challenges move into the index", _INDEX_V2),
         sql_step("state-changing calls remembered by idempotency key", _INDEX_V3),
-        sql_step("remote custodians: deliveries made, shares held", _INDEX_V4),
+        sql_step("the contracts' events, indexed from the chain's logs by block range",
+                 _INDEX_V4),
+        sql_step("remote custodians: deliveries made, shares held", _INDEX_V5),
     ),
 )
 

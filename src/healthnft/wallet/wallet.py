@@ -313,9 +313,7 @@ class Wallet:
 
         if not self.ledger.is_burned(token_id):
             return False
-        burns = self.ledger.token.events.Transfer().get_logs(
-            from_block=0, argument_filters={"token_id": token_id, "receiver": _NOBODY}
-        )
+        burns = self.ledger.logs("Transfer", token_id=token_id, receiver=_NOBODY)
         if not burns:
             return False
         last_owner, block = burns[-1]["args"]["sender"], int(burns[-1]["blockNumber"])
@@ -326,9 +324,7 @@ class Wallet:
             return False
         consent = Consent(self.ledger)
         reader = self.ledger.w3.to_checksum_address(reader)
-        for ev in consent.contract.events.GrantCreated().get_logs(
-            from_block=0, argument_filters={"owner": last_owner, "grantee": reader}
-        ):
+        for ev in self.ledger.logs("GrantCreated", owner=last_owner, grantee=reader):
             gid = int(ev["args"]["grant_id"])
             category = int(ev["args"]["category"])
             if category and category != CATEGORIES.get(row.category):
@@ -355,9 +351,7 @@ class Wallet:
         not see the correction (another home amended it, or a crash came in between).
         """
         if from_log:
-            events = self.ledger.token.events.Superseded().get_logs(
-                from_block=0, argument_filters={"new_token": token_id}
-            )
+            events = self.ledger.logs("Superseded", new_token=token_id)
             candidates = [int(ev["args"]["old_token"]) for ev in events]
         else:
             candidates = self.catalogue.retired_before(token_id)
