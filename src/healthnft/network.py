@@ -319,16 +319,45 @@ class Network:
         return Custodians(tuple(members), threshold)
 
     def custodian_services(self) -> list[Any]:
-        """The custodians whose keys live in this home, as services (in-process here)."""
-        from healthnft.consent import CustodianService
+        """The network's custodians in split order: a custodian with a URL
+        (``custodian_urls``, its own service) is asked over HTTP; one whose key lives
+        in this home runs in-process."""
+        from healthnft.consent.custodian import CatalogueShares, CustodianService
+        from healthnft.consent.remote import RemoteCustodian
 
         originals = self.derivatives().original_of
-        return [
-            CustodianService(self.identity(addr), self.ledger, self.catalog, self.challenges(),
-                             originals)  # fmt: skip
-            for addr in self.config.get("custodians", [])
-            if self.has_key(addr)
-        ]
+        urls = {a.lower(): u for a, u in self.config.get("custodian_urls", {}).items()}
+        out: list[Any] = []
+        for addr in self.config.get("custodians", []):
+            if addr.lower() in urls:
+                out.append(RemoteCustodian(addr, urls[addr.lower()]))
+            elif self.has_key(addr):
+                out.append(CustodianService(self.identity(addr), self.ledger,
+                                            CatalogueShares(self.catalog), self.challenges(),
+                                            originals))  # fmt: skip
+        return out
+
+    def add_remote_custodian(self, address: str, enc_key: bytes, url: str) -> Participant:
+        """Register a custodian whose key lives in its own home (it gave its address and
+        encryption key), fund it for its access logs, and remember its URL."""
+        from healthnft.ledger.consent import Consent
+
+        admin = self.admin()
+        kind, _, _ = self.ledger.participant(address)
+        if kind is None:
+            self.ledger.register(admin.account, address, "custodian", enc_key)
+        elif kind != "custodian":
+            raise Conflict(f"{address} is registered as a {kind}, not a custodian")
+        self.ledger.fund(admin.account, address, _FUNDING_WEI)
+        Consent(self.ledger).set_custodian(admin.account, address, True)
+        known = list(self.config.get("custodians", []))  # the split order: never reordered
+        if address.lower() not in {a.lower() for a in known}:
+            known.append(address)
+        urls = {a: u for a, u in self.config.get("custodian_urls", {}).items()
+                if a.lower() != address.lower()}  # fmt: skip
+        self._save_config(custodians=known, custodian_urls={**urls, address: url})
+        _, _, on_chain_key = self.ledger.participant(address)
+        return Participant(address, "custodian", "", on_chain_key)
 
     def challenges(self) -> Any:
         """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""

@@ -22,6 +22,7 @@ import typer
 from healthnft.cli import (  # noqa: F401 - registers commands
     consent,
     credentials,
+    custodian,
     governance,
     records,
     setup,

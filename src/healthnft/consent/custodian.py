@@ -15,15 +15,28 @@ for a token under a grant, it checks *independently, on chain*, that:
 then logs the release on chain (``log_access``: who, which token, purpose, when)
 and only then re-wraps its share for the requester with HPKE. The requester
 needs k shares; k-1 reveal nothing, and no custodian alone can read a record.
-In this single-home build every custodian runs in-process over the home's
-catalogue; in a deployment each runs on its own host with its own store.
+Where the custodian's shares come from is a :class:`ShareSource`: the home's own
+catalogue when every custodian runs in-process (:class:`CatalogueShares`), or the
+custodian's own store of what issuers delivered to it when it runs as a service in its
+own home (:mod:`healthnft.consent.remote`, ``healthnft custodian serve``). The checks
+are the same code either way.
+
+The grantee's side (:func:`release_as_grantee`) first collects one challenge from each
+custodian it can reach, and asks none to release before k have answered: fewer than k
+reachable is one error with nothing logged on chain. Each released share is unwrapped
+and checked as it arrives (a custodian answering garbage, or another custodian's share,
+is named); k well-formed shares that do not open the record are retried with the next
+custodian's, and the combination that opens names the custodian that lied.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import itertools
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from healthnft.credentials.challenges import ChallengeStore
 from healthnft.credentials.presentation import (
@@ -32,14 +45,74 @@ from healthnft.credentials.presentation import (
     verify_presentation,
 )
 from healthnft.credentials.trust import did_address
-from healthnft.errors import AccessDenied, Conflict, HealthNFTError, InvalidInput, Tampered
+from healthnft.errors import (
+    AccessDenied,
+    Conflict,
+    HealthNFTError,
+    InvalidInput,
+    Tampered,
+    Unavailable,
+)
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.consent import CATEGORIES, Consent
 from healthnft.store import RecordRow, Repositories
+from healthnft.store.held import HeldShare, HeldShares
 from healthnft.vault import BatchKey, BlobStore, RecordPlaintext
-from healthnft.vault.custody import open_share, open_with_released_shares, release_share
+from healthnft.vault.custody import (
+    open_share,
+    open_with_shares,
+    release_share,
+    share_index,
+    unwrap_release,
+)
 from healthnft.wallet.wallet import OpenedRecord, Wallet
+
+_log = logging.getLogger(__name__)
+
+
+class ShareSource(Protocol):
+    """Where a custodian finds its share of a record's current key."""
+
+    def held_share(self, token_id: int, custodian: str) -> HeldShare | None: ...
+
+
+@dataclass(frozen=True)
+class CatalogueShares:
+    """In-process custodians: their shares sit in the issuing home's own index."""
+
+    catalog: Repositories
+
+    def held_share(self, token_id: int, custodian: str) -> HeldShare | None:
+        row = self.catalog.catalogue.record(token_id)
+        held = self.catalog.custody.custodian_share(token_id, custodian)
+        if row is None or held is None:
+            return None
+        key_ref, wrapped, sealed = held
+        return HeldShare(token_id, key_ref, wrapped, sealed, row.commitment, row.category,
+                         row.issuer)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OwnShares:
+    """A custodian in its own home: the shares issuers delivered to it, nothing else."""
+
+    held: HeldShares
+
+    def held_share(self, token_id: int, custodian: str) -> HeldShare | None:
+        return self.held.share(token_id)
+
+
+class Custodian(Protocol):
+    """What a grantee asks of a custodian, in-process or over HTTP."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def domain(self) -> str: ...
+    def challenge(self) -> str: ...
+    def release(self, token_id: int, grant_id: int, requester: str,
+                presentation: str) -> bytes: ...  # fmt: skip
 
 
 def _no_original(_token_id: int) -> int | None:
@@ -59,10 +132,14 @@ class CustodianService:
 
     identity: Identity
     ledger: Ledger
-    catalog: Repositories
+    shares: ShareSource
     challenges: ChallengeStore
     #: The original a de-identified copy was made from (None for other tokens).
     originals: Callable[[int], int | None] = _no_original
+
+    @property
+    def address(self) -> str:
+        return self.identity.address
 
     @property
     def domain(self) -> str:
@@ -87,25 +164,23 @@ class CustodianService:
         ):
             raise denied
         grant = consent.grant(grant_id)
-        row = self.catalog.catalogue.record(token_id)
-        if grant is None or row is None:
+        held = self.shares.held_share(token_id, self.identity.address)
+        if grant is None:
             raise denied
+        if held is None:
+            raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
         if grant.category is not None and CATEGORIES.get(grant.category) != CATEGORIES.get(
-            row.category
+            held.category
         ):
             raise denied
         if grant.deidentified_only and original is None:
             raise Conflict(f"token {token_id}: the grant allows de-identified data only "
                            "(ask for the record's de-identified copy)")  # fmt: skip
-        held = self.catalog.custody.custodian_share(token_id, self.identity.address)
-        if held is None:
-            raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
+        key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
+        share = open_share(held.sealed_share, key, token_id, held.commitment)
         consent.log_access(self.identity.account, grant_id, token_id)  # logged before release
-        key_ref, wrapped_key, sealed_share = held
-        key = BatchKey.unwrap(self.identity.enc_private, wrapped_key, key_ref)
-        share = open_share(sealed_share, key, token_id, row.commitment)
         _, _, requester_key = self.ledger.participant(requester)
-        return release_share(share, requester_key, token_id, row.commitment)
+        return release_share(share, requester_key, token_id, held.commitment)
 
 
 def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
@@ -150,28 +225,33 @@ def _deidentified_only_grant(ledger: Ledger, grantee: str, token_id: int, catego
 def open_as_grantee(
     grantee: Identity,
     token_id: int,
-    custodians: list[CustodianService],
+    custodians: Sequence[Custodian],
     threshold: int,
     ledger: Ledger,
     catalog: Repositories,
     blobs: BlobStore,
     originals: Callable[[int], int | None] = _no_original,
+    members: Sequence[str] = (),
 ) -> OpenedRecord:
-    """Open a record shared with ``grantee``: a fresh presentation per custodian, k shares."""
+    """Open a record shared with ``grantee``: a fresh presentation per custodian, k shares.
+
+    ``members``: the custodian set's addresses in split order (share *i* belongs to the
+    *i*-th), so a custodian answering another's share is caught; empty skips that check."""
     _, plain = release_as_grantee(grantee, token_id, custodians, threshold, ledger, catalog,
-                                  blobs, originals)  # fmt: skip
+                                  blobs, originals, members)  # fmt: skip
     return OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
 
 
 def release_as_grantee(
     grantee: Identity,
     token_id: int,
-    custodians: list[CustodianService],
+    custodians: Sequence[Custodian],
     threshold: int,
     ledger: Ledger,
     catalog: Repositories,
     blobs: BlobStore,
     originals: Callable[[int], int | None] = _no_original,
+    members: Sequence[str] = (),
 ) -> tuple[RecordRow, RecordPlaintext]:
     """The record's row and sealed plaintext for ``grantee``, after k custodians released.
 
@@ -188,27 +268,92 @@ def release_as_grantee(
             raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
                            "open the record's de-identified copy")  # fmt: skip
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    released: list[bytes] = []
-    refusals: list[str] = []
-    for service in custodians:
-        if len(released) == threshold:
-            break
-        vp = create_presentation(grantee.did_private, grantee.did, [],
-                                 challenge=service.challenge(), domain=service.domain)  # fmt: skip
-        try:
-            released.append(service.release(token_id, grants[0], grantee.address, vp))
-        except HealthNFTError as exc:
-            refusals.append(str(exc))
-    if len(released) < threshold:
-        reason = refusals[0] if refusals else "not enough custodians"
-        raise AccessDenied(f"token {token_id}: {len(released)} of {threshold} key shares "
-                           f"released ({reason})")  # fmt: skip
     problem = Wallet(ledger, catalog, blobs).chain_problem(row)
     if problem:
         raise Tampered(f"token {token_id}: {problem}")
     ciphertext = blobs.get(row.blob_digest)
     if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
         raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
-    plain = open_with_released_shares(ciphertext, released, row.commitment, token_id,
-                                      grantee.enc_private)  # fmt: skip
+    plain = gather_and_open(grantee, token_id, grants[0], row.commitment, ciphertext,
+                            custodians, threshold, members)  # fmt: skip
     return row, plain
+
+
+def _reachable(custodians: Sequence[Custodian], threshold: int, token_id: int,
+               ) -> tuple[list[tuple[Custodian, str]], list[str]]:  # fmt: skip
+    """A challenge from every custodian that answers (none has released anything yet)."""
+    ready: list[tuple[Custodian, str]] = []
+    down: list[str] = []
+    for service in custodians:
+        try:
+            ready.append((service, service.challenge()))
+        except HealthNFTError as exc:
+            down.append(f"{service.address}: {exc}")
+    if len(ready) < threshold:
+        raise Unavailable(
+            f"token {token_id}: only {len(ready)} of the {threshold} custodians needed "
+            f"answered ({'; '.join(down) or 'no custodian is configured'}); nothing was "
+            "released or logged: retry when they are back"
+        )
+    return ready, down
+
+
+def gather_and_open(
+    grantee: Identity, token_id: int, grant_id: int, commitment: bytes, ciphertext: bytes,
+    custodians: Sequence[Custodian], threshold: int, members: Sequence[str] = (),
+) -> RecordPlaintext:  # fmt: skip
+    """Ask custodians for k shares, check each, and open ``ciphertext`` with them.
+
+    A share that does not unwrap, has the wrong shape, or carries another custodian's
+    index is its custodian's fault and named. k shares that do not open the record
+    make this ask the next custodian and try every k of those received: the set that
+    opens the record names the one(s) left out as having answered a wrong share.
+    """
+    ready, _ = _reachable(custodians, threshold, token_id)
+    order = {a.lower(): i + 1 for i, a in enumerate(members)}
+    good: list[tuple[str, bytes]] = []
+    faults: list[tuple[str, HealthNFTError]] = []
+    for service, challenge in ready:
+        vp = create_presentation(grantee.did_private, grantee.did, [], challenge=challenge,
+                                 domain=service.domain)  # fmt: skip
+        try:
+            wrapped = service.release(token_id, grant_id, grantee.address, vp)
+            share = unwrap_release(wrapped, token_id, commitment, grantee.enc_private)
+            expected = order.get(service.address.lower())
+            if expected is not None and share_index(share) != expected:
+                raise Tampered(f"token {token_id}: released another custodian's share")
+        except HealthNFTError as exc:
+            faults.append((service.address, exc))
+            continue
+        good.append((service.address, share))
+        if len(good) < threshold:
+            continue
+        for combo in itertools.combinations(good, threshold):
+            if len(good) > threshold and good[-1] not in combo:
+                continue  # tried before the last share arrived
+            try:
+                plain = open_with_shares(ciphertext, [s for _, s in combo], commitment, token_id)
+            except Tampered:
+                continue
+            liars = [a for a, _ in good if a not in {b for b, _ in combo}]
+            for liar in liars:
+                _log.warning("token %s: custodian %s released a wrong share", token_id, liar)
+            return plain
+    said = "; ".join(f"custodian {a}: {e}" for a, e in faults)
+    if len(good) >= threshold:
+        raise Tampered(
+            f"token {token_id}: the shares of {', '.join(a for a, _ in good)} do not open the "
+            "record together: at least one of them answered a wrong share"
+            + (f" ({said})" if said else "")
+        )
+    refusals = [e for _, e in faults if isinstance(e, AccessDenied | Conflict)]
+    if faults and len(refusals) == len(faults):
+        conflict = next((e for e in refusals if isinstance(e, Conflict)), None)
+        if conflict is not None:
+            raise conflict
+        raise AccessDenied(f"token {token_id}: {len(good)} of {threshold} key shares "
+                           f"released ({refusals[0]})")  # fmt: skip
+    # A custodian that answered something wrong is worse news than one that was down.
+    cls = Tampered if any(isinstance(e, Tampered) for _, e in faults) else Unavailable
+    raise cls(f"token {token_id}: only {len(good)} of the {threshold} key shares "
+              f"needed were released ({said or 'no custodian released'})")  # fmt: skip

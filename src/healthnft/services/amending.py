@@ -134,4 +134,7 @@ def amend(net: Network, token_id: int, file: Path, issuer_name: str,
         same = net.catalog.token_with_record_key(key)
         raise Conflict(f"the corrected record is identical to token {same}, already minted: "
                        "nothing was corrected")  # fmt: skip
+    from healthnft.services.custodians import deliver_if_remote
+
+    deliver_if_remote(net, passphrase)  # pending ones are retried by `custodian deliver`
     return AmendResult(res.token_ids[0], token_id)

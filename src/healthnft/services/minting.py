@@ -32,6 +32,9 @@ class Minted:
     #: Codes outside an extensible binding's value set (minted all the same): where, never
     #: what ("input file 1 of 2 entry 3: Patient.identifier[2].type has no code from ...").
     warnings: list[str] = field(default_factory=list)
+    #: Remote custodians that have not received this (or an earlier) batch's key shares:
+    #: the records open for grantees once `healthnft custodian deliver` reaches them.
+    custody_pending: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +77,9 @@ def mint_files(net: Network, issuer: str, patient: str, files: Sequence[Path],
         watch.on_total(len(records), imaging)
     res = net.minter().mint(ident, owner.address, owner.enc_key, records,
                             progress=watch.on_records, on_bytes=watch.on_bytes)  # fmt: skip
+    from healthnft.services.custodians import deliver_if_remote
+
+    pending = deliver_if_remote(net, passphrase)
     return Minted(res.minted, res.skipped, res.attested, res.batches, res.token_ids,
                   round(res.gas_used / res.minted, 1) if res.minted else 0,
-                  owner.address, warnings)  # fmt: skip
+                  owner.address, warnings, pending)  # fmt: skip

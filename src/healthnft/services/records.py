@@ -327,4 +327,7 @@ def deidentify(net: Network, token_id: int, passphrase: str | None = None) -> De
     if new is None:
         raise Conflict(f"token {token_id}: the de-identified copy was not minted")
     links.add(token_id, new, method)
+    from healthnft.services.custodians import deliver_if_remote
+
+    deliver_if_remote(net, passphrase)  # after the link: custodians learn the original
     return DerivedCopy(new, token_id, method, record.category, record.resource_type)

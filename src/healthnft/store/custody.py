@@ -1,7 +1,10 @@
 """Custody: the shares of each record's key held for the custodians, and their keys.
 
 Tables ``custodian_keys(key_ref, custodian, wrapped)`` and
-``custodian_shares(token_id, custodian, key_ref, sealed_share)`` of ``index.sqlite``.
+``custodian_shares(token_id, custodian, key_ref, sealed_share)`` of ``index.sqlite``;
+``share_deliveries(batch_ref, custodian, delivered)`` says which minted batch's shares
+a remote custodian has acknowledged: the rest are pending, and are sent again until
+they are (a custodian that was down at mint time gets them when it is back).
 A record's DEK is split among the custodians at mint (and re-split at transfer); each
 share is sealed for one custodian, under the key ``key_ref`` that seals the record at
 that moment, so only the shares of the record's *current* key are ever released.
@@ -55,3 +58,43 @@ class Custody:
         """Delete every custodian share of a record (burn)."""
         with self._db.write() as c:
             c.execute("DELETE FROM custodian_shares WHERE token_id = ?", (token_id,))
+
+    def delivered(self, batch_ref: bytes, custodian: str) -> bool:
+        """Whether ``custodian`` acknowledged the shares of batch ``batch_ref``."""
+        return self._db.one(
+            "SELECT 1 FROM share_deliveries WHERE batch_ref = ? AND lower(custodian) = lower(?)",
+            (batch_ref, custodian),
+        ) is not None
+
+    def undelivered(self, custodian: str) -> list[bytes]:
+        """Minted batches holding shares for ``custodian`` it has not acknowledged."""
+        rows = self._db.query(
+            "SELECT DISTINCT s.key_ref FROM custodian_shares s "
+            "JOIN batches b ON b.batch_ref = s.key_ref AND b.state = 'minted' "
+            "WHERE lower(s.custodian) = lower(?) AND NOT EXISTS (SELECT 1 FROM "
+            "share_deliveries d WHERE d.batch_ref = s.key_ref "
+            "AND lower(d.custodian) = lower(s.custodian)) ORDER BY b.start_token",
+            (custodian,),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def batch_shares(self, key_ref: bytes, custodian: str) -> tuple[bytes, list[tuple[int, bytes]]]:
+        """(wrapped key, [(token id, sealed share)]) of ``custodian`` under ``key_ref``."""
+        wrapped = self._db.scalar(
+            "SELECT wrapped FROM custodian_keys WHERE key_ref = ? AND lower(custodian) = lower(?)",
+            (key_ref, custodian),
+        )
+        rows = self._db.query(
+            "SELECT token_id, sealed_share FROM custodian_shares WHERE key_ref = ? "
+            "AND lower(custodian) = lower(?) ORDER BY token_id",
+            (key_ref, custodian),
+        )
+        return bytes(wrapped or b""), [(int(t), bytes(s)) for t, s in rows]
+
+    def mark_delivered(self, key_ref: bytes, custodian: str, when: float) -> None:
+        with self._db.write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO share_deliveries (batch_ref, custodian, delivered) "
+                "VALUES (?, ?, ?)",
+                (key_ref, custodian, when),
+            )

@@ -17,6 +17,7 @@ from healthnft.store.challenges import Challenges
 from healthnft.store.connection import Database
 from healthnft.store.custody import Custody
 from healthnft.store.derivatives import DerivativeLinks
+from healthnft.store.held import HeldShares
 from healthnft.store.journal import MintJournal
 from healthnft.store.migrations import open_database
 from healthnft.store.operations import Operations
@@ -61,6 +62,8 @@ class Index:
     requests: RequestReasons
     challenges: Challenges
     operations: Operations
+    #: A custodian home's own shares (empty in any other home).
+    held: HeldShares
 
     @classmethod
     def open(cls, path: Path) -> Index:
@@ -68,7 +71,7 @@ class Index:
         db = open_database(path, INDEX)
         return cls(db, Catalogue(db), MintJournal(db), Custody(db), Transfers(db),
                    DerivativeLinks(db), RequestReasons(db), Challenges(db),
-                   Operations(db))  # fmt: skip
+                   Operations(db), HeldShares(db))  # fmt: skip
 
     def checkpoint(self) -> None:
         self.db.checkpoint()

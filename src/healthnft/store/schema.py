@@ -11,6 +11,11 @@ request reasons, challenges):
    until now a separate ``challenges.sqlite``.
 3. ``operations``: state-changing calls by idempotency key, with the signed transaction
    kept before it is sent (:mod:`healthnft.store.operations`).
+4. ``chain_events``, ``event_blocks``: the contracts' events, indexed from the chain's
+   logs by block range (:mod:`healthnft.ledger.events`).
+5. ``share_deliveries`` (an issuer's record of which batch's shares reached which remote
+   custodian) and ``held_shares`` (a custodian home's own shares, as delivered to it):
+   :mod:`healthnft.store.custody`, :mod:`healthnft.store.held`.
 
 ``vault.sqlite`` (ciphertexts): 1. *adopt* ``blobs``. ``chain.sqlite`` (the embedded
 chain's key-value store): 1. *adopt* ``kv``.
@@ -181,6 +186,28 @@ CREATE TABLE IF NOT EXISTS event_blocks (
 """
 
 
+_INDEX_V5 = """
+CREATE TABLE IF NOT EXISTS share_deliveries (
+    batch_ref BLOB NOT NULL,
+    custodian TEXT NOT NULL,
+    delivered REAL NOT NULL,
+    PRIMARY KEY (batch_ref, custodian)
+);
+CREATE TABLE IF NOT EXISTS held_shares (
+    token_id INTEGER NOT NULL,
+    key_ref BLOB NOT NULL,
+    wrapped_key BLOB NOT NULL,
+    sealed_share BLOB NOT NULL,
+    commitment BLOB NOT NULL,
+    category TEXT NOT NULL,
+    issuer TEXT NOT NULL,
+    original INTEGER,
+    received REAL NOT NULL,
+    PRIMARY KEY (token_id, key_ref)
+);
+"""
+
+
 def _adopt_index(conn: sqlite3.Connection) -> None:
     require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)  # before indexes refer to them
     sql_step("", _INDEX_V1).apply(conn)
@@ -213,6 +240,7 @@ INDEX = Ladder(
         sql_step("state-changing calls remembered by idempotency key", _INDEX_V3),
         sql_step("the contracts' events, indexed from the chain's logs by block range",
                  _INDEX_V4),
+        sql_step("remote custodians: deliveries made, shares held", _INDEX_V5),
     ),
 )
 

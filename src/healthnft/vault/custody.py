@@ -73,20 +73,34 @@ def release_share(share: bytes, requester_enc_key: bytes, token_id: int,
     return p.hpke_seal(requester_enc_key, share, _RELEASE_INFO + _aad(token_id, commitment))
 
 
-def open_with_released_shares(
-    ciphertext: bytes, released: list[bytes], commitment: bytes, token_id: int,
-    requester_private: object,
-) -> RecordPlaintext:  # fmt: skip
-    """The requester's side: unwrap k released shares, rebuild the DEK, open and check."""
+def unwrap_release(wrapped: bytes, token_id: int, commitment: bytes,
+                   requester_private: object) -> bytes:  # fmt: skip
+    """The requester's side: one released share, unwrapped and checked for shape.
+
+    :class:`Tampered` when it is not a share released for this key and this record,
+    so a custodian answering garbage is caught before any share is combined."""
+    try:
+        share = p.hpke_open(requester_private, wrapped,  # type: ignore[arg-type]
+                            _RELEASE_INFO + _aad(token_id, commitment))  # fmt: skip
+    except (p.DecryptionFailed, ValueError):
+        raise Tampered(f"token {token_id}: a released share is not for this key") from None
+    if len(share) != _SHARE_BYTES or share[0] == 0:
+        raise Tampered(f"token {token_id}: a released share has the wrong shape")
+    return share
+
+
+def share_index(share: bytes) -> int:
+    """Which custodian (1-based, in the set's order) a share was split for."""
+    return share[0]
+
+
+def open_with_shares(ciphertext: bytes, shares: list[bytes], commitment: bytes,
+                     token_id: int) -> RecordPlaintext:  # fmt: skip
+    """Rebuild the DEK from k unwrapped shares, open the record and check its commitment.
+
+    A wrong share (or too few) fails AES-GCM's tag: :class:`Tampered`, nothing opened."""
     from healthnft.records.commitment import matches
 
-    shares = []
-    for wrapped in released:
-        try:
-            shares.append(p.hpke_open(requester_private, wrapped,  # type: ignore[arg-type]
-                                      _RELEASE_INFO + _aad(token_id, commitment)))  # fmt: skip
-        except p.DecryptionFailed:
-            raise AccessDenied(f"token {token_id}: a released share is not for this key") from None
     dek = combine_key(shares)
     try:
         record = RecordPlaintext.unpack(p.aead_open(dek, ciphertext, commitment))
@@ -96,3 +110,18 @@ def open_with_released_shares(
     if not matches(record.canonical, record.salt, commitment):
         raise Tampered(f"token {token_id}: decrypted record does not match its commitment")
     return record
+
+
+def open_with_released_shares(
+    ciphertext: bytes, released: list[bytes], commitment: bytes, token_id: int,
+    requester_private: object,
+) -> RecordPlaintext:  # fmt: skip
+    """The requester's side: unwrap k released shares, rebuild the DEK, open and check."""
+    shares = []
+    for wrapped in released:
+        try:
+            shares.append(p.hpke_open(requester_private, wrapped,  # type: ignore[arg-type]
+                                      _RELEASE_INFO + _aad(token_id, commitment)))  # fmt: skip
+        except p.DecryptionFailed:
+            raise AccessDenied(f"token {token_id}: a released share is not for this key") from None
+    return open_with_shares(ciphertext, shares, commitment, token_id)

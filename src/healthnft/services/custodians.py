@@ -1,0 +1,233 @@
+"""Key custodians as services of their own: their homes, their registration, deliveries.
+
+Three parties, three doors, one module:
+
+- **a custodian** (``healthnft --home C custodian init --network FILE``) makes its own
+  home: a keystore that never leaves it, the chain's address and the contracts'. It
+  prints its address and encryption key for the network's admin; ``custodian serve``
+  then answers challenges, accepts issuers' share deliveries and releases shares
+  (:class:`CustodianNode`, over :class:`~healthnft.consent.CustodianService`, which
+  decides each release from its own reading of the chain and logs it there);
+- **the admin** registers it (``participant add-custodian --address --enc-key --url``):
+  on chain as a custodian, funded for its access logs, its URL in the home's config;
+- **an issuer** pushes each minted batch's sealed shares to every custodian with a URL
+  (:func:`deliver_pending`, run after each mint and by ``custodian deliver``): a
+  delivery not acknowledged stays pending and is sent again next time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import Conflict, HealthNFTError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from healthnft.consent.custodian import CustodianService
+    from healthnft.keys import Identity
+    from healthnft.ledger.client import Ledger
+    from healthnft.network import Network
+    from healthnft.store import Index
+
+#: What a network description must give a custodian (a ``network.json`` or the public
+#: ``config.json`` of a home on the same chain: neither holds a secret).
+_NETWORK_FIELDS = ("rpc_url", "chain_id", "registry", "token", "consent")
+
+
+@dataclass(frozen=True)
+class CustodianCreated:
+    home: str
+    address: str
+    enc_key: str
+    rpc_url: str
+    chain_id: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Deliveries:
+    """What an issuer's push achieved: batches delivered, and what is still pending."""
+
+    delivered: int = 0
+    pending: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _network_description(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFound(f"no network description at {path}") from None
+    except json.JSONDecodeError:
+        raise InvalidInput(f"{path} is not valid JSON") from None
+    missing = [f for f in _NETWORK_FIELDS if not isinstance(doc, dict) or not doc.get(f)]
+    if missing:
+        raise InvalidInput(f"{path} lacks {', '.join(missing)}: give a network.json or the "
+                           "config.json of a home on a JSON-RPC node")  # fmt: skip
+    return {f: doc[f] for f in _NETWORK_FIELDS}
+
+
+def _ledger(config: dict[str, Any]) -> Ledger:
+    from healthnft.errors import ChainMissing
+    from healthnft.ledger.client import Ledger
+    from healthnft.ledger.rpc import rpc_web3
+
+    w3 = rpc_web3(config["rpc_url"], chain_id=int(config["chain_id"]))  # Unavailable, Conflict
+    ledger = Ledger(w3, config["registry"], config["token"], config["consent"],
+                    confirmations=int(config.get("confirmations", 1)))  # fmt: skip
+    if ledger.missing_contracts():
+        raise ChainMissing(f"the chain at {config['rpc_url']} has no healthnft contracts at "
+                           "the addresses given")  # fmt: skip
+    return ledger
+
+
+def create_custodian_home(home: Path, passphrase: str, network_file: Path) -> CustodianCreated:
+    """A custodian's own home on the network ``network_file`` describes: a new key
+    (kept only here), checked against the chain before anything is written."""
+    from healthnft import keys
+    from healthnft.home import Home
+
+    files = Home(home)
+    if files.exists():
+        raise Conflict(f"{home} already holds a home: a custodian needs a home of its own")
+    config: dict[str, Any] = {"role": "custodian", "backend": "jsonrpc",
+                              **_network_description(network_file)}  # fmt: skip
+    _ledger(config)  # unreachable node, other chain, no contracts: refused before writing
+    files.make_private()
+    ident = keys.write_keystore(files.keystore_dir, keys.new_secret(), passphrase)
+    config["custodian"] = ident.address
+    files.write_config(config)
+    files.open_index().close()  # created 0600, migrated: the service finds it ready
+    return CustodianCreated(str(home), ident.address, ident.enc_public.hex(),
+                            config["rpc_url"], int(config["chain_id"]))  # fmt: skip
+
+
+@dataclass
+class CustodianNode:
+    """A running custodian: its key, its reading of the chain, the shares it was given."""
+
+    identity: Identity
+    ledger: Ledger
+    index: Index
+    service: CustodianService
+
+    @classmethod
+    def open(cls, home: Path, passphrase: str) -> CustodianNode:
+        from healthnft import keys
+        from healthnft.consent.custodian import CustodianService, OwnShares
+        from healthnft.home import Home
+
+        files = Home(home)
+        config = files.read_config()
+        if config.get("role") != "custodian":
+            raise InvalidInput(f"{home} is not a custodian's home (make one with "
+                               "`healthnft --home DIR custodian init --network FILE`)")  # fmt: skip
+        ident = keys.read_keystore(files.keystore_dir, config["custodian"], passphrase)
+        from healthnft.store.events import ChainEvents
+
+        ledger = _ledger(config)
+        index = files.open_index()
+        ledger.attach_event_store(ChainEvents(index.db))  # its own index of the chain's events
+        service = CustodianService(ident, ledger, OwnShares(index.held), index.challenges,
+                                   index.held.original_of)  # fmt: skip
+        return cls(ident, ledger, index, service)
+
+    def challenge(self) -> dict[str, str]:
+        """A one-time challenge for this custodian's domain."""
+        return {"challenge": self.service.challenge(), "domain": self.service.domain,
+                "custodian": self.identity.address}  # fmt: skip
+
+    def accept(self, delivery: dict[str, Any]) -> int:
+        """Keep an issuer's share delivery once it checks out on chain; how many shares."""
+        from healthnft.consent.delivery import verify_delivery
+
+        shares = verify_delivery(self.ledger, self.identity, delivery)
+        self.index.held.keep(shares)
+        return len(shares)
+
+    def release(self, token_id: int, grant_id: int, requester: str, presentation: str) -> str:
+        """The share of ``token_id`` wrapped for ``requester`` (hex), logged on chain."""
+        return self.service.release(token_id, grant_id, requester, presentation).hex()
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def add_remote_custodian(net: Network, address: str, enc_key: str, url: str) -> dict[str, str]:
+    """The admin registers a custodian that runs in its own home, reachable at ``url``."""
+    from web3 import Web3
+
+    if not Web3.is_address(address):
+        raise InvalidInput("--address is not a 0x… Ethereum address")
+    try:
+        key = bytes.fromhex(enc_key.removeprefix("0x"))
+    except ValueError:
+        raise InvalidInput("--enc-key is not hex") from None
+    if len(key) != 32:
+        raise InvalidInput("--enc-key must be the custodian's 32-byte X25519 key (64 hex)")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput("--url must be an http(s) URL")
+    member = net.add_remote_custodian(Web3.to_checksum_address(address), key, url)
+    return {"address": member.address, "kind": "custodian", "url": url}
+
+
+def _batch_deliveries(net: Network, issuer: Identity, key_ref: bytes,
+                      custodian: str) -> list[dict[str, Any]]:  # fmt: skip
+    """The signed messages carrying one batch's shares for ``custodian`` (in parts of
+    at most half the custodian's limit, so a batch of any size gets through)."""
+    from healthnft.consent.delivery import MAX_SHARES, sign_delivery
+
+    wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
+    shares = []
+    for token_id, share in sealed:
+        row = net.catalog.catalogue.record(token_id)
+        if row is None:
+            continue
+        shares.append({"token_id": token_id, "commitment": row.commitment.hex(),
+                       "proof": row.proof.hex(), "category": row.category,
+                       "sealed_share": share.hex(),
+                       "original": net.derivatives().original_of(token_id)})  # fmt: skip
+    part = MAX_SHARES // 2
+    return [sign_delivery(issuer, custodian, key_ref, wrapped, shares[i : i + part])
+            for i in range(0, len(shares), part)]  # fmt: skip
+
+
+def deliver_if_remote(net: Network, passphrase: str | None = None) -> list[str]:
+    """After a mint: push its shares when the network has remote custodians; what is
+    still pending (empty when all were delivered or there is none to deliver to)."""
+    if not net.config.get("custodian_urls"):
+        return []
+    return deliver_pending(net, passphrase).pending
+
+
+def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
+    """Push every minted batch's shares not yet acknowledged by a remote custodian.
+
+    A custodian that does not answer (or refuses) keeps its batches pending, named in
+    the result; nothing else is held back. Safe to run any number of times."""
+    from healthnft.consent.remote import RemoteCustodian
+
+    delivered, pending = 0, []
+    for address, url in net.config.get("custodian_urls", {}).items():
+        remote = RemoteCustodian(address, url)
+        for key_ref in net.catalog.custody.undelivered(address):
+            batch = net.catalog.batch(key_ref)
+            if batch is None or not net.has_key(batch.issuer):
+                continue  # another home's batch: its issuer delivers it
+            try:
+                for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
+                                                 key_ref, address):  # fmt: skip
+                    remote.deliver(message)
+            except HealthNFTError as exc:
+                pending.append(f"{address} at {url}: {exc}")
+                break  # this custodian's other batches wait for the next try
+            net.catalog.custody.mark_delivered(key_ref, address, time.time())
+            delivered += 1
+    return Deliveries(delivered, pending)
