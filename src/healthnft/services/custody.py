@@ -28,13 +28,53 @@ def _custody(net: Network) -> tuple[int, tuple[str, ...]]:
 
 
 def open_shared(net: Network, reader: Identity, token_id: int) -> OpenedRecord:
-    """Open a record shared with ``reader`` (each custodian's release logged on chain)."""
+    """Open a record shared with ``reader`` (each custodian's release logged on chain).
+
+    A record this home does not hold is fetched from the node of the institution that
+    minted it (the home's ``peers``: member address -> node URL), checked against the
+    chain and its digest on arrival, and opened here with the custodians' shares."""
     from healthnft.consent import open_as_grantee
 
     threshold, members = _custody(net)
+    row = net.catalog.catalogue.record(token_id)
+    if row is None or net.blobs.get(row.blob_digest) is None:
+        holder = holder_url(net, token_id)
+        if holder is not None:
+            return _open_from_peer(net, reader, token_id, holder, threshold, members)
     return open_as_grantee(reader, token_id, net.custodian_services(), threshold, net.ledger,
                            net.catalog, net.blobs, net.derivatives().original_of,
                            members)  # fmt: skip
+
+
+def holder_url(net: Network, token_id: int) -> str | None:
+    """The node URL of the institution that minted ``token_id`` (its batch's issuer, as
+    the chain's ``BatchMinted`` event says), if this home knows it as a peer."""
+    peers = {a.lower(): u for a, u in (net.config.get("peers") or {}).items()}
+    if not peers:
+        return None
+    info = net.ledger.batch_of(token_id)
+    if info is None:
+        return None
+    minted = net.ledger.logs("BatchMinted", batch_id=info.batch_id)
+    issuer = str(minted[0]["args"]["issuer"]).lower() if minted else ""
+    return peers.get(issuer)
+
+
+def _open_from_peer(net: Network, reader: Identity, token_id: int, url: str, threshold: int,
+                    members: tuple[str, ...]) -> OpenedRecord:  # fmt: skip
+    from healthnft.consent.custodian import gather_and_open, grants_for
+    from healthnft.errors import AccessDenied
+    from healthnft.services.exchange import fetch_from_peer
+    from healthnft.wallet.wallet import OpenedRecord
+
+    fetched = fetch_from_peer(net, reader, token_id, url)
+    grants = grants_for(net.ledger, reader.address, token_id, fetched.row.category)
+    if not grants:
+        raise AccessDenied(f"token {token_id}: no valid grant for {reader.address}")
+    plain = gather_and_open(reader, token_id, grants[0], fetched.row.commitment,
+                            fetched.ciphertext, net.custodian_services(), threshold,
+                            members)  # fmt: skip
+    return OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
 
 
 def release_shared(net: Network, reader: Identity, token_id: int) -> tuple[Any, Any]:
