@@ -19,7 +19,13 @@ import sys
 
 import typer
 
-from healthnft.cli import consent, credentials, records, setup  # noqa: F401 - registers commands
+from healthnft.cli import (  # noqa: F401 - registers commands
+    consent,
+    consortium,
+    credentials,
+    records,
+    setup,
+)
 from healthnft.cli.common import app
 from healthnft.errors import HealthNFTError, InvalidInput
 

@@ -1,0 +1,40 @@
+"""Joining a network, admitting members, and a local consortium's life cycle.
+
+Thin over :mod:`healthnft.consortium`: the CLI parses, calls one function here and
+renders its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from healthnft.consortium import Admitted, Joined, read_json_file
+from healthnft.consortium import admit as _admit
+from healthnft.consortium import join as _join
+from healthnft.consortium import network_document as _network_document
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+
+__all__ = ["Admitted", "Joined", "admit", "join", "network_document"]
+
+
+def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
+         rpc_url: str | None = None) -> Joined:  # fmt: skip
+    """A new home in ``home`` attached to the network ``network_file`` describes, with its
+    membership application written next to its config (nothing written on a refusal)."""
+    return _join(home, passphrase, read_json_file(network_file, "network file"), kind, name,
+                 rpc_url=rpc_url)  # fmt: skip
+
+
+def admit(net: Network, application_file: Path, *, issuer: bool | None = None,
+          passphrase: str | None = None) -> Admitted:  # fmt: skip
+    """Register the applicant of ``application_file`` on chain (the admin's home)."""
+    return _admit(net, read_json_file(application_file, "membership application"),
+                  issuer=issuer, passphrase=passphrase)  # fmt: skip
+
+
+def network_document(net: Network) -> dict[str, Any]:
+    """The network file of the network ``net`` is on (no secret in it)."""
+    return _network_document(net)
