@@ -340,7 +340,7 @@ class Network:
         existing = self.catalog.participant_by_label(label, kind)
         if existing is not None and existing_ok:
             return existing
-        admin = self.admin(to=f"register the {kind}")  # before any key is written
+        admin = self.admin(passphrase, to=f"register the {kind}")  # before any key is written
         if existing is not None:
             raise Conflict(
                 f"a {kind} with this name is already registered ({existing.address}); a name "

@@ -102,3 +102,68 @@ def network_file(
         return
     to.write_text(json.dumps(doc, indent=2) + "\n")
     err.print(f"wrote {to}", markup=False, highlight=False)
+
+
+DirOpt = Annotated[Path, typer.Option(
+    "--dir", metavar="DIR", help="The consortium's folder (chain, homes, secrets, network.json).",
+)]  # fmt: skip
+
+
+@consortium_app.command("up")
+def consortium_up(
+    where: DirOpt = Path("consortium"),
+    validators: Annotated[int, typer.Option(help="Validators (geth Clique signers).")] = 3,
+    custodians: Annotated[int, typer.Option(help="Key custodians (k-of-n).")] = 3,
+    chain_id: Annotated[int | None, typer.Option(
+        "--chain-id", help="Chain id of a new chain (default 1337).", show_default=False)] = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Start a local consortium, or what of it is not running (the chain is kept).
+
+    Validators (geth Clique, on loopback), the admin's home (deploys the contracts; its key
+    in DIR/admin/admin.key, 0600), one home per founding institution (a hospital, a research
+    institute, an insurer, a government body), joined and admitted, each served by its own
+    `healthnft serve` process. A LOCAL DEMO NETWORK: each home's passphrase is generated and
+    kept 0600 in DIR/secrets/. DIR/network.json (no secret) is what another institution
+    needs to `join`. Progress goes to stderr."""
+    result = consortium.up(where, validators=validators, custodians=custodians,
+                           chain_id=chain_id,
+                           say=lambda m: err.print(m, markup=False, highlight=False))  # fmt: skip
+    if as_json:
+        emit(result)
+        return
+    for v in result["validators"]:
+        out.print(f"validator {v['rpc']} (pid {v['pid']})", markup=False, highlight=False)
+    for name, n in result["nodes"].items():
+        out.print(f"{name} ({n['kind']}): {n['url']} home {n['home']} (pid {n['pid']})",
+                  markup=False, highlight=False)  # fmt: skip
+    out.print(f"network file: {result['network']}; stop with `healthnft consortium down "
+              f"--dir {where}`", markup=False, highlight=False)  # fmt: skip
+
+
+@consortium_app.command("status")
+def consortium_status(where: DirOpt = Path("consortium"), as_json: JsonOpt = False) -> None:
+    """Whether each process runs, each validator's head block, each node answering.
+    Exit 0 when all is healthy, 1 when not."""
+    result = consortium.status(where)
+    if as_json:
+        emit(result)
+    else:
+        for v in result["validators"]:
+            state_ = f"head {v['head']}" if v["alive"] else "DOWN"
+            out.print(f"validator {v['rpc']} pid {v['pid']}: {state_}", markup=False,
+                      highlight=False)  # fmt: skip
+        for name, n in result["nodes"].items():
+            state_ = "answering" if n["answering"] else ("not answering" if n["alive"] else "DOWN")
+            out.print(f"{name} {n['url']} pid {n['pid']}: {state_}", markup=False,
+                      highlight=False)  # fmt: skip
+        out.print("healthy" if result["healthy"] else "NOT healthy")
+    if not result["healthy"]:
+        raise typer.Exit(1)
+
+
+@consortium_app.command("down")
+def consortium_down(where: DirOpt = Path("consortium"), as_json: JsonOpt = False) -> None:
+    """Stop every process `up` started (SIGTERM, then SIGKILL); the chain and homes stay."""
+    result = consortium.down(where)
+    say(as_json, result, f"stopped {result['stopped']} process(es)")
