@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,12 +127,26 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
     where.write_processes(procs)
     admin_net = _admin_network(where, rpc_urls[0], admin_secret, say)
     try:
-        custodian_rows = _custodians(admin_net, custodians, where.passphrase("admin"), say)
+        doc = network_document(admin_net, rpc_urls=rpc_urls)
+        # The founders join and are admitted in threads (each a few blocks) while this
+        # thread registers the custodians: only the admin's transactions are shared
+        # (one nonce manager per connection), never a home's files.
+        with ThreadPoolExecutor(len(FOUNDERS), thread_name_prefix="join") as pool:
+            joining = [pool.submit(_join_and_admit, where, admin_net, doc, name, kind, label,
+                                   rpc_urls[i % len(rpc_urls)], say)
+                       for i, (name, kind, label) in enumerate(FOUNDERS)]  # fmt: skip
+            try:
+                custodian_rows = _custodians(admin_net, custodians, where.passphrase("admin"),
+                                             say)  # fmt: skip
+            finally:
+                for job in joining:
+                    job.result()  # the first failure, after all have ended
         doc = network_document(admin_net, rpc_urls=rpc_urls, custodians=custodian_rows)
-        _write_network_file(where, doc, procs.get("nodes", {}))
-        for i, (name, kind, label) in enumerate(FOUNDERS):
-            _join_and_admit(where, admin_net, doc, name, kind, label,
-                            rpc_urls[i % len(rpc_urls)], say)  # fmt: skip
+        listed = [c["address"] for c in custodian_rows]
+        for name, _kind, _label in FOUNDERS:  # joined homes seal key shares for them
+            home = Home(where.node_home(name))
+            if home.read_config().get("custodians") != listed:
+                home.update_config(custodians=listed)
     finally:
         admin_net.close()
     procs["custodians"] = []  # in-home custodians: no process (see _custodians)
