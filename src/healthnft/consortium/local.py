@@ -105,7 +105,7 @@ class Layout:
         return read_json_file(self.processes_file, "process list")
 
     def write_processes(self, doc: dict[str, Any]) -> None:
-        self.processes_file.write_text(json.dumps(doc, indent=2) + "\n")
+        write_private(self.processes_file, (json.dumps(doc, indent=2) + "\n").encode())
 
 
 # -- up ---------------------------------------------------------------------------------
@@ -150,8 +150,9 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
     finally:
         admin_net.close()
     procs["custodians"] = []  # in-home custodians: no process (see _custodians)
-    procs["nodes"] = _node_services(where, procs.get("nodes", {}), say)
-    where.write_processes(procs)
+    procs["nodes"], started = _start_node_services(where, procs.get("nodes", {}), say)
+    where.write_processes(procs)  # recorded before the wait: `down` stops them whatever comes
+    _await_node_services(procs["nodes"], started)
     _write_network_file(where, doc, procs["nodes"])
     return _report(where, procs, custodian_rows)
 
@@ -279,9 +280,11 @@ def answers(url: str, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _node_services(where: Layout, recorded: dict[str, Any], say: Say) -> dict[str, Any]:
-    """One ``healthnft serve`` per founding institution, started unless it runs already;
-    waits until each answers (its log's tail when one dies first)."""
+def _start_node_services(where: Layout, recorded: dict[str, Any],
+                         say: Say) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """One ``healthnft serve`` per founding institution, started unless it runs already
+    (on its earlier port when that is free); answers every node's record and the names
+    of those started now."""
     from healthnft.ledger.nodes import free_port
 
     rows: dict[str, Any] = {}
@@ -304,6 +307,11 @@ def _node_services(where: Layout, recorded: dict[str, Any], say: Say) -> dict[st
         started.append(name)
     if started:
         say(f"nodes: starting {len(started)} node service(s): {', '.join(started)}")
+    return rows, started
+
+
+def _await_node_services(rows: dict[str, Any], started: list[str]) -> None:
+    """Until every node started now answers; its log's tail when one dies first."""
     deadline = time.monotonic() + _NODE_START_S
     for name in started:
         row, proc = rows[name], Proc(rows[name]["pid"], rows[name]["started"])
@@ -312,7 +320,6 @@ def _node_services(where: Layout, recorded: dict[str, Any], say: Say) -> dict[st
                 tail = _tail(Path(row["home"]) / "serve.log")
                 raise Unavailable(f"the node service of {name} did not start: {tail}")
             time.sleep(0.2)
-    return rows
 
 
 def _tail(path: Path, lines: int = 3) -> str:
