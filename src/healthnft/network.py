@@ -18,6 +18,7 @@ wallet) and is what the CLI and the API call; nothing below imports it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
+    #: Serialises changes of ``config.json`` (admissions may run in threads).
+    _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         # The chain's events are indexed into this home's index (never rescanned per query).
@@ -362,7 +365,9 @@ class Network:
         """Register ``address`` on chain as the admin: its kind and encryption key, its
         did:key, gas money, the issuer right (hospitals by default) and the custodian
         flag (custodians). Each step is skipped when already done, so a retry after a
-        failure settles it; answers whether the member is an issuer."""
+        failure settles it; answers whether the member is an issuer. Only the ledger and
+        ``config.json`` are touched (never the index), so admissions may run in threads
+        sharing this object."""
         kind_on_chain, _, _ = self.ledger.participant(address)
         if kind_on_chain is None:
             self.ledger.register(admin.account, address, kind, enc_public)
@@ -379,9 +384,10 @@ class Network:
             from healthnft.ledger.consent import Consent
 
             Consent(self.ledger).set_custodian(admin.account, address, True)
-            listed = self.config.get("custodians", [])
-            if address not in listed:
-                self._save_config(custodians=[*listed, address])
+            with self._config_lock:
+                listed = self.config.get("custodians", [])
+                if address not in listed:
+                    self._save_config(custodians=[*listed, address])
         return make_issuer or self.ledger.is_issuer(address)
 
     def participant(self, address: str) -> Participant:

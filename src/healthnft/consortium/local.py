@@ -234,18 +234,38 @@ def custodian_services_available() -> bool:
 
 def _custodians(admin_net: Any, count: int, passphrase: str,
                 say: Say) -> list[dict[str, Any]]:  # fmt: skip
-    """The network's key custodians (in the admin's home for now: no URL, no process)."""
+    """The network's key custodians (in the admin's home for now: no URL, no process).
+
+    As ``participant add --kind custodian`` does, but the keys and catalogue rows are
+    made here, then all are admitted on chain together (a few blocks, not a few per
+    custodian); each admission step already done is skipped, so a rerun settles any."""
+    from healthnft import keys
+    from healthnft.vault.catalog import Participant
+
     if count and custodian_services_available():
         say("custodians: `healthnft custodian serve` exists, but consortium up does not "
             "start it yet: custodians stay in the admin home")  # fmt: skip
-    rows = []
+    members = []
     for i in range(count):
-        p = admin_net.add_participant("custodian", f"Custodian {i + 1}", passphrase,
-                                      existing_ok=True)  # fmt: skip
-        rows.append({"url": None, "address": p.address})
+        label = f"Custodian {i + 1}"
+        p = admin_net.catalog.participant_by_label(label, "custodian")
+        if p is None:  # a new key (one scrypt: the identity is kept, not read back)
+            ident = keys.write_keystore(admin_net.files.keystore_dir, keys.new_secret(),
+                                        passphrase)  # fmt: skip
+            admin_net.catalog.add_participant(
+                Participant(ident.address, "custodian", label, ident.enc_public))
+        else:
+            ident = admin_net.identity(p.address, passphrase)
+        members.append(ident)
+    admin = admin_net.admin(passphrase, to="admit custodians")
+    with ThreadPoolExecutor(max(1, count), thread_name_prefix="custodian") as pool:
+        jobs = [pool.submit(admin_net.admit_member, admin, m.address, "custodian",
+                            m.enc_public, m.did_public, False) for m in members]  # fmt: skip
+        for job in jobs:
+            job.result()
     if count:
         say(f"custodians: {count} registered in the admin home (in-process, no URL)")
-    return rows
+    return [{"url": None, "address": m.address} for m in members]
 
 
 def _join_and_admit(where: Layout, admin_net: Any, doc: dict[str, Any], name: str, kind: str,
