@@ -474,7 +474,7 @@ def contracts_fingerprint() -> str:
     from healthnft.ledger.compiler import compile_contract
 
     digest = hashlib.sha256()
-    for name in ("ParticipantRegistry", "HealthRecordToken", "ConsentManager"):
+    for name in ("ParticipantRegistry", "HealthRecordToken", "ConsentManager", "Governance"):
         digest.update(compile_contract(name).bytecode)
     return digest.hexdigest()[:16]
 

@@ -62,14 +62,24 @@ class Service:
         self.uploads = staging_folder(home)
         if exclusive:
             sweep(self.uploads)
-        # This process is the home's only writer while it serves: views can be memoized.
-        self.reads = self.net.ledger.enable_read_cache(ttl_s=300)
+        # On its own embedded chain this process is the only writer while it serves:
+        # views can be memoized. On a shared node other members write too (a grant
+        # revoked elsewhere must stop counting at once): no memo there.
+        self.reads = (self.net.ledger.enable_read_cache(ttl_s=300)
+                      if self.net.config.get("backend", "embedded") == "embedded" else None)
         self.passphrase = passphrase
         self.lock = threading.RLock()
         self.summaries: dict[int, tuple[str, str | None]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.lists: dict[str, tuple[int, bytes]] = {}
         self.checks: dict[tuple[int, int], tuple[float, Any]] = {}
+
+    def read_version(self) -> int:
+        """Changes whenever the chain may have: the memo's write count on the embedded
+        chain, else the node's head block (other members' transactions move it)."""
+        if self.reads is not None:
+            return int(self.reads.version)
+        return int(self.net.ledger.w3.eth.block_number)
 
     def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn(net, *args, **kwargs)`` under the home's lock (one service call)."""

@@ -23,6 +23,7 @@ from healthnft.cli import (  # noqa: F401 - registers commands
     consent,
     consortium,
     credentials,
+    governance,
     records,
     setup,
 )

@@ -350,15 +350,30 @@ class Ledger:
         call = self.registry.functions.register(
             Web3.to_checksum_address(address), KIND_CODES[kind], enc_key
         )
-        self.transact(admin, call)
+        self.admin_transact(admin, call)
 
     def set_issuer(self, admin: LocalAccount, address: str, status: bool = True) -> None:
         call = self.registry.functions.set_issuer(Web3.to_checksum_address(address), status)
-        self.transact(admin, call)
+        self.admin_transact(admin, call)
 
     def bind_did(self, admin: LocalAccount, address: str, did_key: bytes) -> None:
         call = self.registry.functions.bind_did(Web3.to_checksum_address(address), did_key)
-        self.transact(admin, call)
+        self.admin_transact(admin, call)
+
+    def admin_transact(self, admin: LocalAccount, call: Any) -> dict:
+        """An owner-only call; once a governance council owns the contracts (see
+        :mod:`healthnft.ledger.governance`), the refusal says to propose it instead."""
+        try:
+            return self.transact(admin, call)
+        except LedgerError as exc:
+            owner = self.registry.functions.owner().call()
+            if "caller is not the owner" not in str(exc) or not self.w3.eth.get_code(owner):
+                raise
+            hint = (
+                "this network is governed by its founding institutions' council; propose "
+                "the change (healthnft governance propose) for k of them to approve"
+            )
+            raise LedgerError(f"{exc}: {hint}") from None
 
     @view
     def did_key(self, address: str) -> bytes | None:

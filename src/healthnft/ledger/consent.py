@@ -216,7 +216,7 @@ class Consent:
 
     def set_custodian(self, admin: LocalAccount, custodian: str, status: bool = True) -> None:
         call = self.contract.functions.set_custodian(Web3.to_checksum_address(custodian), status)
-        self.ledger.transact(admin, call)
+        self.ledger.admin_transact(admin, call)
 
     def log_access(self, custodian: LocalAccount, grant_id: int, token_id: int) -> dict:
         call = self.contract.functions.log_access(grant_id, token_id)

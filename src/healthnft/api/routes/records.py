@@ -82,7 +82,7 @@ def _summaries(svc: Service, owner: str, rows: list[dict[str, Any]]) -> None:
 
 def _list_body(svc: Service, address: str) -> bytes:
     with svc.lock:
-        version = svc.reads.version
+        version = svc.read_version()
         cached = svc.lists.get(address)
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -105,7 +105,7 @@ async def list_records(me: Me, svc: Svc) -> Response:
     a busy wallet page is served without waiting for the chain.
     """
     cached = svc.lists.get(me.address)
-    if cached is not None and cached[0] == svc.reads.version:
+    if cached is not None and cached[0] == svc.read_version():
         body = cached[1]
     else:
         body = await run_in_threadpool(_list_body, svc, me.address)
@@ -117,7 +117,7 @@ async def list_records(me: Me, svc: Svc) -> Response:
 
 def _owner_check(svc: Service, token_id: int) -> Any:
     """The full verification (content and attestation), kept until the next write."""
-    key = (token_id, svc.reads.version)
+    key = (token_id, svc.read_version())
     found = svc.checks.get(key)
     if found is None or found[0] < time.monotonic():
         check = records.verify_record(svc.net, token_id, svc.passphrase)

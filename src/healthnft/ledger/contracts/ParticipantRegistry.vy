@@ -6,9 +6,13 @@
 @notice The list of who may take part in the healthnft network: patients,
         hospitals, pharma, research institutes, insurers and government bodies.
         Only the consortium admin (the `ownable` owner) registers participants
-        and grants the issuer role (hospitals that may mint records).
+        and grants the issuer role (hospitals that may mint records). In a
+        consortium the owner is a `Governance` contract, so every such change
+        takes k of the founding institutions' approvals (no single admin key).
 @dev Invariants:
      - an address is registered at most once; its kind never changes;
+     - only the owner changes an entry: its active flag (suspend, reactivate)
+       and its encryption key (re-key); the key is never empty;
      - `is_issuer[a]` implies `a` is a registered, active participant;
      - nothing that identifies a person is stored: an entry is a kind code,
        an X25519 encryption public key, an Ed25519 DID key and an active flag;
@@ -64,6 +68,15 @@ event ParticipantRegistered:
 
 event ParticipantDeactivated:
     account: indexed(address)
+
+
+event ParticipantReactivated:
+    account: indexed(address)
+
+
+event EncryptionKeyChanged:
+    account: indexed(address)
+    encryption_key: bytes32
 
 
 event IssuerChanged:
@@ -123,6 +136,39 @@ def deactivate(account: address):
         self.is_issuer[account] = False
         log IssuerChanged(account=account, status=False)
     log ParticipantDeactivated(account=account)
+
+
+@external
+def reactivate(account: address):
+    """
+    @notice Lets a suspended participant take part again (its issuer role is
+            not restored: that is a separate `set_issuer`).
+    @dev Only the admin.
+    @param account A registered, inactive participant.
+    """
+    ownable._check_owner()
+    p: Participant = self.participants[account]
+    assert p.kind != 0, "registry: not registered"
+    assert not p.active, "registry: already active"
+    self.participants[account].active = True
+    log ParticipantReactivated(account=account)
+
+
+@external
+def set_encryption_key(account: address, encryption_key: bytes32):
+    """
+    @notice Re-keys a participant: records shared with it from now on are
+            sealed to `encryption_key` (its old key may have leaked).
+    @dev Only the admin. Requires a registered participant and a new, non-zero key.
+    @param account A registered participant.
+    @param encryption_key Its new X25519 public key.
+    """
+    ownable._check_owner()
+    assert self.participants[account].kind != 0, "registry: not registered"
+    assert encryption_key != empty(bytes32), "registry: empty encryption key"
+    assert self.participants[account].encryption_key != encryption_key, "registry: same encryption key"
+    self.participants[account].encryption_key = encryption_key
+    log EncryptionKeyChanged(account=account, encryption_key=encryption_key)
 
 
 @external
