@@ -18,12 +18,14 @@ wallet) and is what the CLI and the API call; nothing below imports it.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from healthnft import keys
 from healthnft.errors import (
+    AccessDenied,
     ChainMissing,
     Conflict,
     CredentialRejected,
@@ -60,6 +62,8 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
+    #: Serialises changes of ``config.json`` (admissions may run in threads).
+    _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         # The chain's events are indexed into this home's index (never rescanned per query).
@@ -172,6 +176,84 @@ class Network:
         return cls(home, config, ledger, Catalog(files.index_path),
                    SqliteBlobStore(files.vault_path))  # fmt: skip
 
+    @classmethod
+    def attach(
+        cls,
+        home: Path,
+        passphrase: str,
+        network: dict[str, Any],
+        kind: str,
+        name: str,
+        *,
+        rpc_url: str | None = None,
+    ) -> tuple[Network, Identity]:
+        """Create a home attached to a running network (``healthnft join``): its own
+        key for one new member of ``kind``, no admin key, the chain of ``network`` (a
+        ``network.json`` document, see :mod:`healthnft.consortium`).
+
+        Everything is checked before a file is written: the node answers and serves
+        the network's chain id (:class:`Conflict` otherwise), the contracts were
+        compiled by this version of healthnft (:class:`Conflict`) and have code there
+        (:class:`ChainMissing`). ``name`` stays in this home: the chain never gets it.
+        Answers the opened home and the new member's identity (not registered yet)."""
+        from healthnft.ledger.rpc import evm_version_of, rpc_web3
+
+        files = Home(home)
+        if files.exists():
+            raise Conflict(f"{home} already holds a healthnft home: join with a new folder")
+        if kind not in KIND_CODES:
+            raise InvalidInput(
+                f"unknown participant kind {kind!r}; use one of {', '.join(KIND_CODES)}"
+            )
+        if not name.strip():
+            raise InvalidInput("--name must not be empty (it stays in this home)")
+        try:
+            chain_id = int(network["chain_id"])
+            contracts = network["contracts"]
+            addresses = {k: str(contracts[k]) for k in ("registry", "token", "consent")}
+            fingerprint = str(contracts["fingerprint"])
+            url = rpc_url or str(network["rpc_urls"][0])
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise InvalidInput("the network file lacks chain_id, rpc_urls or contracts "
+                               "(registry, token, consent, fingerprint)") from None  # fmt: skip
+        if fingerprint != contracts_fingerprint():
+            raise Conflict(
+                "the network's contracts were compiled by another version of healthnft "
+                f"({fingerprint}, this one deploys {contracts_fingerprint()}): join with "
+                "the version the network runs"
+            )
+        w3 = rpc_web3(url, chain_id=chain_id)  # Unavailable; Conflict on another chain id
+        confirmations = max(1, int(network.get("confirmations", 1)))
+        ledger = Ledger(w3, addresses["registry"], addresses["token"], addresses["consent"],
+                        confirmations=confirmations)  # fmt: skip
+        if ledger.missing_contracts():
+            raise ChainMissing(
+                f"the chain at {url} has no code at the contract addresses of the network "
+                "file: it is not that network's chain (or the file is not this network's)"
+            )
+        config: dict[str, Any] = {
+            "backend": "jsonrpc",
+            "rpc_url": url,
+            "chain_id": chain_id,
+            "evm_version": network.get("evm_version") or evm_version_of(w3),
+            "confirmations": confirmations,
+            "admin": network.get("admin"),
+            "demo": False,
+            "contracts": fingerprint,
+            **addresses,
+            "custodians": [c["address"] for c in network.get("custodians", [])
+                           if isinstance(c, dict) and c.get("address")],  # fmt: skip
+        }
+        files.make_private()
+        ident = keys.write_keystore(files.keystore_dir, keys.new_secret(), passphrase)
+        config["member"] = {"address": ident.address, "kind": kind}
+        write_private(files.secret_key_path, os.urandom(32))
+        files.write_config(config)
+        net = cls(home, config, ledger, Catalog(files.index_path),
+                  SqliteBlobStore(files.vault_path))  # fmt: skip
+        net.catalog.add_participant(Participant(ident.address, kind, name, ident.enc_public))
+        return net, ident
+
     def close(self) -> None:
         self.catalog.close()
         self.blobs.close()
@@ -213,8 +295,24 @@ class Network:
         """Drop every unlocked key this object kept (``remember_keys``)."""
         self._unlocked.clear()
 
-    def admin(self, passphrase: str | None = None) -> Identity:
-        return self.identity(self.config["admin"], passphrase)
+    def admin(self, passphrase: str | None = None, *,
+              to: str = "register participants") -> Identity:  # fmt: skip
+        """The network admin's keys, when this home holds them (the home that deployed
+        the contracts); a home that joined a running network has none:
+        :class:`AccessDenied`, saying who can do ``to`` instead."""
+        address = self.config.get("admin")
+        if not address or not self.has_key(address):
+            raise AccessDenied(
+                f"this home has no admin key: ask the network's admin/governance to {to} "
+                "(a joined home acts only for its own members)"
+            )
+        return self.identity(address, passphrase)
+
+    @property
+    def joined(self) -> bool:
+        """Whether this home joined a running network (``healthnft join``): it holds its
+        own member's key, not the admin's."""
+        return bool(self.config.get("member"))
 
     def has_key(self, address: str) -> bool:
         return keys.has_keystore(self.files.keystore_dir, address)
@@ -243,9 +341,10 @@ class Network:
                 f"unknown participant kind {kind!r}; use one of {', '.join(KIND_CODES)}"
             )
         existing = self.catalog.participant_by_label(label, kind)
+        if existing is not None and existing_ok:
+            return existing
+        admin = self.admin(passphrase, to=f"register the {kind}")  # before any key is written
         if existing is not None:
-            if existing_ok:
-                return existing
             raise Conflict(
                 f"a {kind} with this name is already registered ({existing.address}); a name "
                 "is only a label: give one that tells the two apart, or say it is the same "
@@ -255,23 +354,41 @@ class Network:
         ident = keys.write_keystore(
             self.files.keystore_dir, secret, self.passphrase(passphrase), light=self.is_demo
         )
-        admin = self.admin()
-        kind_on_chain, _, _ = self.ledger.participant(ident.address)
-        if kind_on_chain is None:
-            self.ledger.register(admin.account, ident.address, kind, ident.enc_public)
-        if self.ledger.did_key(ident.address) is None:
-            self.ledger.bind_did(admin.account, ident.address, ident.did_public)
-        self.ledger.fund(admin.account, ident.address, _FUNDING_WEI)
-        if issuer if issuer is not None else kind == "hospital":
-            self.ledger.set_issuer(admin.account, ident.address, True)
-        if kind == "custodian":
-            from healthnft.ledger.consent import Consent
-
-            Consent(self.ledger).set_custodian(admin.account, ident.address, True)
-            self._save_config(custodians=[*self.config.get("custodians", []), ident.address])
+        self.admit_member(admin, ident.address, kind, ident.enc_public, ident.did_public,
+                          issuer)  # fmt: skip
         participant = Participant(ident.address, kind, label, ident.enc_public)
         self.catalog.add_participant(participant)
         return participant
+
+    def admit_member(self, admin: Identity, address: str, kind: str, enc_public: bytes,
+                     did_public: bytes, issuer: bool | None = None) -> bool:  # fmt: skip
+        """Register ``address`` on chain as the admin: its kind and encryption key, its
+        did:key, gas money, the issuer right (hospitals by default) and the custodian
+        flag (custodians). Each step is skipped when already done, so a retry after a
+        failure settles it; answers whether the member is an issuer. Only the ledger and
+        ``config.json`` are touched (never the index), so admissions may run in threads
+        sharing this object."""
+        kind_on_chain, _, _ = self.ledger.participant(address)
+        if kind_on_chain is None:
+            self.ledger.register(admin.account, address, kind, enc_public)
+        elif kind_on_chain != kind:
+            raise Conflict(f"{address} is already registered as a {kind_on_chain}")
+        if self.ledger.did_key(address) is None:
+            self.ledger.bind_did(admin.account, address, did_public)
+        if self.ledger.w3.eth.get_balance(address) < _FUNDING_WEI // 2:
+            self.ledger.fund(admin.account, address, _FUNDING_WEI)
+        make_issuer = issuer if issuer is not None else kind == "hospital"
+        if make_issuer and not self.ledger.is_issuer(address):
+            self.ledger.set_issuer(admin.account, address, True)
+        if kind == "custodian":
+            from healthnft.ledger.consent import Consent
+
+            Consent(self.ledger).set_custodian(admin.account, address, True)
+            with self._config_lock:
+                listed = self.config.get("custodians", [])
+                if address not in listed:
+                    self._save_config(custodians=[*listed, address])
+        return make_issuer or self.ledger.is_issuer(address)
 
     def participant(self, address: str) -> Participant:
         """A registered participant by address, checked on chain."""

@@ -21,6 +21,7 @@ import typer
 
 from healthnft.cli import (  # noqa: F401 - registers commands
     consent,
+    consortium,
     credentials,
     custodian,
     governance,

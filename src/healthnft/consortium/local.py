@@ -1,0 +1,416 @@
+"""``consortium up|status|down``: a whole network on one machine, each part its own process.
+
+Layout of ``DIR``::
+
+    DIR/chain/           the validators (geth Clique, see healthnft.ledger.nodes)
+    DIR/admin/           the admin's home (deployed the contracts; admin.key: its secret, 0600)
+    DIR/nodes/NAME/      one home per founding institution, joined and admitted;
+                         serve.log: its node service's output
+    DIR/secrets/         one generated passphrase per home (0600): a local demo network
+    DIR/network.json     what a joining institution needs; no secret
+    DIR/processes.json   every process started, with its pid and start time
+
+``up`` is safe to run again: it keeps the chain and the homes and starts only what is
+not running (when some validators run and others do not, all of them are restarted
+together, on the same chain). ``down`` stops every recorded process, nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from healthnft.consortium.membership import (
+    APPLICATION_FILE,
+    admit,
+    join,
+    network_document,
+    read_json_file,
+)
+from healthnft.consortium.processes import Proc, spawn_detached, stop_all
+from healthnft.errors import InvalidInput, Unavailable
+from healthnft.home import Home, write_private
+
+#: The founding institutions: (home folder and key in network.json, kind, label in its home).
+FOUNDERS = (
+    ("general-hospital", "hospital", "General Hospital"),
+    ("research-institute", "research", "Research Institute"),
+    ("insurer", "insurer", "Health Insurer"),
+    ("government", "government", "Health Ministry"),
+)
+DEFAULT_CHAIN_ID = 1337
+_ADMIN_FUNDS_WEI = 10**27
+_NODE_START_S = 90.0
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a local consortium keeps what (one place knows the layout)."""
+
+    root: Path
+
+    @property
+    def chain(self) -> Path:
+        return self.root / "chain"
+
+    @property
+    def admin_home(self) -> Path:
+        return self.root / "admin"
+
+    @property
+    def admin_key(self) -> Path:
+        return self.admin_home / "admin.key"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def network_file(self) -> Path:
+        return self.root / "network.json"
+
+    @property
+    def processes_file(self) -> Path:
+        return self.root / "processes.json"
+
+    def node_home(self, name: str) -> Path:
+        return self.root / "nodes" / name
+
+    def passphrase(self, name: str) -> str:
+        """The home ``name``'s passphrase, generated (0600) the first time."""
+        import secrets
+
+        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.secrets / f"{name}.passphrase"
+        if not path.exists():
+            write_private(path, secrets.token_urlsafe(24).encode())
+        return path.read_text().strip()
+
+    def read_processes(self) -> dict[str, Any]:
+        if not self.processes_file.exists():
+            return {"validators": [], "custodians": [], "nodes": {}}
+        return read_json_file(self.processes_file, "process list")
+
+    def write_processes(self, doc: dict[str, Any]) -> None:
+        write_private(self.processes_file, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+# -- up ---------------------------------------------------------------------------------
+
+
+def up(root: Path, *, validators: int = 3, custodians: int = 3,
+       chain_id: int = DEFAULT_CHAIN_ID, say: Say = lambda _m: None) -> dict[str, Any]:  # fmt: skip
+    """Start (or complete) the consortium in ``root``; answers what runs where."""
+    if not 1 <= validators <= 16:
+        raise InvalidInput("--validators must be from 1 to 16")
+    if not 0 <= custodians <= 16:
+        raise InvalidInput("--custodians must be from 0 to 16")
+    where = Layout(Path(root).resolve())
+    where.root.mkdir(parents=True, exist_ok=True)
+    procs = where.read_processes()
+    admin_secret = _admin_secret(where)
+    rpc_urls, procs["validators"] = _validators(where, procs, validators, chain_id,
+                                                admin_secret, say)  # fmt: skip
+    where.write_processes(procs)
+    admin_net = _admin_network(where, rpc_urls[0], admin_secret, say)
+    try:
+        doc = network_document(admin_net, rpc_urls=rpc_urls)
+        # The founders join and are admitted in threads (each a few blocks) while this
+        # thread registers the custodians: only the admin's transactions are shared
+        # (one nonce manager per connection), never a home's files.
+        with ThreadPoolExecutor(len(FOUNDERS), thread_name_prefix="join") as pool:
+            joining = [pool.submit(_join_and_admit, where, admin_net, doc, name, kind, label,
+                                   rpc_urls[i % len(rpc_urls)], say)
+                       for i, (name, kind, label) in enumerate(FOUNDERS)]  # fmt: skip
+            try:
+                custodian_rows = _custodians(admin_net, custodians, where.passphrase("admin"),
+                                             say)  # fmt: skip
+            finally:
+                for job in joining:
+                    job.result()  # the first failure, after all have ended
+        doc = network_document(admin_net, rpc_urls=rpc_urls, custodians=custodian_rows)
+        listed = [c["address"] for c in custodian_rows]
+        for name, _kind, _label in FOUNDERS:  # joined homes seal key shares for them
+            home = Home(where.node_home(name))
+            if home.read_config().get("custodians") != listed:
+                home.update_config(custodians=listed)
+    finally:
+        admin_net.close()
+    procs["custodians"] = []  # in-home custodians: no process (see _custodians)
+    procs["nodes"], started = _start_node_services(where, procs.get("nodes", {}), say)
+    where.write_processes(procs)  # recorded before the wait: `down` stops them whatever comes
+    _await_node_services(procs["nodes"], started)
+    _write_network_file(where, doc, procs["nodes"])
+    return _report(where, procs, custodian_rows)
+
+
+def _admin_secret(where: Layout) -> bytes:
+    """The admin's key, generated once and kept 0600 in the admin home (never printed)."""
+    from healthnft import keys
+
+    where.admin_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not where.admin_key.exists():
+        write_private(where.admin_key, keys.new_secret().hex().encode())
+    return bytes.fromhex(where.admin_key.read_text().strip())
+
+
+def _manifest_urls(where: Layout) -> list[str] | None:
+    manifest = where.chain / "clique.json"
+    if not manifest.exists():
+        return None
+    doc = json.loads(manifest.read_text())
+    return [f"http://127.0.0.1:{v['http_port']}" for v in doc["validators"]]
+
+
+def _validators(
+    where: Layout, procs: dict[str, Any], count: int, chain_id: int, admin_secret: bytes,
+    say: Say,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The validators' RPC URLs and process records, starting them when needed."""
+    from healthnft import keys
+    from healthnft.ledger.nodes import CliqueNetwork
+
+    recorded = [Proc.from_dict(v) for v in procs.get("validators", [])]
+    urls = _manifest_urls(where)
+    if urls is not None and len(urls) == count and recorded and len(recorded) == count \
+            and all(p is not None and p.alive() for p in recorded):  # fmt: skip
+        say(f"validators: {count} already running")
+        return urls, procs["validators"]
+    left = stop_all([p for p in recorded if p is not None])  # a partial set: restart all
+    if left:
+        raise Unavailable(f"validator processes {[p.pid for p in left]} did not stop")
+    say(f"validators: starting {count} (geth Clique) in {where.chain}")
+    admin = keys.identity_from_secret(admin_secret).address
+    try:
+        net = CliqueNetwork.start(where.chain, validators=count, chain_id=chain_id,
+                                  alloc={admin: _ADMIN_FUNDS_WEI}, period_s=1)  # fmt: skip
+    except ValueError as exc:
+        raise InvalidInput(f"{exc}: give the same --validators and --chain-id as the first "
+                           "`consortium up`, or another --dir") from None  # fmt: skip
+    rows = [{"rpc": v.rpc_url, **Proc.of(v.node.pid).as_dict()}
+            for v in net.validators if v.node is not None]  # fmt: skip
+    say(f"validators: {count} sealing, heads {net.heads()}")
+    return net.rpc_urls, rows
+
+
+def _admin_network(where: Layout, rpc_url: str, admin_secret: bytes, say: Say) -> Any:
+    from healthnft.network import Network
+
+    passphrase = where.passphrase("admin")
+    if Home(where.admin_home).exists():
+        net = Network.open(where.admin_home)
+    else:
+        say("admin home: deploying the contracts (a few blocks)")
+        net = Network.create(where.admin_home, passphrase, rpc_url=rpc_url,
+                             admin_secret=admin_secret, confirmations=1)  # fmt: skip
+    net.remember_keys = True  # the admin key is unlocked once (scrypt), not per step
+    return net
+
+
+def custodian_services_available() -> bool:
+    """Whether this healthnft has custodian services (``healthnft custodian serve``).
+
+    Extension point: once it has, :func:`up` should give each custodian a home (join
+    ``--kind custodian``, admitted with the custodian flag) and start one service per
+    custodian as the nodes are started (:func:`_node_services`). Until then the
+    custodians are keys in the admin's home, serving in-process as before."""
+    import importlib.util
+
+    return importlib.util.find_spec("healthnft.cli.custodian") is not None
+
+
+def _custodians(admin_net: Any, count: int, passphrase: str,
+                say: Say) -> list[dict[str, Any]]:  # fmt: skip
+    """The network's key custodians (in the admin's home for now: no URL, no process).
+
+    As ``participant add --kind custodian`` does, but the keys and catalogue rows are
+    made here, then all are admitted on chain together (a few blocks, not a few per
+    custodian); each admission step already done is skipped, so a rerun settles any."""
+    from healthnft import keys
+    from healthnft.vault.catalog import Participant
+
+    if count and custodian_services_available():
+        say("custodians: `healthnft custodian serve` exists, but consortium up does not "
+            "start it yet: custodians stay in the admin home")  # fmt: skip
+    members = []
+    for i in range(count):
+        label = f"Custodian {i + 1}"
+        p = admin_net.catalog.participant_by_label(label, "custodian")
+        if p is None:  # a new key (one scrypt: the identity is kept, not read back)
+            ident = keys.write_keystore(admin_net.files.keystore_dir, keys.new_secret(),
+                                        passphrase)  # fmt: skip
+            admin_net.catalog.add_participant(
+                Participant(ident.address, "custodian", label, ident.enc_public))
+        else:
+            ident = admin_net.identity(p.address, passphrase)
+        members.append(ident)
+    admin = admin_net.admin(passphrase, to="admit custodians")
+    with ThreadPoolExecutor(max(1, count), thread_name_prefix="custodian") as pool:
+        jobs = [pool.submit(admin_net.admit_member, admin, m.address, "custodian",
+                            m.enc_public, m.did_public, False) for m in members]  # fmt: skip
+        for job in jobs:
+            job.result()
+    if count:
+        say(f"custodians: {count} registered in the admin home (in-process, no URL)")
+    return [{"url": None, "address": m.address} for m in members]
+
+
+def _join_and_admit(where: Layout, admin_net: Any, doc: dict[str, Any], name: str, kind: str,
+                    label: str, rpc_url: str, say: Say) -> None:  # fmt: skip
+    home = where.node_home(name)
+    if not Home(home).exists():
+        say(f"{name}: joining as a {kind} (node {rpc_url})")
+        join(home, where.passphrase(name), doc, kind, label, rpc_url=rpc_url)
+    application = read_json_file(home / APPLICATION_FILE, "membership application")
+    done = admit(admin_net, application, passphrase=where.passphrase("admin"))
+    say(f"{name}: admitted {done.address}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether an HTTP service answers at ``url`` (any status below 500)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - loopback URL we wrote
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+def _start_node_services(where: Layout, recorded: dict[str, Any],
+                         say: Say) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """One ``healthnft serve`` per founding institution, started unless it runs already
+    (on its earlier port when that is free); answers every node's record and the names
+    of those started now."""
+    from healthnft.ledger.nodes import free_port
+
+    rows: dict[str, Any] = {}
+    started: list[str] = []
+    for name, kind, _label in FOUNDERS:
+        home = where.node_home(name)
+        old = recorded.get(name) or {}
+        proc = Proc.from_dict(old)
+        if proc is not None and proc.alive() and answers(old["url"]):
+            rows[name] = old
+            continue
+        port = int(old["port"]) if old.get("port") and _port_free(int(old["port"])) \
+            else free_port()  # fmt: skip
+        argv = [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve",
+                "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
+        proc = spawn_detached(argv, home / "serve.log", env)
+        rows[name] = {"kind": kind, "url": f"http://127.0.0.1:{port}", "home": str(home),
+                      "port": port, **proc.as_dict()}  # fmt: skip
+        started.append(name)
+    if started:
+        say(f"nodes: starting {len(started)} node service(s): {', '.join(started)}")
+    return rows, started
+
+
+def _await_node_services(rows: dict[str, Any], started: list[str]) -> None:
+    """Until every node started now answers; its log's tail when one dies first."""
+    deadline = time.monotonic() + _NODE_START_S
+    for name in started:
+        row, proc = rows[name], Proc(rows[name]["pid"], rows[name]["started"])
+        while not answers(row["url"]):
+            if not proc.alive() or time.monotonic() > deadline:
+                tail = _tail(Path(row["home"]) / "serve.log")
+                raise Unavailable(f"the node service of {name} did not start: {tail}")
+            time.sleep(0.2)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
+def _write_network_file(where: Layout, doc: dict[str, Any], nodes: dict[str, Any]) -> None:
+    public = {**doc, "nodes": {name: {"kind": row["kind"], "url": row["url"]}
+                               for name, row in nodes.items()}}  # fmt: skip
+    where.network_file.write_text(json.dumps(public, indent=2) + "\n")
+
+
+def _report(where: Layout, procs: dict[str, Any],
+            custodian_rows: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    return {
+        "validators": [{"rpc": v["rpc"], "pid": v["pid"]} for v in procs["validators"]],
+        "custodians": [{"url": c["url"], "pid": None} for c in custodian_rows],
+        "nodes": {name: {"kind": r["kind"], "url": r["url"], "home": r["home"], "pid": r["pid"]}
+                  for name, r in procs["nodes"].items()},  # fmt: skip
+        "network": str(where.network_file),
+    }
+
+
+# -- status and down ---------------------------------------------------------------------
+
+
+def status(root: Path) -> dict[str, Any]:
+    """Each recorded process alive?, each validator's head, each node answering?"""
+    from healthnft.ledger.nodes import rpc_call
+
+    where = Layout(Path(root).resolve())
+    if not where.processes_file.exists():
+        raise InvalidInput(f"no consortium in {where.root}: run `healthnft consortium up "
+                           f"--dir {root}`")  # fmt: skip
+    procs = where.read_processes()
+    vals = []
+    for v in procs.get("validators", []):
+        proc = Proc.from_dict(v)
+        head = -1
+        if proc is not None and proc.alive():
+            with contextlib.suppress(Unavailable, ValueError):
+                head = int(rpc_call(v["rpc"], "eth_blockNumber", timeout_s=2.0), 16)
+        vals.append({"rpc": v["rpc"], "pid": v.get("pid"),
+                     "alive": bool(proc and proc.alive()), "head": head})  # fmt: skip
+    nodes = {}
+    for name, r in procs.get("nodes", {}).items():
+        proc = Proc.from_dict(r)
+        alive = bool(proc and proc.alive())
+        nodes[name] = {"kind": r["kind"], "url": r["url"], "pid": r.get("pid"), "alive": alive,
+                       "answering": alive and answers(r["url"])}  # fmt: skip
+    healthy = bool(vals) and all(v["alive"] and v["head"] >= 0 for v in vals) and bool(
+        nodes) and all(n["answering"] for n in nodes.values())  # fmt: skip
+    return {"healthy": healthy, "validators": vals, "nodes": nodes,
+            "network": str(where.network_file)}  # fmt: skip
+
+
+def down(root: Path, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Stop every recorded process (node services first, then the validators)."""
+    where = Layout(Path(root).resolve())
+    if not where.processes_file.exists():
+        return {"stopped": 0, "still_alive": []}
+    procs = where.read_processes()
+    services = [Proc.from_dict(r) for r in [*procs.get("nodes", {}).values(),
+                                            *procs.get("custodians", [])]]  # fmt: skip
+    validators = [Proc.from_dict(v) for v in procs.get("validators", [])]
+    live = [p for p in [*services, *validators] if p is not None and p.alive()]
+    left = stop_all([p for p in services if p is not None], timeout_s)
+    left += stop_all([p for p in validators if p is not None], timeout_s)
+    if left:
+        raise Unavailable(f"processes {[p.pid for p in left]} did not stop")
+    return {"stopped": len(live), "still_alive": []}

@@ -1,0 +1,182 @@
+"""Joining a running network and admitting a member.
+
+A joining institution runs ``healthnft join NETWORK_JSON``: a new home with its own key
+(no admin key), attached to the network's chain after every check passes, and a
+membership application in ``HOME/application.json``. The application is signed by the
+new key (EIP-191), so nobody can apply in another address's name with their own
+encryption key. The admin side runs ``participant admit APPLICATION_JSON``: the
+signature, chain and registry are checked, then the member is registered on chain (kind,
+encryption key, did:key, gas money, issuer right for hospitals, custodian flag for
+custodians). Names never reach the chain: the application carries none.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from healthnft.errors import AccessDenied, InputNotFound, InvalidInput
+from healthnft.home import write_private
+
+if TYPE_CHECKING:
+    from healthnft.keys import Identity
+    from healthnft.network import Network
+
+APPLICATION_FILE = "application.json"
+APPLICATION_FORMAT = "healthnft-membership-application/1"
+NETWORK_FORMAT = "healthnft-network/1"
+_SIGNED_FIELDS = ("format", "chain_id", "registry", "address", "kind", "enc_public",
+                  "did_public")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Joined:
+    home: str
+    address: str
+    kind: str
+    chain_id: int
+    rpc_url: str
+    application: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    address: str
+    kind: str
+    issuer: bool
+    custodian: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from ``path``; one clear error when it is missing or not one."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputNotFound(f"no {what} at {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidInput(f"{path} is not a readable JSON {what}") from None
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{path} is not a JSON object ({what})")
+    return doc
+
+
+def network_document(net: Network, *, rpc_urls: list[str] | None = None,
+                     nodes: dict[str, Any] | None = None,
+                     custodians: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """What a joining institution needs to attach to ``net``'s network: chain id, RPC
+    URLs, contract addresses and fingerprint, the admin's address, node and custodian
+    URLs. Built from a home's public configuration only: it never holds a secret."""
+    c = net.config
+    if c.get("backend") != "jsonrpc":
+        raise InvalidInput("only a network on JSON-RPC nodes can be joined (init --rpc)")
+    return {
+        "format": NETWORK_FORMAT,
+        "chain_id": int(c["chain_id"]),
+        "rpc_urls": list(rpc_urls or [c["rpc_url"]]),
+        "evm_version": c.get("evm_version"),
+        "confirmations": int(c.get("confirmations", 1)),
+        "admin": c["admin"],
+        "contracts": {"fingerprint": c["contracts"], "registry": c["registry"],
+                      "token": c["token"], "consent": c["consent"]},  # fmt: skip
+        "nodes": nodes or {},
+        "custodians": custodians if custodians is not None else [
+            {"url": None, "address": a} for a in c.get("custodians", [])],  # fmt: skip
+    }
+
+
+def _signed_text(doc: dict[str, Any]) -> str:
+    return json.dumps({k: doc[k] for k in _SIGNED_FIELDS}, sort_keys=True,
+                      separators=(",", ":"))  # fmt: skip
+
+
+def application(net: Network, ident: Identity) -> dict[str, Any]:
+    """The membership application of ``ident``, this joined home's member, signed by it."""
+    from eth_account.messages import encode_defunct
+
+    doc: dict[str, Any] = {
+        "format": APPLICATION_FORMAT,
+        "chain_id": int(net.config["chain_id"]),
+        "registry": net.config["registry"],
+        "address": ident.address,
+        "kind": net.config["member"]["kind"],
+        "enc_public": ident.enc_public.hex(),
+        "did_public": ident.did_public.hex(),
+    }
+    signed = ident.account.sign_message(encode_defunct(text=_signed_text(doc)))
+    doc["signature"] = "0x" + bytes(signed.signature).hex()
+    return doc
+
+
+def join(home: Path, passphrase: str, network: dict[str, Any], kind: str, name: str, *,
+         rpc_url: str | None = None) -> Joined:  # fmt: skip
+    """A new home attached to ``network`` with one new member of ``kind``, and its
+    application written to ``HOME/application.json`` (see :func:`admit`)."""
+    from healthnft.network import Network
+
+    net, ident = Network.attach(home, passphrase, network, kind, name, rpc_url=rpc_url)
+    try:
+        doc = application(net, ident)
+        path = net.home / APPLICATION_FILE
+        write_private(path, (json.dumps(doc, indent=2) + "\n").encode())
+        return Joined(str(home), ident.address, kind, int(net.config["chain_id"]),
+                      net.config["rpc_url"], str(path))  # fmt: skip
+    finally:
+        net.close()
+
+
+def check_application(net: Network, doc: dict[str, Any]) -> tuple[str, str, bytes, bytes]:
+    """The applicant's (address, kind, encryption key, did:key), once the application is
+    well formed, for this network, and signed by the address it names."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+    from web3 import Web3
+
+    from healthnft.ledger.client import KIND_CODES
+
+    try:
+        if doc["format"] != APPLICATION_FORMAT:
+            raise InvalidInput(f"not a membership application ({APPLICATION_FORMAT})")
+        address, kind = str(doc["address"]), str(doc["kind"])
+        enc, did = bytes.fromhex(doc["enc_public"]), bytes.fromhex(doc["did_public"])
+        signature = bytes.fromhex(str(doc["signature"]).removeprefix("0x"))
+        chain_id, registry = int(doc["chain_id"]), str(doc["registry"])
+        text = _signed_text(doc)
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("the application lacks a field or holds a malformed one "
+                           f"({', '.join(_SIGNED_FIELDS)}, signature)") from None  # fmt: skip
+    if not Web3.is_address(address) or len(enc) != 32 or len(did) != 32:
+        raise InvalidInput("the application's address or public keys are malformed")
+    if kind not in KIND_CODES:
+        raise InvalidInput(f"the application's kind {kind!r} is not one of {', '.join(KIND_CODES)}")
+    if chain_id != int(net.config.get("chain_id") or net.ledger.w3.eth.chain_id) or (
+        registry.lower() != net.config["registry"].lower()
+    ):
+        raise InvalidInput("the application is for another network (chain id or registry)")
+    try:
+        signer = Account.recover_message(encode_defunct(text=text), signature=signature)
+    except Exception:  # noqa: BLE001 - any malformed signature is one answer
+        signer = None
+    if signer is None or signer.lower() != address.lower():
+        raise AccessDenied("the application is not signed by the address it names: refused")
+    return Web3.to_checksum_address(address), kind, enc, did
+
+
+def admit(net: Network, doc: dict[str, Any], *, issuer: bool | None = None,
+          passphrase: str | None = None) -> Admitted:  # fmt: skip
+    """Register an applicant on chain: the one door through which a member joins.
+
+    Today it is the network admin's act (this home must hold the admin key); governance
+    (k of n founding institutions) will replace this function's body, not its callers.
+    Retry safe: each on-chain step already done is skipped."""
+    address, kind, enc, did = check_application(net, doc)
+    admin = net.admin(passphrase, to="admit members")
+    is_issuer = net.admit_member(admin, address, kind, enc, did, issuer)
+    return Admitted(address, kind, is_issuer, kind == "custodian")

@@ -1,0 +1,65 @@
+"""Joining a network, admitting members, and a local consortium's life cycle.
+
+Thin over :mod:`healthnft.consortium`: the CLI parses, calls one function here and
+renders its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from healthnft.consortium import Admitted, Joined, read_json_file
+from healthnft.consortium import admit as _admit
+from healthnft.consortium import join as _join
+from healthnft.consortium import network_document as _network_document
+
+if TYPE_CHECKING:
+    from healthnft.network import Network
+
+__all__ = ["Admitted", "Joined", "admit", "down", "join", "network_document", "status", "up"]
+
+
+def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
+         rpc_url: str | None = None) -> Joined:  # fmt: skip
+    """A new home in ``home`` attached to the network ``network_file`` describes, with its
+    membership application written next to its config (nothing written on a refusal)."""
+    return _join(home, passphrase, read_json_file(network_file, "network file"), kind, name,
+                 rpc_url=rpc_url)  # fmt: skip
+
+
+def admit(net: Network, application_file: Path, *, issuer: bool | None = None,
+          passphrase: str | None = None) -> Admitted:  # fmt: skip
+    """Register the applicant of ``application_file`` on chain (the admin's home)."""
+    return _admit(net, read_json_file(application_file, "membership application"),
+                  issuer=issuer, passphrase=passphrase)  # fmt: skip
+
+
+def network_document(net: Network) -> dict[str, Any]:
+    """The network file of the network ``net`` is on (no secret in it)."""
+    return _network_document(net)
+
+
+def up(root: Path, *, validators: int = 3, custodians: int = 3, chain_id: int | None = None,
+       say: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:  # fmt: skip
+    """Start (or complete) a local consortium in ``root``: validators, admin home, one
+    joined and admitted home per founding institution, each served by its own process."""
+    from healthnft.consortium import local
+
+    return local.up(root, validators=validators, custodians=custodians,
+                    chain_id=chain_id or local.DEFAULT_CHAIN_ID, say=say)  # fmt: skip
+
+
+def status(root: Path) -> dict[str, Any]:
+    """Whether every process of the consortium in ``root`` runs and answers."""
+    from healthnft.consortium import local
+
+    return local.status(root)
+
+
+def down(root: Path) -> dict[str, Any]:
+    """Stop every process the consortium in ``root`` recorded (SIGTERM, then SIGKILL)."""
+    from healthnft.consortium import local
+
+    return local.down(root)
