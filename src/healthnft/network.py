@@ -243,6 +243,12 @@ class Network:
             **addresses,
             "custodians": [c["address"] for c in network.get("custodians", [])
                            if isinstance(c, dict) and c.get("address")],  # fmt: skip
+            # Custodians that run as their own services, and the members' node services
+            # (a record minted elsewhere is fetched from its issuer's node).
+            "custodian_urls": {c["address"]: c["url"] for c in network.get("custodians", [])
+                               if isinstance(c, dict) and c.get("address") and c.get("url")},
+            "peers": {n["address"]: n["url"] for n in (network.get("nodes") or {}).values()
+                      if isinstance(n, dict) and n.get("address") and n.get("url")},
         }
         files.make_private()
         ident = keys.write_keystore(files.keystore_dir, keys.new_secret(), passphrase)

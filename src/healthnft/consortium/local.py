@@ -308,9 +308,8 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
     from healthnft.ledger.nodes import free_port
 
     rows: dict[str, Any] = {}
-    started: list[str] = []
+    starting: list[tuple[str, str, int]] = []
     for name, kind, _label in FOUNDERS:
-        home = where.node_home(name)
         old = recorded.get(name) or {}
         proc = Proc.from_dict(old)
         if proc is not None and proc.alive() and answers(old["url"]):
@@ -318,16 +317,42 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
             continue
         port = int(old["port"]) if old.get("port") and _port_free(int(old["port"])) \
             else free_port()  # fmt: skip
+        rows[name] = {"kind": kind, "url": f"http://127.0.0.1:{port}",
+                      "home": str(where.node_home(name)), "port": port}  # fmt: skip
+        starting.append((name, kind, port))
+    _introduce_peers(rows)
+    started: list[str] = []
+    for name, _kind, port in starting:
+        home = where.node_home(name)
         argv = [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve",
                 "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
         env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
         proc = spawn_detached(argv, home / "serve.log", env)
-        rows[name] = {"kind": kind, "url": f"http://127.0.0.1:{port}", "home": str(home),
-                      "port": port, **proc.as_dict()}  # fmt: skip
+        rows[name].update(proc.as_dict())
         started.append(name)
     if started:
         say(f"nodes: starting {len(started)} node service(s): {', '.join(started)}")
     return rows, started
+
+
+def _introduce_peers(rows: dict[str, Any]) -> None:
+    """Tell every founder's home where each founder's node answers (its ``peers``: member
+    address -> URL), so a grantee fetches a record from the node that minted it. Written
+    before the services start (a served home has one writer: its service)."""
+    from healthnft.home import Home
+
+    members: dict[str, str] = {}
+    for row in rows.values():
+        config = Home(Path(row["home"])).read_config()
+        address = (config.get("member") or {}).get("address")
+        if address:
+            row["address"] = address
+            members[address] = row["url"]
+    for row in rows.values():
+        files = Home(Path(row["home"]))
+        config = files.read_config()
+        if config.get("peers") != members:
+            files.write_config({**config, "peers": members})
 
 
 def _await_node_services(rows: dict[str, Any], started: list[str]) -> None:
@@ -350,7 +375,8 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def _write_network_file(where: Layout, doc: dict[str, Any], nodes: dict[str, Any]) -> None:
-    public = {**doc, "nodes": {name: {"kind": row["kind"], "url": row["url"]}
+    public = {**doc, "nodes": {name: {"kind": row["kind"], "url": row["url"],
+                                      "address": row.get("address")}
                                for name, row in nodes.items()}}  # fmt: skip
     where.network_file.write_text(json.dumps(public, indent=2) + "\n")
 

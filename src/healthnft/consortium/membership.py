@@ -88,7 +88,8 @@ def network_document(net: Network, *, rpc_urls: list[str] | None = None,
                       "token": c["token"], "consent": c["consent"]},  # fmt: skip
         "nodes": nodes or {},
         "custodians": custodians if custodians is not None else [
-            {"url": None, "address": a} for a in c.get("custodians", [])],  # fmt: skip
+            {"url": (c.get("custodian_urls") or {}).get(a), "address": a}
+            for a in c.get("custodians", [])],  # fmt: skip
     }
 
 
