@@ -40,7 +40,7 @@ def test_consortium_bench_reports_every_figure() -> None:
     proc = subprocess.run(
         [sys.executable, str(CONSORTIUM_BENCH), "--records", str(records), "--batch-size",
          str(batch), "--transfers", str(transfers), "--opens", str(opens),
-         "--phase-timeout", "300", "--quiet"],
+         "--chain-rounds", "3", "--phase-timeout", "300", "--quiet"],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -55,6 +55,8 @@ def test_consortium_bench_reports_every_figure() -> None:
         assert figures["seconds"] > 0 and figures["records_per_s"] > 0
         assert figures["records_per_s"] == pytest.approx(records / figures["seconds"], rel=0.01)
         assert figures["gas_used"] > 0
+        assert figures["rounds"] == 3 and len(figures["seconds_per_round"]) == 3
+        assert figures["seconds"] in figures["seconds_per_round"]  # the median round
     assert chain["clique"]["evm_version"] == "paris"  # a Clique chain never has Shanghai
     assert chain["ratio"] == pytest.approx(
         chain["clique"]["records_per_s"] / chain["embedded"]["records_per_s"], rel=0.01, abs=0.001
