@@ -1,0 +1,162 @@
+"""The network as separate parties (issue #13 acceptance): every institution its own home,
+key and process; custodians their own services; a record minted at the hospital's node,
+shared by the patient from the patient's own home, opened at the research institute's
+node, which fetches the ciphertext from the hospital's node over HTTP and the key shares
+from the custodians. No home reads another's files: each runs as its own CLI process
+over its own folder, and the chain is a separate process (anvil).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from eth_account import Account
+
+from conftest import LAB_OBSERVATION, run_cli
+from custodians.test_custodian_service import Custodian
+from healthnft.errors import NotFound, Unavailable
+from healthnft.ledger import nodes
+
+PASS = {"HEALTHNFT_PASSPHRASE": "custodian-test-passphrase"}  # the custodians' too
+
+
+def _cli(home: Path, *args: str, check: bool = True):
+    at = args.index("--") if "--" in args else len(args)
+    return run_cli(home, *args[:at], "--json", *args[at:], env=PASS, check=check, timeout=180)
+
+
+def _json(home: Path, *args: str):
+    return json.loads(_cli(home, *args).stdout)
+
+
+class NodeService:
+    """`healthnft serve` over one institution's home: its node for other nodes."""
+
+    def __init__(self, home: Path) -> None:
+        self.home, self.port = home, nodes.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log = (self.home.parent / f"{self.home.name}-serve.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "serve",
+             "--port", str(self.port)], env={**os.environ, **PASS}, stdout=log, stderr=log,
+            start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"serve exited: see {log.name}"
+            try:
+                if requests.get(self.url + "/node/v1/challenge", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise AssertionError(f"node at {self.url} did not start in {timeout_s} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory):
+    try:
+        nodes.tool_path("anvil")
+    except NotFound as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("across")
+    admin_key = Account.create()
+    (root / "admin.key").write_text(admin_key.key.hex())
+    chain = nodes.start_anvil(root / "chain", prefund=[admin_key.address])
+    custodians: list[Custodian] = []
+    hospital_node = None
+    try:
+        admin = root / "admin"
+        _json(admin, "init", "--rpc", chain.rpc_url, "--admin-key-file", str(root / "admin.key"))
+        for n in range(3):
+            custodian = Custodian(root / f"custodian{n}")
+            made = _json(custodian.home, "custodian", "init", "--network",
+                         str(admin / "config.json"))  # fmt: skip
+            _json(admin, "participant", "add-custodian", "--address", made["address"],
+                  "--enc-key", made["enc_key"], "--url", custodian.url)  # fmt: skip
+            custodian.start()
+            custodians.append(custodian)
+        network = root / "network.json"
+        run_cli(admin, "consortium", "network-file", "--out", str(network), env=PASS,
+                check=True)  # fmt: skip
+
+        def join(name: str, kind: str) -> tuple[Path, str]:
+            home = root / name
+            joined = _json(home, "join", str(network), "--kind", kind, "--name", name)
+            _json(admin, "participant", "admit", str(home / "application.json"))
+            return home, joined["address"]
+
+        hospital, hospital_address = join("General", "hospital")
+        hospital_node = NodeService(hospital)
+        doc = json.loads(network.read_text())
+        doc["nodes"] = {"General": {"kind": "hospital", "url": hospital_node.url,
+                                    "address": hospital_address}}  # fmt: skip
+        network.write_text(json.dumps(doc))
+        research, research_address = join("Lab", "research")
+        patient, patient_address = join("Pat", "patient")
+
+        (root / "lab.json").write_text(json.dumps(LAB_OBSERVATION))
+        minted = _json(hospital, "mint", "--issuer", "General", "--patient", patient_address,
+                       str(root / "lab.json"))  # fmt: skip
+        token = minted["token_ids"][0]
+        _cli(patient, "share", "--owner", patient_address, "--to", research_address,
+             "--purpose", "research", "--", str(token))  # fmt: skip
+        hospital_node.start()
+        yield {"root": root, "token": token, "research": research,
+               "research_address": research_address, "custodians": custodians,
+               "hospital": hospital, "patient": patient, "chain": chain}
+    finally:
+        if hospital_node is not None:
+            hospital_node.stop()
+        for custodian in custodians:
+            custodian.stop()
+        chain.stop()
+
+
+def _open(c, check: bool = True):
+    return _cli(c["research"], "open", "--as", c["research_address"], "--", str(c["token"]),
+                check=check)  # fmt: skip
+
+
+def test_opened_at_the_research_node_from_the_hospital_node(consortium):
+    c = consortium
+    # Each party's key lives in its own home only.
+    for home, other in ((c["research"], c["hospital"]), (c["hospital"], c["patient"])):
+        mine = {p.name for p in (home / "keystore").iterdir()}
+        assert not mine & {p.name for p in (other / "keystore").iterdir()}
+    opened = json.loads(_open(c).stdout)
+    assert opened["token_id"] == c["token"]
+    assert opened["resource"]["valueQuantity"]["value"] == 5.4
+
+
+def test_custodian_faults_across_nodes(consortium):
+    """One of three custodians down: still opens. Two down: one clear error, nothing
+    logged on chain. Back up: opens again."""
+    c = consortium
+    c["custodians"][0].stop()
+    try:
+        assert json.loads(_open(c).stdout)["token_id"] == c["token"]
+        c["custodians"][1].stop()
+        before = nodes.rpc_call(c["chain"].rpc_url, "eth_blockNumber")
+        failed = _open(c, check=False)
+        assert failed.returncode == Unavailable.exit_code, failed.stderr
+        lines = failed.stderr.strip().splitlines()
+        assert len(lines) == 1 and "custodians needed answered" in lines[0], failed.stderr
+        assert nodes.rpc_call(c["chain"].rpc_url, "eth_blockNumber") == before
+    finally:
+        for custodian in c["custodians"][:2]:
+            custodian.start()
+    assert json.loads(_open(c).stdout)["token_id"] == c["token"]
