@@ -460,12 +460,13 @@ class Network:
                                             originals))  # fmt: skip
         return out
 
-    def add_remote_custodian(self, address: str, enc_key: bytes, url: str) -> Participant:
+    def add_remote_custodian(self, address: str, enc_key: bytes, url: str,
+                             passphrase: str | None = None) -> Participant:  # fmt: skip
         """Register a custodian whose key lives in its own home (it gave its address and
         encryption key), fund it for its access logs, and remember its URL."""
         from healthnft.ledger.consent import Consent
 
-        admin = self.admin()
+        admin = self.admin(passphrase)
         kind, _, _ = self.ledger.participant(address)
         if kind is None:
             self.ledger.register(admin.account, address, "custodian", enc_key)

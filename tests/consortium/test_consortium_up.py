@@ -59,6 +59,7 @@ def consortium_dir(tmp_path):
             procs = json.loads(record.read_text())
             pids = [v["pid"] for v in procs["validators"]]
             pids += [n["pid"] for n in procs["nodes"].values()]
+            pids += [c.get("pid") for c in procs.get("custodians", [])]
             for pid in pids:
                 if pid and _alive(pid):
                     os.kill(pid, signal.SIGKILL)
@@ -76,11 +77,13 @@ def test_up_status_down_and_up_again_keeps_the_chain(consortium_dir):
     assert len(result["validators"]) == 3
     assert all(set(v) == {"rpc", "pid"} for v in result["validators"])
     assert [set(c) for c in result["custodians"]] == [{"url", "pid"}] * 2
+    assert all(c["url"].startswith("http://127.0.0.1:") for c in result["custodians"])
     assert {name: n["kind"] for name, n in result["nodes"].items()} == FOUNDERS
     for name, n in result["nodes"].items():
         assert set(n) == {"kind", "url", "home", "pid"}
         assert n["home"] == str(where.resolve() / "nodes" / name)
     pids = [v["pid"] for v in result["validators"]] + [n["pid"] for n in result["nodes"].values()]
+    pids += [c["pid"] for c in result["custodians"]]  # each custodian its own process
     assert all(_alive(pid) for pid in pids), pids
     assert "validators" in made.stderr and "admitted" in made.stderr  # progress on stderr
 
@@ -94,7 +97,8 @@ def test_up_status_down_and_up_again_keeps_the_chain(consortium_dir):
         name: n["url"] for name, n in result["nodes"].items()}  # fmt: skip
     secrets = [(where / "admin" / "admin.key").read_text().strip()]
     secrets += [p.read_text().strip() for p in (where / "secrets").iterdir()]
-    assert len(secrets) == 1 + 1 + len(FOUNDERS)  # admin key, admin and home passphrases
+    # admin key, admin, founders' and custodians' passphrases
+    assert len(secrets) == 1 + 1 + len(FOUNDERS) + 2
     for secret in secrets:
         assert secret.removeprefix("0x") not in text and secret not in made.stdout
         assert secret not in made.stderr
@@ -110,6 +114,14 @@ def test_up_status_down_and_up_again_keeps_the_chain(consortium_dir):
     health = json.loads(status.stdout)
     assert health["healthy"] and all(v["head"] > 0 for v in health["validators"])
     assert all(n["answering"] for n in health["nodes"].values())
+    assert len(health["custodians"]) == 2 and all(c["answering"] for c in health["custodians"])
+    assert [c["url"] for c in network["custodians"]] == [c["url"] for c in result["custodians"]]
+    for name in FOUNDERS:  # every founder's home knows the custodians' and peers' URLs
+        config = json.loads((where / "nodes" / name / "config.json").read_text())
+        assert sorted(config["custodian_urls"].values()) == sorted(
+            c["url"] for c in result["custodians"])
+        assert sorted(config["peers"].values()) == sorted(
+            n["url"] for n in result["nodes"].values())
     head_before = max(v["head"] for v in health["validators"])
 
     down = _healthnft("consortium", "down", "--dir", str(where), timeout=60)

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -135,21 +136,26 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
             joining = [pool.submit(_join_and_admit, where, admin_net, doc, name, kind, label,
                                    rpc_urls[i % len(rpc_urls)], say)
                        for i, (name, kind, label) in enumerate(FOUNDERS)]  # fmt: skip
+            recorded, custodian_rows = procs.get("custodians", []), []
             try:
-                custodian_rows = _custodians(admin_net, custodians, where.passphrase("admin"),
-                                             say)  # fmt: skip
+                _custodian_services(where, admin_net, custodians, recorded, custodian_rows,
+                                    say)  # fmt: skip
             finally:
+                procs["custodians"] = custodian_rows or recorded
+                where.write_processes(procs)  # `down` stops whatever started
                 for job in joining:
                     job.result()  # the first failure, after all have ended
-        doc = network_document(admin_net, rpc_urls=rpc_urls, custodians=custodian_rows)
+        public = [{"url": c["url"], "address": c["address"]} for c in custodian_rows]
+        doc = network_document(admin_net, rpc_urls=rpc_urls, custodians=public)
         listed = [c["address"] for c in custodian_rows]
+        urls = {c["address"]: c["url"] for c in custodian_rows}
         for name, _kind, _label in FOUNDERS:  # joined homes seal key shares for them
             home = Home(where.node_home(name))
-            if home.read_config().get("custodians") != listed:
-                home.update_config(custodians=listed)
+            config = home.read_config()
+            if config.get("custodians") != listed or config.get("custodian_urls") != urls:
+                home.update_config(custodians=listed, custodian_urls=urls)
     finally:
         admin_net.close()
-    procs["custodians"] = []  # in-home custodians: no process (see _custodians)
     procs["nodes"], started = _start_node_services(where, procs.get("nodes", {}), say)
     where.write_processes(procs)  # recorded before the wait: `down` stops them whatever comes
     _await_node_services(procs["nodes"], started)
@@ -220,52 +226,66 @@ def _admin_network(where: Layout, rpc_url: str, admin_secret: bytes, say: Say) -
     return net
 
 
-def custodian_services_available() -> bool:
-    """Whether this healthnft has custodian services (``healthnft custodian serve``).
+def _custodian_services(where: Layout, admin_net: Any, count: int,
+                        recorded: list[dict[str, Any]], rows: list[dict[str, Any]],
+                        say: Say) -> None:  # fmt: skip
+    """Each key custodian in its own home (``DIR/custodians/custodianN``, its key made by
+    its own ``custodian init`` process and kept only there), registered by the admin
+    with its URL, and served by its own ``custodian serve`` process. A custodian still
+    running is kept; one that stopped is restarted on its earlier port when free."""
+    from healthnft.ledger.nodes import free_port
 
-    Extension point: once it has, :func:`up` should give each custodian a home (join
-    ``--kind custodian``, admitted with the custodian flag) and start one service per
-    custodian as the nodes are started (:func:`_node_services`). Until then the
-    custodians are keys in the admin's home, serving in-process as before."""
-    import importlib.util
-
-    return importlib.util.find_spec("healthnft.cli.custodian") is not None
-
-
-def _custodians(admin_net: Any, count: int, passphrase: str,
-                say: Say) -> list[dict[str, Any]]:  # fmt: skip
-    """The network's key custodians (in the admin's home for now: no URL, no process).
-
-    As ``participant add --kind custodian`` does, but the keys and catalogue rows are
-    made here, then all are admitted on chain together (a few blocks, not a few per
-    custodian); each admission step already done is skipped, so a rerun settles any."""
-    from healthnft import keys
-    from healthnft.vault.catalog import Participant
-
-    if count and custodian_services_available():
-        say("custodians: `healthnft custodian serve` exists, but consortium up does not "
-            "start it yet: custodians stay in the admin home")  # fmt: skip
-    members = []
+    admin_pass = where.passphrase("admin")
     for i in range(count):
-        label = f"Custodian {i + 1}"
-        p = admin_net.catalog.participant_by_label(label, "custodian")
-        if p is None:  # a new key (one scrypt: the identity is kept, not read back)
-            ident = keys.write_keystore(admin_net.files.keystore_dir, keys.new_secret(),
-                                        passphrase)  # fmt: skip
-            admin_net.catalog.add_participant(
-                Participant(ident.address, "custodian", label, ident.enc_public))
-        else:
-            ident = admin_net.identity(p.address, passphrase)
-        members.append(ident)
-    admin = admin_net.admin(passphrase, to="admit custodians")
-    with ThreadPoolExecutor(max(1, count), thread_name_prefix="custodian") as pool:
-        jobs = [pool.submit(admin_net.admit_member, admin, m.address, "custodian",
-                            m.enc_public, m.did_public, False) for m in members]  # fmt: skip
-        for job in jobs:
-            job.result()
+        name = f"custodian{i + 1}"
+        home = where.root / "custodians" / name
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
+        if not Home(home).exists():
+            say(f"{name}: creating its home and key")
+            made = subprocess.run(
+                [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
+                 "init", "--network", str(Home(where.admin_home).config_path), "--json"],
+                env=env, capture_output=True, text=True, timeout=_NODE_START_S)  # fmt: skip
+            if made.returncode != 0:
+                raise Unavailable(f"{name} could not be created: "
+                                  f"{made.stderr.strip().splitlines()[-1:]}")  # fmt: skip
+        address = Home(home).read_config()["custodian"]
+        old = recorded[i] if i < len(recorded) else {}
+        proc = Proc.from_dict(old)
+        if proc is not None and proc.alive() and answers(old["url"] + "/challenge"):
+            rows.append(old)
+            continue
+        port = int(old["port"]) if old.get("port") and _port_free(int(old["port"])) \
+            else free_port()  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        _, _, enc_key = admin_net.ledger.participant(address)
+        if enc_key == bytes(32):  # not registered yet: its key from its own keystore file
+            enc_key = bytes.fromhex(_custodian_enc_key(home, where.passphrase(name)))
+        admin_net.add_remote_custodian(address, enc_key, url, passphrase=admin_pass)
+        argv = [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
+                "serve", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+        started = spawn_detached(argv, home / "serve.log", env)
+        rows.append({"url": url, "address": address, "home": str(home), "port": port,
+                     **started.as_dict()})  # fmt: skip
+    deadline = time.monotonic() + _NODE_START_S
+    for row in rows:
+        while not answers(row["url"] + "/challenge"):
+            proc = Proc.from_dict(row)
+            if proc is None or not proc.alive() or time.monotonic() > deadline:
+                tail = _tail(Path(row["home"]) / "serve.log")
+                raise Unavailable(f"the custodian service at {row['url']} did not start: {tail}")
+            time.sleep(0.2)
     if count:
-        say(f"custodians: {count} registered in the admin home (in-process, no URL)")
-    return [{"url": None, "address": m.address} for m in members]
+        say(f"custodians: {count} services, each with its own home and key")
+
+
+def _custodian_enc_key(home: Path, passphrase: str) -> str:
+    """A custodian's encryption key (hex), read with its passphrase from its own home."""
+    from healthnft import keys
+
+    files = Home(home)
+    address = files.read_config()["custodian"]
+    return keys.read_keystore(files.keystore_dir, address, passphrase).enc_public.hex()
 
 
 def _join_and_admit(where: Layout, admin_net: Any, doc: dict[str, Any], name: str, kind: str,
@@ -385,7 +405,7 @@ def _report(where: Layout, procs: dict[str, Any],
             custodian_rows: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     return {
         "validators": [{"rpc": v["rpc"], "pid": v["pid"]} for v in procs["validators"]],
-        "custodians": [{"url": c["url"], "pid": None} for c in custodian_rows],
+        "custodians": [{"url": c["url"], "pid": c.get("pid")} for c in custodian_rows],
         "nodes": {name: {"kind": r["kind"], "url": r["url"], "home": r["home"], "pid": r["pid"]}
                   for name, r in procs["nodes"].items()},  # fmt: skip
         "network": str(where.network_file),
@@ -419,9 +439,16 @@ def status(root: Path) -> dict[str, Any]:
         alive = bool(proc and proc.alive())
         nodes[name] = {"kind": r["kind"], "url": r["url"], "pid": r.get("pid"), "alive": alive,
                        "answering": alive and answers(r["url"])}  # fmt: skip
+    custodians = []
+    for r in procs.get("custodians", []):
+        proc = Proc.from_dict(r)
+        alive = bool(proc and proc.alive())
+        custodians.append({"url": r.get("url"), "pid": r.get("pid"), "alive": alive,
+                           "answering": alive and answers(f"{r.get('url')}/challenge")})
     healthy = bool(vals) and all(v["alive"] and v["head"] >= 0 for v in vals) and bool(
-        nodes) and all(n["answering"] for n in nodes.values())  # fmt: skip
-    return {"healthy": healthy, "validators": vals, "nodes": nodes,
+        nodes) and all(n["answering"] for n in nodes.values()) and all(
+        c["answering"] for c in custodians)  # fmt: skip
+    return {"healthy": healthy, "validators": vals, "custodians": custodians, "nodes": nodes,
             "network": str(where.network_file)}  # fmt: skip
 
 
