@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install check demo test lint bench clean fhir-bindings nodes
+.PHONY: install check demo test lint bench clean fhir-bindings nodes consortium consortium-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,16 @@ $(CHROMIUM):
 demo: install
 	$(BIN)/healthnft demo
 	$(BIN)/healthnft serve --host 127.0.0.1 --port 8000
+
+# A consortium on this machine: three geth Clique validators, three custodian services and
+# four institutions' node services, each its own process and home under ./consortium
+# (`make consortium-down` stops them; running it again keeps the chain).
+consortium: install nodes
+	$(BIN)/healthnft consortium up --dir consortium
+	$(BIN)/healthnft consortium status --dir consortium
+
+consortium-down: install
+	$(BIN)/healthnft consortium down --dir consortium
 
 # The architecture is checked by tools before the tests: layers and what adapters may
 # import (import-linter), no private member used across modules in src/ (ruff SLF001),
