@@ -30,6 +30,17 @@ LAB_OBSERVATION = {
 }  # fmt: skip
 
 
+def need_tool(name: str) -> None:
+    """Skip, naming ``make nodes``, when the node client ``name`` (geth, anvil) is missing."""
+    from healthnft.errors import NotFound
+    from healthnft.ledger import nodes
+
+    try:
+        nodes.tool_path(name)
+    except NotFound as exc:
+        pytest.skip(str(exc))
+
+
 def _cli_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HEALTHNFT_CRASH_AT", None)

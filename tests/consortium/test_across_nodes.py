@@ -19,9 +19,9 @@ import pytest
 import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
+from conftest import LAB_OBSERVATION, need_tool, run_cli
 from custodians.test_custodian_service import Custodian
-from healthnft.errors import NotFound, Unavailable
+from healthnft.errors import Unavailable
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "custodian-test-passphrase"}  # the custodians' too
@@ -68,10 +68,7 @@ class NodeService:
 
 @pytest.fixture(scope="module")
 def consortium(tmp_path_factory):
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     root = tmp_path_factory.mktemp("across")
     admin_key = Account.create()
     (root / "admin.key").write_text(admin_key.key.hex())

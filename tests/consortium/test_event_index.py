@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from healthnft.errors import NotFound
+from conftest import need_tool
 from healthnft.ledger import events as events_module
 from healthnft.ledger import nodes
 from healthnft.ledger.client import Ledger
@@ -35,10 +35,7 @@ def _registered(ledger: Ledger, who: str | None = None) -> list[str]:
 
 @pytest.fixture
 def anvil_ledger(tmp_path):
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     admin = Account.create()
     node = nodes.start_anvil(tmp_path / "anvil", prefund=[admin.address])
     try:
@@ -107,10 +104,7 @@ def test_a_home_on_a_node_never_rescans(tmp_path):
     """The index lives in the home's index.sqlite: a second open reads no old block."""
     from healthnft.network import Network
 
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     admin = Account.create()
     node = nodes.start_anvil(tmp_path / "anvil", prefund=[admin.address])
     try:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
-from healthnft.errors import AccessDenied, CredentialRejected, NotFound, Tampered
+from conftest import LAB_OBSERVATION, need_tool, run_cli
+from healthnft.errors import AccessDenied, CredentialRejected, Tampered
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "exchange-test-passphrase"}
@@ -51,10 +51,7 @@ def _serve(home: Path, port: int) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def holder(tmp_path_factory):
     """A hospital's home on anvil with one shared lab record, served as its own process."""
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     tmp = tmp_path_factory.mktemp("exchange")
     admin = Account.create()
     (tmp / "admin.key").write_text(admin.key.hex())

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
+from conftest import LAB_OBSERVATION, need_tool, run_cli
 from healthnft.errors import AccessDenied, ChainMissing, Conflict, NotFound
 from healthnft.ledger import nodes
 
@@ -27,10 +27,7 @@ RESEARCH_PASS = {"HEALTHNFT_PASSPHRASE": "research-home-passphrase"}
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     """anvil, the admin's home on it, and the network file a joining institution gets."""
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     where = tmp_path_factory.mktemp("join")
     admin = Account.create()
     key_file = where / "admin.key"

@@ -14,18 +14,15 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
-from healthnft.errors import Conflict, InvalidInput, NotFound, Unavailable
+from conftest import LAB_OBSERVATION, need_tool, run_cli
+from healthnft.errors import Conflict, InvalidInput, Unavailable
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "jsonrpc-test-passphrase"}
 
 
 def _anvil(where: Path, **kwargs) -> nodes.NodeProcess:
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     return nodes.start_anvil(where, **kwargs)
 
 

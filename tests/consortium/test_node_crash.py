@@ -13,8 +13,7 @@ import signal
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
-from healthnft.errors import NotFound
+from conftest import LAB_OBSERVATION, need_tool, run_cli
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "node-crash-test-passphrase"}
@@ -26,10 +25,7 @@ def _json(home, *args: str):
 
 @pytest.mark.parametrize("point", ["before-broadcast", "after-send"])
 def test_a_mint_killed_mid_batch_is_settled_by_the_rerun(tmp_path, point):
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     admin = Account.create()
     (tmp_path / "admin.key").write_text(admin.key.hex())
     anvil = nodes.start_anvil(tmp_path / "anvil", prefund=[admin.address])

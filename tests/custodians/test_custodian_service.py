@@ -22,10 +22,10 @@ import pytest
 import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, run_cli
+from conftest import LAB_OBSERVATION, need_tool, run_cli
 from healthnft import keys
 from healthnft.consent.delivery import sign_delivery
-from healthnft.errors import NotFound, Unavailable
+from healthnft.errors import Unavailable
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "custodian-test-passphrase"}
@@ -76,10 +76,7 @@ class Custodian:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    try:
-        nodes.tool_path("anvil")
-    except NotFound as exc:
-        pytest.skip(str(exc))
+    need_tool("anvil")
     root = tmp_path_factory.mktemp("custodians")
     admin = Account.create()
     (root / "admin.key").write_text(admin.key.hex())
