@@ -89,11 +89,12 @@ def grantee(holder):
     from healthnft.network import Network
 
     net = Network.open(holder["home"], check_index=False)
-    os.environ.update(PASS)
-    try:
-        yield net
-    finally:
-        net.close()
+    with pytest.MonkeyPatch.context() as env:  # for this module only: later tests in this
+        env.setenv("HEALTHNFT_PASSPHRASE", PASS["HEALTHNFT_PASSPHRASE"])  # worker use demos
+        try:
+            yield net
+        finally:
+            net.close()
 
 
 def test_a_grantee_fetches_checks_and_opens_with_custodian_shares(holder, grantee):
