@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 
 from conftest import LAB_OBSERVATION, need_tool, run_cli
-from healthnft.errors import AccessDenied, CredentialRejected, Tampered
+from healthnft.errors import CredentialRejected, NotFound, Tampered
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "exchange-test-passphrase"}
@@ -125,9 +125,9 @@ def test_no_grant_forgery_and_replay_are_refused(holder, grantee):
     from healthnft.services.exchange import fetch_from_peer
 
     url, token = holder["url"], holder["token"]
-    with pytest.raises(AccessDenied, match="no live grant"):
+    with pytest.raises(NotFound, match="no record you may open"):
         fetch_from_peer(grantee, grantee.identity(holder["outsider"]), token, url)
-    with pytest.raises(AccessDenied, match="no live grant"):  # unknown: the same answer
+    with pytest.raises(NotFound, match="no record you may open"):  # unknown: the same
         fetch_from_peer(grantee, grantee.identity(holder["research"]), 999_999, url)
 
     reader = grantee.identity(holder["research"])

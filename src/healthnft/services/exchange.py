@@ -30,6 +30,7 @@ from healthnft.errors import (
     CredentialRejected,
     HealthNFTError,
     InvalidInput,
+    NotFound,
     Tampered,
     Unavailable,
 )
@@ -67,26 +68,30 @@ def challenge(net: Network, origin: str) -> dict[str, str]:
 def record_for_peer(net: Network, origin: str, token_id: int, requester: str,
                     presentation: str) -> dict[str, Any]:  # fmt: skip
     """The public row of ``token_id`` and a ticket per ciphertext, for a member that proved
-    its DID and holds a live grant; :class:`AccessDenied` (one message for "no such record"
-    and "no grant": a non-grantee learns nothing) or :class:`CredentialRejected`."""
+    its DID and holds a live grant. Not held here, or no live grant: :class:`NotFound`
+    with the wallet's own words for an id nobody may open (:data:`NOT_VISIBLE`), so a
+    non-grantee learns nothing the chain does not say; a bad presentation:
+    :class:`CredentialRejected`."""
     from healthnft.consent.custodian import grants_for
     from healthnft.credentials import presentation_nonce, verify_presentation
     from healthnft.credentials.trust import did_address
+    from healthnft.services.access import NOT_VISIBLE, check_token_ids
 
+    check_token_ids(token_id)
+    refused = NotFound(NOT_VISIBLE)
+    row = net.catalog.catalogue.record(token_id)
+    if row is None or row.status == "burned" or net.blobs.get(row.blob_digest) is None:
+        raise refused  # which node minted a token is public on chain: nothing more told
     domain = node_domain(origin)
     try:
         nonce = presentation_nonce(presentation)
     except InvalidInput:
-        raise CredentialRejected("not a presentation") from None
+        raise CredentialRejected("a presentation of the requester's DID is needed") from None
     vp = verify_presentation(presentation, challenge=nonce, domain=domain,
                              challenges=net.challenges())  # fmt: skip
     holder = did_address(net.ledger, vp.holder)
     if holder is None or holder.lower() != requester.lower():
         raise CredentialRejected("the presentation is not from the requester's DID")
-    refused = AccessDenied(f"token {token_id}: no live grant for {requester} at this node")
-    row = net.catalog.catalogue.record(token_id)
-    if row is None or row.status == "burned" or net.blobs.get(row.blob_digest) is None:
-        raise refused
     original = net.derivatives().original_of(token_id)
     if not grants_for(net.ledger, requester, token_id, row.category, original):
         raise refused
@@ -218,8 +223,9 @@ def _ok(response: Any, base: str) -> Any:
         except ValueError:
             body = None
         detail = str(body.get("detail", ""))[:300] if isinstance(body, dict) else ""
-        error: type[HealthNFTError] = (AccessDenied if response.status_code in (401, 403)
-                                       else Unavailable)  # fmt: skip
+        error: type[HealthNFTError] = (
+            AccessDenied if response.status_code in (401, 403)
+            else NotFound if response.status_code == 404 else Unavailable)  # fmt: skip
         raise error(f"the node at {base} refused: {detail or response.status_code}")
     return response
 

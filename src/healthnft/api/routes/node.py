@@ -21,10 +21,13 @@ router = APIRouter(tags=["node"], prefix="/node/v1")
 
 
 class RecordAsk(BaseModel):
-    requester: str = Field(description="The grantee's address (a registered member).",
+    # Both checked by the service, after the token id (an id nobody may open is answered
+    # the same way whatever the body holds).
+    requester: str = Field("", description="The grantee's address (a registered member).",
                            max_length=42)  # fmt: skip
-    presentation: str = Field(description="A vp+jwt over this node's challenge, signed with "
-                              "the DID bound on chain to the requester.", max_length=20_000)
+    presentation: str = Field("", description="A vp+jwt over this node's challenge, signed "
+                              "with the DID bound on chain to the requester.",
+                              max_length=20_000)  # fmt: skip
 
 
 def _origin(request: Request) -> str:
