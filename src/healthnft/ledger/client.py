@@ -360,6 +360,16 @@ class Ledger:
         call = self.registry.functions.bind_did(Web3.to_checksum_address(address), did_key)
         self.admin_transact(admin, call)
 
+    def set_registrar(self, admin: LocalAccount, address: str, status: bool = True) -> None:
+        """Name (or withdraw) an enrolment office that registers patients only (so the
+        office's key, unlike the owner's, can never add an institution or an issuer)."""
+        call = self.registry.functions.set_registrar(Web3.to_checksum_address(address), status)
+        self.admin_transact(admin, call)
+
+    @view
+    def is_registrar(self, address: str) -> bool:
+        return bool(self.registry.functions.is_registrar(Web3.to_checksum_address(address)).call())
+
     def admin_transact(self, admin: LocalAccount, call: Any) -> dict:
         """An owner-only call; once a governance council owns the contracts (see
         :mod:`healthnft.ledger.governance`), the refusal says to propose it instead."""
