@@ -509,8 +509,10 @@ class Network:
         self.config.update(changes)
         Home(self.home).write_config(self.config)
 
-    def wallet(self) -> Wallet:
-        return Wallet(self.ledger, self.catalog, self.blobs)
+    def wallet(self, blobs: Any = None) -> Wallet:
+        """The wallet over this home's vault, or over ``blobs`` (where a shared study's
+        chunks are read from: the node that holds them)."""
+        return Wallet(self.ledger, self.catalog, self.blobs if blobs is None else blobs)
 
 
 def contracts_fingerprint() -> str:
