@@ -8,6 +8,8 @@ later than its submission:
 * a batch that reverts (another issuer took its token range) fails the mint with
   nothing half-done: the later batch already sent, whose range is right, is minted and
   marked; the reverted one is rolled back; a rerun mints what is missing, once;
+* a batch the node refuses is offered again in its turn, after the batches before it
+  are minted: accepted, the mint completes; refused again, it is rolled back;
 * a process killed between the send of batch n and batch n+1 (real SIGKILLs at the
   pipeline's ``HEALTHNFT_CRASH_AT`` points) is settled by the rerun: no duplicate, no
   orphan, no gap.
@@ -29,7 +31,7 @@ import pytest
 from eth_account import Account
 
 from conftest import REPO, need_tool, run_cli
-from healthnft.errors import MintInterrupted
+from healthnft.errors import LedgerError, MintInterrupted
 from healthnft.ingest import ingest
 from healthnft.ledger import merkle, nodes
 from healthnft.minting.pipeline import CRASH_ENV, MAX_IN_FLIGHT
@@ -221,6 +223,50 @@ def test_a_reverted_batch_fails_the_mint_and_the_batches_sent_after_it_are_settl
     assert catalog.unfinished_batches() == []
     assert ledger.balance_of(home.patient) == len(home.records) + home.batch  # and Other's
     assert len(net.wallet().list(home.patient)) == len(home.records)
+
+
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_batch_the_node_refuses_is_settled_after_the_ones_before_it(
+    instant_home: Home, refusals: int
+) -> None:
+    """The node refuses batch 2's transaction (as a full pool would). It is offered once
+    more when its turn comes to be settled, after batch 1 is minted: accepted then, the
+    mint goes on to batch 3 and completes; refused again, batch 2 is rolled back, batch 3
+    never begun, and the rerun mints the rest with the nonce the refusal gave back."""
+    home = instant_home
+    ledger = home.net.ledger
+    general = home.net.issuer_by_name("General").address.lower()
+    submit = ledger.submit
+    mints: list[bytes] = []  # General's mints, in the order first offered
+    refused: list[bytes] = []
+
+    def refusing_the_second_mint(sent, *args, **kwargs):
+        if sent.sender.lower() == general and sent.tx_hash not in mints:
+            mints.append(sent.tx_hash)
+        if len(mints) > 1 and sent.tx_hash == mints[1] and len(refused) < refusals:
+            refused.append(sent.tx_hash)
+            if sent.sender:
+                ledger.nonces.release(sent.sender, sent.nonce)  # as a refusal does
+            raise LedgerError("transaction rejected: txpool is full")
+        return submit(sent, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ledger, "submit", refusing_the_second_mint)
+        if refusals == 1:
+            done = _mint(home)
+            assert (done.minted, done.batches) == (len(home.records), BATCHES)
+            assert len(mints) == BATCHES and len(refused) == 1
+            _settled(home)
+            return
+        with pytest.raises(MintInterrupted, match="rolled back.*txpool is full"):
+            _mint(home)
+    assert len(mints) == 2  # batch 3 was not prepared
+    catalog = home.net.catalog
+    assert catalog.unfinished_batches() == []
+    assert [b.start_token for b in catalog.minted_batches_of(home.patient)] == [1]
+    again = _mint(home)
+    assert again.minted == len(home.records) - home.batch
+    _settled(home)
 
 
 def _mint_elsewhere(ledger, issuer, owner: str, count: int) -> None:

@@ -279,6 +279,11 @@ class Minter:
         issuer (checked by gas estimation, before anything is sent). A record already
         minted is skipped as usual: the caller tells a finished correction from a
         duplicate (see :mod:`healthnft.services.amending`).
+
+        Batches overlap (see the module's docstring): ``progress`` is told each batch's
+        count once it is minted, in the batches' order, while later ones may already be
+        prepared or sent. On a failure, the batches already sent are settled before the
+        error is raised.
         """
         if supersedes is not None:
             if len(records) != 1:
@@ -320,8 +325,8 @@ class Minter:
                                         fresh[i : i + batch_size], attestor, on_bytes,
                                         supersedes, number, last)  # fmt: skip
                 flight.append(sent)
-                if sent.refused is not None:
-                    break  # nothing more is sent: what is out is settled, then the error
+                while sent.refused is not None and flight:  # settle all before going on:
+                    self._land(flight.popleft(), result, progress)  # it raises, unless mined
             while flight:
                 self._land(flight.popleft(), result, progress)
         except Exception as exc:
