@@ -24,6 +24,7 @@ from healthnft.ledger.client import Ledger
 from healthnft.ledger.compiler import compile_contract
 from healthnft.ledger.consent import Consent
 from healthnft.ledger.embedded import embedded_web3
+from healthnft.ledger.governance import Governance
 from healthnft.ledger.recovery import DEFAULT_DELAY_S, GuardianRecovery
 
 DAY = 86400
@@ -453,6 +454,29 @@ def test_recovery_is_optional_and_found_from_the_registry(tmp_path: Path) -> Non
     assert rec.delay() == 3600
     with pytest.raises(LedgerError, match="positive"):
         GuardianRecovery.install(ledger, admin, delay_s=0)
+    w3.provider.ethereum_tester.backend.db.close()
+
+
+def test_a_council_names_the_recovery_contract(tmp_path: Path) -> None:
+    admin = Account.create()
+    w3 = embedded_web3(tmp_path / "chain.sqlite", {admin.address: 10**27})
+    ledger = Ledger.deploy(w3, admin)
+    council = [Account.create() for _ in range(3)]
+    for m in council:
+        ledger.fund(admin, m.address, 10**20)
+        ledger.register(admin, m.address, "hospital", os.urandom(32))
+    gov = Governance.install(ledger, admin, [m.address for m in council], threshold=2)
+    with refused("governance propose"):
+        GuardianRecovery.install(ledger, admin, delay_s=3600)
+    rec = GuardianRecovery.deploy(ledger, admin, delay_s=3600)
+    assert GuardianRecovery.of(ledger) is None
+    pid = gov.propose(council[0], "set-recovery", rec.address, flag=True)
+    assert "name guardian recovery contract" in gov.proposal(pid).describe()
+    assert gov.approve(council[1], pid)
+    assert GuardianRecovery.of(ledger).address == rec.address
+    pid = gov.propose(council[0], "set-recovery", rec.address, flag=False)
+    assert gov.approve(council[1], pid)
+    assert GuardianRecovery.of(ledger) is None
     w3.provider.ethereum_tester.backend.db.close()
 
 

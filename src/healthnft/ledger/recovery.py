@@ -16,9 +16,12 @@ What the contract guarantees (and why) is stated in the NatSpec of
 rule of its own: every refusal is the contract's revert, raised as
 :class:`~healthnft.errors.LedgerError` with the contract's message.
 
-A network whose registry is owned by a governance council names the contract through
-the council (``set_recovery`` needs the registry's owner); :meth:`install` does it with
-the admin key, the embedded default.
+:meth:`GuardianRecovery.install` names the contract with the admin key (the embedded
+default). A network whose registry a governance council owns deploys it with
+:meth:`GuardianRecovery.deploy` and names it by a council decision::
+
+    rec = GuardianRecovery.deploy(ledger, anyone)
+    pid = gov.propose(a, "set-recovery", rec.address, flag=True)   # + k-1 approvals
 """
 
 from __future__ import annotations
@@ -111,15 +114,16 @@ class GuardianRecovery:
         return cls(ledger, address)
 
     @classmethod
-    def install(
+    def deploy(
         cls,
         ledger: Ledger,
-        admin: LocalAccount,
+        sender: LocalAccount,
         delay_s: int = DEFAULT_DELAY_S,
         evm_version: str = DEFAULT_EVM_VERSION,
     ) -> GuardianRecovery:
-        """Deploy the contract over ``ledger``'s registry, token and consent manager and
-        name it in the registry (``admin`` must own the registry)."""
+        """Deploy the contract over ``ledger``'s registry, token and consent manager
+        without naming it: it can do nothing until the registry's owner names it (on a
+        governed network, the council's ``set-recovery`` proposal)."""
         if ledger.consent is None:
             raise LedgerError("this network has no consent manager for recovery to follow")
         if delay_s <= 0:
@@ -127,9 +131,21 @@ class GuardianRecovery:
         compiled = compile_contract("GuardianRecovery", evm_version)
         args = [ledger.registry.address, ledger.token.address, ledger.consent.address,
                 int(delay_s)]  # fmt: skip
-        address = ledger.deploy_contract(admin, compiled.abi, compiled.bytecode, args)
-        ledger.admin_transact(admin, ledger.registry.functions.set_recovery(address))
-        return cls(ledger, address)
+        return cls(ledger, ledger.deploy_contract(sender, compiled.abi, compiled.bytecode, args))
+
+    @classmethod
+    def install(
+        cls,
+        ledger: Ledger,
+        admin: LocalAccount,
+        delay_s: int = DEFAULT_DELAY_S,
+        evm_version: str = DEFAULT_EVM_VERSION,
+    ) -> GuardianRecovery:
+        """:meth:`deploy`, then name the contract in the registry with ``admin``, the
+        registry's owner (refused, with a hint, once a council owns it)."""
+        rec = cls.deploy(ledger, admin, delay_s, evm_version)
+        ledger.admin_transact(admin, ledger.registry.functions.set_recovery(rec.address))
+        return rec
 
     # -- reading ---------------------------------------------------------------
 
