@@ -300,6 +300,8 @@ def test_the_new_address_must_be_fresh(env: Env) -> None:
     with refused("registry: already registered"):
         env.rec.execute(env.relative, rid)
     assert env.ledger.is_member(env.alice.address)
+    env.rec.void(env.stranger, rid)  # it can never execute: anyone closes it
+    assert env.rec.status(rid).state == "void"
     # A DID key bound to someone else is refused as well, and nothing is half done.
     env.ledger.bind_did(env.admin, env.bob.address, b"\x07" * 32)
     other = env.new_wallet()
@@ -307,6 +309,8 @@ def test_the_new_address_must_be_fresh(env: Env) -> None:
     env.travel(DELAY)
     with refused("registry: DID bound to another account"):
         env.rec.execute(env.relative, rid2)
+    with refused("recovery: the new account is still free"):
+        env.rec.void(env.stranger, rid2)
     assert env.ledger.owners_of(env.tokens[:1]) == [env.alice.address]
     assert not env.ledger.is_member(other.address)
 
@@ -357,6 +361,24 @@ def test_guardian_changes_wait_and_cannot_beat_a_unanimous_recovery(env: Env) ->
     env.rec.execute(new, rid)
     assert env.ledger.owners_of(env.tokens) == [new.address] * 5
     assert env.rec.guardians(env.alice.address).queued_at == 0  # the queued change is gone
+
+
+def test_a_unanimous_recovery_that_cannot_execute_is_voided(env: Env) -> None:
+    """A unanimous recovery blocks guardian changes; one whose new address is taken
+    would block them for good, so anyone may void it and the change applies."""
+    new = env.new_wallet()
+    rid = approved_recovery(env, new.address)
+    env.rec.approve(env.service, rid)
+    env.rec.set_guardians(env.alice, [env.bob.address], 1)
+    env.travel(DELAY)
+    with refused("recovery: every guardian approved an open recovery"):
+        env.rec.apply_guardians(env.alice, env.alice.address)
+    env.ledger.register(env.admin, new.address, "patient", os.urandom(32))
+    env.rec.void(env.bob, rid)
+    with refused("recovery: not an open recovery"):
+        env.rec.execute(env.relative, rid)
+    env.rec.apply_guardians(env.alice, env.alice.address)
+    assert env.rec.guardians(env.alice.address).guardians == [env.bob.address]
 
 
 def test_an_applied_guardian_change_voids_open_recoveries(env: Env) -> None:

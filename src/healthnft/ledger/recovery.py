@@ -39,7 +39,7 @@ from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
 
 #: The delay the issue suggests: 48 hours for the old key to notice and cancel.
 DEFAULT_DELAY_S = 48 * 3600
-STATES = {0: "unknown", 1: "open", 2: "executed", 3: "cancelled"}
+STATES = {0: "unknown", 1: "open", 2: "executed", 3: "cancelled", 4: "void"}
 ZERO = "0x" + "00" * 20
 
 
@@ -239,6 +239,10 @@ class GuardianRecovery:
                 self.last_receipt, errors=DISCARD):  # fmt: skip
             return int(event["args"]["executable_at"])
         return 0
+
+    def void(self, sender: LocalAccount, recovery_id: int) -> dict:
+        """Close a recovery whose new address was registered since (it cannot execute)."""
+        return self._send(sender, self.contract.functions.void(recovery_id))
 
     def execute(self, sender: LocalAccount, recovery_id: int) -> dict:
         """Carry out an approved recovery whose delay is over (anyone may send it)."""

@@ -30,7 +30,9 @@
        a thief who holds the key (and cannot be faked by fewer than all);
      - only an active patient is recovered (never an institution), and only to
        an address no one has registered; the registry checks both again when
-       the recovery executes;
+       the recovery executes, and a recovery whose new address was registered
+       meanwhile can be voided by anyone (it could never execute, and a
+       unanimous one would otherwise block guardian changes for good);
      - nothing here identifies a person or holds health data: addresses, public
        keys, counts and times.
      This contract has no owner: the registry's owner names it (`set_recovery`),
@@ -57,6 +59,7 @@ MAX_GUARDIANS: public(constant(uint256)) = 8
 STATE_OPEN: constant(uint8) = 1
 STATE_EXECUTED: constant(uint8) = 2
 STATE_CANCELLED: constant(uint8) = 3
+STATE_VOID: constant(uint8) = 4
 
 
 struct Recovery:
@@ -130,6 +133,11 @@ event RecoveryApproved:
 
 
 event RecoveryCancelled:
+    recovery_id: indexed(uint256)
+    old_account: indexed(address)
+
+
+event RecoveryVoided:
     recovery_id: indexed(uint256)
     old_account: indexed(address)
 
@@ -315,6 +323,25 @@ def cancel(recovery_id: uint256):
     assert self.unanimous[msg.sender] != recovery_id, "recovery: every guardian approved"
     self.recoveries[recovery_id].state = STATE_CANCELLED
     log RecoveryCancelled(recovery_id=recovery_id, old_account=msg.sender)
+
+
+@external
+def void(recovery_id: uint256):
+    """
+    @notice Closes an open recovery that can never execute because its new
+            address has been registered since it was proposed.
+    @dev Anyone may call.
+    @param recovery_id An open recovery.
+    """
+    r: Recovery = self.recoveries[recovery_id]
+    assert r.state == STATE_OPEN, "recovery: not an open recovery"
+    kind: uint8 = 0
+    active: bool = False
+    key: bytes32 = empty(bytes32)
+    kind, active, key = staticcall registry.participant(r.new_account)
+    assert kind != 0, "recovery: the new account is still free"
+    self.recoveries[recovery_id].state = STATE_VOID
+    log RecoveryVoided(recovery_id=recovery_id, old_account=r.old_account)
 
 
 @external
