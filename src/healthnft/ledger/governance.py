@@ -50,6 +50,7 @@ ACTIONS = {
     "set-voting-period": 12,
     "hand-over": 13,
     "set-registrar": 14,
+    "set-recovery": 15,
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 STATES = {0: "unknown", 1: "pending", 2: "executed", 3: "expired", 4: "void"}
@@ -84,6 +85,10 @@ class Proposal:
             ),
             "set-registrar": lambda: (
                 f"{'name' if self.number else 'withdraw'} patient registrar {self.account}"
+            ),
+            "set-recovery": lambda: (
+                f"{'name' if self.number else 'withdraw'} guardian recovery contract "
+                f"{self.account}"
             ),
             "replace-council": lambda: (
                 f"replace council member {self.account} by {self.new_account}"
@@ -220,8 +225,9 @@ class Governance:
     ) -> int:
         """Propose ``action`` on ``account`` as council ``member`` (counts as its approval);
         the proposal's id. ``kind`` and ``key`` for register, ``key`` for rekey and
-        bind-did, ``flag`` for set-issuer, set-custodian and set-registrar, ``number`` for
-        set-threshold and set-voting-period, ``new_account`` for replace-council."""
+        bind-did, ``flag`` for set-issuer, set-custodian, set-registrar and set-recovery,
+        ``number`` for set-threshold and set-voting-period, ``new_account`` for
+        replace-council."""
         if action not in ACTIONS:
             raise LedgerError(f"unknown governance action {action!r}; use one of "
                               f"{', '.join(ACTIONS)}")  # fmt: skip

@@ -11,7 +11,15 @@
      - a grant is created only by the patient (directly, by approving a request,
        or through the patient's own policy) and only the patient can revoke it;
      - a revoked grant never becomes valid again; an expired one never is;
-     - a grant is only ever valid while its creator still owns the token;
+     - a grant is only ever valid while its creator (or the account the creator
+       was recovered to) still owns the token;
+     - guardian recovery: only the recovery contract the registry names calls
+       `recover_owner(old, new)`, once per `old`. From then on the grants `old`
+       made hold for `new` (they are read through `holder`, so they are neither
+       lost nor re-issued), `new` revokes them and answers `old`'s pending
+       requests, `old`'s standing policies are `new`'s (one policy list per
+       person, kept under the first address), and `old` can no longer share,
+       revoke, approve, decline or change a policy;
      - an escrowed reward leaves the contract exactly once: to the patient when
        the request is approved, or back to the requester when it is declined or
        lapses;
@@ -28,6 +36,7 @@ exports: (ownable.owner, ownable.transfer_ownership)
 interface IParticipantRegistry:
     def is_member(account: address) -> bool: view
     def participant(account: address) -> (uint8, bool, bytes32): view
+    def recovery() -> address: view
 
 
 interface IHealthRecordToken:
@@ -45,6 +54,8 @@ PURPOSE_PUBLIC_HEALTH: public(constant(uint8)) = 4
 MAX_CATEGORY: constant(uint8) = 64
 MAX_GRANT_TOKENS: constant(uint256) = 256
 MAX_POLICIES: constant(uint256) = 16
+# @dev As the registry's MAX_RECOVERIES: the longest successor chain followed.
+MAX_RECOVERIES: constant(uint256) = 8
 # @dev How long a request waits for the patient before its escrow can be reclaimed.
 REQUEST_WINDOW: public(constant(uint256)) = 30 * 86400
 
@@ -98,8 +109,15 @@ _grant_tokens: HashMap[uint256, HashMap[uint256, bool]]
 request_count: public(uint256)
 requests: public(HashMap[uint256, Request])
 
-policy_count: public(HashMap[address, uint256])
-policies: public(HashMap[address, HashMap[uint256, Policy]])
+# @dev Policies are kept under a person's first address (see `_policy_home`).
+_policy_count: HashMap[address, uint256]
+_policies: HashMap[address, HashMap[uint256, Policy]]
+
+# @dev A recovered account -> the account it was recovered to (empty: none).
+successor: public(HashMap[address, address])
+
+# @dev A recovered-to account -> the first address of its person (policies' key).
+_policy_home: HashMap[address, address]
 
 is_custodian: public(HashMap[address, bool])
 
@@ -141,6 +159,11 @@ event PolicyChanged:
 event CustodianChanged:
     custodian: indexed(address)
     status: bool
+
+
+event OwnerRecovered:
+    old_owner: indexed(address)
+    new_owner: indexed(address)
 
 
 event AccessLogged:
@@ -202,6 +225,7 @@ def share_category(grantee: address, category: uint8, purpose: uint8, expires: u
     @return The grant id.
     """
     assert category > 0 and category <= MAX_CATEGORY, "consent: unknown category"
+    assert self.successor[msg.sender] == empty(address), "consent: account was recovered"
     return self._new_grant(msg.sender, grantee, category, purpose, expires, deidentified_only)
 
 
@@ -209,11 +233,11 @@ def share_category(grantee: address, category: uint8, purpose: uint8, expires: u
 def revoke(grant_id: uint256):
     """
     @notice Ends a grant now: no key is released under it afterwards.
-    @dev Only the grant's owner; final.
+    @dev Only the grant's owner (the account it was recovered to, if it was); final.
     @param grant_id A grant of the caller.
     """
     g: Grant = self.grants[grant_id]
-    assert g.owner == msg.sender, "consent: caller does not own the grant"
+    assert g.owner != empty(address) and self._holder(g.owner) == msg.sender, "consent: caller does not own the grant"
     assert not g.revoked, "consent: grant already revoked"
     self.grants[grant_id].revoked = True
     log GrantRevoked(grant_id=grant_id, owner=msg.sender)
@@ -246,7 +270,7 @@ def log_access(grant_id: uint256, token_id: uint256):
     assert self.is_custodian[msg.sender], "consent: caller is not a custodian"
     g: Grant = self.grants[grant_id]
     assert self._can_access(grant_id, g.grantee, token_id), "consent: no valid grant"
-    log AccessLogged(owner=g.owner, grantee=g.grantee, token_id=token_id, grant_id=grant_id, purpose=g.purpose, custodian=msg.sender)
+    log AccessLogged(owner=self._holder(g.owner), grantee=g.grantee, token_id=token_id, grant_id=grant_id, purpose=g.purpose, custodian=msg.sender)
 
 
 @external
@@ -299,7 +323,7 @@ def request(owner: address, token_id: uint256, category: uint8, purpose: uint8, 
     log AccessRequested(request_id=request_id, owner=owner, requester=msg.sender, purpose=purpose, escrow=msg.value)
     policy: uint256 = self._matching_policy(owner, msg.sender, category, purpose, duration)
     if policy != 0:
-        self._approve(request_id, self.policies[owner][policy - 1].deidentified_only)
+        self._approve(request_id, self._policies[self._policy_home_of(owner)][policy - 1].deidentified_only)
     return request_id
 
 
@@ -311,7 +335,7 @@ def approve(request_id: uint256, deidentified_only: bool) -> uint256:
     @param deidentified_only Release only de-identified derivatives.
     @return The grant id.
     """
-    assert self.requests[request_id].owner == msg.sender, "consent: not a request to the caller"
+    assert self._holder(self.requests[request_id].owner) == msg.sender, "consent: not a request to the caller"
     return self._approve(request_id, deidentified_only)
 
 
@@ -322,7 +346,7 @@ def decline(request_id: uint256):
     @param request_id A pending request to the caller.
     """
     r: Request = self.requests[request_id]
-    assert r.owner == msg.sender, "consent: not a request to the caller"
+    assert self._holder(r.owner) == msg.sender, "consent: not a request to the caller"
     assert r.state == REQUEST_PENDING, "consent: request is not pending"
     self.requests[request_id].state = REQUEST_DECLINED
     self.requests[request_id].escrow = 0
@@ -371,13 +395,14 @@ def add_policy(grantee_kind: uint8, category: uint8, purpose: uint8, duration: u
     assert category <= MAX_CATEGORY, "consent: unknown category"
     assert purpose >= PURPOSE_TREATMENT and purpose <= PURPOSE_PUBLIC_HEALTH, "consent: unknown purpose"
     assert valid_until > block.timestamp, "consent: policy already expired"
-    index: uint256 = self.policy_count[msg.sender]
+    home: address = self._policy_home_of(msg.sender)
+    index: uint256 = self._policy_count[home]
     assert index < MAX_POLICIES, "consent: too many policies"
-    self.policies[msg.sender][index] = Policy(
+    self._policies[home][index] = Policy(
         grantee_kind=grantee_kind, category=category, purpose=purpose, duration=duration,
         deidentified_only=deidentified_only, valid_until=valid_until, active=True,
     )
-    self.policy_count[msg.sender] = index + 1
+    self._policy_count[home] = index + 1
     log PolicyChanged(owner=msg.sender, index=index + 1, active=True)
     return index + 1
 
@@ -388,13 +413,95 @@ def remove_policy(index: uint256):
     @notice Turns a policy off (grants it already made stay until revoked).
     @param index A 1-based policy index of the caller.
     """
-    assert index > 0 and index <= self.policy_count[msg.sender], "consent: unknown policy"
-    assert self.policies[msg.sender][index - 1].active, "consent: policy already removed"
-    self.policies[msg.sender][index - 1].active = False
+    assert self.successor[msg.sender] == empty(address), "consent: account was recovered"
+    home: address = self._policy_home_of(msg.sender)
+    assert index > 0 and index <= self._policy_count[home], "consent: unknown policy"
+    assert self._policies[home][index - 1].active, "consent: policy already removed"
+    self._policies[home][index - 1].active = False
     log PolicyChanged(owner=msg.sender, index=index, active=False)
 
 
+@external
+@view
+def policy_count(owner: address) -> uint256:
+    """
+    @notice How many policies `owner` has added (removed ones included).
+    @param owner A participant (after a recovery: its new address).
+    @return The count.
+    """
+    return self._policy_count[self._policy_home_of(owner)]
+
+
+@external
+@view
+def policies(owner: address, index: uint256) -> Policy:
+    """
+    @notice `owner`'s policy at 0-based `index`.
+    @param owner A participant (after a recovery: its new address).
+    @param index 0-based.
+    @return The policy (all zero beyond the count).
+    """
+    return self._policies[self._policy_home_of(owner)][index]
+
+
+# -- guardian recovery ----------------------------------------------------------
+
+
+@external
+def recover_owner(old_owner: address, new_owner: address):
+    """
+    @notice Guardian recovery: `old_owner`'s grants, pending requests and
+            standing policies are `new_owner`'s from now on, and `old_owner`
+            can no longer act on them.
+    @dev Only the recovery contract named in the registry (which has made
+         `new_owner` a member in place of `old_owner`). Once per `old_owner`.
+    @param old_owner The recovered patient's old address.
+    @param new_owner Its new address.
+    """
+    recovery: address = staticcall registry.recovery()
+    assert recovery != empty(address) and msg.sender == recovery, "consent: caller is not the recovery contract"
+    assert new_owner != empty(address) and new_owner != old_owner, "consent: invalid new owner"
+    assert self.successor[old_owner] == empty(address), "consent: owner already recovered"
+    assert self.successor[new_owner] == empty(address), "consent: new owner was recovered"
+    self.successor[old_owner] = new_owner
+    self._policy_home[new_owner] = self._policy_home_of(old_owner)
+    log OwnerRecovered(old_owner=old_owner, new_owner=new_owner)
+
+
+@external
+@view
+def holder(account: address) -> address:
+    """
+    @notice Who acts for `account` now: itself, or the address it was recovered to.
+    @param account Any address.
+    @return The current address.
+    """
+    return self._holder(account)
+
+
 # -- internals ------------------------------------------------------------------
+
+
+@internal
+@view
+def _holder(account: address) -> address:
+    current: address = account
+    for _: uint256 in range(MAX_RECOVERIES):
+        nxt: address = self.successor[current]
+        if nxt == empty(address):
+            break
+        current = nxt
+    return current
+
+
+@internal
+@view
+def _policy_home_of(account: address) -> address:
+    home: address = self._policy_home[account]
+    if home == empty(address):
+        return account
+    return home
+
 
 
 @internal
@@ -424,7 +531,7 @@ def _can_access(grant_id: uint256, grantee: address, token_id: uint256) -> bool:
     # ownerOf reverts for unknown and burned tokens: a view answers False instead.
     if token_id == 0 or token_id >= staticcall token.next_token_id() or staticcall token.is_burned(token_id):
         return False
-    if staticcall token.ownerOf(token_id) != g.owner:
+    if staticcall token.ownerOf(token_id) != self._holder(g.owner):
         return False
     return g.category != 0 or self._grant_tokens[grant_id][token_id]
 
@@ -434,9 +541,10 @@ def _approve(request_id: uint256, deidentified_only: bool) -> uint256:
     r: Request = self.requests[request_id]
     assert r.state == REQUEST_PENDING, "consent: request is not pending"
     assert block.timestamp <= r.deadline, "consent: request has lapsed"
+    owner: address = self._holder(r.owner)  # the patient's current address
     if r.token_id != 0:
-        assert staticcall token.ownerOf(r.token_id) == r.owner, "consent: owner no longer owns the token"
-    grant_id: uint256 = self._new_grant(r.owner, r.requester, r.category, r.purpose, block.timestamp + r.duration, deidentified_only)
+        assert staticcall token.ownerOf(r.token_id) == owner, "consent: owner no longer owns the token"
+    grant_id: uint256 = self._new_grant(owner, r.requester, r.category, r.purpose, block.timestamp + r.duration, deidentified_only)
     if r.token_id != 0:
         self._grant_tokens[grant_id][r.token_id] = True
     self.requests[request_id].state = REQUEST_APPROVED
@@ -444,7 +552,7 @@ def _approve(request_id: uint256, deidentified_only: bool) -> uint256:
     self.requests[request_id].escrow = 0
     log RequestSettled(request_id=request_id, state=REQUEST_APPROVED, grant_id=grant_id)
     if r.escrow > 0:
-        send(r.owner, r.escrow)
+        send(owner, r.escrow)
     return grant_id
 
 
@@ -460,11 +568,12 @@ def _matching_policy(owner: address, requester: address, category: uint8, purpos
     active: bool = False
     key: bytes32 = empty(bytes32)
     kind, active, key = staticcall registry.participant(requester)
-    count: uint256 = self.policy_count[owner]
+    home: address = self._policy_home_of(owner)
+    count: uint256 = self._policy_count[home]
     for i: uint256 in range(MAX_POLICIES):
         if i >= count:
             break
-        p: Policy = self.policies[owner][i]
+        p: Policy = self._policies[home][i]
         if p.active and block.timestamp < p.valid_until and p.grantee_kind == kind and p.category == category and p.purpose == purpose and duration <= p.duration:
             return i + 1
     return 0

@@ -40,6 +40,7 @@ interface IParticipantRegistry:
     def set_encryption_key(account: address, encryption_key: bytes32): nonpayable
     def bind_did(account: address, did_key: bytes32): nonpayable
     def set_registrar(account: address, status: bool): nonpayable
+    def set_recovery(account: address): nonpayable
     def transfer_ownership(new_owner: address): nonpayable
     def is_member(account: address) -> bool: view
     def owner() -> address: view
@@ -73,6 +74,7 @@ ACTION_SET_THRESHOLD: public(constant(uint8)) = 11  # number: new threshold
 ACTION_SET_VOTING_PERIOD: public(constant(uint8)) = 12  # number: seconds
 ACTION_HAND_OVER: public(constant(uint8)) = 13  # account: the registry's and consent manager's next owner
 ACTION_SET_REGISTRAR: public(constant(uint8)) = 14  # number: 1 name, 0 withdraw (patients' enrolment office)
+ACTION_SET_RECOVERY: public(constant(uint8)) = 15  # number: 1 name, 0 withdraw (guardian recovery contract)
 
 # @dev Proposal states as `proposal` reports them.
 STATE_UNKNOWN: constant(uint8) = 0
@@ -188,9 +190,9 @@ def propose(action: uint8, account: address, number: uint256, key: bytes32, new_
     @return The proposal's id.
     """
     self._check_voter(msg.sender)
-    assert action >= ACTION_REGISTER and action <= ACTION_SET_REGISTRAR, "governance: unknown action"
+    assert action >= ACTION_REGISTER and action <= ACTION_SET_RECOVERY, "governance: unknown action"
     assert account != empty(address), "governance: zero address"
-    if action == ACTION_SET_ISSUER or action == ACTION_SET_CUSTODIAN or action == ACTION_SET_REGISTRAR:
+    if action == ACTION_SET_ISSUER or action == ACTION_SET_CUSTODIAN or action == ACTION_SET_REGISTRAR or action == ACTION_SET_RECOVERY:
         assert number <= 1, "governance: flag must be 0 or 1"
     self._check_council_action(action, account, number, new_account)
     proposal_id: uint256 = self.proposal_count + 1
@@ -319,6 +321,11 @@ def _execute(p: Proposal):
         extcall consent.set_custodian(p.account, p.number == 1)
     elif p.action == ACTION_SET_REGISTRAR:
         extcall registry.set_registrar(p.account, p.number == 1)
+    elif p.action == ACTION_SET_RECOVERY:
+        if p.number == 1:
+            extcall registry.set_recovery(p.account)
+        else:
+            extcall registry.set_recovery(empty(address))
     elif p.action == ACTION_HAND_OVER:
         extcall registry.transfer_ownership(p.account)
         extcall consent.transfer_ownership(p.account)

@@ -31,7 +31,16 @@
        transaction: no token is ever superseded by a record that is not on chain,
        and no correction is ever minted without superseding the record it corrects;
      - an amendment approval is spent by the `amend` it allows, and dropped by a
-       transfer or a burn (it is the owner's, not the token's).
+       transfer or a burn (it is the owner's, not the token's);
+     - guardian recovery: only the recovery contract the registry names calls
+       `recover_owner(old, new)`, once per `old`; from then on every token whose
+       recorded owner is `old` (batch owner or transfer) belongs to `new` (the
+       `successor` chain, at most MAX_RECOVERIES long, is followed by `ownerOf`),
+       `old`'s balance is `new`'s, and nothing `old` approved counts any more
+       (operators are per owner; a token approval or an amendment approval counts
+       only while the token's recorded owner is its current owner). This moves
+       every token in O(1) gas, whatever the wallet's size, with no list to
+       trust; the token contract grants the recovery contract no other power.
      (Who minted which batch is in BatchMinted events, and each record's issuer is
      proven by its attestation, so no issuer is stored per batch: that would add
      ~22k gas to every mint.)
@@ -47,6 +56,7 @@ implements: IERC721
 interface IParticipantRegistry:
     def is_member(account: address) -> bool: view
     def is_issuer(account: address) -> bool: view
+    def recovery() -> address: view
 
 
 interface IERC721Receiver:
@@ -58,6 +68,9 @@ _SUPPORTED_INTERFACES: constant(bytes4[3]) = [0x01ffc9a7, 0x80ac58cd, 0x5b5e139f
 
 # @dev The largest batch one transaction may mint (bounds the event range).
 MAX_BATCH: public(constant(uint256)) = 10_000
+
+# @dev As the registry's MAX_RECOVERIES: the longest successor chain followed.
+MAX_RECOVERIES: constant(uint256) = 8
 
 _ADDRESS_BITS: constant(uint256) = 96
 _RANGE_MASK: constant(uint256) = (1 << 48) - 1
@@ -92,6 +105,9 @@ superseded_by: public(HashMap[uint256, uint256])
 
 # @dev Old token -> issuer the owner allows to supersede it.
 amendment_approved: public(HashMap[uint256, address])
+
+# @dev A recovered owner -> the address its tokens now belong to (empty: none).
+successor: public(HashMap[address, address])
 
 _balances: HashMap[address, uint256]
 _token_approvals: HashMap[uint256, address]
@@ -128,6 +144,13 @@ event BatchMinted:
     batch_id: indexed(uint256)
     issuer: indexed(address)
     root: bytes32
+
+
+# @dev Every token of `old_owner` (`tokens` of them) now belongs to `new_owner`.
+event OwnerRecovered:
+    old_owner: indexed(address)
+    new_owner: indexed(address)
+    tokens: uint256
 
 
 # @dev `old_token` was corrected by `new_token`, minted in the same transaction.
@@ -190,6 +213,7 @@ def amend(old_token: uint256, expected_start: uint256, root: bytes32) -> uint256
     """
     assert self.amendment_approved[old_token] == msg.sender, "healthrecord: amendment not approved by the owner"
     owner: address = self._owner_of(old_token)
+    assert self._recorded_owner(old_token) == owner, "healthrecord: amendment not approved by the owner"
     assert self.superseded_by[old_token] == 0, "healthrecord: token already superseded"
     batch_id: uint256 = self._mint_batch(owner, 1, expected_start, root)
     self.superseded_by[old_token] = expected_start
@@ -298,6 +322,7 @@ def approve(to: address, token_id: uint256):
         assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
     if to != empty(address):
         assert staticcall registry.is_member(to), "healthrecord: approved address is not a registered member"
+    self._settle_owner(token_id, owner)
     self._token_approvals[token_id] = to
     log Approval(owner=owner, approved=to, token_id=token_id)
 
@@ -310,7 +335,9 @@ def getApproved(token_id: uint256) -> address:
     @param token_id A minted token id.
     @return The approved address or empty.
     """
-    self._owner_of(token_id)
+    owner: address = self._owner_of(token_id)
+    if self._recorded_owner(token_id) != owner:
+        return empty(address)  # given by a recovered owner: void
     return self._token_approvals[token_id]
 
 
@@ -390,7 +417,32 @@ def approve_amendment(token_id: uint256, issuer: address):
     assert self._owner_of(token_id) == msg.sender, "healthrecord: caller is not token owner"
     assert self.superseded_by[token_id] == 0, "healthrecord: token already superseded"
     assert staticcall registry.is_issuer(issuer), "healthrecord: not a registered issuer"
+    self._settle_owner(token_id, msg.sender)
     self.amendment_approved[token_id] = issuer
+
+
+@external
+def recover_owner(old_owner: address, new_owner: address):
+    """
+    @notice Guardian recovery: every token of `old_owner` now belongs to
+            `new_owner` (one storage write, whatever the number of tokens).
+    @dev Only the recovery contract named in the registry, which has already
+         made `new_owner` a member in place of `old_owner` (registry
+         `recover_patient`). Once per `old_owner`; `new_owner` must not itself
+         be a recovered address.
+    @param old_owner The recovered patient's old address.
+    @param new_owner Its new address.
+    """
+    recovery: address = staticcall registry.recovery()
+    assert recovery != empty(address) and msg.sender == recovery, "healthrecord: caller is not the recovery contract"
+    assert new_owner != empty(address) and new_owner != old_owner, "healthrecord: invalid new owner"
+    assert self.successor[old_owner] == empty(address), "healthrecord: owner already recovered"
+    assert self.successor[new_owner] == empty(address), "healthrecord: new owner was recovered"
+    moved: uint256 = self._balances[old_owner]
+    self.successor[old_owner] = new_owner
+    self._balances[old_owner] = 0
+    self._balances[new_owner] += moved
+    log OwnerRecovered(old_owner=old_owner, new_owner=new_owner, tokens=moved)
 
 
 @internal
@@ -440,12 +492,46 @@ def _batch_of(token_id: uint256) -> uint256:
 
 @internal
 @view
-def _owner_of(token_id: uint256) -> address:
+def _recorded_owner(token_id: uint256) -> address:
+    """
+    @dev The owner as written (batch or transfer), before following recoveries.
+    """
     assert not self.is_burned[token_id], "healthrecord: token burned"
     override: address = self._owner_override[token_id]
     if override != empty(address):
         return override
     return convert(self._batches[self._batch_of(token_id)] >> _ADDRESS_BITS, address)
+
+
+@internal
+@view
+def _current(account: address) -> address:
+    """
+    @dev `account`, or the address it was recovered to (followed to the end).
+    """
+    current: address = account
+    for _: uint256 in range(MAX_RECOVERIES):
+        nxt: address = self.successor[current]
+        if nxt == empty(address):
+            break
+        current = nxt
+    return current
+
+
+@internal
+@view
+def _owner_of(token_id: uint256) -> address:
+    return self._current(self._recorded_owner(token_id))
+
+
+@internal
+def _settle_owner(token_id: uint256, owner: address):
+    """
+    @dev Writes the current owner as the recorded one when they differ (a token
+         of a recovered address), so an approval the new owner gives counts.
+    """
+    if self._recorded_owner(token_id) != owner:
+        self._owner_override[token_id] = owner
 
 
 @internal
@@ -459,7 +545,7 @@ def _check_caller(owner: address, token_id: uint256):
     """
     if msg.sender == owner:
         return
-    assert self.isApprovedForAll[owner][msg.sender] or self._token_approvals[token_id] == msg.sender, "healthrecord: caller is not token owner or approved"
+    assert self.isApprovedForAll[owner][msg.sender] or (self._token_approvals[token_id] == msg.sender and self._recorded_owner(token_id) == owner), "healthrecord: caller is not token owner or approved"
     assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
 
 

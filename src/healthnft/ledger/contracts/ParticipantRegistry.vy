@@ -21,7 +21,14 @@
        binds their DID keys, nothing else: it never registers an institution,
        grants a role, suspends or re-keys; the owner withdraws the role at will;
      - a credential is revoked under its issuer's address only by that issuer,
-       and a revocation is never undone (revocation lists only grow).
+       and a revocation is never undone (revocation lists only grow);
+     - a patient's account is recovered only by the recovery contract the owner
+       names (guardians' approval and a delay are enforced there), only to a
+       fresh address, once: the old entry becomes inactive for good
+       (`recovered_to` is set and never cleared, `reactivate` refuses it) and
+       the new one is an active patient; an institution is never recovered this
+       way; an account descends from at most MAX_RECOVERIES recoveries, so the
+       token and consent contracts follow a bounded chain of successors.
 """
 
 from snekmate.auth import ownable
@@ -62,6 +69,19 @@ did_key: public(HashMap[address, bytes32])
 # @dev The participant a did:key key is bound to (the reverse of `did_key`).
 did_owner: public(HashMap[bytes32, address])
 
+# @dev The guardian recovery contract (empty: none named). Token and consent
+#      manager read it here too, so the owner names it in one place.
+recovery: public(address)
+
+# @dev A recovered patient's account -> the account it was recovered to.
+recovered_to: public(HashMap[address, address])
+
+# @dev How many recoveries led to an account (0 for one never recovered into).
+recovery_depth: public(HashMap[address, uint256])
+
+# @dev The longest chain of recoveries one patient may go through.
+MAX_RECOVERIES: public(constant(uint256)) = 8
+
 # @dev issuer -> sha256(credential id) -> revoked.
 is_revoked: public(HashMap[address, HashMap[bytes32, bool]])
 
@@ -98,6 +118,15 @@ event RegistrarChanged:
 event DidBound:
     account: indexed(address)
     did_key: bytes32
+
+
+event RecoveryChanged:
+    account: indexed(address)
+
+
+event PatientRecovered:
+    old_account: indexed(address)
+    new_account: indexed(address)
 
 
 event CredentialRevoked:
@@ -161,6 +190,7 @@ def reactivate(account: address):
     p: Participant = self.participants[account]
     assert p.kind != 0, "registry: not registered"
     assert not p.active, "registry: already active"
+    assert self.recovered_to[account] == empty(address), "registry: account was recovered"
     self.participants[account].active = True
     log ParticipantReactivated(account=account)
 
@@ -213,6 +243,58 @@ def set_registrar(account: address, status: bool):
     assert account != empty(address), "registry: zero address"
     self.is_registrar[account] = status
     log RegistrarChanged(account=account, status=status)
+
+
+@external
+def set_recovery(account: address):
+    """
+    @notice Names the guardian recovery contract (or none, with the empty address).
+    @dev Only the admin (in a consortium: k of the council). The contract it names
+         may only call `recover_patient`, and the token and consent manager let it
+         move a recovered patient's tokens and consent, nothing else.
+    @param account The recovery contract's address, or empty to withdraw.
+    """
+    ownable._check_owner()
+    self.recovery = account
+    log RecoveryChanged(account=account)
+
+
+@external
+def recover_patient(old_account: address, new_account: address, encryption_key: bytes32, did_key: bytes32):
+    """
+    @notice Moves a patient's membership to a new address after a guardian
+            recovery: `new_account` is registered as a patient with the new keys
+            and `old_account` is deactivated for good (its key is useless here).
+    @dev Only the recovery contract named by `set_recovery`. Registering,
+         binding the DID and deactivating are one step on purpose: the recovery
+         contract is not a registrar and can enrol nobody but a successor.
+    @param old_account An active patient (never an institution).
+    @param new_account A fresh, non-zero address.
+    @param encryption_key The new X25519 public key (non-zero).
+    @param did_key The new Ed25519 did:key key, or empty to bind none.
+    """
+    assert self.recovery != empty(address) and msg.sender == self.recovery, "registry: caller is not the recovery contract"
+    old: Participant = self.participants[old_account]
+    assert old.kind == KIND_PATIENT, "registry: only a patient is recovered"
+    assert old.active, "registry: not an active participant"
+    assert new_account != empty(address), "registry: zero address"
+    assert self.participants[new_account].kind == 0, "registry: already registered"
+    assert encryption_key != empty(bytes32), "registry: empty encryption key"
+    depth: uint256 = self.recovery_depth[old_account] + 1
+    assert depth <= MAX_RECOVERIES, "registry: too many recoveries"
+
+    self.participants[old_account].active = False
+    self.recovered_to[old_account] = new_account
+    self.participants[new_account] = Participant(kind=KIND_PATIENT, active=True, encryption_key=encryption_key)
+    self.recovery_depth[new_account] = depth
+    log ParticipantDeactivated(account=old_account)
+    log ParticipantRegistered(account=new_account, kind=KIND_PATIENT, encryption_key=encryption_key)
+    if did_key != empty(bytes32):
+        assert self.did_owner[did_key] == empty(address), "registry: DID bound to another account"
+        self.did_key[new_account] = did_key
+        self.did_owner[did_key] = new_account
+        log DidBound(account=new_account, did_key=did_key)
+    log PatientRecovered(old_account=old_account, new_account=new_account)
 
 
 @internal
