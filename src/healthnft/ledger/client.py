@@ -232,12 +232,21 @@ class Ledger:
             "value": value,
         }
         if gas is None:
-            try:
-                gas = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
-            except Exception as exc:  # web3, eth-tester and nodes each raise their own
-                raise LedgerError(_failure_reason(exc)) from None
+            gas = self._estimate(tx)
         del tx["from"]
         return self._sign_tx(account, tx, gas=gas, nonce=nonce)
+
+    def gas_for(self, account: LocalAccount, call: Any, value: int = 0) -> int:
+        """The gas limit :meth:`sign` would give ``call`` from ``account`` (an estimate with
+        a margin; the contract's refusal is :class:`LedgerError`)."""
+        return self._estimate({"from": account.address, "to": call.address,
+                               "data": call_data(call), "value": value})  # fmt: skip
+
+    def _estimate(self, tx: dict[str, Any]) -> int:
+        try:
+            return int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000  # type: ignore[arg-type]
+        except Exception as exc:  # web3, eth-tester and nodes each raise their own
+            raise LedgerError(_failure_reason(exc)) from None
 
     def _sign_tx(self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None,
                  nonce: int | None = None) -> SentTransaction:  # fmt: skip
@@ -257,9 +266,11 @@ class Ledger:
         tip = 1
         return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
-    def broadcast(self, sent: SentTransaction, what: str = "transaction") -> dict:
-        """Send a signed transaction (idempotent) and return its successful receipt, once
-        it has ``confirmations`` blocks."""
+    def submit(self, sent: SentTransaction, what: str = "transaction") -> None:
+        """Hand a signed transaction to the node (idempotent): once this returns, the node
+        holds it (or has mined it, or mined another one with its nonce: ``nonce too
+        low``, which only the receipt or :meth:`superseded` can tell apart). A refusal is
+        :class:`LedgerError` and gives its nonce back."""
         try:
             self.w3.eth.send_raw_transaction(sent.raw)
         except (Web3RPCError, ValueError) as exc:
@@ -269,6 +280,38 @@ class Ledger:
                 if sent.sender:
                     self.nonces.release(sent.sender, sent.nonce)
                 raise LedgerError(f"{what} rejected: {revert_reason(exc)}") from None
+
+    def simulate(self, account: LocalAccount, call: Any) -> None:
+        """Run ``call`` as ``account`` would send it, on the latest block, without sending
+        it (one ``eth_call``: the check an estimate makes, without its binary search);
+        the contract's refusal is :class:`LedgerError`."""
+        tx = {"from": account.address, "to": call.address, "data": call_data(call)}
+        try:
+            self.w3.eth.call(tx)
+        except Exception as exc:  # web3, eth-tester and nodes each raise their own
+            raise LedgerError(_failure_reason(exc)) from None
+
+    def superseded(self, sent: SentTransaction) -> bool:
+        """Whether an unmined ``sent`` can never be mined: a *mined* transaction of its
+        sender already used its nonce (unlike :meth:`dropped`, a transaction still
+        waiting in the node's pool is not counted as gone)."""
+        mined = self.w3.eth.get_transaction_count(Web3.to_checksum_address(sent.sender),
+                                                  "latest")  # fmt: skip
+        return sent.nonce < int(mined) and self.receipt_of(sent.tx_hash) is None
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether threads may use this client at once: a JSON-RPC node serves each
+        request on its own; the embedded chain (eth-tester over py-evm, in this process)
+        is not made for it and gains nothing from it under the GIL."""
+        from web3.providers.eth_tester import EthereumTesterProvider
+
+        return not isinstance(self.w3.provider, EthereumTesterProvider)
+
+    def broadcast(self, sent: SentTransaction, what: str = "transaction") -> dict:
+        """Send a signed transaction (idempotent) and return its successful receipt, once
+        it has ``confirmations`` blocks."""
+        self.submit(sent, what)
         receipt = self._await_receipt(sent.tx_hash, what)
         if receipt["status"] != 1:
             raise LedgerError(f"{what} reverted on chain: {self._replay_reason(sent)}")
