@@ -13,7 +13,11 @@ for a token under a grant, it checks *independently, on chain*, that:
    of a record also covers its copies, which hold strictly less;
 
 then logs the release on chain (``log_access``: who, which token, purpose, when)
-and only then re-wraps its share for the requester with HPKE. The requester
+and only then re-wraps its share for the requester with HPKE. How "logged" is
+reached is an :class:`~healthnft.consent.accesslog.AccessLog`: in-process custodians
+wait for the receipt; a custodian service releases once the node accepted its signed,
+stored log and settles it afterwards (:mod:`healthnft.consent.accesslog` says why and
+what that gives up). The requester
 needs k shares; k-1 reveal nothing, and no custodian alone can read a record.
 Where the custodian's shares come from is a :class:`ShareSource`: the home's own
 catalogue when every custodian runs in-process (:class:`CatalogueShares`), or the
@@ -23,7 +27,11 @@ are the same code either way.
 
 The grantee's side (:func:`release_as_grantee`) first collects one challenge from each
 custodian it can reach, and asks none to release before k have answered: fewer than k
-reachable is one error with nothing logged on chain. Each released share is unwrapped
+reachable is one error with nothing logged on chain. Custodians that say they may be
+(``concurrent``: services over HTTP, in-process ones on a JSON-RPC node) are asked at
+once in threads — the challenges from all, then k releases, then as many more as are
+still needed — so an open costs one custodian's time, not k of them, and k logs can
+share a block. Each released share is unwrapped
 and checked as it arrives (a custodian answering garbage, or another custodian's share,
 is named); k well-formed shares that do not open the record are retried with the next
 custodian's, and the combination that opens names the custodian that lied.
