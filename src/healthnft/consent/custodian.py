@@ -39,14 +39,15 @@ custodian's, and the combination that opens names the custodian that lied.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from healthnft.consent.accesslog import AccessLog, AwaitedLog
 from healthnft.credentials.challenges import ChallengeStore
@@ -176,18 +177,30 @@ class CustodianService:
         nonce = _nonce(presentation)
         vp = verify_presentation(presentation, challenge=nonce, domain=self.domain,
                                  challenges=self.challenges)  # fmt: skip
-        holder = did_address(self.ledger, vp.holder)
+        consent = Consent(self.ledger)
+        with prefetched(self.ledger.concurrent, {
+            "holder": lambda: did_address(self.ledger, vp.holder),
+            "access": lambda: consent.can_access(grant_id, requester, token_id),
+            "grant": lambda: consent.grant(grant_id),
+            "key": lambda: self.ledger.participant(requester)[2],
+        }) as read:  # fmt: skip
+            return self._checked_release(consent, read, token_id, grant_id, requester, nonce)
+
+    def _checked_release(self, consent: Consent, read: Callable[[str], Any], token_id: int,
+                         grant_id: int, requester: str, nonce: str) -> bytes:  # fmt: skip
+        """The checks of :meth:`release` in their order (each read taken when needed),
+        then the log, then the share."""
+        holder = read("holder")
         if holder is None or holder.lower() != requester.lower():
             raise AccessDenied("the presentation is not from the requester's DID")
-        consent = Consent(self.ledger)
         # One message for every refusal below: no hint whether the token exists.
         denied = AccessDenied(f"token {token_id}: no valid grant for {requester}")
         original = self.originals(token_id)
-        if not consent.can_access(grant_id, requester, token_id) and not (
+        if not read("access") and not (
             original is not None and consent.can_access(grant_id, requester, original)
         ):
             raise denied
-        grant = consent.grant(grant_id)
+        grant = read("grant")
         held = self.shares.held_share(token_id, self.identity.address)
         if grant is None:
             raise denied
@@ -205,8 +218,22 @@ class CustodianService:
         assert self.log is not None
         # Logged before release: the nonce is this release's one-time challenge.
         self.log.record(self.identity.account, grant_id, token_id, nonce)
-        _, _, requester_key = self.ledger.participant(requester)
-        return release_share(share, requester_key, token_id, held.commitment)
+        return release_share(share, read("key"), token_id, held.commitment)
+
+
+@contextlib.contextmanager
+def prefetched(concurrent: bool, calls: dict[str, Callable[[], Any]],
+               ) -> Iterator[Callable[[str], Any]]:  # fmt: skip
+    """Independent chain reads started at once when the client allows it (their round
+    trips overlap); each answer, or its error, is taken only where a check needs it, so
+    the checks keep their order and their messages. Otherwise each read is made when
+    taken, as before."""
+    if not concurrent:
+        yield lambda name: calls[name]()
+        return
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="reads") as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        yield lambda name: futures[name].result()
 
 
 def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
@@ -288,21 +315,42 @@ def release_as_grantee(
     row = catalog.catalogue.record(token_id)
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    grants = grants_for(ledger, grantee.address, token_id, row.category, originals(token_id))
-    if not grants:
-        if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
-            raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
-                           "open the record's de-identified copy")  # fmt: skip
-        raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    problem = Wallet(ledger, catalog, blobs).chain_problem(row)
-    if problem:
-        raise Tampered(f"token {token_id}: {problem}")
-    ciphertext = blobs.get(row.blob_digest)
-    if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
-        raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
+    with challenges_meanwhile(custodians, threshold, token_id) as challenges, prefetched(
+        ledger.concurrent, {"problem": lambda: Wallet(ledger, catalog, blobs).chain_problem(row)}
+    ) as read:  # fmt: skip
+        grants = grants_for(ledger, grantee.address, token_id, row.category,
+                            originals(token_id))  # fmt: skip
+        if not grants:
+            if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
+                raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
+                               "open the record's de-identified copy")  # fmt: skip
+            raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
+        problem = read("problem")
+        if problem:
+            raise Tampered(f"token {token_id}: {problem}")
+        ciphertext = blobs.get(row.blob_digest)
+        if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
+            raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
+        ready = challenges()
     plain = gather_and_open(grantee, token_id, grants[0], row.commitment, ciphertext,
-                            custodians, threshold, members)  # fmt: skip
+                            custodians, threshold, members, ready=ready)  # fmt: skip
     return row, plain
+
+
+@contextlib.contextmanager
+def challenges_meanwhile(custodians: Sequence[Custodian], threshold: int, token_id: int,
+                         ) -> Iterator[Callable[[], list[tuple[Custodian, str]]]]:  # fmt: skip
+    """Collect the custodians' challenges (:func:`_reachable`) in a thread while the
+    caller checks the grant and the chain: a challenge commits nobody to anything, and
+    the round trips to the custodians overlap the reads of the chain. The function
+    given to the caller answers them (or raises what :func:`_reachable` raised).
+    Custodians that are not ``concurrent`` are asked when it is called, as before."""
+    if not _concurrent(custodians):
+        yield lambda: _reachable(custodians, threshold, token_id)[0]
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenges") as pool:
+        future = pool.submit(_reachable, custodians, threshold, token_id)
+        yield lambda: future.result()[0]
 
 
 def _concurrent(custodians: Sequence[Custodian]) -> bool:
@@ -393,8 +441,12 @@ def _open_with_new(ciphertext: bytes, good: list[tuple[str, bytes]], new: set[st
 def gather_and_open(
     grantee: Identity, token_id: int, grant_id: int, commitment: bytes, ciphertext: bytes,
     custodians: Sequence[Custodian], threshold: int, members: Sequence[str] = (),
+    *, ready: list[tuple[Custodian, str]] | None = None,
 ) -> RecordPlaintext:  # fmt: skip
     """Ask custodians for k shares, check each, and open ``ciphertext`` with them.
+
+    ``ready``: the challenges already collected (:func:`challenges_meanwhile`), else
+    they are collected here first.
 
     Challenges are collected from every custodian first (fewer than k: nothing asked,
     nothing logged); then k custodians are asked at once, and as many more as are
@@ -404,7 +456,8 @@ def gather_and_open(
     those received: the set that opens the record names the one(s) left out as having
     answered a wrong share.
     """
-    ready, _ = _reachable(custodians, threshold, token_id)
+    if ready is None:
+        ready, _ = _reachable(custodians, threshold, token_id)
     ask = _Ask(grantee, token_id, grant_id, commitment,
                {a.lower(): i + 1 for i, a in enumerate(members)})  # fmt: skip
     concurrent = _concurrent([service for service, _ in ready])
