@@ -8,7 +8,7 @@ serve` processes and a hospital home in this process.
 - two custodians down: one clear error, no block, no log kept by the one left;
 - a custodian killed with its log accepted but unmined, and the node then losing it,
   sends the very same transaction again when it restarts: the log reaches the chain
-  once, never twice.
+  once, never twice; a log whose nonce another transaction took is signed again, once.
 """
 
 from __future__ import annotations
@@ -30,13 +30,19 @@ import requests
 from eth_account import Account
 
 from conftest import LAB_OBSERVATION, need_tool
+from healthnft import keys
 from healthnft.consent import open_as_grantee
+from healthnft.consent.accesslog import BroadcastLog, Settler
 from healthnft.consent.remote import RemoteCustodian
 from healthnft.errors import Unavailable
 from healthnft.ledger import nodes
 from healthnft.ledger.consent import Consent
 from healthnft.network import Network
 from healthnft.services import minting, records, sharing
+from healthnft.store.accesslogs import AccessLogs
+from healthnft.store.connection import MEMORY
+from healthnft.store.migrations import open_database
+from healthnft.store.schema import INDEX
 from healthnft.vault.custody import release_share
 
 PASS = "release-logs-passphrase"
@@ -95,6 +101,7 @@ class World:
     research: str
     token: int
     patient: str
+    grant_id: int
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +130,9 @@ def world(tmp_path_factory):
         minted = minting.mint_files(net, "General", patient, [source], PASS)
         assert minted.custody_pending == []
         token = net.wallet().list(patient)[0]["token_id"]
-        sharing.share(net, patient, research, "research", 30, token_ids=[token], passphrase=PASS)
-        yield World(net, anvil, served, research, token, patient)
+        grant = sharing.share(net, patient, research, "research", 30, token_ids=[token],
+                              passphrase=PASS)  # fmt: skip
+        yield World(net, anvil, served, research, token, patient, grant.grant_id)
     finally:
         for custodian in served:
             custodian.kill()
@@ -292,3 +300,32 @@ def test_a_pending_log_is_sent_again_after_a_custodian_restart(world: World) -> 
     assert sum(log["confirmed"] for log in logs) == confirmed + 2
     assert _logged(world) == before + 2  # once each: the same bytes, never a second log
     assert all(log["failed"] == 0 and log["problems"] == [] for log in logs)
+    status = subprocess.run(
+        [sys.executable, "-m", "healthnft.cli", "--home", str(world.custodians[0].home),
+         "custodian", "status", "--json"], capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(status.stdout)["healthy"] is True
+
+
+def test_a_log_whose_nonce_another_transaction_took_is_signed_again_once(world: World) -> None:
+    """The settler's re-sign: kept bytes that can never be mined (a mined transaction
+    used their nonce) give way to one new log, checked again; the old never lands."""
+    custodian = world.custodians[2]
+    custodian.kill()  # its account is used here alone
+    try:
+        address = json.loads((custodian.home / "config.json").read_text())["custodian"]
+        account = keys.read_keystore(custodian.home / "keystore", address, PASS).account
+        ledger = world.net.ledger
+        logs = AccessLogs(open_database(MEMORY, INDEX))
+        sent = ledger.sign(account, Consent(ledger).log_access_call(world.grant_id, world.token))
+        logs.keep("a-release", world.grant_id, world.token, sent.raw, sent.tx_hash, sent.nonce)
+        ledger.nonces.release(address, sent.nonce)
+        ledger.fund(account, address, 0)  # mined with the kept log's nonce
+        before = _logged(world)
+        assert Settler(BroadcastLog(ledger, logs), account).wait_settled(30)
+        kept = logs.get("a-release")
+        assert kept is not None and (kept.state, kept.attempts) == ("confirmed", 2)
+        assert kept.tx_hash != sent.tx_hash and ledger.receipt_of(sent.tx_hash) is None
+        assert _logged(world) == before + 1
+    finally:
+        custodian.start()
