@@ -132,6 +132,7 @@ class Ledger:
         self.chain_id = w3.eth.chain_id
         self.read_cache: ReadCache | None = None
         self._events: EventIndex | None = None
+        self._fee_cache: tuple[float, dict[str, int]] | None = None
 
     # -- events ---------------------------------------------------------------
 
@@ -262,9 +263,18 @@ class Ledger:
                                account.address)  # fmt: skip
 
     def _fees(self) -> dict[str, int]:
+        """Twice the latest base fee (plus a tip of 1 wei), read at most once a second: a
+        base fee rises by at most 12.5 % a block, so a second-old reading still covers
+        the next block, and a custodian signing a log per release saves a block fetch."""
+        now = time.monotonic()
+        cached = self._fee_cache
+        if cached is not None and now - cached[0] < 1.0:
+            return dict(cached[1])
         base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
         tip = 1
-        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        self._fee_cache = (now, fees)
+        return dict(fees)
 
     def submit(self, sent: SentTransaction, what: str = "transaction") -> None:
         """Hand a signed transaction to the node (idempotent): once this returns, the node
@@ -500,10 +510,14 @@ class Ledger:
 
     @view
     def owner_of(self, token_id: int) -> str | None:
-        """The token's owner, or None when no such token exists (or it was burned)."""
-        if not 0 < token_id < self.next_token_id() or self.is_burned(token_id):
+        """The token's owner, or None when no such token exists (or it was burned).
+
+        One call: ``owners_of`` answers the empty address for an unknown or burned id,
+        where ``ownerOf`` reverts (this read was three calls, twice in every open)."""
+        if token_id <= 0:
             return None
-        return self.token.functions.ownerOf(token_id).call()
+        owner = self.token.functions.owners_of([token_id]).call()[0]
+        return None if int(owner, 16) == 0 else owner
 
     @view
     def owners_of(self, token_ids: list[int]) -> list[str | None]:
