@@ -601,8 +601,8 @@ def test_read_cache_memoizes_views_until_a_write(env: Env) -> None:
     cache = env.ledger.enable_read_cache(ttl_s=60)
     assert env.ledger.owner_of(token) == env.alice.address
     calls = []
-    original = env.ledger.token.functions.ownerOf
-    env.ledger.token.functions.ownerOf = lambda *a: calls.append(a) or original(*a)
+    original = env.ledger.token.functions.owners_of  # what owner_of reads
+    env.ledger.token.functions.owners_of = lambda *a: calls.append(a) or original(*a)
     try:
         assert env.ledger.owner_of(token) == env.alice.address  # served from the cache
         assert calls == []
@@ -617,7 +617,7 @@ def test_read_cache_memoizes_views_until_a_write(env: Env) -> None:
         assert env.ledger.participant(env.bob.address)[:2] == ("patient", True)
         assert env.ledger.participant(env.bob.address)[:2] == ("patient", True)
     finally:
-        env.ledger.token.functions.ownerOf = original
+        env.ledger.token.functions.owners_of = original
 
 
 def test_read_cache_entries_expire(env: Env) -> None:

@@ -1,13 +1,16 @@
 """A key custodian's HTTP service (``healthnft --home C custodian serve``).
 
-Three routes, each thin over :class:`~healthnft.services.custodians.CustodianNode`:
+Four routes, each thin over :class:`~healthnft.services.custodians.CustodianNode`:
 
 - ``GET /challenge``: a one-time challenge for this custodian's domain;
 - ``POST /shares``: an issuer delivers the sealed shares of a minted batch (signed; the
   custodian checks signer, batch and commitments on chain before keeping any);
 - ``POST /release``: a grantee's presentation over a challenge and a grant id; the
-  custodian checks both on chain, logs the release there, and answers its share
-  HPKE-wrapped for the grantee (``{"share": hex}``).
+  custodian checks both on chain, has the node accept its signed log of the release
+  (kept in its store until mined: :mod:`healthnft.consent.accesslog`), and answers its
+  share HPKE-wrapped for the grantee (``{"share": hex}``);
+- ``GET /status``: shares held and the access logs' settlement (pending, confirmed,
+  failed, overdue): no secret, for operators and monitoring.
 
 Errors are problem documents, as in the main API (:mod:`.problems`). Requests are
 handled one at a time: a custodian's traffic is a few requests per opened record,
@@ -60,6 +63,10 @@ def create_custodian_app(home: Path, passphrase: str) -> FastAPI:
     def shares(delivery: dict[str, Any]) -> dict[str, int]:
         with one_at_a_time:
             return {"accepted": node.accept(delivery)}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return node.status()
 
     @app.post("/release")
     def release(req: ReleaseRequest) -> dict[str, str]:

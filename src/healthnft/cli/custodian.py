@@ -75,6 +75,22 @@ def custodian_serve(
         uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
 
 
+@custodian_app.command("status")
+def custodian_status(as_json: JsonOpt = False) -> None:
+    """This custodian's shares and access logs: each release's log is sent before the
+    share leaves and settled on chain afterwards; exit 1 if one failed or is overdue."""
+    result = custodians.custodian_status(state.home)
+    logs = result["access_logs"]
+    say(as_json, result, f"custodian {result['custodian']}: {result['shares']} shares; access "
+        f"logs {logs['confirmed']} confirmed, {logs['pending']} pending ({logs['overdue']} "
+        f"overdue), {logs['failed']} failed")  # fmt: skip
+    if not as_json:
+        warn([f"token {p['token_id']} grant {p['grant_id']}: {p['state']} log {p['tx_hash']}"
+              f" ({p['error'] or 'not mined yet'})" for p in logs["problems"]])  # fmt: skip
+    if not result["healthy"]:
+        raise typer.Exit(1)
+
+
 @custodian_app.command("deliver")
 def custodian_deliver(passphrase: PassOpt = None, as_json: JsonOpt = False) -> None:
     """Send remote custodians the key shares of minted batches they have not received."""

@@ -13,7 +13,11 @@ for a token under a grant, it checks *independently, on chain*, that:
    of a record also covers its copies, which hold strictly less;
 
 then logs the release on chain (``log_access``: who, which token, purpose, when)
-and only then re-wraps its share for the requester with HPKE. The requester
+and only then re-wraps its share for the requester with HPKE. How "logged" is
+reached is an :class:`~healthnft.consent.accesslog.AccessLog`: in-process custodians
+wait for the receipt; a custodian service releases once the node accepted its signed,
+stored log and settles it afterwards (:mod:`healthnft.consent.accesslog` says why and
+what that gives up). The requester
 needs k shares; k-1 reveal nothing, and no custodian alone can read a record.
 Where the custodian's shares come from is a :class:`ShareSource`: the home's own
 catalogue when every custodian runs in-process (:class:`CatalogueShares`), or the
@@ -23,7 +27,11 @@ are the same code either way.
 
 The grantee's side (:func:`release_as_grantee`) first collects one challenge from each
 custodian it can reach, and asks none to release before k have answered: fewer than k
-reachable is one error with nothing logged on chain. Each released share is unwrapped
+reachable is one error with nothing logged on chain. Custodians that say they may be
+(``concurrent``: services over HTTP, in-process ones on a JSON-RPC node) are asked at
+once in threads — the challenges from all, then k releases, then as many more as are
+still needed — so an open costs one custodian's time, not k of them, and k logs can
+share a block. Each released share is unwrapped
 and checked as it arrives (a custodian answering garbage, or another custodian's share,
 is named); k well-formed shares that do not open the record are retried with the next
 custodian's, and the combination that opens names the custodian that lied.
@@ -31,13 +39,17 @@ custodian's, and the combination that opens names the custodian that lied.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from healthnft.consent.accesslog import AccessLog, AwaitedLog
 from healthnft.credentials.challenges import ChallengeStore
 from healthnft.credentials.presentation import (
     create_presentation,
@@ -69,6 +81,7 @@ from healthnft.vault.custody import (
 from healthnft.wallet.wallet import OpenedRecord, Wallet
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ShareSource(Protocol):
@@ -136,10 +149,21 @@ class CustodianService:
     challenges: ChallengeStore
     #: The original a de-identified copy was made from (None for other tokens).
     originals: Callable[[int], int | None] = _no_original
+    #: How a release is logged before the share leaves (default: awaited receipt).
+    log: AccessLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.log is None:
+            self.log = AwaitedLog(self.ledger)
 
     @property
     def address(self) -> str:
         return self.identity.address
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether a grantee may ask it in a thread beside other custodians."""
+        return self.ledger.concurrent
 
     @property
     def domain(self) -> str:
@@ -150,20 +174,33 @@ class CustodianService:
 
     def release(self, token_id: int, grant_id: int, requester: str, presentation: str) -> bytes:
         """The custodian's share of ``token_id``, wrapped for ``requester``; or AccessDenied."""
-        vp = verify_presentation(presentation, challenge=_nonce(presentation), domain=self.domain,
+        nonce = _nonce(presentation)
+        vp = verify_presentation(presentation, challenge=nonce, domain=self.domain,
                                  challenges=self.challenges)  # fmt: skip
-        holder = did_address(self.ledger, vp.holder)
+        consent = Consent(self.ledger)
+        with prefetched(self.ledger.concurrent, {
+            "holder": lambda: did_address(self.ledger, vp.holder),
+            "access": lambda: consent.can_access(grant_id, requester, token_id),
+            "grant": lambda: consent.grant(grant_id),
+            "key": lambda: self.ledger.participant(requester)[2],
+        }) as read:  # fmt: skip
+            return self._checked_release(consent, read, token_id, grant_id, requester, nonce)
+
+    def _checked_release(self, consent: Consent, read: Callable[[str], Any], token_id: int,
+                         grant_id: int, requester: str, nonce: str) -> bytes:  # fmt: skip
+        """The checks of :meth:`release` in their order (each read taken when needed),
+        then the log, then the share."""
+        holder = read("holder")
         if holder is None or holder.lower() != requester.lower():
             raise AccessDenied("the presentation is not from the requester's DID")
-        consent = Consent(self.ledger)
         # One message for every refusal below: no hint whether the token exists.
         denied = AccessDenied(f"token {token_id}: no valid grant for {requester}")
         original = self.originals(token_id)
-        if not consent.can_access(grant_id, requester, token_id) and not (
+        if not read("access") and not (
             original is not None and consent.can_access(grant_id, requester, original)
         ):
             raise denied
-        grant = consent.grant(grant_id)
+        grant = read("grant")
         held = self.shares.held_share(token_id, self.identity.address)
         if grant is None:
             raise denied
@@ -178,9 +215,25 @@ class CustodianService:
                            "(ask for the record's de-identified copy)")  # fmt: skip
         key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
         share = open_share(held.sealed_share, key, token_id, held.commitment)
-        consent.log_access(self.identity.account, grant_id, token_id)  # logged before release
-        _, _, requester_key = self.ledger.participant(requester)
-        return release_share(share, requester_key, token_id, held.commitment)
+        assert self.log is not None
+        # Logged before release: the nonce is this release's one-time challenge.
+        self.log.record(self.identity.account, grant_id, token_id, nonce)
+        return release_share(share, read("key"), token_id, held.commitment)
+
+
+@contextlib.contextmanager
+def prefetched(concurrent: bool, calls: dict[str, Callable[[], Any]],
+               ) -> Iterator[Callable[[str], Any]]:  # fmt: skip
+    """Independent chain reads started at once when the client allows it (their round
+    trips overlap); each answer, or its error, is taken only where a check needs it, so
+    the checks keep their order and their messages. Otherwise each read is made when
+    taken, as before."""
+    if not concurrent:
+        yield lambda name: calls[name]()
+        return
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="reads") as pool:
+        futures = {name: pool.submit(call) for name, call in calls.items()}
+        yield lambda name: futures[name].result()
 
 
 def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
@@ -262,33 +315,78 @@ def release_as_grantee(
     row = catalog.catalogue.record(token_id)
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    grants = grants_for(ledger, grantee.address, token_id, row.category, originals(token_id))
-    if not grants:
-        if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
-            raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
-                           "open the record's de-identified copy")  # fmt: skip
-        raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
-    problem = Wallet(ledger, catalog, blobs).chain_problem(row)
-    if problem:
-        raise Tampered(f"token {token_id}: {problem}")
-    ciphertext = blobs.get(row.blob_digest)
-    if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
-        raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
+    with challenges_meanwhile(custodians, threshold, token_id) as challenges, prefetched(
+        ledger.concurrent, {"problem": lambda: Wallet(ledger, catalog, blobs).chain_problem(row)}
+    ) as read:  # fmt: skip
+        grants = grants_for(ledger, grantee.address, token_id, row.category,
+                            originals(token_id))  # fmt: skip
+        if not grants:
+            if _deidentified_only_grant(ledger, grantee.address, token_id, row.category):
+                raise Conflict(f"token {token_id}: your grant allows de-identified data only; "
+                               "open the record's de-identified copy")  # fmt: skip
+            raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
+        problem = read("problem")
+        if problem:
+            raise Tampered(f"token {token_id}: {problem}")
+        ciphertext = blobs.get(row.blob_digest)
+        if ciphertext is None or hashlib.sha256(ciphertext).digest() != row.blob_digest:
+            raise Tampered(f"token {token_id}: ciphertext was altered or is missing")
+        ready = challenges()
     plain = gather_and_open(grantee, token_id, grants[0], row.commitment, ciphertext,
-                            custodians, threshold, members)  # fmt: skip
+                            custodians, threshold, members, ready=ready)  # fmt: skip
     return row, plain
+
+
+@contextlib.contextmanager
+def challenges_meanwhile(custodians: Sequence[Custodian], threshold: int, token_id: int,
+                         ) -> Iterator[Callable[[], list[tuple[Custodian, str]]]]:  # fmt: skip
+    """Collect the custodians' challenges (:func:`_reachable`) in a thread while the
+    caller checks the grant and the chain: a challenge commits nobody to anything, and
+    the round trips to the custodians overlap the reads of the chain. The function
+    given to the caller answers them (or raises what :func:`_reachable` raised).
+    Custodians that are not ``concurrent`` are asked when it is called, as before."""
+    if not _concurrent(custodians):
+        yield lambda: _reachable(custodians, threshold, token_id)[0]
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenges") as pool:
+        future = pool.submit(_reachable, custodians, threshold, token_id)
+        yield lambda: future.result()[0]
+
+
+def _concurrent(custodians: Sequence[Custodian]) -> bool:
+    """Whether these custodians may be asked at once (each says so; a custodian object
+    that does not say is asked alone, as before)."""
+    return len(custodians) > 1 and all(getattr(c, "concurrent", False) for c in custodians)
+
+
+def _each(calls: Sequence[Callable[[], T]], concurrent: bool) -> list[T | HealthNFTError]:
+    """Every call's answer or refusal, in order; in threads when ``concurrent``: a
+    custodian down then costs its timeout once, not once per custodian before it, and
+    k custodians' logs land in the same block rather than one after the other."""
+
+    def one(call: Callable[[], T]) -> T | HealthNFTError:
+        try:
+            return call()
+        except HealthNFTError as exc:
+            return exc
+
+    if not concurrent:
+        return [one(c) for c in calls]
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="custodian") as pool:
+        return list(pool.map(one, calls))
 
 
 def _reachable(custodians: Sequence[Custodian], threshold: int, token_id: int,
                ) -> tuple[list[tuple[Custodian, str]], list[str]]:  # fmt: skip
     """A challenge from every custodian that answers (none has released anything yet)."""
+    answers = _each([c.challenge for c in custodians], _concurrent(custodians))
     ready: list[tuple[Custodian, str]] = []
     down: list[str] = []
-    for service in custodians:
-        try:
-            ready.append((service, service.challenge()))
-        except HealthNFTError as exc:
-            down.append(f"{service.address}: {exc}")
+    for service, answer in zip(custodians, answers, strict=True):
+        if isinstance(answer, HealthNFTError):
+            down.append(f"{service.address}: {answer}")
+        else:
+            ready.append((service, answer))
     if len(ready) < threshold:
         raise Unavailable(
             f"token {token_id}: only {len(ready)} of the {threshold} custodians needed "
@@ -298,50 +396,98 @@ def _reachable(custodians: Sequence[Custodian], threshold: int, token_id: int,
     return ready, down
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """What every custodian is asked for one open."""
+
+    grantee: Identity
+    token_id: int
+    grant_id: int
+    commitment: bytes
+    order: dict[str, int]
+
+    def share(self, service: Custodian, challenge: str) -> bytes:
+        """``service``'s share, unwrapped and checked to be its own (else Tampered)."""
+        vp = create_presentation(self.grantee.did_private, self.grantee.did, [],
+                                 challenge=challenge, domain=service.domain)  # fmt: skip
+        wrapped = service.release(self.token_id, self.grant_id, self.grantee.address, vp)
+        share = unwrap_release(wrapped, self.token_id, self.commitment, self.grantee.enc_private)
+        expected = self.order.get(service.address.lower())
+        if expected is not None and share_index(share) != expected:
+            raise Tampered(f"token {self.token_id}: released another custodian's share")
+        return share
+
+
+def _open_with_new(ciphertext: bytes, good: list[tuple[str, bytes]], new: set[str],
+                   threshold: int, commitment: bytes, token_id: int,
+                   ) -> RecordPlaintext | None:  # fmt: skip
+    """The plaintext from the first k of ``good`` that open it, trying only sets with a
+    share from ``new`` (the others were tried before); the shares left out of the set
+    that opens are named as wrong."""
+    for combo in itertools.combinations(good, threshold):
+        if not new & {a for a, _ in combo}:
+            continue
+        try:
+            plain = open_with_shares(ciphertext, [s for _, s in combo], commitment, token_id)
+        except Tampered:
+            continue
+        used = {a for a, _ in combo}
+        for liar in [a for a, _ in good if a not in used]:
+            _log.warning("token %s: custodian %s released a wrong share", token_id, liar)
+        return plain
+    return None
+
+
 def gather_and_open(
     grantee: Identity, token_id: int, grant_id: int, commitment: bytes, ciphertext: bytes,
     custodians: Sequence[Custodian], threshold: int, members: Sequence[str] = (),
+    *, ready: list[tuple[Custodian, str]] | None = None,
 ) -> RecordPlaintext:  # fmt: skip
     """Ask custodians for k shares, check each, and open ``ciphertext`` with them.
 
-    A share that does not unwrap, has the wrong shape, or carries another custodian's
-    index is its custodian's fault and named. k shares that do not open the record
-    make this ask the next custodian and try every k of those received: the set that
-    opens the record names the one(s) left out as having answered a wrong share.
+    ``ready``: the challenges already collected (:func:`challenges_meanwhile`), else
+    they are collected here first.
+
+    Challenges are collected from every custodian first (fewer than k: nothing asked,
+    nothing logged); then k custodians are asked at once, and as many more as are
+    still needed after a refusal. A share that does not unwrap, has the wrong shape, or
+    carries another custodian's index is its custodian's fault and named. k shares
+    that do not open the record make this ask the next custodian and try every k of
+    those received: the set that opens the record names the one(s) left out as having
+    answered a wrong share.
     """
-    ready, _ = _reachable(custodians, threshold, token_id)
-    order = {a.lower(): i + 1 for i, a in enumerate(members)}
+    if ready is None:
+        ready, _ = _reachable(custodians, threshold, token_id)
+    ask = _Ask(grantee, token_id, grant_id, commitment,
+               {a.lower(): i + 1 for i, a in enumerate(members)})  # fmt: skip
+    concurrent = _concurrent([service for service, _ in ready])
     good: list[tuple[str, bytes]] = []
     faults: list[tuple[str, HealthNFTError]] = []
-    for service, challenge in ready:
-        vp = create_presentation(grantee.did_private, grantee.did, [], challenge=challenge,
-                                 domain=service.domain)  # fmt: skip
-        try:
-            wrapped = service.release(token_id, grant_id, grantee.address, vp)
-            share = unwrap_release(wrapped, token_id, commitment, grantee.enc_private)
-            expected = order.get(service.address.lower())
-            if expected is not None and share_index(share) != expected:
-                raise Tampered(f"token {token_id}: released another custodian's share")
-        except HealthNFTError as exc:
-            faults.append((service.address, exc))
-            continue
-        good.append((service.address, share))
-        if len(good) < threshold:
-            continue
-        for combo in itertools.combinations(good, threshold):
-            if len(good) > threshold and good[-1] not in combo:
-                continue  # tried before the last share arrived
-            try:
-                plain = open_with_shares(ciphertext, [s for _, s in combo], commitment, token_id)
-            except Tampered:
-                continue
-            liars = [a for a, _ in good if a not in {b for b, _ in combo}]
-            for liar in liars:
-                _log.warning("token %s: custodian %s released a wrong share", token_id, liar)
-            return plain
+    waiting = list(ready)
+    while waiting:
+        size = max(1, threshold - len(good))
+        wave, waiting = waiting[:size], waiting[size:]
+        answers = _each([functools.partial(ask.share, s, c) for s, c in wave], concurrent)
+        new: set[str] = set()
+        for (service, _), answer in zip(wave, answers, strict=True):
+            if isinstance(answer, HealthNFTError):
+                faults.append((service.address, answer))
+            else:
+                good.append((service.address, answer))
+                new.add(service.address)
+        if len(good) >= threshold and new:
+            plain = _open_with_new(ciphertext, good, new, threshold, commitment, token_id)
+            if plain is not None:
+                return plain
+    raise _not_opened(token_id, threshold, good, faults)
+
+
+def _not_opened(token_id: int, threshold: int, good: list[tuple[str, bytes]],
+                faults: list[tuple[str, HealthNFTError]]) -> HealthNFTError:  # fmt: skip
+    """The one error an open that gathered too few shares (or shares that lie) raises."""
     said = "; ".join(f"custodian {a}: {e}" for a, e in faults)
     if len(good) >= threshold:
-        raise Tampered(
+        return Tampered(
             f"token {token_id}: the shares of {', '.join(a for a, _ in good)} do not open the "
             "record together: at least one of them answered a wrong share"
             + (f" ({said})" if said else "")
@@ -350,10 +496,10 @@ def gather_and_open(
     if faults and len(refusals) == len(faults):
         conflict = next((e for e in refusals if isinstance(e, Conflict)), None)
         if conflict is not None:
-            raise conflict
-        raise AccessDenied(f"token {token_id}: {len(good)} of {threshold} key shares "
-                           f"released ({refusals[0]})")  # fmt: skip
+            return conflict
+        return AccessDenied(f"token {token_id}: {len(good)} of {threshold} key shares "
+                            f"released ({refusals[0]})")  # fmt: skip
     # A custodian that answered something wrong is worse news than one that was down.
     cls = Tampered if any(isinstance(e, Tampered) for _, e in faults) else Unavailable
-    raise cls(f"token {token_id}: only {len(good)} of the {threshold} key shares "
-              f"needed were released ({said or 'no custodian released'})")  # fmt: skip
+    return cls(f"token {token_id}: only {len(good)} of the {threshold} key shares "
+               f"needed were released ({said or 'no custodian released'})")  # fmt: skip

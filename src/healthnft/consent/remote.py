@@ -43,6 +43,8 @@ class RemoteCustodian:
     #: (connect, read) seconds: a custodian down costs at most the first.
     timeout_s: tuple[float, float] = (2.0, 20.0)
     _session: requests.Session = field(default_factory=requests.Session, repr=False)
+    #: A grantee may ask it in a thread beside the others (each call is its own request).
+    concurrent = True
 
     @property
     def domain(self) -> str:

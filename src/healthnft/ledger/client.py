@@ -132,6 +132,7 @@ class Ledger:
         self.chain_id = w3.eth.chain_id
         self.read_cache: ReadCache | None = None
         self._events: EventIndex | None = None
+        self._fee_cache: tuple[float, dict[str, int]] | None = None
 
     # -- events ---------------------------------------------------------------
 
@@ -232,12 +233,21 @@ class Ledger:
             "value": value,
         }
         if gas is None:
-            try:
-                gas = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
-            except Exception as exc:  # web3, eth-tester and nodes each raise their own
-                raise LedgerError(_failure_reason(exc)) from None
+            gas = self._estimate(tx)
         del tx["from"]
         return self._sign_tx(account, tx, gas=gas, nonce=nonce)
+
+    def gas_for(self, account: LocalAccount, call: Any, value: int = 0) -> int:
+        """The gas limit :meth:`sign` would give ``call`` from ``account`` (an estimate with
+        a margin; the contract's refusal is :class:`LedgerError`)."""
+        return self._estimate({"from": account.address, "to": call.address,
+                               "data": call_data(call), "value": value})  # fmt: skip
+
+    def _estimate(self, tx: dict[str, Any]) -> int:
+        try:
+            return int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000  # type: ignore[arg-type]
+        except Exception as exc:  # web3, eth-tester and nodes each raise their own
+            raise LedgerError(_failure_reason(exc)) from None
 
     def _sign_tx(self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None,
                  nonce: int | None = None) -> SentTransaction:  # fmt: skip
@@ -253,9 +263,18 @@ class Ledger:
                                account.address)  # fmt: skip
 
     def _fees(self) -> dict[str, int]:
+        """Twice the latest base fee (plus a tip of 1 wei), read at most once a second: a
+        base fee rises by at most 12.5 % a block, so a second-old reading still covers
+        the next block, and a custodian signing a log per release saves a block fetch."""
+        now = time.monotonic()
+        cached = self._fee_cache
+        if cached is not None and now - cached[0] < 1.0:
+            return dict(cached[1])
         base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
         tip = 1
-        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        self._fee_cache = (now, fees)
+        return dict(fees)
 
     def broadcast(self, sent: SentTransaction, what: str = "transaction") -> dict:
         """Send a signed transaction (idempotent) and return its successful receipt, once
@@ -268,8 +287,10 @@ class Ledger:
         caller can do other work meanwhile (the minter prepares its next batch).
 
         Idempotent: re-sending a transaction the node knows, or one already mined, is
-        fine. Anything else is :class:`LedgerError`, and the nonce goes back to the
-        sender's manager (the transaction never reached the node)."""
+        fine: once this returns, the node holds it (or has mined it, or mined another one
+        with its nonce: ``nonce too low``, which only the receipt or :meth:`superseded`
+        can tell apart). Anything else is :class:`LedgerError`, and the nonce goes back
+        to the sender's manager (the transaction never reached the node)."""
         try:
             self.w3.eth.send_raw_transaction(sent.raw)
         except (Web3RPCError, ValueError) as exc:
@@ -278,6 +299,33 @@ class Ledger:
                 if sent.sender:
                     self.nonces.release(sent.sender, sent.nonce)
                 raise LedgerError(f"{what} rejected: {revert_reason(exc)}") from None
+
+    def simulate(self, account: LocalAccount, call: Any) -> None:
+        """Run ``call`` as ``account`` would send it, on the latest block, without sending
+        it (one ``eth_call``: the check an estimate makes, without its binary search);
+        the contract's refusal is :class:`LedgerError`."""
+        tx = {"from": account.address, "to": call.address, "data": call_data(call)}
+        try:
+            self.w3.eth.call(tx)
+        except Exception as exc:  # web3, eth-tester and nodes each raise their own
+            raise LedgerError(_failure_reason(exc)) from None
+
+    def superseded(self, sent: SentTransaction) -> bool:
+        """Whether an unmined ``sent`` can never be mined: a *mined* transaction of its
+        sender already used its nonce (unlike :meth:`dropped`, a transaction still
+        waiting in the node's pool is not counted as gone)."""
+        mined = self.w3.eth.get_transaction_count(Web3.to_checksum_address(sent.sender),
+                                                  "latest")  # fmt: skip
+        return sent.nonce < int(mined) and self.receipt_of(sent.tx_hash) is None
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether threads may use this client at once: a JSON-RPC node serves each
+        request on its own; the embedded chain (eth-tester over py-evm, in this process)
+        is not made for it and gains nothing from it under the GIL."""
+        from web3.providers.eth_tester import EthereumTesterProvider
+
+        return not isinstance(self.w3.provider, EthereumTesterProvider)
 
     def confirm(self, sent: SentTransaction, what: str = "transaction") -> dict:
         """The successful receipt of a submitted transaction, once it has
@@ -481,10 +529,14 @@ class Ledger:
 
     @view
     def owner_of(self, token_id: int) -> str | None:
-        """The token's owner, or None when no such token exists (or it was burned)."""
-        if not 0 < token_id < self.next_token_id() or self.is_burned(token_id):
+        """The token's owner, or None when no such token exists (or it was burned).
+
+        One call: ``owners_of`` answers the empty address for an unknown or burned id,
+        where ``ownerOf`` reverts (this read was three calls, twice in every open)."""
+        if token_id <= 0:
             return None
-        return self.token.functions.ownerOf(token_id).call()
+        owner = self.token.functions.owners_of([token_id]).call()[0]
+        return None if int(owner, 16) == 0 else owner
 
     @view
     def owners_of(self, token_ids: list[int]) -> list[str | None]:

@@ -218,9 +218,12 @@ class Consent:
         call = self.contract.functions.set_custodian(Web3.to_checksum_address(custodian), status)
         self.ledger.admin_transact(admin, call)
 
+    def log_access_call(self, grant_id: int, token_id: int) -> Any:
+        """The custodian's ``log_access(grant_id, token_id)``, to simulate, sign or send."""
+        return self.contract.functions.log_access(grant_id, token_id)
+
     def log_access(self, custodian: LocalAccount, grant_id: int, token_id: int) -> dict:
-        call = self.contract.functions.log_access(grant_id, token_id)
-        return self.ledger.transact(custodian, call)
+        return self.ledger.transact(custodian, self.log_access_call(grant_id, token_id))
 
     def access_log(self, owner: str) -> list[dict[str, Any]]:
         """Every key release for ``owner``'s records, oldest first, from the chain's events."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from healthnft.errors import Conflict, HealthNFTError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from healthnft.consent.accesslog import Settler
     from healthnft.consent.custodian import CustodianService
     from healthnft.keys import Identity
     from healthnft.ledger.client import Ledger
@@ -111,16 +112,23 @@ def create_custodian_home(home: Path, passphrase: str, network_file: Path) -> Cu
 
 @dataclass
 class CustodianNode:
-    """A running custodian: its key, its reading of the chain, the shares it was given."""
+    """A running custodian: its key, its reading of the chain, the shares it was given,
+    and the settler that gets each release's access log mined (a release waits only
+    for the node to accept the log: :mod:`healthnft.consent.accesslog`)."""
 
     identity: Identity
     ledger: Ledger
     index: Index
     service: CustodianService
+    settler: Settler
 
     @classmethod
-    def open(cls, home: Path, passphrase: str) -> CustodianNode:
+    def open(cls, home: Path, passphrase: str, *, settle: bool = True) -> CustodianNode:
+        """The custodian of ``home``, its key unlocked. Logs a crash left pending are
+        handed to the node again before anything else; with ``settle`` the settler
+        thread runs until :meth:`close`."""
         from healthnft import keys
+        from healthnft.consent.accesslog import BroadcastLog, Settler
         from healthnft.consent.custodian import CustodianService, OwnShares
         from healthnft.home import Home
 
@@ -135,9 +143,14 @@ class CustodianNode:
         ledger = _ledger(config)
         index = files.open_index()
         ledger.attach_event_store(ChainEvents(index.db))  # its own index of the chain's events
+        log = BroadcastLog(ledger, index.access_logs)
         service = CustodianService(ident, ledger, OwnShares(index.held), index.challenges,
-                                   index.held.original_of)  # fmt: skip
-        return cls(ident, ledger, index, service)
+                                   index.held.original_of, log)  # fmt: skip
+        settler = Settler(log, ident.account)
+        settler.resume()
+        if settle:
+            settler.start()
+        return cls(ident, ledger, index, service, settler)
 
     def challenge(self) -> dict[str, str]:
         """A one-time challenge for this custodian's domain."""
@@ -156,8 +169,35 @@ class CustodianNode:
         """The share of ``token_id`` wrapped for ``requester`` (hex), logged on chain."""
         return self.service.release(token_id, grant_id, requester, presentation).hex()
 
+    def status(self) -> dict[str, Any]:
+        """What an operator checks: shares held and the access logs' settlement."""
+        return {"custodian": self.identity.address, "shares": self.index.held.count(),
+                "access_logs": self.settler.status()}  # fmt: skip
+
     def close(self) -> None:
+        self.settler.stop()
         self.index.close()
+
+
+def custodian_status(home: Path) -> dict[str, Any]:
+    """A custodian home's access logs read from its store (no key needed, nothing sent:
+    safe beside a running ``custodian serve``). ``healthy`` is False when a log failed
+    or has waited longer than the settler's overdue limit."""
+    from healthnft.consent.accesslog import overdue_report
+    from healthnft.home import Home
+
+    files = Home(home)
+    config = files.read_config()
+    if config.get("role") != "custodian":
+        raise InvalidInput(f"{home} is not a custodian's home")
+    index = files.open_index()
+    try:
+        logs = overdue_report(index.access_logs)
+        return {"custodian": config["custodian"], "shares": index.held.count(),
+                "access_logs": logs,
+                "healthy": not logs["failed"] and not logs["overdue"]}  # fmt: skip
+    finally:
+        index.close()
 
 
 def add_remote_custodian(net: Network, address: str, enc_key: str, url: str) -> dict[str, str]:

@@ -71,18 +71,22 @@ def holder_url(net: Network, token_id: int) -> str | None:
 def _release_from_peer(net: Network, reader: Identity, token_id: int, url: str, threshold: int,
                        members: tuple[str, ...]) -> tuple[Any, Any, Any]:  # fmt: skip
     """The row, the plaintext and the chunk source of a record held by the node at
-    ``url``: fetched and checked there, opened here with k custodians' shares."""
-    from healthnft.consent.custodian import gather_and_open, grants_for
+    ``url``: fetched and checked there (the custodians' challenges collected meanwhile),
+    opened here with k custodians' shares."""
+    from healthnft.consent.custodian import challenges_meanwhile, gather_and_open, grants_for
     from healthnft.errors import AccessDenied
     from healthnft.services.exchange import fetch_from_peer
 
-    fetched = fetch_from_peer(net, reader, token_id, url)
-    grants = grants_for(net.ledger, reader.address, token_id, fetched.row.category)
-    if not grants:
-        raise AccessDenied(f"token {token_id}: no valid grant for {reader.address}")
+    custodians = net.custodian_services()
+    with challenges_meanwhile(custodians, threshold, token_id) as challenges:
+        fetched = fetch_from_peer(net, reader, token_id, url)
+        grants = grants_for(net.ledger, reader.address, token_id, fetched.row.category)
+        if not grants:
+            raise AccessDenied(f"token {token_id}: no valid grant for {reader.address}")
+        ready = challenges()
     plain = gather_and_open(reader, token_id, grants[0], fetched.row.commitment,
-                            fetched.ciphertext, net.custodian_services(), threshold,
-                            members)  # fmt: skip
+                            fetched.ciphertext, custodians, threshold, members,
+                            ready=ready)  # fmt: skip
     return fetched.row, plain, fetched.chunks
 
 

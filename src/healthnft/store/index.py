@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from healthnft.store.accesslogs import AccessLogs
 from healthnft.store.catalogue import Catalogue
 from healthnft.store.challenges import Challenges
 from healthnft.store.connection import Database
@@ -64,6 +65,8 @@ class Index:
     operations: Operations
     #: A custodian home's own shares (empty in any other home).
     held: HeldShares
+    #: A custodian home's access-log transactions until confirmed (empty elsewhere).
+    access_logs: AccessLogs
 
     @classmethod
     def open(cls, path: Path) -> Index:
@@ -71,7 +74,7 @@ class Index:
         db = open_database(path, INDEX)
         return cls(db, Catalogue(db), MintJournal(db), Custody(db), Transfers(db),
                    DerivativeLinks(db), RequestReasons(db), Challenges(db),
-                   Operations(db), HeldShares(db))  # fmt: skip
+                   Operations(db), HeldShares(db), AccessLogs(db))  # fmt: skip
 
     def checkpoint(self) -> None:
         self.db.checkpoint()

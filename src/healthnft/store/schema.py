@@ -16,6 +16,8 @@ request reasons, challenges):
 5. ``share_deliveries`` (an issuer's record of which batch's shares reached which remote
    custodian) and ``held_shares`` (a custodian home's own shares, as delivered to it):
    :mod:`healthnft.store.custody`, :mod:`healthnft.store.held`.
+6. ``access_logs``: a custodian's signed ``log_access`` transactions, kept before they
+   are sent and until their receipt is confirmed (:mod:`healthnft.store.accesslogs`).
 
 ``vault.sqlite`` (ciphertexts): 1. *adopt* ``blobs``. ``chain.sqlite`` (the embedded
 chain's key-value store): 1. *adopt* ``kv``.
@@ -214,6 +216,26 @@ def _adopt_index(conn: sqlite3.Connection) -> None:
     require_columns(conn, "index.sqlite", _INDEX_V1_COLUMNS)
 
 
+_INDEX_V6 = """
+CREATE TABLE IF NOT EXISTS access_logs (
+    release_id TEXT PRIMARY KEY,
+    grant_id INTEGER NOT NULL,
+    token_id INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    tx_hash BLOB NOT NULL,
+    nonce INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    sent REAL NOT NULL,
+    settled REAL,
+    block_number INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS access_logs_state ON access_logs(state)
+"""
+
+
 def require_columns(conn: sqlite3.Connection, file: str,
                     tables: dict[str, tuple[str, ...]]) -> None:  # fmt: skip
     """Refuse a file whose tables lack a column this code reads (an unknown layout).
@@ -241,6 +263,7 @@ INDEX = Ladder(
         sql_step("the contracts' events, indexed from the chain's logs by block range",
                  _INDEX_V4),
         sql_step("remote custodians: deliveries made, shares held", _INDEX_V5),
+        sql_step("a custodian's access-log transactions, kept until confirmed", _INDEX_V6),
     ),
 )
 
