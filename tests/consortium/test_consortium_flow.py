@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import requests
 
-from conftest import LAB_OBSERVATION, REPO, need_tool
+from conftest import LAB_OBSERVATION, REPO, need_tool, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +44,13 @@ def _healthnft(*args: str, timeout: float,
         env["HEALTHNFT_PASSPHRASE"] = passphrase
     return subprocess.run([sys.executable, "-m", "healthnft.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=env, check=False)  # fmt: skip
+
+
+def _at_home(home: Path, *args: str, passphrase: str) -> Any:
+    """``healthnft --home HOME ARGS --json`` as its own process (forked from the warm CLI
+    server: the imports are most of a short command), its JSON answer."""
+    return _json_of(run_cli(home, *args, "--json", env={"HEALTHNFT_PASSPHRASE": passphrase},
+                            timeout=120))  # fmt: skip
 
 
 def _json_of(proc: subprocess.CompletedProcess) -> Any:
@@ -140,12 +147,10 @@ def consortium(tmp_path_factory) -> Any:
                                  timeout=300))  # fmt: skip
         print(f"consortium up: {time.monotonic() - started:.1f} s")  # noqa: T201 - timing
         patient_home = where.parent / "patient"
-        joined = _json_of(_healthnft(
-            "--home", str(patient_home), "join", up["network"], "--kind", "patient",
-            "--name", "Pat", "--json", timeout=120, passphrase=_PATIENT_PASS))  # fmt: skip
-        _json_of(_healthnft("--home", str(where / "admin"), "participant", "admit",
-                            joined["application"], "--json", timeout=120,
-                            passphrase=_admin_passphrase(where)))  # fmt: skip
+        joined = _at_home(patient_home, "join", up["network"], "--kind", "patient", "--name",
+                          "Pat", passphrase=_PATIENT_PASS)  # fmt: skip
+        _at_home(where / "admin", "participant", "admit", joined["application"],
+                 passphrase=_admin_passphrase(where))  # fmt: skip
         yield {"dir": where, "up": up, "patient_home": patient_home,
                "patient": joined["address"]}  # fmt: skip
     finally:
@@ -171,14 +176,12 @@ def shared_record(consortium, tmp_path_factory) -> dict[str, Any]:
     tokens = _mint_through_node(_sign_in(hospital_url, address, key), hospital_url,
                                 c["patient"], record)  # fmt: skip
     assert len(tokens) == 1
-    home = str(c["patient_home"])
-    listed = _json_of(_healthnft("--home", home, "wallet", "list", "--owner", c["patient"],
-                                 "--json", timeout=120, passphrase=_PATIENT_PASS))  # fmt: skip
-    assert [row["token_id"] for row in listed] == tokens
+    home = c["patient_home"]
+    listed = _at_home(home, "wallet", "list", "--owner", c["patient"], passphrase=_PATIENT_PASS)
+    assert [(row["token_id"], row["status"]) for row in listed] == [(tokens[0], "at-issuer")]
     research, _ = _operator_key(c["dir"], "research-institute")
-    grant = _json_of(_healthnft(
-        "--home", home, "share", "--owner", c["patient"], "--to", research, "--purpose",
-        "research", "--json", str(tokens[0]), timeout=120, passphrase=_PATIENT_PASS))  # fmt: skip
+    grant = _at_home(home, "share", "--owner", c["patient"], "--to", research, "--purpose",
+                     "research", str(tokens[0]), passphrase=_PATIENT_PASS)  # fmt: skip
     return {"token": tokens[0], "grant": grant}
 
 
@@ -194,12 +197,28 @@ def _open_at_research(c: dict[str, Any], token: int) -> requests.Response:
 
 
 def test_minted_at_the_hospital_node_opened_at_the_research_node(consortium, shared_record):
-    opened = _open_at_research(consortium, shared_record["token"])
+    web, url = _research_session(consortium)
+    shared = web.get(f"{url}/api/shared", timeout=_HTTP_TIMEOUT_S)  # what its page lists
+    assert shared.status_code == 200, shared.text
+    assert [(r["token_id"], r.get("held_at_issuer")) for r in shared.json()] == [
+        (shared_record["token"], True)]  # fmt: skip
+    opened = web.get(f"{url}/api/records/{shared_record['token']}", timeout=_HTTP_TIMEOUT_S)
     assert opened.status_code == 200, opened.text
     view = opened.json()
     assert view["owned"] is False and view["token_id"] == shared_record["token"]
     assert view["resource"] == LAB_OBSERVATION  # the plaintext minted, byte for value
     assert view["verification"]["valid"], view["verification"]
+    # Each custodian that released a share logged it on chain: k = 2 of the 3.
+    research, _ = _operator_key(consortium["dir"], "research-institute")
+    logged = [r for r in _releases(consortium) if r["token_id"] == shared_record["token"]]
+    assert len({r["custodian"] for r in logged}) >= 2
+    assert {r["grantee"].lower() for r in logged} == {research.lower()}
+
+
+def _releases(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """The key releases logged on chain for the patient's records (its own home reads them)."""
+    return _at_home(c["patient_home"], "access-log", "--owner", c["patient"],
+                    passphrase=_PATIENT_PASS)
 
 
 def _kill_custodian(c: dict[str, Any], index: int) -> None:
@@ -221,10 +240,12 @@ def test_custodian_faults_on_the_consortium(consortium, shared_record):
     assert still.json()["resource"] == LAB_OBSERVATION
 
     _kill_custodian(c, 1)
+    releases = _releases(c)
     failed = _open_at_research(c, token)
     assert failed.status_code == 503, failed.text
     problem = failed.json()
     assert "custodians needed answered" in problem["detail"], problem
+    assert _releases(c) == releases  # nothing changed: no key release logged on chain
 
     again = _json_of(_healthnft("consortium", "up", "--dir", str(c["dir"]), "--json",
                                 timeout=300))  # fmt: skip
