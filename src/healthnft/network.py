@@ -464,16 +464,7 @@ class Network:
                              passphrase: str | None = None) -> Participant:  # fmt: skip
         """Register a custodian whose key lives in its own home (it gave its address and
         encryption key), fund it for its access logs, and remember its URL."""
-        from healthnft.ledger.consent import Consent
-
-        admin = self.admin(passphrase)
-        kind, _, _ = self.ledger.participant(address)
-        if kind is None:
-            self.ledger.register(admin.account, address, "custodian", enc_key)
-        elif kind != "custodian":
-            raise Conflict(f"{address} is registered as a {kind}, not a custodian")
-        self.ledger.fund(admin.account, address, _FUNDING_WEI)
-        Consent(self.ledger).set_custodian(admin.account, address, True)
+        self.enroll_custodian(address, enc_key, passphrase)
         known = list(self.config.get("custodians", []))  # the split order: never reordered
         if address.lower() not in {a.lower() for a in known}:
             known.append(address)
@@ -482,6 +473,26 @@ class Network:
         self._save_config(custodians=known, custodian_urls={**urls, address: url})
         _, _, on_chain_key = self.ledger.participant(address)
         return Participant(address, "custodian", "", on_chain_key)
+
+    def enroll_custodian(self, address: str, enc_key: bytes, passphrase: str | None = None) -> None:
+        """The on-chain part of :meth:`add_remote_custodian`: registered as a custodian,
+        funded for its access logs, allowed to log them. Each step already done is only
+        read, not sent again (a custodian restarted by ``consortium up`` costs no block),
+        and nothing here touches the home's files, so several custodians may be enrolled
+        from threads at once (the admin's nonces are handed out per sender)."""
+        from healthnft.ledger.consent import Consent
+
+        admin = self.admin(passphrase)
+        kind, _, _ = self.ledger.participant(address)
+        if kind is None:
+            self.ledger.register(admin.account, address, "custodian", enc_key)
+        elif kind != "custodian":
+            raise Conflict(f"{address} is registered as a {kind}, not a custodian")
+        if self.ledger.w3.eth.get_balance(address) < _FUNDING_WEI // 2:
+            self.ledger.fund(admin.account, address, _FUNDING_WEI)
+        consent = Consent(self.ledger)
+        if not consent.is_custodian(address):
+            consent.set_custodian(admin.account, address, True)
 
     def challenges(self) -> Any:
         """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""

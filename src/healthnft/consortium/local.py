@@ -232,24 +232,18 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
     """Each key custodian in its own home (``DIR/custodians/custodianN``, its key made by
     its own ``custodian init`` process and kept only there), registered by the admin
     with its URL, and served by its own ``custodian serve`` process. A custodian still
-    running is kept; one that stopped is restarted on its earlier port when free."""
+    running is kept; one that stopped is restarted on its earlier port when free.
+
+    Making the homes and enrolling them on chain is a process start and a few blocks
+    each, independent of one another: done in threads, so ``up`` waits for the slowest,
+    not for the sum. Their URLs are then written in split order (custodian1 first)."""
     from healthnft.ledger.nodes import free_port
 
     admin_pass = where.passphrase("admin")
-    for i in range(count):
-        name = f"custodian{i + 1}"
-        home = where.root / "custodians" / name
-        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
-        if not Home(home).exists():
-            say(f"{name}: creating its home and key")
-            made = subprocess.run(
-                [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
-                 "init", "--network", str(Home(where.admin_home).config_path), "--json"],
-                env=env, capture_output=True, text=True, timeout=_NODE_START_S)  # fmt: skip
-            if made.returncode != 0:
-                raise Unavailable(f"{name} could not be created: "
-                                  f"{made.stderr.strip().splitlines()[-1:]}")  # fmt: skip
-        address = Home(home).read_config()["custodian"]
+    with ThreadPoolExecutor(max(count, 1), thread_name_prefix="custodian") as pool:
+        ready = list(pool.map(lambda i: _prepare_custodian(where, admin_net, i, say),
+                              range(count)))  # fmt: skip
+    for i, (home, address, enc_key) in enumerate(ready):
         old = recorded[i] if i < len(recorded) else {}
         proc = Proc.from_dict(old)
         if proc is not None and proc.alive() and answers(old["url"] + "/challenge"):
@@ -258,10 +252,8 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
         port = int(old["port"]) if old.get("port") and _port_free(int(old["port"])) \
             else free_port()  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        _, _, enc_key = admin_net.ledger.participant(address)
-        if enc_key == bytes(32):  # not registered yet: its key from its own keystore file
-            enc_key = bytes.fromhex(_custodian_enc_key(home, where.passphrase(name)))
         admin_net.add_remote_custodian(address, enc_key, url, passphrase=admin_pass)
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(home.name)}
         argv = [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
                 "serve", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
         started = spawn_detached(argv, home / "serve.log", env)
@@ -277,6 +269,31 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
             time.sleep(0.2)
     if count:
         say(f"custodians: {count} services, each with its own home and key")
+
+
+def _prepare_custodian(where: Layout, admin_net: Any, index: int,
+                       say: Say) -> tuple[Path, str, bytes]:  # fmt: skip
+    """Custodian ``index``'s home (made by its own ``custodian init`` process the first
+    time), enrolled on chain by the admin; answers its home, address and encryption key.
+    Touches no home's files but its own (safe in a thread beside the others)."""
+    name = f"custodian{index + 1}"
+    home = where.root / "custodians" / name
+    if not Home(home).exists():
+        say(f"{name}: creating its home and key")
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
+        made = subprocess.run(
+            [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
+             "init", "--network", str(Home(where.admin_home).config_path), "--json"],
+            env=env, capture_output=True, text=True, timeout=_NODE_START_S)  # fmt: skip
+        if made.returncode != 0:
+            raise Unavailable(f"{name} could not be created: "
+                              f"{made.stderr.strip().splitlines()[-1:]}")  # fmt: skip
+    address = Home(home).read_config()["custodian"]
+    _, _, enc_key = admin_net.ledger.participant(address)
+    if enc_key == bytes(32):  # not registered yet: its key from its own keystore file
+        enc_key = bytes.fromhex(_custodian_enc_key(home, where.passphrase(name)))
+    admin_net.enroll_custodian(address, enc_key, passphrase=where.passphrase("admin"))
+    return home, address, enc_key
 
 
 def _custodian_enc_key(home: Path, passphrase: str) -> str:

@@ -218,6 +218,10 @@ class Consent:
         call = self.contract.functions.set_custodian(Web3.to_checksum_address(custodian), status)
         self.ledger.admin_transact(admin, call)
 
+    def is_custodian(self, address: str) -> bool:
+        return bool(self.contract.functions.is_custodian(
+            Web3.to_checksum_address(address)).call())  # fmt: skip
+
     def log_access(self, custodian: LocalAccount, grant_id: int, token_id: int) -> dict:
         call = self.contract.functions.log_access(grant_id, token_id)
         return self.ledger.transact(custodian, call)
