@@ -12,7 +12,10 @@ Layout of ``DIR``::
 
 ``up`` is safe to run again: it keeps the chain and the homes and starts only what is
 not running (when some validators run and others do not, all of them are restarted
-together, on the same chain). ``down`` stops every recorded process, nothing else.
+together, on the same chain). A service restarted on another port (its old one taken)
+is announced to every node: a node service reads its home's configuration once, at
+start, so one whose custodians or peers moved is stopped, updated and started again.
+``down`` stops every recorded process, nothing else.
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
             home = Home(where.node_home(name))
             config = home.read_config()
             if config.get("custodians") != listed or config.get("custodian_urls") != urls:
+                _stop_node_service(procs.get("nodes", {}).get(name))
                 home.update_config(custodians=listed, custodian_urls=urls)
     finally:
         admin_net.close()
@@ -357,7 +361,9 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
         rows[name] = {"kind": kind, "url": f"http://127.0.0.1:{port}",
                       "home": str(where.node_home(name)), "port": port}  # fmt: skip
         starting.append((name, kind, port))
-    _introduce_peers(rows)
+    for name in _introduce_peers(rows):  # running, but its peers moved: started again
+        row = rows[name]
+        starting.append((name, row["kind"], int(row["port"])))
     started: list[str] = []
     for name, _kind, port in starting:
         home = where.node_home(name)
@@ -372,10 +378,20 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
     return rows, started
 
 
-def _introduce_peers(rows: dict[str, Any]) -> None:
+def _stop_node_service(row: dict[str, Any] | None) -> None:
+    """Stop a running node service before its home's configuration changes: a served home
+    has one writer (its service), which reads the configuration once, at start; the
+    service is started again, on the same port, by :func:`_start_node_services`."""
+    proc = Proc.from_dict(row)
+    if proc is not None and proc.alive() and stop_all([proc]):
+        raise Unavailable(f"node service {proc.pid} did not stop")
+
+
+def _introduce_peers(rows: dict[str, Any]) -> list[str]:
     """Tell every founder's home where each founder's node answers (its ``peers``: member
     address -> URL), so a grantee fetches a record from the node that minted it. Written
-    before the services start (a served home has one writer: its service)."""
+    while no service runs over the home (see :func:`_stop_node_service`); answers the
+    names of running services that were stopped for it (a peer came back on a new port)."""
     from healthnft.home import Home
 
     members: dict[str, str] = {}
@@ -385,11 +401,16 @@ def _introduce_peers(rows: dict[str, Any]) -> None:
         if address:
             row["address"] = address
             members[address] = row["url"]
-    for row in rows.values():
+    stopped: list[str] = []
+    for name, row in rows.items():
         files = Home(Path(row["home"]))
         config = files.read_config()
         if config.get("peers") != members:
+            if Proc.from_dict(row) is not None:
+                _stop_node_service(row)
+                stopped.append(name)
             files.write_config({**config, "peers": members})
+    return stopped
 
 
 def _await_node_services(rows: dict[str, Any], started: list[str]) -> None:
