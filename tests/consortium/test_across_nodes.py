@@ -157,6 +157,30 @@ def test_the_patient_lists_from_its_own_home_what_the_hospital_minted(consortium
         (c["research_address"], "research")}  # fmt: skip
 
 
+def test_the_patients_own_web_wallet_lists_it_as_held_at_the_issuer(consortium):
+    """The patient's own home served: its records page lists the token, said as it is
+    (held at the issuer's node), not as a record that failed its integrity check."""
+    from fastapi.testclient import TestClient
+
+    from healthnft import keys
+    from healthnft.api import create_app, siwe
+    from healthnft.home import Home
+
+    c = consortium
+    secret = PASS["HEALTHNFT_PASSPHRASE"]
+    me = keys.read_keystore(Home(c["patient"]).keystore_dir, c["patient_address"], secret)
+    app = create_app(c["patient"], origin="http://testserver", passphrase=secret)
+    with TestClient(app) as web:
+        message = web.get("/api/auth/challenge",
+                          params={"address": me.address}).json()["message"]  # fmt: skip
+        signed = web.post("/api/auth/verify", json={
+            "message": message, "signature": siwe.sign(message, bytes(me.account.key))})
+        assert signed.status_code == 200, signed.text
+        rows = web.get("/api/records").json()
+    assert [(r["token_id"], r["status"]) for r in rows] == [(c["token"], "at-issuer")]
+    assert "issued it" in rows[0]["summary"] and "integrity" not in rows[0]["summary"]
+
+
 def test_a_record_fetched_from_the_issuers_node_is_verified_as_fetched(consortium):
     """What the research node's page shows beside the record: authentic (checked on
     arrival), not "unknown token" because its own catalogue never held it."""
