@@ -68,7 +68,7 @@ check: install
 	$(BIN)/deptry src
 
 test: install $(CHROMIUM) nodes check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 bench: install
 	$(BIN)/python bench/gas.py

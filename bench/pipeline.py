@@ -94,7 +94,7 @@ STAGES = (
     "catalogue",  # SQLite journal: prepare_batch, mark_sent, mark_minted, recovery scan
     "store",  # SQLite blob store put_many
     "sign",  # build + sign the mint transaction (nonce, fees)
-    "broadcast",  # send raw transaction, mine, receipt
+    "broadcast",  # send raw transaction, mine, receipt (the wait not hidden by overlap)
     "chain_reads",  # next_token_id / batch_of eth_calls
     "mint_other",  # Minter.mint outside the calls above
     "other",  # driver: filtering reference data, grouping by patient
@@ -174,6 +174,8 @@ def instrumented(clock: StageClock, minter: Any) -> Iterator[None]:
         (minter.blobs, "put_many", "store"),
         (minter.ledger, "sign", "sign"),
         (minter.ledger, "broadcast", "broadcast"),
+        (minter.ledger, "submit", "broadcast"),
+        (minter.ledger, "confirm", "broadcast"),
         (minter.ledger, "next_token_id", "chain_reads"),
         (minter.ledger, "batch_of", "chain_reads"),
     ]

@@ -136,6 +136,23 @@ def run_cli(
     return result
 
 
+def run_cli_json(home: Path, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = 180) -> Any:  # fmt: skip
+    """``healthnft --home HOME ARGS… --json``, checked, its output parsed. ``--json`` goes
+    before a ``--`` in ``args`` (what follows is the command's positional arguments)."""
+    at = args.index("--") if "--" in args else len(args)
+    proc = run_cli(home, *args[:at], "--json", *args[at:], env=env, check=True, timeout=timeout)
+    return json.loads(proc.stdout)
+
+
+def one_error_line(proc: subprocess.CompletedProcess, error: type) -> str:
+    """A refusal as the CLI gives it: ``error``'s exit code and one line on stderr."""
+    assert proc.returncode == error.exit_code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
 @pytest.fixture(scope="session")
 def fhir_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Synthea patients when ../shared is present, else the package's own sample."""

@@ -366,6 +366,12 @@ class Network:
         self.catalog.add_participant(participant)
         return participant
 
+    def fund_member(self, admin: Identity, address: str) -> None:
+        """Gas money for a member, from the admin, unless it still has half of it (a
+        plain payment: no role needed, so it stays the admin's under a council too)."""
+        if self.ledger.w3.eth.get_balance(address) < _FUNDING_WEI // 2:
+            self.ledger.fund(admin.account, address, _FUNDING_WEI)
+
     def admit_member(self, admin: Identity, address: str, kind: str, enc_public: bytes,
                      did_public: bytes, issuer: bool | None = None) -> bool:  # fmt: skip
         """Register ``address`` on chain as the admin: its kind and encryption key, its
@@ -381,8 +387,7 @@ class Network:
             raise Conflict(f"{address} is already registered as a {kind_on_chain}")
         if self.ledger.did_key(address) is None:
             self.ledger.bind_did(admin.account, address, did_public)
-        if self.ledger.w3.eth.get_balance(address) < _FUNDING_WEI // 2:
-            self.ledger.fund(admin.account, address, _FUNDING_WEI)
+        self.fund_member(admin, address)
         make_issuer = issuer if issuer is not None else kind == "hospital"
         if make_issuer and not self.ledger.is_issuer(address):
             self.ledger.set_issuer(admin.account, address, True)
@@ -488,8 +493,9 @@ class Network:
             self.ledger.register(admin.account, address, "custodian", enc_key)
         elif kind != "custodian":
             raise Conflict(f"{address} is registered as a {kind}, not a custodian")
-        if self.ledger.w3.eth.get_balance(address) < _FUNDING_WEI // 2:
-            self.ledger.fund(admin.account, address, _FUNDING_WEI)
+        self.fund_member(admin, address)
+        # Each step only when missing: restarting a custodian's service (its new URL) is
+        # no membership change, so it still works once a council owns the network.
         consent = Consent(self.ledger)
         if not consent.is_custodian(address):
             consent.set_custodian(admin.account, address, True)
@@ -510,8 +516,10 @@ class Network:
         self.config.update(changes)
         Home(self.home).write_config(self.config)
 
-    def wallet(self) -> Wallet:
-        return Wallet(self.ledger, self.catalog, self.blobs)
+    def wallet(self, blobs: Any = None) -> Wallet:
+        """The wallet over this home's vault, or over ``blobs`` (where a shared study's
+        chunks are read from: the node that holds them)."""
+        return Wallet(self.ledger, self.catalog, self.blobs if blobs is None else blobs)
 
 
 def contracts_fingerprint() -> str:

@@ -31,32 +31,53 @@ def _missing_nodes() -> str | None:
     return None
 
 
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(CONSORTIUM_BENCH), *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)  # fmt: skip
+
+
+def test_consortium_bench_refuses_an_unknown_phase() -> None:
+    """``--phases`` is checked before any node starts (a typo must not cost a run)."""
+    proc = _run("--phases", "chain,opening", timeout=60)
+    assert proc.returncode == 2
+    assert "unknown phase(s) opening" in proc.stderr
+
+
 @pytest.mark.slow
-def test_consortium_bench_reports_every_figure() -> None:
+def test_consortium_bench_reports_every_figure(tmp_path: Path) -> None:
+    """The chain, pipeline and transfers phases at tiny sizes (the open-latency phase
+    needs a dozen participants' set-up transactions at one block a second: minutes, so
+    it is left to its own check; here it must be reported as not run)."""
     missing = _missing_nodes()
     if missing:
         pytest.skip(missing)
-    records, batch, transfers, opens = 200, 100, 20, 3
-    proc = subprocess.run(
-        [sys.executable, str(CONSORTIUM_BENCH), "--records", str(records), "--batch-size",
-         str(batch), "--transfers", str(transfers), "--opens", str(opens),
-         "--chain-rounds", "3", "--phase-timeout", "300", "--quiet"],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    records, batch, transfers, batches, rounds = 20, 10, 10, 3, 2
+    proc = _run("--records", str(records), "--batch-size", str(batch), "--transfers",
+                str(transfers), "--chain-batches", str(batches), "--chain-rounds", str(rounds),
+                "--phases", "chain,pipeline,transfers", "--data", str(tmp_path / "none"),
+                "--phase-timeout", "120", "--quiet")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout)
     assert (result["records"], result["batch_size"], result["validators"]) == (records, batch, 3)
+    assert result["phases"] == ["chain", "pipeline", "transfers"]
+    assert result["open_latency"] is None  # not run
 
     chain = result["chain"]
     for side in ("clique", "embedded"):
         figures = chain[side]
-        assert figures["records"] == records
-        assert figures["transactions"] == 2  # 200 records in batches of 100
+        assert figures["records"] == batches * batch
+        assert figures["transactions"] == batches
         assert figures["seconds"] > 0 and figures["records_per_s"] > 0
-        assert figures["records_per_s"] == pytest.approx(records / figures["seconds"], rel=0.01)
+        assert figures["records_per_s"] == pytest.approx(
+            figures["records"] / figures["seconds"], rel=0.01
+        )
         assert figures["gas_used"] > 0
-        assert figures["rounds"] == 3 and len(figures["seconds_per_round"]) == 3
+        assert figures["rounds"] == rounds
+        for listed in ("seconds_per_round", "records_per_s_per_round", "blocks_per_round",
+                       "first_confirmation_s_per_round", "send_all_s_per_round"):  # fmt: skip
+            assert len(figures[listed]) == rounds, listed
         assert figures["seconds"] in figures["seconds_per_round"]  # the median round
+    assert chain["clique"]["aligned_to_block"] and not chain["embedded"]["aligned_to_block"]
     assert chain["clique"]["evm_version"] == "paris"  # a Clique chain never has Shanghai
     assert chain["ratio"] == pytest.approx(
         chain["clique"]["records_per_s"] / chain["embedded"]["records_per_s"], rel=0.01, abs=0.001
@@ -84,17 +105,6 @@ def test_consortium_bench_reports_every_figure() -> None:
     assert tx["ratio_clique_to_anvil"] == pytest.approx(
         tx["clique"]["tx_per_s"] / tx["anvil"]["tx_per_s"], rel=0.01, abs=0.001
     )
-
-    latency = result["open_latency"]
-    assert latency["across_processes"] is None  # custodians as HTTP services: not yet
-    assert latency["target_p99_ms"] == 200
-    for side in ("clique", "embedded"):
-        figures = latency["in_process_custodians"][side]
-        assert figures["opens"] == opens
-        assert 0 < figures["min_ms"] <= figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
-        # k = 2 of 3 custodians, each logging its release on chain, per open.
-        assert figures["threshold"] == 2
-        assert figures["log_access_calls"] == 2 * opens
 
     machine = result["machine"]
     assert machine["cpus_on_machine"] >= 1

@@ -124,6 +124,33 @@ def test_up_status_down_and_up_again_keeps_the_chain(consortium_dir):
             n["url"] for n in result["nodes"].values())
     head_before = max(v["head"] for v in health["validators"])
 
+    # The network is the founders' council's: 3 of 4 admit an institution; the admin
+    # home, only the patients' enrolment office, is refused with who decides instead.
+    admin_home = str(where / "admin")
+    council = _healthnft("--home", admin_home, "governance", "status", "--json", timeout=60)
+    assert council.returncode == 0, council.stderr
+    view = json.loads(council.stdout)
+    assert view["threshold"] == 3 and len(view["council"]) == len(FOUNDERS)
+    lab_home = where.parent / "new-lab"
+    joined = _healthnft("--home", str(lab_home), "join", str(network_file), "--kind",
+                        "research", "--name", "New Lab", "--passphrase", "new-lab-pass",
+                        "--json", timeout=60)  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    lab = json.loads(joined.stdout)["address"]
+    application = str(lab_home / "application.json")
+    alone = _healthnft("--home", admin_home, "participant", "admit", application, timeout=60)
+    assert alone.returncode != 0 and "council" in alone.stderr, alone.stderr
+    admitted = _healthnft("consortium", "admit", application, "--dir", str(where), "--json",
+                          timeout=120)  # fmt: skip
+    assert admitted.returncode == 0, admitted.stderr
+    assert json.loads(admitted.stdout) == {"address": lab, "kind": "research", "issuer": False,
+                                           "custodian": False}  # fmt: skip
+    assert admitted.stderr.count("approved by") == 2 * 2  # register, bind-did: 2 more each
+    decided = _healthnft("--home", admin_home, "governance", "list", "--json", timeout=60)
+    assert [(p["proposal"]["action"], p["proposal"]["state"])
+            for p in json.loads(decided.stdout)] == [("bind-did", "executed"),
+                                                     ("register", "executed")]  # fmt: skip
+
     down = _healthnft("consortium", "down", "--dir", str(where), timeout=60)
     assert down.returncode == 0, down.stderr
     assert not any(_alive(pid) for pid in pids)

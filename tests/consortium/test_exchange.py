@@ -18,7 +18,7 @@ import pytest
 from eth_account import Account
 
 from conftest import LAB_OBSERVATION, need_tool, run_cli
-from healthnft.errors import CredentialRejected, NotFound, Tampered
+from healthnft.errors import CredentialRejected, HealthNFTError, NotFound, Tampered
 from healthnft.ledger import nodes
 
 PASS = {"HEALTHNFT_PASSPHRASE": "exchange-test-passphrase"}
@@ -48,6 +48,20 @@ def _serve(home: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("serve did not start")
 
 
+def _big_ct(path: Path) -> None:
+    """pydicom's bundled CT slice at 1024 x 1024 (2 MiB of pixels): a study of three
+    1 MiB stream chunks, so a remote read crosses chunk boundaries."""
+    import numpy as np
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    ds = dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Rows = ds.Columns = 1024
+    ds.PixelData = np.random.default_rng(7).integers(0, 4096, (1024, 1024),
+                                                     dtype="<u2").tobytes()  # fmt: skip
+    ds.save_as(path)
+
+
 @pytest.fixture(scope="module")
 def holder(tmp_path_factory):
     """A hospital's home on anvil with one shared lab record, served as its own process."""
@@ -67,14 +81,18 @@ def holder(tmp_path_factory):
         for n in range(3):
             _cli(home, "participant", "add", "--kind", "custodian", "--name", f"C{n}")
         (tmp / "lab.json").write_text(json.dumps(LAB_OBSERVATION))
+        _big_ct(tmp / "study.dcm")
         _cli(home, "mint", "--issuer", "General", "--patient", patient["address"],
-             str(tmp / "lab.json"))  # fmt: skip
-        token = _cli(home, "wallet", "list", "--owner", patient["address"])[0]["token_id"]
+             str(tmp / "lab.json"), str(tmp / "study.dcm"))  # fmt: skip
+        listed = _cli(home, "wallet", "list", "--owner", patient["address"])
+        token = next(r["token_id"] for r in listed if r["category"] != "imaging")
+        study = next(r["token_id"] for r in listed if r["category"] == "imaging")
         _cli(home, "share", "--owner", patient["address"], "--to", research["address"],
-             "--purpose", "research", "--", str(token))  # fmt: skip
+             "--purpose", "research", "--", str(token), str(study))  # fmt: skip
         port = nodes.free_port()
         server = _serve(home, port)
-        yield {"home": home, "url": f"http://127.0.0.1:{port}", "token": token,
+        yield {"home": home, "url": f"http://127.0.0.1:{port}", "token": token, "study": study,
+               "study_file": tmp / "study.dcm",
                "research": research["address"], "outsider": outsider["address"]}
     finally:
         if server is not None:
@@ -105,7 +123,7 @@ def test_a_grantee_fetches_checks_and_opens_with_custodian_shares(holder, grante
 
     reader = grantee.identity(holder["research"])
     fetched = fetch_from_peer(grantee, reader, holder["token"], holder["url"])
-    assert fetched.row.token_id == holder["token"] and fetched.chunks == {}
+    assert fetched.row.token_id == holder["token"] and fetched.chunks.digests == []
     assert fetched.row.record_key == b"" and fetched.row.sealed_dek == b""  # never sent
     grant = grants_for(grantee.ledger, reader.address, holder["token"], fetched.row.category)[0]
     released = []
@@ -175,8 +193,10 @@ def test_a_ciphertext_that_does_not_match_its_address_is_refused(holder, grantee
 
     reader = grantee.identity(holder["research"])
     vault = holder["home"] / "vault.sqlite"
+    record = grantee.catalog.catalogue.record(holder["token"])
     with sqlite3.connect(vault) as db:
-        digest, data = db.execute("SELECT digest, data FROM blobs").fetchone()
+        digest, data = db.execute("SELECT digest, data FROM blobs WHERE digest = ?",
+                                  (record.blob_digest,)).fetchone()  # fmt: skip
         db.execute("UPDATE blobs SET data = ? WHERE digest = ?", (bytes(data)[:-1] + b"!",
                                                                   digest))  # fmt: skip
     try:
@@ -185,3 +205,33 @@ def test_a_ciphertext_that_does_not_match_its_address_is_refused(holder, grantee
     finally:
         with sqlite3.connect(vault) as db:
             db.execute("UPDATE blobs SET data = ? WHERE digest = ?", (data, digest))
+
+
+def test_a_shared_study_is_streamed_chunk_by_chunk_from_the_holders_node(holder, grantee,
+                                                                         tmp_path):  # fmt: skip
+    from healthnft.consent.custodian import gather_and_open, grants_for
+    from healthnft.records.dicom import StudyWriter
+    from healthnft.services.exchange import fetch_from_peer
+
+    reader = grantee.identity(holder["research"])
+    study = holder["study"]
+    fetched = fetch_from_peer(grantee, reader, study, holder["url"])
+    assert len(fetched.chunks.digests) == 3  # 2 MiB of pixels in 1 MiB chunks: none fetched yet
+    grant = grants_for(grantee.ledger, reader.address, study, fetched.row.category)[0]
+    threshold, members = 2, [a for a, _ in grantee.custodians().members]
+    plain = gather_and_open(reader, study, grant, fetched.row.commitment, fetched.ciphertext,
+                            grantee.custodian_services(), threshold, members)  # fmt: skip
+    written: list[StudyWriter] = []
+
+    def sink(manifest):
+        written.append(StudyWriter(manifest, tmp_path))
+        return written[0]
+
+    grantee.wallet(fetched.chunks).stream_row(fetched.row, plain, sink)
+    written[0].finish()
+    [copy] = written[0].paths
+    assert copy.read_bytes() == holder["study_file"].read_bytes()
+    # Each chunk's ticket was used once; a chunk that is not the record's is not asked for.
+    with pytest.raises(HealthNFTError, match="refused"):
+        fetched.chunks.get(fetched.chunks.digests[0])
+    assert fetched.chunks.get(bytes(32)) is None

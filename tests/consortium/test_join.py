@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, need_tool, run_cli
+from conftest import LAB_OBSERVATION, need_tool, one_error_line, run_cli, run_cli_json
 from healthnft.errors import AccessDenied, ChainMissing, Conflict, NotFound
 from healthnft.ledger import nodes
 
@@ -48,15 +48,7 @@ def _cli(home: Path, env: dict, *args: str, check: bool = True):
 
 
 def _json(home: Path, env: dict, *args: str):
-    at = args.index("--") if "--" in args else len(args)
-    return json.loads(_cli(home, env, *args[:at], "--json", *args[at:]).stdout)
-
-
-def _one_line(proc, error) -> str:
-    assert proc.returncode == error.exit_code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    return run_cli_json(home, *args, env=env)
 
 
 def test_joined_homes_are_admitted_then_mint_and_receive_grants(network, tmp_path):
@@ -77,7 +69,7 @@ def test_joined_homes_are_admitted_then_mint_and_receive_grants(network, tmp_pat
     assert [p.stem for p in (hospital_home / "keystore").iterdir()] == [joined["address"]]
 
     # Not admitted yet: the chain does not know it.
-    line = _one_line(_cli(hospital_home, HOSPITAL_PASS, "mint", "--issuer", "General Hospital",
+    line = one_error_line(_cli(hospital_home, HOSPITAL_PASS, "mint", "--issuer", "General Hospital",
                           "--patient", joined["address"], str(net_file), check=False),
                      NotFound)  # fmt: skip
     assert "not a registered participant" in line or "not allowed" in line, line
@@ -112,11 +104,11 @@ def test_joined_homes_are_admitted_then_mint_and_receive_grants(network, tmp_pat
         (grant["grant_id"], research["address"], [token], "active")]  # fmt: skip
 
     # A joined home has no admin key: one clear line, nothing written.
-    line = _one_line(_cli(hospital_home, HOSPITAL_PASS, "participant", "add", "--kind",
+    line = one_error_line(_cli(hospital_home, HOSPITAL_PASS, "participant", "add", "--kind",
                           "patient", "--name", "P Two", check=False), AccessDenied)  # fmt: skip
     assert "this home has no admin key" in line and "admin/governance" in line, line
     assert len(list((hospital_home / "keystore").iterdir())) == 1
-    line = _one_line(_cli(hospital_home, HOSPITAL_PASS, "participant", "admit",
+    line = one_error_line(_cli(hospital_home, HOSPITAL_PASS, "participant", "admit",
                           str(research_home / "application.json"), check=False),
                      AccessDenied)  # fmt: skip
     assert "this home has no admin key" in line, line
@@ -129,7 +121,7 @@ def test_join_refuses_another_chain_and_contracts_without_code(network, tmp_path
     other = tmp_path / "other-chain.json"
     other.write_text(json.dumps({**doc, "chain_id": 4242}))
     home = tmp_path / "h1"
-    line = _one_line(_cli(home, HOSPITAL_PASS, "join", str(other), "--kind", "hospital",
+    line = one_error_line(_cli(home, HOSPITAL_PASS, "join", str(other), "--kind", "hospital",
                           "--name", "H", check=False), Conflict)  # fmt: skip
     assert "chain id 31337" in line and "4242" in line, line
     assert not (home / "config.json").exists() and not (home / "keystore").exists()
@@ -137,7 +129,7 @@ def test_join_refuses_another_chain_and_contracts_without_code(network, tmp_path
     nowhere = {k: Account.create().address for k in ("registry", "token", "consent")}
     empty = tmp_path / "no-code.json"
     empty.write_text(json.dumps({**doc, "contracts": {**doc["contracts"], **nowhere}}))
-    line = _one_line(_cli(home, HOSPITAL_PASS, "join", str(empty), "--kind", "hospital",
+    line = one_error_line(_cli(home, HOSPITAL_PASS, "join", str(empty), "--kind", "hospital",
                           "--name", "H", check=False), ChainMissing)  # fmt: skip
     assert "no code" in line, line
     assert not (home / "config.json").exists() and not (home / "keystore").exists()
@@ -145,7 +137,7 @@ def test_join_refuses_another_chain_and_contracts_without_code(network, tmp_path
     older = tmp_path / "older.json"
     older.write_text(json.dumps({**doc, "contracts": {**doc["contracts"],
                                                       "fingerprint": "0" * 16}}))  # fmt: skip
-    line = _one_line(_cli(home, HOSPITAL_PASS, "join", str(older), "--kind", "hospital",
+    line = one_error_line(_cli(home, HOSPITAL_PASS, "join", str(older), "--kind", "hospital",
                           "--name", "H", check=False), Conflict)  # fmt: skip
     assert "another version" in line, line
     assert not (home / "config.json").exists()
@@ -158,6 +150,6 @@ def test_admit_refuses_an_application_not_signed_by_its_address(network, tmp_pat
     application = json.loads((home / "application.json").read_text())
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps({**application, "kind": "hospital"}))  # asks for more rights
-    line = _one_line(_cli(admin_home, ADMIN_PASS, "participant", "admit", str(forged),
+    line = one_error_line(_cli(admin_home, ADMIN_PASS, "participant", "admit", str(forged),
                           check=False), AccessDenied)  # fmt: skip
     assert "not signed by the address" in line, line

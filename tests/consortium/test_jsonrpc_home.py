@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, need_tool, run_cli
+from conftest import LAB_OBSERVATION, need_tool, one_error_line, run_cli, run_cli_json
 from healthnft.errors import Conflict, InvalidInput, Unavailable
 from healthnft.ledger import nodes
 
@@ -41,15 +41,7 @@ def _cli(home: Path, *args: str, check: bool = True):
 
 
 def _json(home: Path, *args: str):
-    at = args.index("--") if "--" in args else len(args)
-    return json.loads(_cli(home, *args[:at], "--json", *args[at:]).stdout)
-
-
-def _one_line(proc, error) -> str:
-    assert proc.returncode == error.exit_code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
+    return run_cli_json(home, *args, env=PASS)
 
 
 def test_mint_share_open_on_anvil_and_restart_keeps_it(node, tmp_path):
@@ -102,13 +94,13 @@ def test_one_clear_error_per_node_failure(node, tmp_path):
     anvil.stop()
     other = nodes.start_anvil(tmp_path / "other", port=port, chain_id=4242)
     try:
-        line = _one_line(_cli(home, *listing, check=False), Conflict)
+        line = one_error_line(_cli(home, *listing, check=False), Conflict)
         assert "chain id 4242" in line and "31337" in line, line
     finally:
         other.stop()
 
     # Nobody listening: unavailable, naming the node, nothing else.
-    line = _one_line(_cli(home, *listing, check=False), Unavailable)
+    line = one_error_line(_cli(home, *listing, check=False), Unavailable)
     assert anvil.rpc_url in line and "does not answer" in line, line
 
 
@@ -117,17 +109,17 @@ def test_init_refuses_an_unfunded_admin_and_writes_nothing(node, tmp_path):
     poor = tmp_path / "poor.key"
     poor.write_text(Account.create().key.hex())
     home = tmp_path / "home"
-    line = _one_line(_cli(home, "init", "--rpc", anvil.rpc_url, "--admin-key-file", str(poor),
+    line = one_error_line(_cli(home, "init", "--rpc", anvil.rpc_url, "--admin-key-file", str(poor),
                           check=False), InvalidInput)  # fmt: skip
     assert "has no funds" in line
     assert not (home / "config.json").exists() and not (home / "keystore").exists()
 
     bad = tmp_path / "bad.key"
     bad.write_text("not a key")
-    line = _one_line(_cli(home, "init", "--rpc", anvil.rpc_url, "--admin-key-file", str(bad),
+    line = one_error_line(_cli(home, "init", "--rpc", anvil.rpc_url, "--admin-key-file", str(bad),
                           check=False), InvalidInput)  # fmt: skip
     assert "64 hex digits" in line and "not a key" not in line
-    line = _one_line(_cli(home, "init", "--rpc", "http://127.0.0.1:9", "--admin-key-file",
+    line = one_error_line(_cli(home, "init", "--rpc", "http://127.0.0.1:9", "--admin-key-file",
                           str(poor), check=False), Unavailable)  # fmt: skip
     assert "http://127.0.0.1:9" in line
     assert not (home / "config.json").exists()

@@ -247,6 +247,42 @@ def test_issuer_and_custodian_roles_go_through_the_council(env: Env) -> None:
     assert env.ledger.consent.functions.is_custodian(custodian).call()
 
 
+def test_a_registrar_named_by_the_council_enrols_patients_and_nothing_else(env: Env) -> None:
+    a, b, c, _ = env.council
+    office = env.outsider
+    patient, hospital = Account.create().address, Account.create().address
+    with pytest.raises(LedgerError, match=NOT_OWNER):  # not yet a registrar
+        env.ledger.register(office, patient, "patient", os.urandom(32))
+    pid = env.gov.propose(a, "set-registrar", office.address, flag=True)
+    env.gov.approve(b, pid)
+    assert not env.ledger.is_registrar(office.address)
+    env.gov.approve(c, pid)
+    assert env.ledger.is_registrar(office.address)
+    assert "patient registrar" in env.gov.proposal(pid).describe()
+
+    env.ledger.register(office, patient, "patient", key := os.urandom(32))
+    env.ledger.bind_did(office, patient, did := os.urandom(32))
+    assert env.ledger.participant(patient) == ("patient", True, key)
+    assert env.ledger.did_key(patient) == did
+    # Never an institution, a role, a suspension or a DID of someone who is not a patient.
+    with pytest.raises(LedgerError, match="registry: a registrar enrols patients only"):
+        env.ledger.register(office, hospital, "hospital", os.urandom(32))
+    with pytest.raises(LedgerError, match="registry: a registrar enrols patients only"):
+        env.ledger.bind_did(office, b.address, os.urandom(32))
+    for call in (env.ledger.registry.functions.set_issuer(b.address, True),
+                 env.ledger.registry.functions.deactivate(patient),
+                 env.ledger.registry.functions.set_registrar(a.address, True)):  # fmt: skip
+        with pytest.raises(LedgerError, match=NOT_OWNER):
+            env.ledger.transact(office, call)
+    assert not env.ledger.is_member(hospital)
+
+    pid = env.gov.propose(b, "set-registrar", office.address, flag=False)
+    env.gov.approve(c, pid)
+    env.gov.approve(a, pid)
+    with pytest.raises(LedgerError, match=NOT_OWNER):  # withdrawn
+        env.ledger.register(office, Account.create().address, "patient", os.urandom(32))
+
+
 def test_a_failing_action_reverts_the_deciding_approval_with_the_registrys_reason(
     env: Env,
 ) -> None:

@@ -69,6 +69,12 @@ def join(
               "home mints, shares and opens like the founders", markup=False)  # fmt: skip
 
 
+def _admitted(done: consortium.Admitted) -> str:
+    rights = ", ".join(r for r, on in (("issuer", done.issuer), ("custodian", done.custodian))
+                       if on) or "member"  # fmt: skip
+    return f"admitted {done.address} ({done.kind}; {rights})"
+
+
 @participant_app.command("admit")
 def participant_admit(
     application: Annotated[Path, typer.Argument(
@@ -82,9 +88,7 @@ def participant_admit(
     """Register an applicant on chain (the admin's home): kind, keys, gas, rights."""
     with network() as net:
         done = consortium.admit(net, application, issuer=issuer, passphrase=passphrase)
-    rights = ", ".join(r for r, on in (("issuer", done.issuer), ("custodian", done.custodian))
-                       if on) or "member"  # fmt: skip
-    say(as_json, done.as_dict(), f"admitted {done.address} ({done.kind}; {rights})")
+    say(as_json, done.as_dict(), _admitted(done))
 
 
 @consortium_app.command("network-file")
@@ -139,6 +143,21 @@ def consortium_up(
                   markup=False, highlight=False)  # fmt: skip
     out.print(f"network file: {result['network']}; stop with `healthnft consortium down "
               f"--dir {where}`", markup=False, highlight=False)  # fmt: skip
+
+
+@consortium_app.command("admit")
+def consortium_admit(
+    application: Annotated[Path, typer.Argument(
+        help="The applicant's application.json (written by `healthnft join`).")],
+    where: DirOpt = Path("consortium"),
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Admit a member to the local consortium: an institution by three of the founders'
+    council (each step a proposal their keys approve), a patient by the admin home (the
+    patients' enrolment office). Running it again finishes an interrupted admission."""
+    done = consortium.admit_local(where, application,
+                                  say=lambda m: err.print(m, markup=False, highlight=False))
+    say(as_json, done.as_dict(), _admitted(done))
 
 
 @consortium_app.command("status")

@@ -19,7 +19,7 @@ MemberOpt = Annotated[str, typer.Option("--member", help="The council member act
                                         "address whose key this home holds).")]  # fmt: skip
 ACTION_HELP = ("register|set-issuer|suspend|reactivate|rekey|bind-did|set-custodian|"
                "add-council|remove-council|replace-council|set-threshold|set-voting-period|"
-               "hand-over")  # fmt: skip
+               "hand-over|set-registrar")  # fmt: skip
 
 
 @governance_app.command("install")
@@ -64,7 +64,7 @@ def governance_propose(
     key: Annotated[str | None, typer.Option(
         help="32-byte hex key: encryption key (register, rekey) or DID key (bind-did).")] = None,
     flag: Annotated[bool | None, typer.Option(
-        "--grant/--withdraw", help="For set-issuer and set-custodian.")] = None,
+        "--grant/--withdraw", help="For set-issuer, set-custodian and set-registrar.")] = None,
     number: Annotated[int | None, typer.Option(
         help="For set-threshold and set-voting-period (seconds).")] = None,
     new_account: Annotated[str | None, typer.Option(help="For replace-council.")] = None,

@@ -9,11 +9,15 @@ this package composes several homes, the chain's validators and the node service
 - :mod:`.processes`   detached child processes: started with their log in their home,
                       recorded with their start time (a recycled pid is never signalled),
                       stopped with SIGTERM, then SIGKILL, in bounded time
-- :mod:`.local`       ``consortium up|status|down``: validators (geth Clique), the admin
-                      home, one home and node service per founding institution, on loopback
+- :mod:`.council`     admitting an institution by k of the founding council (each step a
+                      proposal), and handing a network over to its council
+- :mod:`.local`       ``consortium up|status|down|admit``: validators (geth Clique), the
+                      admin home, one home and node service per founding institution, on
+                      loopback, the network then handed to the founders' council
 
-Who may admit a member is one function (:func:`.membership.admit`): today the network's
-admin key; governance (k of n founding institutions) replaces it there.
+Who may admit a member: the admin key while no council owns the network
+(:func:`.membership.admit`); then k of the council (:func:`.council.admit_by_council`),
+and for patients only, the enrolment office the council names (the registrar role).
 """
 
 from healthnft.consortium.membership import (

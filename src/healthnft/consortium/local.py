@@ -10,6 +10,11 @@ Layout of ``DIR``::
     DIR/network.json     what a joining institution needs; no secret
     DIR/processes.json   every process started, with its pid and start time
 
+Once the founders and custodians are admitted, ``up`` hands the network to the founders'
+council (3 of the 4 approve each membership change, see :mod:`.council`), naming the admin
+home the patients' enrolment office first: from then on ``consortium admit`` admits an
+institution with three founders' keys, and the admin home admits patients only.
+
 ``up`` is safe to run again: it keeps the chain and the homes and starts only what is
 not running (when some validators run and others do not, all of them are restarted
 together, on the same chain). A service restarted on another port (its old one taken)
@@ -37,6 +42,7 @@ from typing import Any
 
 from healthnft.consortium.membership import (
     APPLICATION_FILE,
+    Admitted,
     admit,
     join,
     network_document,
@@ -54,6 +60,8 @@ FOUNDERS = (
     ("government", "government", "Health Ministry"),
 )
 DEFAULT_CHAIN_ID = 1337
+#: Founders' approvals each membership change needs (of the four).
+COUNCIL_THRESHOLD = 3
 _ADMIN_FUNDS_WEI = 10**27
 _NODE_START_S = 90.0
 
@@ -158,6 +166,7 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
             if config.get("custodians") != listed or config.get("custodian_urls") != urls:
                 _stop_node_service(procs.get("nodes", {}).get(name))
                 home.update_config(custodians=listed, custodian_urls=urls)
+        _hand_over(where, admin_net, say)
     finally:
         admin_net.close()
     procs["nodes"], started = _start_node_services(where, procs.get("nodes", {}), say)
@@ -316,8 +325,69 @@ def _join_and_admit(where: Layout, admin_net: Any, doc: dict[str, Any], name: st
         say(f"{name}: joining as a {kind} (node {rpc_url})")
         join(home, where.passphrase(name), doc, kind, label, rpc_url=rpc_url)
     application = read_json_file(home / APPLICATION_FILE, "membership application")
-    done = admit(admin_net, application, passphrase=where.passphrase("admin"))
+    done = _admit(where, admin_net, application, say)
     say(f"{name}: admitted {done.address}")
+
+
+def _founder_accounts(where: Layout) -> list[Any]:
+    """The founders' signing keys, each read from its own home with its own passphrase
+    (what each institution's operator does on its side of a real consortium)."""
+    from healthnft import keys
+
+    accounts = []
+    for name, _kind, _label in FOUNDERS:
+        files = Home(where.node_home(name))
+        address = files.read_config()["member"]["address"]
+        accounts.append(keys.read_keystore(files.keystore_dir, address,
+                                           where.passphrase(name)).account)  # fmt: skip
+    return accounts
+
+
+def _hand_over(where: Layout, admin_net: Any, say: Say) -> None:
+    from healthnft.consortium.council import hand_over
+    from healthnft.ledger.governance import Governance
+
+    if Governance.of(admin_net.ledger) is not None:
+        return
+    admin = admin_net.admin(where.passphrase("admin"), to="hand the network over")
+    council = [a.address for a in _founder_accounts(where)]
+    gov = hand_over(admin_net.ledger, admin.account, council, COUNCIL_THRESHOLD,
+                    registrar=admin.address,
+                    evm_version=admin_net.config.get("evm_version"))  # fmt: skip
+    say(f"governance: the network is the founders' council's ({gov.threshold()} of "
+        f"{len(council)}); the admin home enrols patients only")
+
+
+def _admit(where: Layout, admin_net: Any, application: dict[str, Any], say: Say) -> Admitted:
+    """Admit ``application``: by the admin key while no council owns the network (and for
+    patients, as their enrolment office); an institution by three founders' keys."""
+    from healthnft.consortium.council import admit_by_council
+    from healthnft.consortium.membership import check_application
+    from healthnft.ledger.governance import Governance
+
+    address, kind, enc, did = check_application(admin_net, application)
+    gov = Governance.of(admin_net.ledger)
+    if gov is None or kind == "patient":
+        return admit(admin_net, application, passphrase=where.passphrase("admin"))
+    admit_by_council(gov, _founder_accounts(where), address, kind, enc, did, say=say)
+    admin = admin_net.admin(where.passphrase("admin"), to="pay for the member's gas")
+    admin_net.fund_member(admin, address)
+    return Admitted(address, kind, admin_net.ledger.is_issuer(address), kind == "custodian")
+
+
+def admit_application(root: Path, application_file: Path, say: Say = lambda _m: None) -> Admitted:
+    """``consortium admit``: the applicant of ``application_file`` admitted to the local
+    consortium in ``root`` (institutions by three founders' approvals, patients by the
+    admin home as enrolment office). Running it again finishes what was interrupted."""
+    where = Layout(Path(root).resolve())
+    if not Home(where.admin_home).exists():
+        raise InvalidInput(f"no consortium in {where.root} (run `healthnft consortium up`)")
+    application = read_json_file(Path(application_file), "membership application")
+    net = _admin_network(where, "", b"", say)
+    try:
+        return _admit(where, net, application, say)
+    finally:
+        net.close()
 
 
 def _port_free(port: int) -> bool:

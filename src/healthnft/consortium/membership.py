@@ -172,12 +172,22 @@ def check_application(net: Network, doc: dict[str, Any]) -> tuple[str, str, byte
 
 def admit(net: Network, doc: dict[str, Any], *, issuer: bool | None = None,
           passphrase: str | None = None) -> Admitted:  # fmt: skip
-    """Register an applicant on chain: the one door through which a member joins.
+    """Register an applicant on chain, as this home's admin key may.
 
-    Today it is the network admin's act (this home must hold the admin key); governance
-    (k of n founding institutions) will replace this function's body, not its callers.
-    Retry safe: each on-chain step already done is skipped."""
+    Without a council that is anyone; once a council owns the network, the admin key is
+    at most the patients' enrolment office (the registry's registrar role): an
+    institution is refused here, before any transaction, with who decides instead (see
+    :mod:`healthnft.consortium.council`). Retry safe: each on-chain step already done is
+    skipped."""
+    from healthnft.ledger.governance import Governance
+
     address, kind, enc, did = check_application(net, doc)
+    if kind != "patient" and Governance.of(net.ledger) is not None:
+        raise AccessDenied(
+            f"this network is governed by its founding institutions' council: a {kind} is "
+            "admitted by k of them, not by one key (`healthnft consortium admit APPLICATION "
+            "--dir DIR` on a local consortium; else each founder's `healthnft governance "
+            "propose|approve`)")
     admin = net.admin(passphrase, to="admit members")
     is_issuer = net.admit_member(admin, address, kind, enc, did, issuer)
     return Admitted(address, kind, is_issuer, kind == "custodian")

@@ -259,16 +259,30 @@ class Ledger:
 
     def broadcast(self, sent: SentTransaction, what: str = "transaction") -> dict:
         """Send a signed transaction (idempotent) and return its successful receipt, once
-        it has ``confirmations`` blocks."""
+        it has ``confirmations`` blocks: :meth:`submit` then :meth:`confirm`."""
+        self.submit(sent, what)
+        return self.confirm(sent, what)
+
+    def submit(self, sent: SentTransaction, what: str = "transaction") -> None:
+        """Hand a signed transaction to the node without waiting for its block, so a
+        caller can do other work meanwhile (the minter prepares its next batch).
+
+        Idempotent: re-sending a transaction the node knows, or one already mined, is
+        fine. Anything else is :class:`LedgerError`, and the nonce goes back to the
+        sender's manager (the transaction never reached the node)."""
         try:
             self.w3.eth.send_raw_transaction(sent.raw)
         except (Web3RPCError, ValueError) as exc:
-            # Re-sending a known transaction is fine; anything else is an error.
             text = _message(exc).lower()
             if "known" not in text and "already" not in text and "nonce too low" not in text:
                 if sent.sender:
                     self.nonces.release(sent.sender, sent.nonce)
                 raise LedgerError(f"{what} rejected: {revert_reason(exc)}") from None
+
+    def confirm(self, sent: SentTransaction, what: str = "transaction") -> dict:
+        """The successful receipt of a submitted transaction, once it has
+        ``confirmations`` blocks; a revert is :class:`LedgerError` with the contract's
+        reason, no block within the timeout :class:`Unavailable`."""
         receipt = self._await_receipt(sent.tx_hash, what)
         if receipt["status"] != 1:
             raise LedgerError(f"{what} reverted on chain: {self._replay_reason(sent)}")
@@ -359,6 +373,16 @@ class Ledger:
     def bind_did(self, admin: LocalAccount, address: str, did_key: bytes) -> None:
         call = self.registry.functions.bind_did(Web3.to_checksum_address(address), did_key)
         self.admin_transact(admin, call)
+
+    def set_registrar(self, admin: LocalAccount, address: str, status: bool = True) -> None:
+        """Name (or withdraw) an enrolment office that registers patients only (so the
+        office's key, unlike the owner's, can never add an institution or an issuer)."""
+        call = self.registry.functions.set_registrar(Web3.to_checksum_address(address), status)
+        self.admin_transact(admin, call)
+
+    @view
+    def is_registrar(self, address: str) -> bool:
+        return bool(self.registry.functions.is_registrar(Web3.to_checksum_address(address)).call())
 
     def admin_transact(self, admin: LocalAccount, call: Any) -> dict:
         """An owner-only call; once a governance council owns the contracts (see

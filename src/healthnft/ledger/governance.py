@@ -49,6 +49,7 @@ ACTIONS = {
     "set-threshold": 11,
     "set-voting-period": 12,
     "hand-over": 13,
+    "set-registrar": 14,
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 STATES = {0: "unknown", 1: "pending", 2: "executed", 3: "expired", 4: "void"}
@@ -80,6 +81,9 @@ class Proposal:
             ),
             "set-custodian": lambda: (
                 f"{'add' if self.number else 'remove'} custodian {self.account}"
+            ),
+            "set-registrar": lambda: (
+                f"{'name' if self.number else 'withdraw'} patient registrar {self.account}"
             ),
             "replace-council": lambda: (
                 f"replace council member {self.account} by {self.new_account}"
@@ -216,8 +220,8 @@ class Governance:
     ) -> int:
         """Propose ``action`` on ``account`` as council ``member`` (counts as its approval);
         the proposal's id. ``kind`` and ``key`` for register, ``key`` for rekey and
-        bind-did, ``flag`` for set-issuer and set-custodian, ``number`` for set-threshold
-        and set-voting-period, ``new_account`` for replace-council."""
+        bind-did, ``flag`` for set-issuer, set-custodian and set-registrar, ``number`` for
+        set-threshold and set-voting-period, ``new_account`` for replace-council."""
         if action not in ACTIONS:
             raise LedgerError(f"unknown governance action {action!r}; use one of "
                               f"{', '.join(ACTIONS)}")  # fmt: skip

@@ -6,6 +6,19 @@ The order of effects is what makes a crash harmless:
 2. sign the mint transaction and journal it as ``sent`` with its raw bytes;
 3. broadcast, wait for the receipt, mark ``minted``.
 
+Steps 1-2 of batch n+1 overlap step 3 of batch n: a batch is *submitted* (handed to
+the node) and the next one prepared while the node seals it; receipts are then
+*settled* in order, with at most :data:`MAX_IN_FLIGHT` batches submitted and not yet
+settled. On a network with a block period this hides the wait for blocks behind the
+CPU work of preparing (on the embedded chain, which mines on submit, nothing changes).
+Batch n+1's token range is computed from batch n's, not read from the chain (where n
+may not be mined yet): the contract mints at ``expected_start`` or reverts, so a batch
+whose predecessor reverted reverts too, and is rolled back like it. When a batch fails,
+every later batch already sent is settled (minted and marked, or rolled back) before
+the error surfaces; only a chain that stops answering leaves them ``sent``, for the next
+run's recovery. A crash anywhere leaves each batch ``prepared`` or ``sent`` in the
+journal, which recovery settles in the order the batches were prepared.
+
 :meth:`Minter.recover` settles any batch a crash left behind: a ``prepared``
 one is rolled back (its ciphertexts deleted: no orphans); a ``sent`` one is
 looked up on chain — minted already, it is marked so; not minted and its nonce
@@ -37,6 +50,7 @@ import hashlib
 import hmac
 import os
 import signal
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,11 +62,12 @@ from healthnft.errors import (
     LedgerError,
     MintInterrupted,
     NotAnIssuer,
+    Unavailable,
     UnknownParticipant,
 )
 from healthnft.keys import Identity
 from healthnft.ledger import merkle
-from healthnft.ledger.client import Ledger
+from healthnft.ledger.client import Ledger, SentTransaction
 from healthnft.minting.attestation import Attestor, issuer_attestor
 from healthnft.records import Record, commit, new_salt
 from healthnft.vault import BatchKey, RecordPlaintext, Vault, seal, seal_stream
@@ -64,16 +79,24 @@ DEFAULT_BATCH_SIZE = 1000
 #: Gas limit of a mint: ~94k whatever the batch size (~128k for an owner's first), so
 #: a fixed limit replaces an eth_estimateGas per batch (measured: 29 ms -> 5 ms to sign).
 MINT_GAS = 300_000
+#: Batches submitted and not yet settled, at most, once the next one is sent. Two would
+#: hide one block of waiting behind the next batch's preparation; three leave room for a
+#: block that comes late, or a confirmation depth above one. More would only hold more
+#: records unsettled when something fails (and more to roll back).
+MAX_IN_FLIGHT = 3
 #: Set to one of :data:`CRASH_POINTS` to kill the process there (crash tests).
 CRASH_ENV = "HEALTHNFT_CRASH_AT"
 #: Where a batch can be killed, in the order a run passes them: ``mid-stream`` (after the
 #: first chunk of a stream-sealed record is stored, with more to come), ``after-encrypt``
 #: (journaled ``prepared``, ciphertexts stored), ``before-broadcast`` (journaled ``sent``
-#: with its signed transaction, not broadcast), ``after-send`` (mined, still ``sent``),
-#: ``after-retire`` (a correction's old row marked ``superseded``, batch still ``sent``),
-#: ``after-minted`` (journaled ``minted``, nothing returned yet).
-CRASH_POINTS = ("mid-stream", "after-encrypt", "before-broadcast", "after-send",
-                "after-retire", "after-minted")  # fmt: skip
+#: with its signed transaction, not broadcast), ``after-submit`` (handed to the node, its
+#: receipt not awaited: the next batch is prepared next), ``after-send`` (mined, still
+#: ``sent``), ``after-retire`` (a correction's old row marked ``superseded``, batch still
+#: ``sent``), ``after-minted`` (journaled ``minted``, nothing returned yet). A point
+#: names the first batch that passes it; ``POINT@N`` names the N-th batch of the run
+#: (from 1), e.g. ``after-encrypt@2``: batch 1 sent, batch 2 prepared.
+CRASH_POINTS = ("mid-stream", "after-encrypt", "before-broadcast", "after-submit",
+                "after-send", "after-retire", "after-minted")  # fmt: skip
 #: Private-metadata keys of a stream-sealed record: its characterization and its stream
 #: index (secret: it holds the stream key; it never leaves the sealed plaintext).
 IMAGING_META = "imaging"
@@ -102,9 +125,11 @@ def _out_of_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def crash_point(name: str) -> None:
-    """Kill this process here when ``$HEALTHNFT_CRASH_AT`` names ``name`` (crash tests)."""
-    if os.environ.get(CRASH_ENV) == name:
+def crash_point(name: str, batch: int | None = None) -> None:
+    """Kill this process here when ``$HEALTHNFT_CRASH_AT`` names ``name`` (crash tests),
+    or ``name@batch`` (the ``batch``-th batch of a mint, from 1)."""
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted == name or (batch is not None and wanted == f"{name}@{batch}"):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -116,6 +141,35 @@ def is_streamed(record: Record) -> bool:
 def _mid_stream(stored: int) -> None:
     if stored == 1:
         crash_point("mid-stream")
+
+
+@dataclass
+class InFlight:
+    """A batch journaled ``sent`` and handed to the node, its receipt not read yet."""
+
+    number: int  # its place in this run (1 = first), for crash points
+    batch_ref: bytes
+    start: int
+    count: int
+    root: bytes
+    sent: SentTransaction
+    token_ids: list[int]
+    supersedes: int | None = None
+    #: Why the node refused the transaction, if it did: settled in turn (see ``_land``).
+    refused: LedgerError | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+
+def _chain_stalled(exc: BaseException) -> bool:
+    """A failure after which waiting for more receipts would only wait again: the node
+    gave no block in time (or the process is being stopped). Later batches stay
+    ``sent``; the next run's recovery settles them."""
+    if not isinstance(exc, Exception):
+        return True
+    return isinstance(exc, Unavailable) and not isinstance(exc, MintInterrupted)
 
 
 class Minter:
@@ -180,8 +234,6 @@ class Minter:
             return False
         if self.ledger.nonce(batch.issuer) > (batch.nonce or 0) or batch.raw_tx is None:
             return False
-        from healthnft.ledger.client import SentTransaction
-
         try:
             receipt = self.ledger.broadcast(
                 SentTransaction(batch.raw_tx, batch.tx_hash or b"", batch.nonce or 0)
@@ -227,6 +279,11 @@ class Minter:
         issuer (checked by gas estimation, before anything is sent). A record already
         minted is skipped as usual: the caller tells a finished correction from a
         duplicate (see :mod:`healthnft.services.amending`).
+
+        Batches overlap (see the module's docstring): ``progress`` is told each batch's
+        count once it is minted, in the batches' order, while later ones may already be
+        prepared or sent. On a failure, the batches already sent are settled before the
+        error is raised.
         """
         if supersedes is not None:
             if len(records) != 1:
@@ -258,18 +315,51 @@ class Minter:
             fresh.append((key, rec))
         if progress and result.skipped:
             progress(result.skipped)
-        for i in range(0, len(fresh), batch_size):
-            chunk = fresh[i : i + batch_size]
-            token_ids, gas = self._mint_batch(issuer, owner, owner_enc_key, chunk, attestor,
-                                              on_bytes, supersedes)  # fmt: skip
-            result.attested += len(chunk)
-            result.minted += len(chunk)
-            result.batches += 1
-            result.gas_used += gas
-            result.token_ids.extend(token_ids)
-            if progress:
-                progress(len(chunk))
+        flight: deque[InFlight] = deque()
+        try:
+            for number, i in enumerate(range(0, len(fresh), batch_size), start=1):
+                while len(flight) >= MAX_IN_FLIGHT:
+                    self._land(flight.popleft(), result, progress)
+                last = flight[-1] if flight else None
+                sent = self._mint_batch(issuer, owner, owner_enc_key,
+                                        fresh[i : i + batch_size], attestor, on_bytes,
+                                        supersedes, number, last)  # fmt: skip
+                flight.append(sent)
+                while sent.refused is not None and flight:  # settle all before going on:
+                    self._land(flight.popleft(), result, progress)  # it raises, unless mined
+            while flight:
+                self._land(flight.popleft(), result, progress)
+        except Exception as exc:
+            if not _chain_stalled(exc):
+                self._settle_rest(flight, result, progress)
+            raise
         return result
+
+    def _land(self, batch: InFlight, result: MintResult,
+              progress: Callable[[int], None] | None) -> None:  # fmt: skip
+        """Settle the oldest batch in flight: its receipt, then ``minted``; counted and
+        reported (progress follows the batches' order)."""
+        token_ids, gas = self._settle(batch)
+        result.attested += batch.count
+        result.minted += batch.count
+        result.batches += 1
+        result.gas_used += gas
+        result.token_ids.extend(token_ids)
+        if progress:
+            progress(batch.count)
+
+    def _settle_rest(self, flight: deque[InFlight], result: MintResult,
+                     progress: Callable[[int], None] | None) -> None:  # fmt: skip
+        """After a failure, settle every batch still in flight, in order, so none is left
+        half-done: each is minted and marked, or (reverted: its range moved with the
+        failed one) rolled back by ``_settle``. The first failure wins: the caller raises
+        it; a stalled chain stops here and leaves the rest ``sent`` for recovery."""
+        while flight:
+            try:
+                self._land(flight.popleft(), result, progress)
+            except Exception as exc:
+                if _chain_stalled(exc):
+                    return
 
     def _attest(
         self,
@@ -311,8 +401,14 @@ class Minter:
         attestor: Attestor | None,
         on_bytes: Callable[[int], None] | None = None,
         supersedes: int | None = None,
-    ) -> tuple[list[int], int]:
-        start = self.ledger.next_token_id()
+        number: int = 1,
+        after: InFlight | None = None,
+    ) -> InFlight:
+        """Prepare one batch (attest, commit, seal, store, journal) and submit its mint,
+        without waiting for the block. ``after``: the batch sent just before, maybe not
+        mined yet; this one's tokens follow its range (the chain's counter, if another
+        issuer has minted since, is further on)."""
+        start = max(self.ledger.next_token_id(), after.end if after else 0)
         batch_ref = os.urandom(16)
         batch_key = BatchKey.new()
         leaves: list[bytes] = []
@@ -324,9 +420,9 @@ class Minter:
             leaves.append(merkle.leaf_hash(start + offset, commitments[-1]))
         attestations = self._attest(issuer, owner, chunk, commitments, attestor)
         try:
-            return self._seal_and_mint(
+            return self._seal_and_send(
                 issuer, owner, owner_enc_key, chunk, start, batch_ref, batch_key, salts,
-                commitments, leaves, attestations, on_bytes, supersedes,
+                commitments, leaves, attestations, on_bytes, supersedes, number,
             )  # fmt: skip
         except BaseException as exc:
             # Streamed chunks are stored before the batch is journaled: whatever failed,
@@ -352,7 +448,7 @@ class Minter:
                 ) from None
             raise
 
-    def _seal_and_mint(
+    def _seal_and_send(
         self,
         issuer: Identity,
         owner: str,
@@ -367,7 +463,8 @@ class Minter:
         attestations: list[str],
         on_bytes: Callable[[int], None] | None,
         supersedes: int | None = None,
-    ) -> tuple[list[int], int]:
+        number: int = 1,
+    ) -> InFlight:
         rows: list[RecordRow] = []
         ciphertexts: list[bytes] = []
         plains: list[tuple[RecordPlaintext, bytes]] = []
@@ -431,7 +528,7 @@ class Minter:
         try:
             self.blobs.put_many(ciphertexts)
             self.blobs.keep_cards(self._cards(rows, wrapped, custody_wrapped, shares, batch))
-            crash_point("after-encrypt")
+            crash_point("after-encrypt", number)
             if supersedes is None:
                 call = self.ledger.mint_call(owner, len(chunk), start, root)
                 sent = self.ledger.sign(issuer.account, call, gas=MINT_GAS)
@@ -442,28 +539,45 @@ class Minter:
             self._roll_back(batch_ref)
             raise
         self.catalog.mark_sent(batch_ref, sent.raw, sent.tx_hash, sent.nonce)
-        crash_point("before-broadcast")
+        crash_point("before-broadcast", number)
+        flight = InFlight(number, batch_ref, start, len(chunk), root, sent,
+                          [r.token_id for r in rows], supersedes)  # fmt: skip
         try:
-            receipt = self.ledger.broadcast(sent)
+            self.ledger.submit(sent)
+        except LedgerError as exc:  # settled in turn, after the batches sent before it
+            flight.refused = exc
+        crash_point("after-submit", number)
+        return flight
+
+    def _settle(self, batch: InFlight) -> tuple[list[int], int]:
+        """Await a submitted batch's receipt and mark it ``minted``: its token ids and gas.
+
+        A refused or reverted transaction is looked up once more (the node may have mined
+        it after all); not minted, the batch is rolled back and :class:`MintInterrupted`
+        raised."""
+        try:
+            if batch.refused is not None:
+                raise batch.refused
+            receipt = self.ledger.confirm(batch.sent)
         except LedgerError as exc:
-            if not self._settle_sent(self.catalog.batch(batch_ref)):  # type: ignore[arg-type]
-                self._roll_back(batch_ref)
+            if not self._settle_sent(self.catalog.batch(batch.batch_ref)):  # type: ignore[arg-type]
+                self._roll_back(batch.batch_ref)
                 raise MintInterrupted(f"batch was not minted and was rolled back: {exc}") from None
             receipt = {"gasUsed": 0}
-        crash_point("after-send")
+        crash_point("after-send", batch.number)
         # The contract mints exactly at `start` or reverts, so the receipt's event suffices.
         minted = self.ledger.minted_batch(receipt) if receipt.get("logs") else None
         if minted is None:
-            info = self.ledger.batch_of(start)
+            info = self.ledger.batch_of(batch.start)
             minted = (info.batch_id, info.root) if info else None
-        if minted is None or minted[1] != root:
+        if minted is None or minted[1] != batch.root:
             raise MintInterrupted("mint transaction succeeded but the batch is not on chain")
-        if supersedes is not None and receipt.get("logs"):
+        if batch.supersedes is not None and receipt.get("logs"):
             self._retire_superseded(receipt)
-            crash_point("after-retire")
-        self.catalog.mark_minted(batch_ref, minted[0], receipt.get("gasUsed"))
-        crash_point("after-minted")
-        return [r.token_id for r in rows], int(receipt.get("gasUsed") or 0)
+            crash_point("after-retire", batch.number)
+        self.catalog.mark_minted(batch.batch_ref, minted[0], receipt.get("gasUsed"))
+        crash_point("after-minted", batch.number)
+        return batch.token_ids, int(receipt.get("gasUsed") or 0)
 
     def _cards(self, rows: list[RecordRow], wrapped: dict[str, bytes],
                custody_wrapped: dict[str, bytes], shares: list[tuple[int, str, bytes]],

@@ -18,7 +18,8 @@ from healthnft.consortium import network_document as _network_document
 if TYPE_CHECKING:
     from healthnft.network import Network
 
-__all__ = ["Admitted", "Joined", "admit", "down", "join", "network_document", "status", "up"]
+__all__ = ["Admitted", "Joined", "admit", "admit_local", "down", "join", "network_document",
+           "status", "up"]  # fmt: skip
 
 
 def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
@@ -49,6 +50,15 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3, chain_id: int | 
 
     return local.up(root, validators=validators, custodians=custodians,
                     chain_id=chain_id or local.DEFAULT_CHAIN_ID, say=say)  # fmt: skip
+
+
+def admit_local(root: Path, application_file: Path,
+                say: Callable[[str], None] = lambda _m: None) -> Admitted:  # fmt: skip
+    """Admit an applicant to the local consortium in ``root``: an institution by three of
+    the founders' council, a patient by the admin home (the patients' enrolment office)."""
+    from healthnft.consortium import local
+
+    return local.admit_application(root, application_file, say)
 
 
 def status(root: Path) -> dict[str, Any]:

@@ -34,16 +34,24 @@ def open_shared(net: Network, reader: Identity, token_id: int) -> OpenedRecord:
     minted it (the home's ``peers``: member address -> node URL), checked against the
     chain and its digest on arrival, and opened here with the custodians' shares."""
     from healthnft.consent import open_as_grantee
+    from healthnft.wallet.wallet import OpenedRecord
 
     threshold, members = _custody(net)
-    row = net.catalog.catalogue.record(token_id)
-    if row is None or net.blobs.get(row.blob_digest) is None:
-        holder = holder_url(net, token_id)
-        if holder is not None:
-            return _open_from_peer(net, reader, token_id, holder, threshold, members)
+    holder = _remote_holder(net, token_id)
+    if holder is not None:
+        _, plain, _ = _release_from_peer(net, reader, token_id, holder, threshold, members)
+        return OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
     return open_as_grantee(reader, token_id, net.custodian_services(), threshold, net.ledger,
                            net.catalog, net.blobs, net.derivatives().original_of,
                            members)  # fmt: skip
+
+
+def _remote_holder(net: Network, token_id: int) -> str | None:
+    """The peer node to fetch ``token_id`` from, when this home does not hold it."""
+    row = net.catalog.catalogue.record(token_id)
+    if row is not None and net.blobs.get(row.blob_digest) is not None:
+        return None
+    return holder_url(net, token_id)
 
 
 def holder_url(net: Network, token_id: int) -> str | None:
@@ -60,12 +68,13 @@ def holder_url(net: Network, token_id: int) -> str | None:
     return peers.get(issuer)
 
 
-def _open_from_peer(net: Network, reader: Identity, token_id: int, url: str, threshold: int,
-                    members: tuple[str, ...]) -> OpenedRecord:  # fmt: skip
+def _release_from_peer(net: Network, reader: Identity, token_id: int, url: str, threshold: int,
+                       members: tuple[str, ...]) -> tuple[Any, Any, Any]:  # fmt: skip
+    """The row, the plaintext and the chunk source of a record held by the node at
+    ``url``: fetched and checked there, opened here with k custodians' shares."""
     from healthnft.consent.custodian import gather_and_open, grants_for
     from healthnft.errors import AccessDenied
     from healthnft.services.exchange import fetch_from_peer
-    from healthnft.wallet.wallet import OpenedRecord
 
     fetched = fetch_from_peer(net, reader, token_id, url)
     grants = grants_for(net.ledger, reader.address, token_id, fetched.row.category)
@@ -74,14 +83,19 @@ def _open_from_peer(net: Network, reader: Identity, token_id: int, url: str, thr
     plain = gather_and_open(reader, token_id, grants[0], fetched.row.commitment,
                             fetched.ciphertext, net.custodian_services(), threshold,
                             members)  # fmt: skip
-    return OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
+    return fetched.row, plain, fetched.chunks
 
 
-def release_shared(net: Network, reader: Identity, token_id: int) -> tuple[Any, Any]:
-    """The catalogue row and the decrypted plaintext of a shared record, for streaming."""
+def release_shared(net: Network, reader: Identity, token_id: int) -> tuple[Any, Any, Any]:
+    """The catalogue row, the decrypted plaintext and where the chunks are read from
+    (this home's vault, or the holder's node, streamed) of a shared record."""
     from healthnft.consent.custodian import release_as_grantee
 
     threshold, members = _custody(net)
-    return release_as_grantee(reader, token_id, net.custodian_services(), threshold,
-                              net.ledger, net.catalog, net.blobs,
-                              net.derivatives().original_of, members)  # fmt: skip
+    holder = _remote_holder(net, token_id)
+    if holder is not None:
+        return _release_from_peer(net, reader, token_id, holder, threshold, members)
+    row, plain = release_as_grantee(reader, token_id, net.custodian_services(), threshold,
+                                    net.ledger, net.catalog, net.blobs,
+                                    net.derivatives().original_of, members)  # fmt: skip
+    return row, plain, net.blobs

@@ -134,14 +134,39 @@ def _plain(value: Any) -> Any:
 # -- the grantee's side --------------------------------------------------------------
 
 
+class PeerBlobs:
+    """A study's chunks on the node that holds them, read one by one as a stream asks
+    (a read-only blob store: :func:`healthnft.vault.stream.open_stream` pulls each
+    chunk, a step ahead, while it decrypts the one before). Each chunk travels with its
+    single-use ticket and is checked against its digest on arrival, so a multi-gigabyte
+    study never sits whole in memory or on this node's disk."""
+
+    def __init__(self, session: Any, base: str, requester: str, tickets: dict[str, str],
+                 digests: list[bytes]) -> None:  # fmt: skip
+        self._session, self._base, self._requester = session, base, requester
+        self._tickets = tickets
+        self.digests = digests
+
+    def get(self, digest: bytes) -> bytes | None:
+        if digest not in self.digests:
+            return None  # not a chunk of this record: the stream says "missing"
+        return _fetch_blob(self._session, self._base, self._requester, digest, self._tickets)
+
+    def put_many(self, blobs: Any) -> list[bytes]:
+        raise AccessDenied("another node's chunks are read, never written, here")
+
+    def delete_many(self, digests: Any) -> None:
+        raise AccessDenied("another node's chunks are read, never deleted, here")
+
+
 @dataclass(frozen=True)
 class FetchedRecord:
-    """A shared record's row, checked against the chain, and its ciphertexts, checked
-    against their digests (the record's first, then a study's chunks by digest)."""
+    """A shared record's row, checked against the chain, and its ciphertext, checked
+    against its digest; a study's chunks are fetched as they are read (``chunks``)."""
 
     row: RecordRow
     ciphertext: bytes
-    chunks: dict[bytes, bytes]
+    chunks: PeerBlobs
 
 
 def fetch_from_peer(net: Network, reader: Identity, token_id: int, url: str) -> FetchedRecord:
@@ -179,8 +204,8 @@ def fetch_from_peer(net: Network, reader: Identity, token_id: int, url: str) -> 
     if problem:
         raise Tampered(f"token {token_id} from {base}: {problem}")
     ciphertext = _fetch_blob(session, base, reader.address, row.blob_digest, tickets)
-    chunks = {d: _fetch_blob(session, base, reader.address, d, tickets) for d in chunk_digests}
-    return FetchedRecord(row, ciphertext, chunks)
+    return FetchedRecord(row, ciphertext,
+                         PeerBlobs(session, base, reader.address, tickets, chunk_digests))
 
 
 def _fetch_blob(session: Any, base: str, requester: str, digest: bytes,

@@ -204,9 +204,10 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
             rec = wallet.open(token_id, ident)
             source: Any = ident
         else:
-            row, plain = custody.release_shared(net, ident, token_id)
+            row, plain, chunks = custody.release_shared(net, ident, token_id)
             rec = OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
             source = (row, plain)
+            wallet = net.wallet(chunks)  # a study held by another node: streamed from it
     except HealthNFTError as exc:
         raise _burned_or(net, token_id, ident.address, exc) from None
     if rec.is_study:

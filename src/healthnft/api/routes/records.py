@@ -204,7 +204,9 @@ def study_image(token_id: TokenId, me: Me, svc: Svc) -> Response:
     check_token_ids(token_id)
     with svc.lock:
         row = svc.net.catalog.record(token_id)
-        if row is None or row.category != "imaging":
+        # Not in this home's catalogue: a study another node holds is streamed from it
+        # (``save_record`` answers NOT_VISIBLE to anyone without a grant, as here).
+        if row is not None and row.category != "imaging":
             raise NotFound(NOT_VISIBLE)
         folder = Path(tempfile.mkdtemp(prefix=".web-image-", dir=svc.net.home))
         try:

@@ -39,6 +39,7 @@ interface IParticipantRegistry:
     def set_issuer(account: address, status: bool): nonpayable
     def set_encryption_key(account: address, encryption_key: bytes32): nonpayable
     def bind_did(account: address, did_key: bytes32): nonpayable
+    def set_registrar(account: address, status: bool): nonpayable
     def transfer_ownership(new_owner: address): nonpayable
     def is_member(account: address) -> bool: view
     def owner() -> address: view
@@ -71,6 +72,7 @@ ACTION_REPLACE_COUNCIL: public(constant(uint8)) = 10  # new_account replaces acc
 ACTION_SET_THRESHOLD: public(constant(uint8)) = 11  # number: new threshold
 ACTION_SET_VOTING_PERIOD: public(constant(uint8)) = 12  # number: seconds
 ACTION_HAND_OVER: public(constant(uint8)) = 13  # account: the registry's and consent manager's next owner
+ACTION_SET_REGISTRAR: public(constant(uint8)) = 14  # number: 1 name, 0 withdraw (patients' enrolment office)
 
 # @dev Proposal states as `proposal` reports them.
 STATE_UNKNOWN: constant(uint8) = 0
@@ -186,9 +188,9 @@ def propose(action: uint8, account: address, number: uint256, key: bytes32, new_
     @return The proposal's id.
     """
     self._check_voter(msg.sender)
-    assert action >= ACTION_REGISTER and action <= ACTION_HAND_OVER, "governance: unknown action"
+    assert action >= ACTION_REGISTER and action <= ACTION_SET_REGISTRAR, "governance: unknown action"
     assert account != empty(address), "governance: zero address"
-    if action == ACTION_SET_ISSUER or action == ACTION_SET_CUSTODIAN:
+    if action == ACTION_SET_ISSUER or action == ACTION_SET_CUSTODIAN or action == ACTION_SET_REGISTRAR:
         assert number <= 1, "governance: flag must be 0 or 1"
     self._check_council_action(action, account, number, new_account)
     proposal_id: uint256 = self.proposal_count + 1
@@ -315,6 +317,8 @@ def _execute(p: Proposal):
         extcall registry.bind_did(p.account, p.key)
     elif p.action == ACTION_SET_CUSTODIAN:
         extcall consent.set_custodian(p.account, p.number == 1)
+    elif p.action == ACTION_SET_REGISTRAR:
+        extcall registry.set_registrar(p.account, p.number == 1)
     elif p.action == ACTION_HAND_OVER:
         extcall registry.transfer_ownership(p.account)
         extcall consent.transfer_ownership(p.account)

@@ -17,6 +17,9 @@
      - nothing that identifies a person is stored: an entry is a kind code,
        an X25519 encryption public key, an Ed25519 DID key and an active flag;
      - a DID key is bound once, by the admin, to a registered participant;
+     - a registrar (an enrolment office the owner names) registers patients and
+       binds their DID keys, nothing else: it never registers an institution,
+       grants a role, suspends or re-keys; the owner withdraws the role at will;
      - a credential is revoked under its issuer's address only by that issuer,
        and a revocation is never undone (revocation lists only grow).
 """
@@ -49,6 +52,9 @@ participants: HashMap[address, Participant]
 
 # @dev Addresses allowed to mint records (hospitals).
 is_issuer: public(HashMap[address, bool])
+
+# @dev Enrolment offices allowed to register patients (and bind their DIDs) only.
+is_registrar: public(HashMap[address, bool])
 
 # @dev Ed25519 public key of each participant's did:key (empty: none bound).
 did_key: public(HashMap[address, bytes32])
@@ -84,6 +90,11 @@ event IssuerChanged:
     status: bool
 
 
+event RegistrarChanged:
+    account: indexed(address)
+    status: bool
+
+
 event DidBound:
     account: indexed(address)
     did_key: bytes32
@@ -106,13 +117,13 @@ def __init__():
 def register(account: address, kind: uint8, encryption_key: bytes32):
     """
     @notice Registers `account` as a participant of `kind`.
-    @dev Only the admin. Requires a fresh, non-zero address, a known kind and a
-         non-zero encryption key.
+    @dev The admin, or a registrar for a patient. Requires a fresh, non-zero
+         address, a known kind and a non-zero encryption key.
     @param account The participant's Ethereum address.
     @param kind One of the KIND_* codes.
     @param encryption_key The participant's X25519 public key.
     """
-    ownable._check_owner()
+    self._check_owner_or_registrar(kind)
     assert account != empty(address), "registry: zero address"
     assert kind >= KIND_PATIENT and kind <= KIND_CUSTODIAN, "registry: unknown kind"
     assert encryption_key != empty(bytes32), "registry: empty encryption key"
@@ -189,16 +200,41 @@ def set_issuer(account: address, status: bool):
 
 
 @external
+def set_registrar(account: address, status: bool):
+    """
+    @notice Names (or withdraws) an enrolment office that registers patients.
+    @dev Only the admin (in a consortium: k of the council). The role covers
+         `register` and `bind_did` of patients only, so the office's key, if
+         stolen, can add patients but never an institution or an issuer.
+    @param account The office's address (need not be a participant).
+    @param status True to name it, False to withdraw the role.
+    """
+    ownable._check_owner()
+    assert account != empty(address), "registry: zero address"
+    self.is_registrar[account] = status
+    log RegistrarChanged(account=account, status=status)
+
+
+@internal
+@view
+def _check_owner_or_registrar(kind: uint8):
+    if msg.sender == ownable.owner:
+        return
+    assert self.is_registrar[msg.sender], "ownable: caller is not the owner"
+    assert kind == KIND_PATIENT, "registry: a registrar enrols patients only"
+
+
+@external
 def bind_did(account: address, did_key: bytes32):
     """
     @notice Binds a participant's did:key (its Ed25519 public key) to its entry,
             so anyone can check that a DID speaks for a registered participant.
-    @dev Only the admin; once per participant.
+    @dev The admin, or a registrar for a patient; once per participant.
     @param account A registered participant.
     @param did_key The 32-byte Ed25519 public key inside its did:key.
     """
-    ownable._check_owner()
     assert self.participants[account].kind != 0, "registry: not registered"
+    self._check_owner_or_registrar(self.participants[account].kind)
     assert did_key != empty(bytes32), "registry: empty DID key"
     assert self.did_key[account] == empty(bytes32), "registry: DID already bound"
     assert self.did_owner[did_key] == empty(address), "registry: DID bound to another account"
