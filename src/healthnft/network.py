@@ -469,6 +469,22 @@ class Network:
                              passphrase: str | None = None) -> Participant:  # fmt: skip
         """Register a custodian whose key lives in its own home (it gave its address and
         encryption key), fund it for its access logs, and remember its URL."""
+        self.enroll_custodian(address, enc_key, passphrase)
+        known = list(self.config.get("custodians", []))  # the split order: never reordered
+        if address.lower() not in {a.lower() for a in known}:
+            known.append(address)
+        urls = {a: u for a, u in self.config.get("custodian_urls", {}).items()
+                if a.lower() != address.lower()}  # fmt: skip
+        self._save_config(custodians=known, custodian_urls={**urls, address: url})
+        _, _, on_chain_key = self.ledger.participant(address)
+        return Participant(address, "custodian", "", on_chain_key)
+
+    def enroll_custodian(self, address: str, enc_key: bytes, passphrase: str | None = None) -> None:
+        """The on-chain part of :meth:`add_remote_custodian`: registered as a custodian,
+        funded for its access logs, allowed to log them. Each step already done is only
+        read, not sent again (a custodian restarted by ``consortium up`` costs no block),
+        and nothing here touches the home's files, so several custodians may be enrolled
+        from threads at once (the admin's nonces are handed out per sender)."""
         from healthnft.ledger.consent import Consent
 
         admin = self.admin(passphrase)
@@ -480,18 +496,9 @@ class Network:
         self.fund_member(admin, address)
         # Each step only when missing: restarting a custodian's service (its new URL) is
         # no membership change, so it still works once a council owns the network.
-        from web3 import Web3
-
-        if not self.ledger.consent.functions.is_custodian(Web3.to_checksum_address(address)).call():
-            Consent(self.ledger).set_custodian(admin.account, address, True)
-        known = list(self.config.get("custodians", []))  # the split order: never reordered
-        if address.lower() not in {a.lower() for a in known}:
-            known.append(address)
-        urls = {a: u for a, u in self.config.get("custodian_urls", {}).items()
-                if a.lower() != address.lower()}  # fmt: skip
-        self._save_config(custodians=known, custodian_urls={**urls, address: url})
-        _, _, on_chain_key = self.ledger.participant(address)
-        return Participant(address, "custodian", "", on_chain_key)
+        consent = Consent(self.ledger)
+        if not consent.is_custodian(address):
+            consent.set_custodian(admin.account, address, True)
 
     def challenges(self) -> Any:
         """The home's one-time challenges (table ``challenges`` of ``index.sqlite``)."""

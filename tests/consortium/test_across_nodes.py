@@ -114,7 +114,8 @@ def consortium(tmp_path_factory):
         hospital_node.start()
         yield {"root": root, "token": token, "research": research,
                "research_address": research_address, "custodians": custodians,
-               "hospital": hospital, "patient": patient, "chain": chain}
+               "hospital": hospital, "patient": patient, "patient_address": patient_address,
+               "chain": chain}  # fmt: skip
     finally:
         if hospital_node is not None:
             hospital_node.stop()
@@ -137,6 +138,69 @@ def test_opened_at_the_research_node_from_the_hospital_node(consortium):
     opened = json.loads(_open(c).stdout)
     assert opened["token_id"] == c["token"]
     assert opened["resource"]["valueQuantity"]["value"] == 5.4
+
+
+def test_the_patient_lists_from_its_own_home_what_the_hospital_minted(consortium):
+    """The patient's home holds no copy (the ciphertext stays at the hospital's node), yet
+    its wallet lists the token the chain says it owns: never an empty wallet; and its
+    access log says what kind of member read it."""
+    c = consortium
+    listed = _json(c["patient"], "wallet", "list", "--owner", c["patient_address"])
+    assert [(r["token_id"], r["status"]) for r in listed] == [(c["token"], "at-issuer")]
+    # The hospital's home holds the record: listed there as it is, with its metadata.
+    at_hospital = _json(c["hospital"], "wallet", "list", "--owner", c["patient_address"])
+    assert [(r["token_id"], r["category"]) for r in at_hospital] == [(c["token"], "laboratory")]
+    # Its access log names the grantee's kind from the chain (its home never named it).
+    _open(c)
+    log = _json(c["patient"], "access-log", "--owner", c["patient_address"])
+    assert log and {(r["grantee"], r["grantee_kind"]) for r in log} == {
+        (c["research_address"], "research")}  # fmt: skip
+
+
+def test_the_patients_own_web_wallet_lists_it_as_held_at_the_issuer(consortium):
+    """The patient's own home served: its records page lists the token, said as it is
+    (held at the issuer's node), not as a record that failed its integrity check."""
+    from fastapi.testclient import TestClient
+
+    from healthnft import keys
+    from healthnft.api import create_app, siwe
+    from healthnft.home import Home
+
+    c = consortium
+    secret = PASS["HEALTHNFT_PASSPHRASE"]
+    me = keys.read_keystore(Home(c["patient"]).keystore_dir, c["patient_address"], secret)
+    app = create_app(c["patient"], origin="http://testserver", passphrase=secret)
+    with TestClient(app) as web:
+        message = web.get("/api/auth/challenge",
+                          params={"address": me.address}).json()["message"]  # fmt: skip
+        signed = web.post("/api/auth/verify", json={
+            "message": message, "signature": siwe.sign(message, bytes(me.account.key))})
+        assert signed.status_code == 200, signed.text
+        rows = web.get("/api/records").json()
+    assert [(r["token_id"], r["status"]) for r in rows] == [(c["token"], "at-issuer")]
+    assert "issued it" in rows[0]["summary"] and "integrity" not in rows[0]["summary"]
+
+
+def test_a_record_fetched_from_the_issuers_node_is_verified_as_fetched(consortium):
+    """What the research node's page shows beside the record: authentic (checked on
+    arrival), not "unknown token" because its own catalogue never held it."""
+    from healthnft.network import Network
+    from healthnft.services import records, sharing
+
+    c = consortium
+    net = Network.open(c["research"])
+    try:
+        # Listed as shared with it (what the chain says), though this home never held it.
+        listed = sharing.shared_with(net, c["research_address"])
+        assert [(r["token_id"], r.get("held_at_issuer")) for r in listed] == [(c["token"], True)]
+        rec = records.open_record(net, c["research_address"], c["token"],
+                                  PASS["HEALTHNFT_PASSPHRASE"])  # fmt: skip
+        assert str(rec.resource["valueQuantity"]["value"]) == "5.4"  # exact decimal
+        check = records.verify_shared(net, c["token"])
+        assert check.valid and "issuer's node" in check.reason, check
+        assert not records.verify_record(net, c["token"], content=False).valid  # not held here
+    finally:
+        net.close()
 
 
 def test_custodian_faults_across_nodes(consortium):

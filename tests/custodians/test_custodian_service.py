@@ -177,3 +177,22 @@ def test_a_forged_or_malformed_delivery_is_refused(world):
     assert (resp.status_code, resp.json()["code"]) == (400, "invalid_input")
     resp = requests.post(custodian.url + "/release", json={"token_id": 1}, timeout=10)
     assert (resp.status_code, resp.json()["code"]) == (400, "invalid_input")
+
+
+def test_a_custodian_added_again_costs_no_transaction(world):
+    """`consortium up` re-adds a custodian it restarts: registered, funded and allowed
+    already, nothing is sent again, and the split order and URLs are kept."""
+    from healthnft.network import Network
+
+    net = Network.open(world["home"])
+    try:
+        order, urls = list(net.config["custodians"]), dict(net.config["custodian_urls"])
+        first = order[0]
+        _, _, enc_key = net.ledger.participant(first)
+        before = _blocks(world)
+        net.add_remote_custodian(first, enc_key, urls[first],
+                                 passphrase=PASS["HEALTHNFT_PASSPHRASE"])  # fmt: skip
+        assert _blocks(world) == before  # anvil mines one block per transaction
+        assert net.config["custodians"] == order and net.config["custodian_urls"] == urls
+    finally:
+        net.close()

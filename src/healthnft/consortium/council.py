@@ -52,7 +52,7 @@ class Step:
 def steps_needed(ledger: Ledger, address: str, kind: str, enc_key: bytes, did_key: bytes,
                  issuer: bool | None) -> list[Step]:  # fmt: skip
     """What is still missing on chain for ``address`` to be a member of ``kind``."""
-    from web3 import Web3
+    from healthnft.ledger.consent import Consent
 
     on_chain, _, _ = ledger.participant(address)
     steps = []
@@ -64,9 +64,7 @@ def steps_needed(ledger: Ledger, address: str, kind: str, enc_key: bytes, did_ke
         steps.append(Step("bind-did", key=did_key))
     if (issuer if issuer is not None else kind == "hospital") and not ledger.is_issuer(address):
         steps.append(Step("set-issuer", flag=True))
-    if kind == "custodian" and not ledger.consent.functions.is_custodian(
-        Web3.to_checksum_address(address)
-    ).call():
+    if kind == "custodian" and not Consent(ledger).is_custodian(address):
         steps.append(Step("set-custodian", flag=True))
     return steps
 

@@ -17,7 +17,10 @@ institution with three founders' keys, and the admin home admits patients only.
 
 ``up`` is safe to run again: it keeps the chain and the homes and starts only what is
 not running (when some validators run and others do not, all of them are restarted
-together, on the same chain). ``down`` stops every recorded process, nothing else.
+together, on the same chain). A service restarted on another port (its old one taken)
+is announced to every node: a node service reads its home's configuration once, at
+start, so one whose custodians or peers moved is stopped, updated and started again.
+``down`` stops every recorded process, nothing else.
 """
 
 from __future__ import annotations
@@ -161,6 +164,7 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
             home = Home(where.node_home(name))
             config = home.read_config()
             if config.get("custodians") != listed or config.get("custodian_urls") != urls:
+                _stop_node_service(procs.get("nodes", {}).get(name))
                 home.update_config(custodians=listed, custodian_urls=urls)
         _hand_over(where, admin_net, say)
     finally:
@@ -241,24 +245,18 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
     """Each key custodian in its own home (``DIR/custodians/custodianN``, its key made by
     its own ``custodian init`` process and kept only there), registered by the admin
     with its URL, and served by its own ``custodian serve`` process. A custodian still
-    running is kept; one that stopped is restarted on its earlier port when free."""
+    running is kept; one that stopped is restarted on its earlier port when free.
+
+    Making the homes and enrolling them on chain is a process start and a few blocks
+    each, independent of one another: done in threads, so ``up`` waits for the slowest,
+    not for the sum. Their URLs are then written in split order (custodian1 first)."""
     from healthnft.ledger.nodes import free_port
 
     admin_pass = where.passphrase("admin")
-    for i in range(count):
-        name = f"custodian{i + 1}"
-        home = where.root / "custodians" / name
-        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
-        if not Home(home).exists():
-            say(f"{name}: creating its home and key")
-            made = subprocess.run(
-                [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
-                 "init", "--network", str(Home(where.admin_home).config_path), "--json"],
-                env=env, capture_output=True, text=True, timeout=_NODE_START_S)  # fmt: skip
-            if made.returncode != 0:
-                raise Unavailable(f"{name} could not be created: "
-                                  f"{made.stderr.strip().splitlines()[-1:]}")  # fmt: skip
-        address = Home(home).read_config()["custodian"]
+    with ThreadPoolExecutor(max(count, 1), thread_name_prefix="custodian") as pool:
+        ready = list(pool.map(lambda i: _prepare_custodian(where, admin_net, i, say),
+                              range(count)))  # fmt: skip
+    for i, (home, address, enc_key) in enumerate(ready):
         old = recorded[i] if i < len(recorded) else {}
         proc = Proc.from_dict(old)
         if proc is not None and proc.alive() and answers(old["url"] + "/challenge"):
@@ -267,10 +265,8 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
         port = int(old["port"]) if old.get("port") and _port_free(int(old["port"])) \
             else free_port()  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        _, _, enc_key = admin_net.ledger.participant(address)
-        if enc_key == bytes(32):  # not registered yet: its key from its own keystore file
-            enc_key = bytes.fromhex(_custodian_enc_key(home, where.passphrase(name)))
         admin_net.add_remote_custodian(address, enc_key, url, passphrase=admin_pass)
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(home.name)}
         argv = [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
                 "serve", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
         started = spawn_detached(argv, home / "serve.log", env)
@@ -286,6 +282,31 @@ def _custodian_services(where: Layout, admin_net: Any, count: int,
             time.sleep(0.2)
     if count:
         say(f"custodians: {count} services, each with its own home and key")
+
+
+def _prepare_custodian(where: Layout, admin_net: Any, index: int,
+                       say: Say) -> tuple[Path, str, bytes]:  # fmt: skip
+    """Custodian ``index``'s home (made by its own ``custodian init`` process the first
+    time), enrolled on chain by the admin; answers its home, address and encryption key.
+    Touches no home's files but its own (safe in a thread beside the others)."""
+    name = f"custodian{index + 1}"
+    home = where.root / "custodians" / name
+    if not Home(home).exists():
+        say(f"{name}: creating its home and key")
+        env = {**os.environ, "HEALTHNFT_PASSPHRASE": where.passphrase(name)}
+        made = subprocess.run(
+            [sys.executable, "-m", "healthnft.cli", "--home", str(home), "custodian",
+             "init", "--network", str(Home(where.admin_home).config_path), "--json"],
+            env=env, capture_output=True, text=True, timeout=_NODE_START_S)  # fmt: skip
+        if made.returncode != 0:
+            raise Unavailable(f"{name} could not be created: "
+                              f"{made.stderr.strip().splitlines()[-1:]}")  # fmt: skip
+    address = Home(home).read_config()["custodian"]
+    _, _, enc_key = admin_net.ledger.participant(address)
+    if enc_key == bytes(32):  # not registered yet: its key from its own keystore file
+        enc_key = bytes.fromhex(_custodian_enc_key(home, where.passphrase(name)))
+    admin_net.enroll_custodian(address, enc_key, passphrase=where.passphrase("admin"))
+    return home, address, enc_key
 
 
 def _custodian_enc_key(home: Path, passphrase: str) -> str:
@@ -410,7 +431,9 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
         rows[name] = {"kind": kind, "url": f"http://127.0.0.1:{port}",
                       "home": str(where.node_home(name)), "port": port}  # fmt: skip
         starting.append((name, kind, port))
-    _introduce_peers(rows)
+    for name in _introduce_peers(rows):  # running, but its peers moved: started again
+        row = rows[name]
+        starting.append((name, row["kind"], int(row["port"])))
     started: list[str] = []
     for name, _kind, port in starting:
         home = where.node_home(name)
@@ -425,10 +448,20 @@ def _start_node_services(where: Layout, recorded: dict[str, Any],
     return rows, started
 
 
-def _introduce_peers(rows: dict[str, Any]) -> None:
+def _stop_node_service(row: dict[str, Any] | None) -> None:
+    """Stop a running node service before its home's configuration changes: a served home
+    has one writer (its service), which reads the configuration once, at start; the
+    service is started again, on the same port, by :func:`_start_node_services`."""
+    proc = Proc.from_dict(row)
+    if proc is not None and proc.alive() and stop_all([proc]):
+        raise Unavailable(f"node service {proc.pid} did not stop")
+
+
+def _introduce_peers(rows: dict[str, Any]) -> list[str]:
     """Tell every founder's home where each founder's node answers (its ``peers``: member
     address -> URL), so a grantee fetches a record from the node that minted it. Written
-    before the services start (a served home has one writer: its service)."""
+    while no service runs over the home (see :func:`_stop_node_service`); answers the
+    names of running services that were stopped for it (a peer came back on a new port)."""
     from healthnft.home import Home
 
     members: dict[str, str] = {}
@@ -438,11 +471,16 @@ def _introduce_peers(rows: dict[str, Any]) -> None:
         if address:
             row["address"] = address
             members[address] = row["url"]
-    for row in rows.values():
+    stopped: list[str] = []
+    for name, row in rows.items():
         files = Home(Path(row["home"]))
         config = files.read_config()
         if config.get("peers") != members:
+            if Proc.from_dict(row) is not None:
+                _stop_node_service(row)
+                stopped.append(name)
             files.write_config({**config, "peers": members})
+    return stopped
 
 
 def _await_node_services(rows: dict[str, Any], started: list[str]) -> None:

@@ -222,6 +222,10 @@ class Consent:
         """The custodian's ``log_access(grant_id, token_id)``, to simulate, sign or send."""
         return self.contract.functions.log_access(grant_id, token_id)
 
+    def is_custodian(self, address: str) -> bool:
+        return bool(self.contract.functions.is_custodian(
+            Web3.to_checksum_address(address)).call())  # fmt: skip
+
     def log_access(self, custodian: LocalAccount, grant_id: int, token_id: int) -> dict:
         return self.ledger.transact(custodian, self.log_access_call(grant_id, token_id))
 

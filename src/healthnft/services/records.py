@@ -97,11 +97,40 @@ class DerivedCopy:
         return asdict(self)
 
 
+#: The status of a token the chain says a wallet owns whose record this home does not
+#: hold: on a network of separate nodes, the ciphertext stays at the node that minted it.
+AT_ISSUER = "at-issuer"
+
+
 def list_records(net: Network, owner: str) -> list[ListedRecord]:
-    """The records ``owner`` holds, each confirmed against its owner on chain."""
+    """The records ``owner`` holds, each confirmed against its owner on chain.
+
+    Those this home holds come with their coarse metadata; a token the chain says the
+    owner holds but this home does not (a patient's own home, when a hospital's node
+    minted into its wallet) is listed too, as :data:`AT_ISSUER`, with what the chain
+    tells and nothing else: a wallet must not miss a record because it lives elsewhere.
+    """
     net.participant(owner)
-    return [ListedRecord(r["token_id"], r["category"], r["resource_type"], r["status"],
+    rows = [ListedRecord(r["token_id"], r["category"], r["resource_type"], r["status"],
                          r["effective_date"]) for r in net.wallet().list(owner)]  # fmt: skip
+    listed, catalogue = {r.token_id for r in rows}, net.catalog.catalogue
+    rows += [ListedRecord(t, "unknown", "", AT_ISSUER, None) for t in _owned_on_chain(net, owner)
+             if t not in listed and catalogue.record(t) is None]  # fmt: skip
+    return sorted(rows, key=lambda r: r.token_id)
+
+
+def _owned_on_chain(net: Network, owner: str) -> list[int]:
+    """Token ids ``owner`` owns now: those minted into its wallet (ERC-2309 ranges) or
+    transferred to it (from the event index, synced by block range), confirmed against
+    the chain's current owners (a token given away or burned since drops out)."""
+    ledger = net.ledger
+    received: set[int] = set()
+    for ev in ledger.logs("ConsecutiveTransfer", toAddress=owner):
+        received.update(range(int(ev["args"]["fromTokenId"]), int(ev["args"]["toTokenId"]) + 1))
+    received.update(int(ev["args"]["token_id"]) for ev in ledger.logs("Transfer", receiver=owner))
+    ids = sorted(received)
+    return [t for t, now in zip(ids, ledger.owners_of(ids), strict=True)
+            if now is not None and same(now, owner)]  # fmt: skip
 
 
 def open_record(net: Network, reader: str | None, token_id: int, passphrase: str | None = None,
@@ -209,6 +238,30 @@ def verify_record(net: Network, token_id: int, passphrase: str | None = None, *,
         except HealthNFTError:
             reader = None
     return net.wallet().verify(token_id, reader)
+
+
+def verify_shared(net: Network, token_id: int) -> Verification:
+    """What a grantee's page shows beside a shared record it has just opened.
+
+    Call it right after :func:`open_record` succeeded for the grantee. A record this home
+    holds is checked as :func:`verify_record` checks it without a key. A record fetched
+    from the node that minted it is not held here, so the catalogue cannot vouch for it;
+    it was checked on arrival instead (its row's proof, batch root and owner against the
+    chain, its ciphertext against its digest, its content by decryption: the commitment
+    is the AEAD's associated data), so only what can have changed since is asked of the
+    chain again: burned, or superseded by a correction.
+    """
+    from healthnft.wallet.wallet import Verification
+
+    if token_id not in TOKEN_IDS or net.catalog.catalogue.record(token_id) is not None:
+        return verify_record(net, token_id, content=False)
+    if net.ledger.is_burned(token_id):
+        return Verification(token_id, False, BURNED, False)
+    newer = net.ledger.superseded_by(token_id)
+    if newer:
+        return Verification(token_id, False, f"superseded: corrected by token {newer}", True)
+    return Verification(token_id, True, "authentic: fetched from the issuer's node; proof, "
+                        "root, owner, ciphertext digest and content match", True)  # fmt: skip
 
 
 def transfer(net: Network, owner: str, token_id: int, to: str,

@@ -211,8 +211,12 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
         if grant is None or grant.revoked or grant.expires <= now:
             continue
         if grant.category is None:
-            rows = [net.catalog.record(t)
-                    for t in _granted_tokens(consent, grant, ev["transactionHash"])]  # fmt: skip
+            tokens = _granted_tokens(consent, grant, ev["transactionHash"])
+            rows = [net.catalog.record(t) for t in tokens]
+            if not grant.deidentified_only:
+                _held_elsewhere(net, consent, gid, who, grant.purpose,
+                                [t for t, r in zip(tokens, rows, strict=True) if r is None],
+                                found)  # fmt: skip
         else:
             rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
         if grant.deidentified_only:  # only the records' de-identified copies are readable
@@ -233,6 +237,23 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
                                        "effective_date": row.effective_date,
                                        "grant_id": gid, "purpose": grant.purpose}  # fmt: skip
     return [found[t] for t in sorted(found)]
+
+
+def _held_elsewhere(net: Network, consent: Consent, grant_id: int, grantee: str, purpose: str,
+                    tokens: list[int], found: dict[int, dict[str, Any]]) -> None:  # fmt: skip
+    """Add to ``found`` the granted tokens this home holds no record of (minted at another
+    institution's node, from which the grantee's node fetches them when opened), each
+    confirmed with the contract's ``can_access``. Only the chain is known of them here:
+    the owner; the metadata stays at the node that holds the record (``held_at_issuer``)."""
+    for token in tokens:
+        if token in found or not consent.can_access(grant_id, grantee, token):
+            continue
+        owner = net.ledger.owner_of(token)
+        if owner is None:
+            continue
+        found[token] = {"token_id": token, "owner": owner, "category": "unknown",
+                        "resource_type": "", "effective_date": None, "grant_id": grant_id,
+                        "purpose": purpose, "held_at_issuer": True}  # fmt: skip
 
 
 def _view(req: Any, reason: str | None = None) -> RequestView:
@@ -393,8 +414,11 @@ def remove_policy(net: Network, owner: str, number: int, passphrase: str | None 
 def access_log(net: Network, owner: str) -> list[dict[str, Any]]:
     """Every key release for ``owner``'s records: who (named), which token, purpose, when."""
     rows = _consent(net).access_log(net.participant(owner).address)
+    kinds: dict[str, str] = {}
     for row in rows:
         p = net.catalog.participant(row["grantee"])
         row["grantee_name"] = p.label if p else ""
-        row["grantee_kind"] = p.kind if p else ""
+        if p is None and row["grantee"] not in kinds:  # a member this home never named:
+            kinds[row["grantee"]] = net.ledger.participant(row["grantee"])[0] or ""  # on chain
+        row["grantee_kind"] = p.kind if p else kinds[row["grantee"]]
     return rows

@@ -13,6 +13,9 @@ from healthnft.services.sharing import MAX_GRANT_DAYS
 
 router = APIRouter(tags=["consent"])
 
+#: A shared record held at another institution's node: only the chain is known of it here.
+_AT_ISSUER = "A record held at the node of the institution that issued it (fetched when opened)"
+
 #: The IETF ``Idempotency-Key`` header: a retry with the same key is done once, not twice.
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", description="Your id for this request (e.g. a UUID): a retry "
@@ -82,8 +85,8 @@ def shared(me: Me, svc: Svc) -> list[dict[str, Any]]:
     rows = svc.run(sharing.shared_with, me.address)
     for row in rows:
         row["category_title"] = describe.category_title(row["category"])
-        row["summary"] = (f"{describe.kind_word(row['category'])} — "
-                          f"{describe.human_date(row['effective_date'])}")  # fmt: skip
+        row["summary"] = _AT_ISSUER if row.get("held_at_issuer") else (
+            f"{describe.kind_word(row['category'])} — {describe.human_date(row['effective_date'])}")
     return rows
 
 

@@ -68,6 +68,9 @@ def _summaries(svc: Service, owner: str, rows: list[dict[str, Any]]) -> None:
     """
     for row in rows:
         key = row["token_id"]  # a token's content never changes (a correction is a new token)
+        if row["status"] == records.AT_ISSUER:  # nothing here to open: said as it is
+            row["summary"], row["date"] = "Held at the node of the institution that issued it", None
+            continue
         if key not in svc.summaries:
             try:
                 rec = records.open_record(svc.net, owner, row["token_id"], svc.passphrase,
@@ -171,7 +174,7 @@ def _record_view(token_id: int, me: Any, svc: Service) -> dict[str, Any]:
         rec = records.open_record(svc.net, me.address, token_id, svc.passphrase,
                                   check_imaging=False)  # fmt: skip
         if not mine:
-            check = records.verify_record(svc.net, token_id, content=False)
+            check = records.verify_shared(svc.net, token_id)
     if rec.is_study:
         return _study_view(token_id, mine, rec, check)
     category = rec.meta.get("category", "other")

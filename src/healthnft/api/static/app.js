@@ -574,8 +574,9 @@ async function showShared(_arg, ctx) {
   page(ctx, `Shared with you (${rows.length})`,
     rows.length ? h("ul", { class: "timeline" }, rows.map((r) => h("li", {},
       h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
-        `${r.category_title} — ${r.resource_type}`,
-        h("span", { class: "date" }, `${humanDate(r.effective_date)} · token ${r.token_id} · patient ${short(r.owner)}`)))))
+        // A record held at the issuer's node: only the chain is known of it until opened.
+        r.held_at_issuer ? r.summary : `${r.category_title} — ${r.resource_type}`,
+        h("span", { class: "date" }, `${r.effective_date ? humanDate(r.effective_date) + " · " : ""}token ${r.token_id} · patient ${short(r.owner)}`)))))
       : h("p", {}, "Nothing is shared with you right now."),
     h("p", {}, h("a", { href: "#/requests" }, "Ask a patient for access")));
 }

@@ -1,0 +1,270 @@
+"""The acceptance flow of issue #13 on the network `consortium up` starts.
+
+Real processes throughout: three geth Clique validators, three custodian services and
+four institutions' node services, as `healthnft consortium up` starts them (one `up`
+for the module: it is most of the time). A patient joins from its own home and is
+admitted by the consortium's admin home; the hospital's operator mints a lab result
+into the patient's wallet through the hospital node's web API (a served home holds its
+writer lock: its node is the only door); the patient lists and shares it from its own
+home (CLI, JSON-RPC backend); the research institute's operator opens it through the
+research node's web API, which fetches the ciphertext from the hospital's node and the
+key from k of the custodian services. Then the custodian faults of point 8, on the real
+processes: one killed still opens, two killed is one clear error, `up` again restarts
+them and it opens again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from conftest import LAB_OBSERVATION, REPO, need_tool, run_cli
+
+pytestmark = pytest.mark.slow
+
+_PATIENT_PASS = "patient-device-passphrase"
+_HTTP_TIMEOUT_S = 60.0  # an open waits for k custodians' releases, each a block
+
+
+def _healthnft(*args: str, timeout: float,
+               passphrase: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """``healthnft ARGS`` as its own process (this worktree's sources), bounded in time."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("HEALTHNFT_PASSPHRASE", None)
+    if passphrase is not None:
+        env["HEALTHNFT_PASSPHRASE"] = passphrase
+    return subprocess.run([sys.executable, "-m", "healthnft.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False)  # fmt: skip
+
+
+def _at_home(home: Path, *args: str, passphrase: str) -> Any:
+    """``healthnft --home HOME ARGS --json`` as its own process (forked from the warm CLI
+    server: the imports are most of a short command), its JSON answer."""
+    return _json_of(run_cli(home, *args, "--json", env={"HEALTHNFT_PASSPHRASE": passphrase},
+                            timeout=120))  # fmt: skip
+
+
+def _json_of(proc: subprocess.CompletedProcess) -> Any:
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _kill_recorded(where: Path) -> None:
+    """SIGKILL every recorded process still alive (after `down`, whatever it did)."""
+    record = where / "processes.json"
+    if not record.exists():
+        return
+    procs = json.loads(record.read_text())
+    pids = [v.get("pid") for v in procs.get("validators", [])]
+    pids += [n.get("pid") for n in procs.get("nodes", {}).values()]
+    pids += [c.get("pid") for c in procs.get("custodians", [])]
+    for pid in pids:
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+# -- acting as an institution's operator, over its node's web API -----------------------
+
+
+def _operator_key(where: Path, name: str) -> tuple[str, bytes]:
+    """The address and key of founder ``name``, read from its own home's keystore with its
+    passphrase: the test acts as that institution's operator, nothing more."""
+    from healthnft import keys
+    from healthnft.consortium.local import Layout
+    from healthnft.home import Home
+
+    layout = Layout(where.resolve())
+    files = Home(layout.node_home(name))
+    address = files.read_config()["member"]["address"]
+    ident = keys.read_keystore(files.keystore_dir, address, layout.passphrase(name))
+    return ident.address, bytes(ident.account.key)
+
+
+def _sign_in(url: str, address: str, key: bytes) -> requests.Session:
+    """A session on the node at ``url``, signed in (EIP-4361) with ``key``."""
+    from healthnft.api import siwe
+
+    web = requests.Session()
+    offer = web.get(f"{url}/api/auth/challenge", params={"address": address},
+                    timeout=_HTTP_TIMEOUT_S)  # fmt: skip
+    assert offer.status_code == 200, offer.text
+    message = offer.json()["message"]
+    signed = web.post(f"{url}/api/auth/verify", timeout=_HTTP_TIMEOUT_S,
+                      json={"message": message, "signature": siwe.sign(message, key)})  # fmt: skip
+    assert signed.status_code == 200, signed.text
+    web.headers["Authorization"] = f"Bearer {signed.json()['token']}"
+    return web
+
+
+def _mint_through_node(web: requests.Session, url: str, patient: str, record: Path,
+                       timeout_s: float = 120.0) -> list[int]:  # fmt: skip
+    """Upload ``record`` for ``patient`` to the hospital node's ``/api/mint`` and poll its
+    job until the batch is confirmed on chain; answers the token ids."""
+    with record.open("rb") as body:
+        started = web.post(f"{url}/api/mint", data={"patient": patient},
+                           files={"files": (record.name, body, "application/fhir+json")},
+                           timeout=_HTTP_TIMEOUT_S)  # fmt: skip
+    assert started.status_code == 200, started.text
+    job_id = started.json()["job_id"]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = web.get(f"{url}/api/jobs/{job_id}", timeout=_HTTP_TIMEOUT_S).json()
+        if job["state"] == "done":
+            return list(job["result"]["token_ids"])
+        assert job["state"] == "running", job
+        time.sleep(0.5)
+    raise AssertionError(f"the mint job {job_id} did not finish in {timeout_s} s")
+
+
+# -- the module's consortium ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def consortium(tmp_path_factory) -> Any:
+    """One `consortium up` (3 validators, 3 custodians, 4 nodes) and a patient admitted."""
+    need_tool("geth")
+    where = tmp_path_factory.mktemp("flow") / "consortium"
+    try:
+        started = time.monotonic()
+        up = _json_of(_healthnft("consortium", "up", "--dir", str(where), "--json",
+                                 timeout=300))  # fmt: skip
+        print(f"consortium up: {time.monotonic() - started:.1f} s")  # noqa: T201 - timing
+        patient_home = where.parent / "patient"
+        joined = _at_home(patient_home, "join", up["network"], "--kind", "patient", "--name",
+                          "Pat", passphrase=_PATIENT_PASS)  # fmt: skip
+        _at_home(where / "admin", "participant", "admit", joined["application"],
+                 passphrase=_admin_passphrase(where))  # fmt: skip
+        yield {"dir": where, "up": up, "patient_home": patient_home,
+               "patient": joined["address"]}  # fmt: skip
+    finally:
+        _healthnft("consortium", "down", "--dir", str(where), timeout=120)
+        _kill_recorded(where)
+
+
+def _admin_passphrase(where: Path) -> str:
+    from healthnft.consortium.local import Layout
+
+    return Layout(where.resolve()).passphrase("admin")
+
+
+@pytest.fixture(scope="module")
+def shared_record(consortium, tmp_path_factory) -> dict[str, Any]:
+    """A lab result minted at the hospital's node into the patient's wallet, listed and
+    shared with the research institute by the patient from its own home."""
+    c = consortium
+    hospital_url = c["up"]["nodes"]["general-hospital"]["url"]
+    record = tmp_path_factory.mktemp("upload") / "lab.json"
+    record.write_text(json.dumps(LAB_OBSERVATION))
+    address, key = _operator_key(c["dir"], "general-hospital")
+    tokens = _mint_through_node(_sign_in(hospital_url, address, key), hospital_url,
+                                c["patient"], record)  # fmt: skip
+    assert len(tokens) == 1
+    home = c["patient_home"]
+    listed = _at_home(home, "wallet", "list", "--owner", c["patient"], passphrase=_PATIENT_PASS)
+    assert [(row["token_id"], row["status"]) for row in listed] == [(tokens[0], "at-issuer")]
+    research, _ = _operator_key(c["dir"], "research-institute")
+    grant = _at_home(home, "share", "--owner", c["patient"], "--to", research, "--purpose",
+                     "research", str(tokens[0]), passphrase=_PATIENT_PASS)  # fmt: skip
+    return {"token": tokens[0], "grant": grant}
+
+
+def _research_session(c: dict[str, Any]) -> tuple[requests.Session, str]:
+    url = c["up"]["nodes"]["research-institute"]["url"]
+    address, key = _operator_key(c["dir"], "research-institute")
+    return _sign_in(url, address, key), url
+
+
+def _open_at_research(c: dict[str, Any], token: int) -> requests.Response:
+    web, url = _research_session(c)
+    return web.get(f"{url}/api/records/{token}", timeout=_HTTP_TIMEOUT_S)
+
+
+def test_minted_at_the_hospital_node_opened_at_the_research_node(consortium, shared_record):
+    web, url = _research_session(consortium)
+    shared = web.get(f"{url}/api/shared", timeout=_HTTP_TIMEOUT_S)  # what its page lists
+    assert shared.status_code == 200, shared.text
+    assert [(r["token_id"], r.get("held_at_issuer")) for r in shared.json()] == [
+        (shared_record["token"], True)]  # fmt: skip
+    opened = web.get(f"{url}/api/records/{shared_record['token']}", timeout=_HTTP_TIMEOUT_S)
+    assert opened.status_code == 200, opened.text
+    view = opened.json()
+    assert view["owned"] is False and view["token_id"] == shared_record["token"]
+    assert view["resource"] == LAB_OBSERVATION  # the plaintext minted, byte for value
+    assert view["verification"]["valid"], view["verification"]
+    # Each custodian that released a share logged it on chain: k = 2 of the 3.
+    research, _ = _operator_key(consortium["dir"], "research-institute")
+    logged = [r for r in _releases(consortium) if r["token_id"] == shared_record["token"]]
+    assert len({r["custodian"] for r in logged}) >= 2
+    assert {r["grantee"].lower() for r in logged} == {research.lower()}
+
+
+def _releases(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """The key releases logged on chain for the patient's records (its own home reads them)."""
+    return _at_home(c["patient_home"], "access-log", "--owner", c["patient"],
+                    passphrase=_PATIENT_PASS)
+
+
+def _kill_custodian(c: dict[str, Any], index: int) -> None:
+    pid = c["up"]["custodians"][index]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_custodian_faults_on_the_consortium(consortium, shared_record):
+    """One of three custodian processes killed: it still opens (2 of 3). Two killed: one
+    clear error, no release logged. `consortium up` again restarts them (one on a new
+    port, its old one taken meanwhile): it opens again."""
+    c, token = consortium, shared_record["token"]
+    _kill_custodian(c, 0)
+    still = _open_at_research(c, token)
+    assert still.status_code == 200, still.text
+    assert still.json()["resource"] == LAB_OBSERVATION
+
+    _kill_custodian(c, 1)
+    releases = _releases(c)
+    failed = _open_at_research(c, token)
+    assert failed.status_code == 503, failed.text
+    problem = failed.json()
+    assert "custodians needed answered" in problem["detail"], problem
+    assert _releases(c) == releases  # nothing changed: no key release logged on chain
+
+    # Something else took both killed custodians' ports meanwhile: they come back on other
+    # ports, and the nodes (which read their configuration at start) must learn them: two
+    # of three are needed, so the open below reaches at least one at its new URL.
+    before = [row["url"] for row in c["up"]["custodians"]]
+    with contextlib.ExitStack() as squatters:
+        for url in before[:2]:
+            squatter = squatters.enter_context(socket.socket())
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+            squatter.bind(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+            squatter.listen()
+        again = _json_of(_healthnft("consortium", "up", "--dir", str(c["dir"]), "--json",
+                                    timeout=300))  # fmt: skip
+        after = [row["url"] for row in again["custodians"]]
+        assert all(_alive(row["pid"]) for row in again["custodians"])
+        assert after[0] not in before and after[1] not in before and after[2] == before[2]
+        reopened = _open_at_research(c, token)
+    assert reopened.status_code == 200, reopened.text
+    assert reopened.json()["resource"] == LAB_OBSERVATION
