@@ -89,6 +89,15 @@ def test_deidentified_copies_and_de_identified_only_grants(fresh_demo_home, tmp_
     log = _j(home, "access-log", "--owner", owner)
     assert {e["token_id"] for e in log if e["grantee"] == research} == {copies[lab]}
 
+    # A grant naming the original record covers its de-identified copy (which holds
+    # strictly less): the copy opens, and the chain's log names the record granted.
+    _j(home, "share", str(note_token), "--owner", owner, "--to", research, "--purpose",
+       "research")  # fmt: skip
+    copy = _j(home, "open", str(copies[note_token]), "--as", research)
+    assert "lungs clear" in note_text(copy["resource"])
+    log = _j(home, "access-log", "--owner", owner)
+    assert {e["token_id"] for e in log if e["grantee"] == research} == {copies[lab], note_token}
+
 
 def test_deidentified_copy_of_an_imaging_study(fresh_demo_home, tmp_path) -> None:
     import pydicom

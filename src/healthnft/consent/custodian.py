@@ -216,8 +216,14 @@ class CustodianService:
         key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
         share = open_share(held.sealed_share, key, token_id, held.commitment)
         assert self.log is not None
-        # Logged before release: the nonce is this release's one-time challenge.
-        self.log.record(self.identity.account, grant_id, token_id, nonce)
+        # Logged before release: the nonce is this release's one-time challenge. A grant
+        # naming the original covers its de-identified copy, which the chain does not
+        # know of: the log names the token the grant names (the patient's log then says
+        # "your record", never less than what was read; the contract would refuse a log
+        # of the copy under that grant).
+        logged = token_id if read("access") else original
+        assert logged is not None  # checked above: the grant covers one of the two
+        self.log.record(self.identity.account, grant_id, logged, nonce)
         return release_share(share, read("key"), token_id, held.commitment)
 
 
