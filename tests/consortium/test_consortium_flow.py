@@ -10,7 +10,9 @@ home (CLI, JSON-RPC backend); the research institute's operator opens it through
 research node's web API, which fetches the ciphertext from the hospital's node and the
 key from k of the custodian services. Then the custodian faults of point 8, on the real
 processes: one killed still opens, two killed is one clear error, `up` again restarts
-them and it opens again.
+them and it opens again. Last, the life cycle a person sees: what `up` printed and wrote
+(no secret anywhere), `status`, the founders' council admitting an institution (3 of 4;
+the admin home is refused), `down`, and `up` again on the same chain.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from conftest import LAB_OBSERVATION, REPO, need_tool, run_cli
 pytestmark = pytest.mark.slow
 
 _PATIENT_PASS = "patient-device-passphrase"
+FOUNDERS = {"general-hospital": "hospital", "research-institute": "research",
+            "insurer": "insurer", "government": "government"}  # fmt: skip
 _HTTP_TIMEOUT_S = 60.0  # an open waits for k custodians' releases, each a block
 
 
@@ -145,15 +149,15 @@ def consortium(tmp_path_factory) -> Any:
     where = tmp_path_factory.mktemp("flow") / "consortium"
     try:
         started = time.monotonic()
-        up = _json_of(_healthnft("consortium", "up", "--dir", str(where), "--json",
-                                 timeout=300))  # fmt: skip
+        made = _healthnft("consortium", "up", "--dir", str(where), "--json", timeout=300)
+        up = _json_of(made)
         print(f"consortium up: {time.monotonic() - started:.1f} s")  # noqa: T201 - timing
         patient_home = where.parent / "patient"
         joined = _at_home(patient_home, "join", up["network"], "--kind", "patient", "--name",
                           "Pat", passphrase=_PATIENT_PASS)  # fmt: skip
         _at_home(where / "admin", "participant", "admit", joined["application"],
                  passphrase=_admin_passphrase(where))  # fmt: skip
-        yield {"dir": where, "up": up, "patient_home": patient_home,
+        yield {"dir": where, "up": up, "made": made, "patient_home": patient_home,
                "patient": joined["address"]}  # fmt: skip
     finally:
         _healthnft("consortium", "down", "--dir", str(where), timeout=120)
@@ -212,7 +216,7 @@ def test_minted_at_the_hospital_node_opened_at_the_research_node(consortium, sha
     assert view["verification"]["valid"], view["verification"]
     # Each custodian that released a share logged it on chain: k = 2 of the 3.
     research, _ = _operator_key(consortium["dir"], "research-institute")
-    logged = [r for r in _releases(consortium) if r["token_id"] == shared_record["token"]]
+    logged = _releases_of(consortium, shared_record["token"], at_least=2)
     assert len({r["custodian"] for r in logged}) >= 2
     assert {r["grantee"].lower() for r in logged} == {research.lower()}
 
@@ -221,6 +225,18 @@ def _releases(c: dict[str, Any]) -> list[dict[str, Any]]:
     """The key releases logged on chain for the patient's records (its own home reads them)."""
     return _at_home(c["patient_home"], "access-log", "--owner", c["patient"],
                     passphrase=_PATIENT_PASS)
+
+
+def _releases_of(c: dict[str, Any], token: int, at_least: int) -> list[dict[str, Any]]:
+    """The releases of ``token`` logged on chain, once there are ``at_least``: a custodian
+    service releases as soon as the node accepted its log and gets it mined after (about
+    a block), so the log of an open that just ended may still be on its way."""
+    deadline = time.monotonic() + 60
+    while True:
+        logged = [r for r in _releases(c) if r["token_id"] == token]
+        if len(logged) >= at_least or time.monotonic() > deadline:
+            return logged
+        time.sleep(0.5)
 
 
 def _kill_custodian(c: dict[str, Any], index: int) -> None:
@@ -238,9 +254,11 @@ def test_custodian_faults_on_the_consortium(consortium, shared_record):
     port, its old one taken meanwhile): it opens again."""
     c, token = consortium, shared_record["token"]
     _kill_custodian(c, 0)
+    logged_before = len(_releases_of(c, token, at_least=0))
     still = _open_at_research(c, token)
     assert still.status_code == 200, still.text
     assert still.json()["resource"] == LAB_OBSERVATION
+    assert len(_releases_of(c, token, at_least=logged_before + 2)) >= logged_before + 2  # k=2
 
     _kill_custodian(c, 1)
     releases = _releases(c)
@@ -248,6 +266,7 @@ def test_custodian_faults_on_the_consortium(consortium, shared_record):
     assert failed.status_code == 503, failed.text
     problem = failed.json()
     assert "custodians needed answered" in problem["detail"], problem
+    time.sleep(3)  # a few blocks: a log on its way would have landed
     assert _releases(c) == releases  # nothing changed: no key release logged on chain
 
     # Something else took both killed custodians' ports meanwhile: they come back on other
@@ -268,3 +287,110 @@ def test_custodian_faults_on_the_consortium(consortium, shared_record):
         reopened = _open_at_research(c, token)
     assert reopened.status_code == 200, reopened.text
     assert reopened.json()["resource"] == LAB_OBSERVATION
+
+
+def test_up_status_governance_down_and_up_again_keep_the_chain(consortium):
+    """What `up` printed and wrote (no secret anywhere), `status`, the founders' council
+    admitting an institution, `down` stopping everything, `up` again on the same chain.
+    Last in this module: it stops and restarts the whole consortium."""
+    where, made = consortium["dir"], consortium["made"]
+    # What runs now (the faults test restarted custodians): `up` with all running starts
+    # nothing and reports it.
+    current = _healthnft("consortium", "up", "--dir", str(where), "--json", timeout=300)
+    assert "already running" in current.stderr, current.stderr
+    result = _json_of(current)
+    assert set(result) == {"validators", "custodians", "nodes", "network"}
+    assert len(result["validators"]) == 3
+    assert all(set(v) == {"rpc", "pid"} for v in result["validators"])
+    assert [set(c) for c in result["custodians"]] == [{"url", "pid"}] * 3
+    assert all(c["url"].startswith("http://127.0.0.1:") for c in result["custodians"])
+    assert {name: n["kind"] for name, n in result["nodes"].items()} == FOUNDERS
+    for name, n in result["nodes"].items():
+        assert set(n) == {"kind", "url", "home", "pid"}
+        assert n["home"] == str(where.resolve() / "nodes" / name)
+    pids = [v["pid"] for v in result["validators"]] + [n["pid"] for n in result["nodes"].values()]
+    pids += [c["pid"] for c in result["custodians"]]  # each custodian its own process
+    assert all(_alive(pid) for pid in pids), pids
+    assert "validators" in made.stderr and "admitted" in made.stderr  # progress on stderr
+
+    # network.json: what a joining institution needs, and no secret.
+    network_file = Path(result["network"])
+    network = json.loads(network_file.read_text())
+    text = network_file.read_text()
+    assert network["chain_id"] == 1337
+    assert network["rpc_urls"] == [v["rpc"] for v in result["validators"]]
+    assert {name: n["url"] for name, n in network["nodes"].items()} == {
+        name: n["url"] for name, n in result["nodes"].items()}  # fmt: skip
+    secrets = [(where / "admin" / "admin.key").read_text().strip()]
+    secrets += [p.read_text().strip() for p in (where / "secrets").iterdir()]
+    # admin key, admin, founders' and custodians' passphrases
+    assert len(secrets) == 1 + 1 + len(FOUNDERS) + 3
+    for secret in secrets:
+        assert secret.removeprefix("0x") not in text and secret not in made.stdout
+        assert secret not in made.stderr
+    for private in [where / "admin" / "admin.key", *(where / "secrets").iterdir()]:
+        assert private.stat().st_mode & 0o077 == 0, private
+    # Each founding institution's home holds its own key and no admin key.
+    for name in FOUNDERS:
+        keystore = list((where / "nodes" / name / "keystore").iterdir())
+        assert len(keystore) == 1 and network["admin"].lower() not in keystore[0].name.lower()
+
+    status = _healthnft("consortium", "status", "--dir", str(where), "--json", timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    health = json.loads(status.stdout)
+    assert health["healthy"] and all(v["head"] > 0 for v in health["validators"])
+    assert all(n["answering"] for n in health["nodes"].values())
+    assert len(health["custodians"]) == 3 and all(c["answering"] for c in health["custodians"])
+    assert [c["url"] for c in network["custodians"]] == [c["url"] for c in result["custodians"]]
+    for name in FOUNDERS:  # every founder's home knows the custodians' and peers' URLs
+        config = json.loads((where / "nodes" / name / "config.json").read_text())
+        assert sorted(config["custodian_urls"].values()) == sorted(
+            c["url"] for c in result["custodians"])
+        assert sorted(config["peers"].values()) == sorted(
+            n["url"] for n in result["nodes"].values())
+    head_before = max(v["head"] for v in health["validators"])
+
+    # The network is the founders' council's: 3 of 4 admit an institution; the admin
+    # home, only the patients' enrolment office, is refused with who decides instead.
+    admin_home = str(where / "admin")
+    council = _healthnft("--home", admin_home, "governance", "status", "--json", timeout=60)
+    assert council.returncode == 0, council.stderr
+    view = json.loads(council.stdout)
+    assert view["threshold"] == 3 and len(view["council"]) == len(FOUNDERS)
+    lab_home = where.parent / "new-lab"
+    joined = _healthnft("--home", str(lab_home), "join", str(network_file), "--kind",
+                        "research", "--name", "New Lab", "--passphrase", "new-lab-pass",
+                        "--json", timeout=60)  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    lab = json.loads(joined.stdout)["address"]
+    application = str(lab_home / "application.json")
+    alone = _healthnft("--home", admin_home, "participant", "admit", application, timeout=60)
+    assert alone.returncode != 0 and "council" in alone.stderr, alone.stderr
+    admitted = _healthnft("consortium", "admit", application, "--dir", str(where), "--json",
+                          timeout=120)  # fmt: skip
+    assert admitted.returncode == 0, admitted.stderr
+    assert json.loads(admitted.stdout) == {"address": lab, "kind": "research", "issuer": False,
+                                           "custodian": False}  # fmt: skip
+    assert admitted.stderr.count("approved by") == 2 * 2  # register, bind-did: 2 more each
+    decided = _healthnft("--home", admin_home, "governance", "list", "--json", timeout=60)
+    assert [(p["proposal"]["action"], p["proposal"]["state"])
+            for p in json.loads(decided.stdout)] == [("bind-did", "executed"),
+                                                     ("register", "executed")]  # fmt: skip
+
+    down = _healthnft("consortium", "down", "--dir", str(where), timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert not any(_alive(pid) for pid in pids)
+    stopped = _healthnft("consortium", "status", "--dir", str(where), "--json", timeout=60)
+    assert stopped.returncode == 1 and not json.loads(stopped.stdout)["healthy"]
+
+    # Up again: the same chain (blocks kept, same contracts), the homes kept.
+    again = _healthnft("consortium", "up", "--dir", str(where), "--json", timeout=300)
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert [v["rpc"] for v in second["validators"]] == [v["rpc"] for v in result["validators"]]
+    assert json.loads(network_file.read_text())["contracts"] == network["contracts"]
+    assert "joining" not in again.stderr  # the homes were kept, not joined again
+    health = json.loads(_healthnft("consortium", "status", "--dir", str(where), "--json",
+                                   timeout=60).stdout)  # fmt: skip
+    assert health["healthy"], health
+    assert min(v["head"] for v in health["validators"]) >= head_before

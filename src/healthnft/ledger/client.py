@@ -533,7 +533,7 @@ class Ledger:
 
         One call: ``owners_of`` answers the empty address for an unknown or burned id,
         where ``ownerOf`` reverts (this read was three calls, twice in every open)."""
-        if token_id <= 0:
+        if not 0 < token_id < 2**256:  # no uint256 names it: no token
             return None
         owner = self.token.functions.owners_of([token_id]).call()[0]
         return None if int(owner, 16) == 0 else owner
