@@ -136,6 +136,54 @@ def run_cli(
     return result
 
 
+class ServiceProcess:
+    """``healthnft --home HOME COMMAND… --port N`` as its own process: its own session
+    (a signal reaches it and its children), its output in ``HOME.log`` beside the home,
+    started and awaited until ``ready`` (a path on its URL) answers, in bounded time.
+    ``stop`` is a crash (SIGKILL of the group) unless ``clean`` (SIGTERM, then a wait)."""
+
+    def __init__(self, home: Path, command: list[str], ready: str, env: dict[str, str], *,
+                 clean: bool = False, start_s: float = 30.0) -> None:  # fmt: skip
+        from healthnft.ledger.nodes import free_port
+
+        self.home, self.command, self.ready, self.env = home, command, ready, env
+        self.clean, self.start_s = clean, start_s
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float | None = None) -> None:
+        import time
+
+        import requests
+
+        log_path = self.home.parent / f"{self.home.name}.log"
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "healthnft.cli", "--home", str(self.home),
+                 *self.command, "--port", str(self.port)],
+                env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + (timeout_s or self.start_s)
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{' '.join(self.command)} exited: see {log_path}")
+            try:
+                if requests.get(self.url + self.ready, timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError(f"{' '.join(self.command)} at {self.url} did not start in time")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM if self.clean else signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.proc = None
+
+
 def run_cli_json(home: Path, *args: str, env: dict[str, str] | None = None,
                  timeout: float = 180) -> Any:  # fmt: skip
     """``healthnft --home HOME ARGS… --json``, checked, its output parsed. ``--json`` goes

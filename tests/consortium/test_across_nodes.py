@@ -9,17 +9,12 @@ over its own folder, and the chain is a separate process (anvil).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, need_tool, run_cli
+from conftest import LAB_OBSERVATION, ServiceProcess, need_tool, run_cli
 from custodians.test_custodian_service import Custodian
 from healthnft.errors import Unavailable
 from healthnft.ledger import nodes
@@ -36,34 +31,11 @@ def _json(home: Path, *args: str):
     return json.loads(_cli(home, *args).stdout)
 
 
-class NodeService:
+class NodeService(ServiceProcess):
     """`healthnft serve` over one institution's home: its node for other nodes."""
 
     def __init__(self, home: Path) -> None:
-        self.home, self.port = home, nodes.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = 60.0) -> None:
-        log = (self.home.parent / f"{self.home.name}-serve.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "serve",
-             "--port", str(self.port)], env={**os.environ, **PASS}, stdout=log, stderr=log,
-            start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"serve exited: see {log.name}"
-            try:
-                if requests.get(self.url + "/node/v1/challenge", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise AssertionError(f"node at {self.url} did not start in {timeout_s} s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+        super().__init__(home, ["serve"], "/node/v1/challenge", PASS, clean=True, start_s=60.0)
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,13 @@ share delivery that missed a custodian while it was down is sent when asked.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, need_tool, run_cli
+from conftest import LAB_OBSERVATION, ServiceProcess, need_tool, run_cli
 from healthnft import keys
 from healthnft.consent.delivery import sign_delivery
 from healthnft.errors import Unavailable
@@ -40,38 +35,11 @@ def _json(home: Path, *args: str):
     return json.loads(_cli(home, *args[:at], "--json", *args[at:]).stdout)
 
 
-class Custodian:
-    """One `healthnft custodian serve` process over its own home."""
+class Custodian(ServiceProcess):
+    """One `healthnft custodian serve` process over its own home (stopped: killed)."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.port = nodes.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        log = (self.home.parent / f"{self.home.name}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "custodian",
-             "serve", "--port", str(self.port)],
-            env={**os.environ, **PASS}, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"custodian exited: {self.home}.log")
-            try:
-                if requests.get(self.url + "/challenge", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError(f"custodian at {self.url} did not start in {timeout_s} s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
+        super().__init__(home, ["custodian", "serve"], "/challenge", PASS)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, need_tool
+from conftest import LAB_OBSERVATION, ServiceProcess, need_tool
 from healthnft import keys
 from healthnft.consent import open_as_grantee
 from healthnft.consent.accesslog import BroadcastLog, Settler
@@ -49,13 +48,11 @@ PASS = "release-logs-passphrase"
 ENV = {"HEALTHNFT_PASSPHRASE": PASS}
 
 
-class Served:
-    """One `healthnft custodian serve` process over its own home."""
+class Served(ServiceProcess):
+    """One `healthnft custodian serve` process over its own home (``kill``: a crash)."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
-        self.url = f"http://127.0.0.1:{nodes.free_port()}"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(home, ["custodian", "serve"], "/challenge", ENV)
 
     def init(self, network_file: Path) -> dict:
         done = subprocess.run(
@@ -65,32 +62,11 @@ class Served:
         )  # fmt: skip
         return json.loads(done.stdout)
 
-    def start(self, timeout_s: float = 30.0) -> None:
-        log = (self.home.parent / f"{self.home.name}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "custodian",
-             "serve", "--port", self.url.rsplit(":", 1)[1]],
-            env={**os.environ, **ENV}, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"custodian exited: {self.home}.log")
-            try:
-                if requests.get(self.url + "/challenge", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError(f"custodian at {self.url} did not start in {timeout_s} s")
-
     def logs(self) -> dict:
         return requests.get(self.url + "/status", timeout=5).json()["access_logs"]
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
+        self.stop()
 
 
 @dataclass
