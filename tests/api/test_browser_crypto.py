@@ -119,6 +119,9 @@ def build_vectors() -> dict[str, Any]:
                                                           40).hex()},
         "tampered proof": {"proof": _flip(bytes.fromhex(good["proof"]), 5).hex()},
         "truncated proof": {"proof": good["proof"][:-64]},
+        "proof of a partial node": {"proof": good["proof"] + "00"},
+        "proof not hex": {"proof": "zz" + good["proof"][2:]},
+        "short commitment": {"commitment": good["commitment"][:-2]},
         "wrong root": {"root": _flip(root, 0).hex()},
         "wrong token id": {"tokenId": str(FIRST_TOKEN + 3)},
         "wrong key": {"encPrivateKey": stranger.enc_private.private_bytes_raw().hex()},
@@ -363,3 +366,19 @@ def test_chromium_keeps_the_wallet_encrypted_in_indexeddb(page, static_url) -> N
     cli_view = identity_from_secret(bytes.fromhex(made["secret"]))
     assert (cli_view.address, cli_view.enc_public.hex()) == (address, made["encPublicKey"])
     assert orjson.loads(got["stored"])[0]["address"] == made["address"]
+
+
+def test_the_vendored_bundle_is_the_pinned_libraries_with_their_licences() -> None:
+    """The bundle's banner names exactly the versions tools/vendor-js pins, and each has
+    its licence beside it (``tools/vendor_js.sh --check`` rebuilds and compares bytes)."""
+    tools = STATIC.parents[3] / "tools" / "vendor-js"
+    lock = json.loads((tools / "package-lock.json").read_text())["packages"]
+    pinned = {k.removeprefix("node_modules/"): v["version"] for k, v in lock.items()
+              if k.startswith("node_modules/@") and "esbuild" not in k}
+    banner = (STATIC / "vendor" / "wallet-crypto-libs.js").read_text().splitlines()[1]
+    assert banner == "// " + ", ".join(f"{name}@{v}" for name, v in sorted(pinned.items()))
+    wanted = json.loads((tools / "package.json").read_text())["devDependencies"]
+    assert all(lock[f"node_modules/{n}"]["version"] == v for n, v in wanted.items())
+    for name in pinned:
+        text = (STATIC / "vendor" / (name[1:].replace("/", "-") + "-LICENSE")).read_text()
+        assert "MIT License" in text

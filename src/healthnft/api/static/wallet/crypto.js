@@ -66,7 +66,7 @@ export function bytes(value) {
     const hex = value.startsWith("0x") ? value.slice(2) : value;
     if (hex.length % 2 || /[^0-9a-fA-F]/.test(hex)) throw new TypeError("not a hex string");
     const out = new Uint8Array(hex.length / 2);
-    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(2 * i, 2), 16);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
     return out;
   }
   throw new TypeError("expected bytes or a hex string");
@@ -214,20 +214,31 @@ async function unwrapBatchKey(privateKey, wrapped, keyId) {
  * @param {Uint8Array|string} r.encPrivateKey the reader's X25519 private key
  * @param {Uint8Array|string} [r.blobDigest] sha256 of the ciphertext, when the node gives it
  * @returns {Promise<{header: {v: number, salt: string, meta: object}, canonical: Uint8Array}>}
- * @throws {TamperedError} when anything does not match
+ * @throws {TamperedError} when anything does not match or is malformed
+ * @throws {TypeError} when encPrivateKey (the caller's own key) is not 32 bytes
  */
 export async function openRecord(r) {
-  const commitment = bytes(r.commitment);
-  if (!verifyProof(r.tokenId, commitment, r.proof, r.root)) {
-    throw new TamperedError("commitment or proof does not match the on-chain root");
+  const encPrivateKey = bytes(r.encPrivateKey);
+  if (encPrivateKey.length !== 32) throw new TypeError("encPrivateKey must be 32 bytes");
+  // Everything else comes from the node: malformed is as good as tampered.
+  let commitment, ciphertext, sealedDek, wrappedKek, keyId, digest, proofOk;
+  try {
+    commitment = bytes(r.commitment);
+    ciphertext = bytes(r.ciphertext);
+    sealedDek = bytes(r.sealedDek);
+    wrappedKek = bytes(r.wrappedKek);
+    keyId = bytes(r.keyId);
+    digest = r.blobDigest === undefined ? null : bytes(r.blobDigest);
+    proofOk = commitment.length === 32 && verifyProof(r.tokenId, commitment, r.proof, r.root);
+  } catch {
+    throw new TamperedError("malformed record data");
   }
-  const ciphertext = bytes(r.ciphertext);
-  if (r.blobDigest !== undefined) {
-    const digest = new Uint8Array(await subtle.digest("SHA-256", ciphertext));
-    if (!sameBytes(digest, bytes(r.blobDigest))) throw new TamperedError("ciphertext digest");
+  if (!proofOk) throw new TamperedError("commitment or proof does not match the on-chain root");
+  if (digest && !sameBytes(new Uint8Array(await subtle.digest("SHA-256", ciphertext)), digest)) {
+    throw new TamperedError("ciphertext does not match its digest");
   }
-  const kek = await unwrapBatchKey(bytes(r.encPrivateKey), bytes(r.wrappedKek), bytes(r.keyId));
-  const dek = await aesGcmOpen(kek, bytes(r.sealedDek), concat(DEK_INFO, commitment));
+  const kek = await unwrapBatchKey(encPrivateKey, wrappedKek, keyId);
+  const dek = await aesGcmOpen(kek, sealedDek, concat(DEK_INFO, commitment));
   const plain = await aesGcmOpen(dek, ciphertext, commitment);
   const cut = plain.indexOf(0x0a);
   if (cut < 0) throw new TamperedError("record plaintext is malformed");
