@@ -31,7 +31,7 @@ import pytest
 from eth_account import Account
 
 from conftest import LAB_OBSERVATION, SYNTHEA
-from healthnft.keys import identity_from_secret, new_secret, write_keystore
+from healthnft.keys import identity_from_secret, new_secret, read_keystore, write_keystore
 from healthnft.ledger import merkle
 from healthnft.records.commitment import commit, new_salt
 from healthnft.records.fhir import SourceResource, prepare, read_resources
@@ -239,9 +239,11 @@ def test_node_opens_what_python_sealed_and_keys_go_both_ways(vectors, tmp_path) 
     _assert_agrees(vectors, out)
 
     ks = out["keystore"]
-    # A keystore made in the page opens with the CLI's reader; same address, same enc key.
-    secret = bytes(Account.decrypt(json.loads(ks["keystore"]), PASSPHRASE))
-    ident = identity_from_secret(secret)
+    # A keystore made in the page, saved as a file, opens with the CLI's own reader
+    # (keys.read_keystore, eth_account inside): same address, same encryption key.
+    (tmp_path / "keystore").mkdir()
+    (tmp_path / "keystore" / f"{ks['address']}.json").write_text(ks["keystore"])
+    ident = read_keystore(tmp_path / "keystore", ks["address"], PASSPHRASE)
     assert ident.address == ks["address"]
     assert ident.enc_public.hex() == ks["encPublicKey"]
     # ... and its recovery phrase gives that account in eth_account too.
