@@ -127,8 +127,9 @@ def parse_pack(code: str) -> Pack:
 def format_element_string(pack: Pack, *, symbology_identifier: bool = True) -> str:
     """The element string of ``pack`` as a scanner sends it (``]d2`` + ``01…17…10…<GS>21…``).
 
-    The inverse of :func:`parse_pack`; also used to make test and demo codes (a wrong
-    check digit or an impossible date is written as given, so tests can make bad codes).
+    The inverse of :func:`parse_pack`; also used to make test and demo codes. A wrong
+    check digit or a day that does not exist (30 February) is written as given, so tests
+    can make bad codes; a value outside its AI's format is refused.
     """
     value = GS1Message.from_element_strings(_element_strings(pack)).value
     return (GS1_DATAMATRIX + value) if symbology_identifier else value
