@@ -249,6 +249,43 @@ class Ledger:
         except Exception as exc:  # web3, eth-tester and nodes each raise their own
             raise LedgerError(_failure_reason(exc)) from None
 
+    def unsigned(self, sender: str, call: Any, value: int = 0) -> dict[str, Any]:
+        """The transaction :meth:`sign` would make of ``call`` from ``sender``, unsigned,
+        for a key this process does not hold (a patient's device signs it): the same gas
+        estimate and margin, fees, chain id and type, and the nonce the shared manager
+        would give ``sender`` next (not reserved: the device may never sign it). The
+        contract's refusal is :class:`LedgerError`, before anything is signed."""
+        sender = Web3.to_checksum_address(sender)
+        tx: dict[str, Any] = {"from": sender, "to": call.address, "data": call_data(call),
+                              "value": value}  # fmt: skip
+        tx["gas"] = self._estimate(tx)
+        del tx["from"]
+        tx.update(self._fees(), nonce=self.nonces.peek(sender), chainId=self.chain_id, type=2)
+        return tx
+
+    def relay(self, raw: bytes, sender: str, nonce: int, tx_hash: bytes,
+              what: str = "transaction") -> dict:  # fmt: skip
+        """Send a transaction signed elsewhere by ``sender`` (checked by the caller) and
+        return its successful receipt, as :meth:`broadcast` does. The shared nonce manager
+        learns its nonce, so this process never signs another one with it. Idempotent: the
+        same bytes again answer the same receipt. A nonce a mined transaction already used
+        is refused before sending (it could never be mined), and so is one ahead of the
+        account's next nonce (it would wait in the pool for ever)."""
+        sent = SentTransaction(raw, tx_hash, nonce)  # no sender: no nonce of ours to give back
+        if self.receipt_of(tx_hash) is None:
+            mined = int(self.w3.eth.get_transaction_count(Web3.to_checksum_address(sender),
+                                                          "latest"))  # fmt: skip
+            if nonce < mined:
+                raise LedgerError(f"{what} rejected: its nonce {nonce} was already used by "
+                                  "another transaction of this account; prepare it again")
+            if nonce > self.nonces.peek(sender):
+                raise LedgerError(f"{what} rejected: its nonce {nonce} is ahead of this "
+                                  "account's transactions (it would wait for ever); prepare "
+                                  "it again")  # fmt: skip
+            self.submit(sent, what)
+        self.nonces.observe(sender, nonce)
+        return self.confirm(sent, what)
+
     def _sign_tx(self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None,
                  nonce: int | None = None) -> SentTransaction:  # fmt: skip
         """Fees, chain id and a nonce (from the shared manager unless given), signed."""

@@ -45,7 +45,20 @@ class NonceManager:
                 self._next[key] = nonce
             else:  # a later nonce is out: forget the local count, trust the node's
                 self._next.pop(key, None)
+    def peek(self, address: str) -> int:
+        """The nonce :meth:`reserve` would hand out now, without handing it out: what a
+        transaction signed elsewhere (a patient's device) should carry."""
+        key = Web3.to_checksum_address(address)
+        with self._lock:
+            on_node = int(self._w3.eth.get_transaction_count(key, "pending"))
+            return max(on_node, self._next.get(key, 0))
 
+    def observe(self, address: str, nonce: int) -> None:
+        """Learn that ``nonce`` of ``address`` was taken by a transaction signed elsewhere
+        and relayed through this process, so :meth:`reserve` never hands it out again."""
+        key = Web3.to_checksum_address(address)
+        with self._lock:
+            self._next[key] = max(self._next.get(key, 0), nonce + 1)
 
     def resync(self, address: str) -> None:
         """Trust the node's count again for ``address`` (its transactions were dropped:

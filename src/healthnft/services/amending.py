@@ -30,6 +30,7 @@ from healthnft.services.access import TOKEN_IDS, require_owner
 
 if TYPE_CHECKING:
     from healthnft.network import Network
+    from healthnft.store.catalogue import Participant
     from healthnft.vault.catalog import RecordRow
 
 
@@ -82,15 +83,24 @@ def approve_amendment(net: Network, owner: str, token_id: int, issuer_name: str,
     transferred or burned first.
     """
     ident = net.identity(net.participant(owner).address, passphrase)
+    hospital = check_approve_amendment(net, ident.address, token_id, issuer_name)
+    net.ledger.approve_amendment(ident.account, token_id, hospital.address)
+    return ApprovalResult(token_id, hospital.address)
+
+
+def check_approve_amendment(net: Network, owner: str, token_id: int,
+                            issuer_name: str) -> Participant:  # fmt: skip
+    """Every check of :func:`approve_amendment` for ``owner`` (an address; no key
+    needed): the hospital it names, once the token is the owner's, live and not yet
+    corrected."""
     hospital = net.issuer_by_name(issuer_name)
-    require_owner(net, token_id, ident.address)  # anyone else: as if it did not exist
+    require_owner(net, token_id, owner)  # anyone else: as if it did not exist
     _live_owner(net, token_id)
     newer = net.ledger.superseded_by(token_id)
     if newer:
         raise Conflict(f"token {token_id} is already corrected by token {newer}; "
                        f"approve a correction of token {newer} instead")  # fmt: skip
-    net.ledger.approve_amendment(ident.account, token_id, hospital.address)
-    return ApprovalResult(token_id, hospital.address)
+    return hospital
 
 
 def amend(net: Network, token_id: int, file: Path, issuer_name: str,

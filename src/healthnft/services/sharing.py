@@ -19,8 +19,9 @@ from healthnft.services.access import DAY, check_token_ids, require_owner, same,
 from healthnft.services.idempotency import check_request_id, transact_once
 
 if TYPE_CHECKING:
-    from healthnft.ledger.consent import AccessRequest, Consent
+    from healthnft.ledger.consent import AccessRequest, Consent, Grant
     from healthnft.network import Network
+    from healthnft.store.catalogue import Participant
 
 PURPOSES = ("treatment", "research", "insurance", "public-health")
 #: The longest access lasts, in days: ten years, the bound the ConsentManager contract
@@ -99,24 +100,34 @@ def _check_purpose(purpose: str) -> None:
         raise InvalidInput(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
 
 
-def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
-          token_ids: list[int] | None = None, category: str | None = None,
-          deidentified_only: bool = False, passphrase: str | None = None,
-          request_id: str | None = None) -> GrantMade:  # fmt: skip
-    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``.
+@dataclass(frozen=True)
+class SharePlan:
+    """A checked share, ready to be signed: the call, its grantee and expiry."""
 
-    With a ``request_id``, retrying the same share (after a crash, a timeout) answers
-    the first grant instead of making a second (see :mod:`.idempotency`)."""
-    check_request_id(request_id)
+    call: Any
+    grantee: Participant
+    expires: int
+
+
+def _check_share_input(token_ids: list[int] | None, category: str | None, days: int,
+                       purpose: str) -> None:  # fmt: skip
     if bool(token_ids) == bool(category):
         raise InvalidInput("give token ids or a category, not both")
     _check_days(days)
     _check_purpose(purpose)
-    ident = unlock(net, owner, passphrase)
+
+
+def plan_share(net: Network, owner: str, to: str, purpose: str, days: int, *,
+               token_ids: list[int] | None = None, category: str | None = None,
+               deidentified_only: bool = False) -> SharePlan:  # fmt: skip
+    """Every check of :func:`share` for the registered ``owner`` (an address; no key
+    needed), and the call it makes: the one rule for the hosted path and for a
+    transaction the owner signs on their device (:mod:`.relay`)."""
+    _check_share_input(token_ids, category, days, purpose)
     for tid in token_ids or []:
-        require_owner(net, tid, ident.address)
+        require_owner(net, tid, owner)
     grantee = net.participant(to)
-    if same(grantee.address, ident.address):
+    if same(grantee.address, owner):
         raise InvalidInput("you cannot share a record with yourself")
     expires = int(time.time()) + days * DAY
     consent = _consent(net)
@@ -126,8 +137,25 @@ def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
     else:
         call = consent.share_tokens_call(grantee.address, list(token_ids or []), purpose,
                                          expires, deidentified_only)  # fmt: skip
+    return SharePlan(call, grantee, expires)
+
+
+def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
+          token_ids: list[int] | None = None, category: str | None = None,
+          deidentified_only: bool = False, passphrase: str | None = None,
+          request_id: str | None = None) -> GrantMade:  # fmt: skip
+    """Grant ``to`` read access to records (or a category) for a purpose, for ``days``.
+
+    With a ``request_id``, retrying the same share (after a crash, a timeout) answers
+    the first grant instead of making a second (see :mod:`.idempotency`)."""
+    check_request_id(request_id)
+    _check_share_input(token_ids, category, days, purpose)
+    ident = unlock(net, owner, passphrase)
+    plan = plan_share(net, ident.address, to, purpose, days, token_ids=token_ids,
+                      category=category, deidentified_only=deidentified_only)  # fmt: skip
+    grantee, expires, consent = plan.grantee, plan.expires, _consent(net)
     made = transact_once(
-        net, ident.account, call, action="share", request_id=request_id,
+        net, ident.account, plan.call, action="share", request_id=request_id,
         args={"to": grantee.address, "purpose": purpose, "days": days, "category": category,
               "token_ids": sorted(token_ids or []), "deidentified_only": deidentified_only},
         settle=lambda receipt: {"grant_id": consent.grant_created(receipt), "expires": expires},
@@ -136,14 +164,19 @@ def share(net: Network, owner: str, to: str, purpose: str, days: int, *,
                      category, list(token_ids or []))  # fmt: skip
 
 
+def own_grant(net: Network, owner: str, grant_id: int) -> Grant:
+    """``owner``'s grant ``grant_id``; anyone else's (or none) is :class:`NotFound`."""
+    grant = _consent(net).grant(grant_id) if 0 < grant_id < 2**256 else None
+    if grant is None or not same(grant.owner, owner):
+        raise NotFound(f"grant {grant_id}: no such grant of yours")
+    return grant
+
+
 def revoke(net: Network, owner: str, grant_id: int, passphrase: str | None = None) -> None:
     """End a grant now: no custodian releases a key under it afterwards."""
     ident = unlock(net, owner, passphrase)
-    consent = _consent(net)
-    grant = consent.grant(grant_id)
-    if grant is None or not same(grant.owner, ident.address):
-        raise NotFound(f"grant {grant_id}: no such grant of yours")
-    consent.revoke(ident.account, grant_id)
+    own_grant(net, ident.address, grant_id)
+    _consent(net).revoke(ident.account, grant_id)
 
 
 def grants_of(net: Network, owner: str) -> list[dict[str, Any]]:
@@ -339,8 +372,9 @@ def requests_by(net: Network, requester: str) -> list[RequestView]:
     ]
 
 
-def _own_request(net: Network, owner_address: str, request_id: int) -> AccessRequest:
-    req = _consent(net).get_request(request_id)
+def own_request(net: Network, owner_address: str, request_id: int) -> AccessRequest:
+    """A request made to ``owner_address``; anyone else's (or none) is :class:`NotFound`."""
+    req = _consent(net).get_request(request_id) if 0 < request_id < 2**256 else None
     if req is None or not same(req.owner, owner_address):
         raise NotFound(f"request {request_id}: no such request to you")
     return req
@@ -353,7 +387,7 @@ def approve(net: Network, owner: str, request_id: int, deidentified_only: bool =
     Approving a request that is already approved answers its grant (a retry after a
     crash or a timeout grants nothing twice and pays nothing twice)."""
     ident = unlock(net, owner, passphrase)
-    req = _own_request(net, ident.address, request_id)
+    req = own_request(net, ident.address, request_id)
     consent = _consent(net)
     if req.state == "approved" and req.grant_id:
         grant = consent.grant(req.grant_id)
@@ -370,10 +404,32 @@ def decline(net: Network, owner: str, request_id: int, passphrase: str | None = 
     """Decline a pending request; any reward is refunded to the requester (declining a
     declined request again changes nothing)."""
     ident = unlock(net, owner, passphrase)
-    req = _own_request(net, ident.address, request_id)
+    req = own_request(net, ident.address, request_id)
     if req.state == "declined":
         return
     _consent(net).decline(ident.account, request_id)
+
+
+def _check_policy_input(kind: str, purpose: str, days: int, valid_days: int) -> None:
+    from healthnft.ledger.client import KIND_CODES
+
+    if kind not in KIND_CODES or kind in ("patient", "custodian"):
+        raise InvalidInput(f"unknown requester kind {kind!r}")
+    _check_days(days)
+    _check_days(valid_days, "valid days")
+    _check_purpose(purpose)
+
+
+def plan_add_policy(net: Network, *, kind: str, purpose: str, category: str | None = None,
+                    days: int = 365, valid_days: int = 365,
+                    deidentified_only: bool = False) -> Any:  # fmt: skip
+    """Every check of :func:`add_policy`, and the call it makes (signed by the owner)."""
+    _check_policy_input(kind, purpose, days, valid_days)
+    return _consent(net).add_policy_call(
+        grantee_kind=kind, purpose=purpose, duration=days * DAY,
+        valid_until=int(time.time()) + valid_days * DAY, category=category,
+        deidentified_only=deidentified_only,
+    )  # fmt: skip
 
 
 def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
@@ -383,20 +439,11 @@ def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
     """A rule that approves matching requests automatically. Its number (from 1).
     With a ``request_id``, a retry answers the first policy instead of adding another."""
     check_request_id(request_id)
-    from healthnft.ledger.client import KIND_CODES
-
-    if kind not in KIND_CODES or kind in ("patient", "custodian"):
-        raise InvalidInput(f"unknown requester kind {kind!r}")
-    _check_days(days)
-    _check_days(valid_days, "valid days")
-    _check_purpose(purpose)
+    _check_policy_input(kind, purpose, days, valid_days)
     ident = unlock(net, owner, passphrase)
     consent = _consent(net)
-    call = consent.add_policy_call(
-        grantee_kind=kind, purpose=purpose, duration=days * DAY,
-        valid_until=int(time.time()) + valid_days * DAY, category=category,
-        deidentified_only=deidentified_only,
-    )  # fmt: skip
+    call = plan_add_policy(net, kind=kind, purpose=purpose, category=category, days=days,
+                           valid_days=valid_days, deidentified_only=deidentified_only)
     return transact_once(
         net, ident.account, call, action="policy", request_id=request_id,
         args={"kind": kind, "purpose": purpose, "category": category, "days": days,
@@ -426,10 +473,16 @@ def policies(net: Network, owner: str) -> list[PolicyView]:
 def remove_policy(net: Network, owner: str, number: int, passphrase: str | None = None) -> None:
     """Turn a policy off (grants it made stay until revoked)."""
     ident = unlock(net, owner, passphrase)
-    known = policies(net, ident.address)
+    own_policy(net, ident.address, number)
+    _consent(net).remove_policy(ident.account, number)
+
+
+def own_policy(net: Network, owner: str, number: int) -> PolicyView:
+    """``owner``'s policy ``number`` (from 1); another number is :class:`NotFound`."""
+    known = policies(net, owner)
     if not 1 <= number <= len(known):
         raise NotFound(f"policy {number}: no such policy of yours")
-    _consent(net).remove_policy(ident.account, number)
+    return known[number - 1]
 
 
 def access_log(net: Network, owner: str) -> list[dict[str, Any]]:

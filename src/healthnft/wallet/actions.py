@@ -76,6 +76,12 @@ class OwnerActions:
                 raise AccessDenied(f"token {token_id}: only its owner can burn it")
             self.ledger.burn(owner.account, token_id)
             crash_point("burn:after-send")
+        self.shred(token_id)
+
+    def shred(self, token_id: int) -> None:
+        """Crypto-shred a burned token's record: its ciphertext, sealed DEK, key cards and
+        stream chunks (idempotent). Call it once the chain says the token is burned (the
+        owner's transaction, sent here or signed on their device and relayed)."""
         digest = self.catalogue.shred(token_id)
         staged = self.transfers.drop_staged_transfer(token_id)
         chunks = self.journal.record_blobs(token_id)  # stream chunks, staged copies
@@ -102,17 +108,37 @@ class OwnerActions:
         staged = self.transfers.staged_transfer(token_id)
         chain_owner = self.ledger.owner_of(token_id)
         if staged and chain_owner and chain_owner.lower() == staged[0].lower():
-            self._finish(token_id)  # a crash after the on-chain transfer: complete it
+            self.finish_transfer(token_id)  # a crash after the on-chain transfer: complete it
             return
         if chain_owner is None or chain_owner.lower() != owner.address.lower():
             raise AccessDenied(f"token {token_id}: only its owner can transfer it")
+        self.stage_transfer(owner, token_id, to, to_enc_key, issuer_enc_key)
+        call = self.ledger.transfer_call(owner.address, to, token_id)
+        try:
+            self.ledger.transact(owner.account, call)
+        except Exception:
+            self.drop_staged(token_id)
+            raise
+        crash_point("transfer:after-send")
+        self.finish_transfer(token_id)
+
+    def stage_transfer(self, reader: Identity, token_id: int, to: str, to_enc_key: bytes,
+                       issuer_enc_key: bytes) -> None:  # fmt: skip
+        """Re-encrypt ``token_id`` for ``to`` and keep the copy staged (journaled, key card
+        kept) before the chain moves the token; :meth:`finish_transfer` switches to it
+        once it has, :meth:`drop_staged` discards it if it never does. ``reader`` is whoever
+        can open the record here: its owner, or its issuer (the hospital node, when the
+        owner signs the transfer on their own device and the node relays it)."""
+        row = self.catalogue.record(token_id)
+        if row is None:
+            raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
         if not self.ledger.is_member(to):
             raise UnknownParticipant(f"{to} is not a registered participant of this network")
-        if staged:  # an earlier attempt that never reached the chain: discard its copy
-            self._drop_staged(token_id)
+        if self.transfers.staged_transfer(token_id):
+            self.drop_staged(token_id)  # an earlier attempt that never reached the chain
         self._sweep(token_id)
         # Re-encrypt under a fresh DEK and a fresh key only the new owner can unwrap.
-        plain = self.wallet.decrypt_row(row, owner)
+        plain = self.wallet.decrypt_row(row, reader)
         key_ref = os.urandom(16)
         journaled = JournaledStore(self.blobs, self.journal, token_id, key_ref)
         if STREAM_META in plain.meta:
@@ -150,16 +176,8 @@ class OwnerActions:
                                         batch.count, batch.root),
         )])  # fmt: skip
         crash_point("transfer:after-stage")
-        call = self.ledger.transfer_call(owner.address, to, token_id)
-        try:
-            self.ledger.transact(owner.account, call)
-        except Exception:
-            self._drop_staged(token_id)
-            raise
-        crash_point("transfer:after-send")
-        self._finish(token_id)
 
-    def _drop_staged(self, token_id: int) -> None:
+    def drop_staged(self, token_id: int) -> None:
         """Discard a staged copy: its ciphertext and its stream chunks."""
         staged = self.transfers.staged_transfer(token_id)
         old = self.transfers.drop_staged_transfer(token_id)
@@ -174,7 +192,7 @@ class OwnerActions:
             self.blobs.delete_many(digests)
             self.journal.forget_blobs(token_id, digests)
 
-    def _finish(self, token_id: int) -> None:
+    def finish_transfer(self, token_id: int) -> None:
         old_digest = self.transfers.complete_transfer(token_id)
         if old_digest:
             self.blobs.delete_many([old_digest])
