@@ -343,3 +343,19 @@ def test_what_the_node_refuses_to_relay(world: World) -> None:
     status, code, _ = _problem(hospital.post("/api/tx/prepare", json={
         "action": "burn", "token_id": 1, "confirm": True}))
     assert (status, code) == (403, "access_denied")
+
+
+def test_the_node_learns_the_nonces_it_relays(world: World) -> None:
+    """A relayed nonce is never handed out again by the node's own signing, even where the
+    node's pending count lags (a slow node): the shared manager is told of it."""
+    from healthnft.ledger.nonces import NonceManager
+
+    client = world.client(world.alice)
+    _do(world, client, action="add-policy", kind="pharma", purpose="research")
+    ledger = world.net.ledger
+    sent = world.pending_nonce(world.alice) - 1
+    assert ledger.nonces._next[world.alice.address] == sent + 1  # the relay told it
+    assert ledger.nonces.peek(world.alice.address) == sent + 1
+    lagging = NonceManager(ledger.w3)  # what the node does with a count that lags
+    lagging.observe(world.alice.address, sent + 5)
+    assert lagging.peek(world.alice.address) == lagging.reserve(world.alice.address) == sent + 6
