@@ -359,3 +359,12 @@ def test_the_node_learns_the_nonces_it_relays(world: World) -> None:
     lagging = NonceManager(ledger.w3)  # what the node does with a count that lags
     lagging.observe(world.alice.address, sent + 5)
     assert lagging.peek(world.alice.address) == lagging.reserve(world.alice.address) == sent + 6
+
+
+def test_the_hosted_routes_say_the_key_is_on_the_device(world: World) -> None:
+    client = world.client(world.alice)
+    r = client.post("/api/grants", json={"to": world.research, "purpose": "research",
+                                         "token_ids": world.tokens("laboratory")[:1]})
+    status, code, detail = _problem(r)
+    assert (status, code) == (403, "access_denied")
+    assert "holds no key" in detail and "on its own device" in detail

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from healthnft.errors import BURNED, AccessDenied, NotFound
+from healthnft.errors import BURNED, AccessDenied, CredentialRejected, NotFound
 
 if TYPE_CHECKING:
     from healthnft.keys import Identity
@@ -45,8 +45,20 @@ def same(a: str | None, b: str | None) -> bool:
 
 
 def unlock(net: Network, address: str, passphrase: str | None = None) -> Identity:
-    """The registered participant ``address``'s keys, unlocked from this home's keystore."""
-    return net.identity(net.participant(address).address, passphrase)
+    """The registered participant ``address``'s keys, unlocked from this home's keystore.
+
+    A patient whose key lives on their own device has none here: that is said as such
+    (the device signs, and the node relays: :mod:`healthnft.services.relay`), not as a
+    failed sign-in."""
+    who = net.participant(address).address
+    try:
+        return net.identity(who, passphrase)
+    except CredentialRejected:
+        if net.has_key(who):
+            raise  # a wrong passphrase
+        raise AccessDenied(f"this node holds no key for {who}: a wallet that keeps its key "
+                           "on its own device signs its transactions there, and the node "
+                           "relays them (prepare, sign, send)") from None
 
 
 def current_owner(net: Network, token_id: int) -> str:

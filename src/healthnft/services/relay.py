@@ -34,13 +34,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from healthnft.errors import (
-    AccessDenied,
-    Conflict,
-    HealthNFTError,
-    InvalidInput,
-    LedgerError,
-)
+from healthnft.errors import AccessDenied, Conflict, InvalidInput, LedgerError
 from healthnft.services import amending, sharing
 from healthnft.services.access import DAY, catalogued, require_owner, same
 
@@ -480,10 +474,11 @@ def send(net: Network, session: str, raw: str | bytes) -> Relayed:
     ops.sent(key, action, tx.tx_hash, data, tx.tx_hash, tx.nonce)
     try:
         receipt = ledger.relay(data, tx.sender, tx.nonce, tx.tx_hash, what=action)
-    except HealthNFTError:
+    except LedgerError:  # refused or reverted: the chain did not move the token
         if name == "transferFrom" and actions is not None:
             actions.drop_staged(int(args["token_id"]))
         raise
+    # Unavailable (not mined in time) keeps the staged copy: the retry finds it.
     result = _settle(net, actions, name, args, receipt)
     done = Relayed(action, "0x" + tx.tx_hash.hex(), int(receipt["blockNumber"]), result)
     ops.done(key, done.as_dict())
@@ -523,8 +518,10 @@ def _settle(net: Network, actions: Any, name: str, args: dict[str, Any],
         return {key: int(value)}
     token_id = int(args["token_id"])
     if name == "transferFrom":
-        if net.catalog.record(token_id) is not None and (
-                net.catalog.staged_transfer(token_id) is not None):
+        row = net.catalog.record(token_id)
+        if row is not None and not same(row.owner, args["to"]):
+            if net.catalog.staged_transfer(token_id) is None:  # mined before it was staged
+                _stage_transfer(net, actions, token_id, args["to"])
             actions.finish_transfer(token_id)
         return {"token_id": token_id, "owner": args["to"]}
     if name == "burn":
