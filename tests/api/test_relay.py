@@ -368,3 +368,47 @@ def test_the_hosted_routes_say_the_key_is_on_the_device(world: World) -> None:
     status, code, detail = _problem(r)
     assert (status, code) == (403, "access_denied")
     assert "holds no key" in detail and "on its own device" in detail
+
+
+def test_prepare_refuses_with_one_error_and_sends_nothing(world: World) -> None:
+    client = world.client(world.alice)
+    lab = world.tokens("laboratory")[0]
+    share = {"action": "share", "to": world.research, "purpose": "research", "token_ids": [lab]}
+    nonce = world.pending_nonce(world.alice)
+    cases = [
+        ({**share, "to": "0x" + "12" * 20}, 404, "not a registered participant"),
+        ({**share, "purpose": "gossip"}, 400, "unknown purpose"),
+        ({**share, "to": world.alice.address}, 400, "with yourself"),
+        ({**share, "token_ids": [10**6]}, 404, "no record you may open"),
+        ({**share, "days": 4000}, 400, ""),
+        ({"action": "share-category", "to": world.research, "purpose": "research",
+          "category": "gossip"}, 400, "unknown category"),
+        ({"action": "approve-amendment", "token_id": lab, "issuer": "Nowhere Clinic"}, 403,
+         "not a registered hospital"),
+        ({"action": "transfer", "token_id": lab, "to": world.alice.address}, 400,
+         "already yours"),
+        ({"action": "transfer", "token_id": lab, "to": world.mallory.address[:-1]}, 404,
+         "not a 0x"),
+        ({"action": "add-policy", "kind": "patient", "purpose": "research"}, 400,
+         "unknown requester kind"),
+        ({"action": "remove-policy", "number": 99}, 404, "no such policy"),
+        ({"action": "approve-request", "request_id": 999}, 404, "no such request"),
+        ({"action": "revoke", "grant_id": 999}, 404, "no such grant"),
+    ]
+    for body, status, reason in cases:
+        got, _code, detail = _problem(client.post("/api/tx/prepare", json=body))
+        assert got == status and reason in detail, (body, got, detail)
+    assert world.pending_nonce(world.alice) == nonce
+
+
+def test_a_legacy_transaction_is_relayed_too(world: World) -> None:
+    client = world.client(world.alice)
+    prepared = _prepare(client, action="add-policy", kind="insurer", purpose="insurance",
+                        days=10, valid_days=10)  # fmt: skip
+    tx = {k: v for k, v in prepared["tx"].items()
+          if k not in ("maxFeePerGas", "maxPriorityFeePerGas", "type")}  # fmt: skip
+    tx["gasPrice"] = prepared["tx"]["maxFeePerGas"]
+    r = _send(client, "0x" + bytes(world.alice.account.sign_transaction(tx).raw_transaction).hex())
+    assert r.status_code == 200, r.text
+    number = r.json()["result"]["policy"]
+    assert client.get("/api/policies").json()[number - 1]["kind"] == "insurer"

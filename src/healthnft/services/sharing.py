@@ -100,6 +100,15 @@ def _check_purpose(purpose: str) -> None:
         raise InvalidInput(f"unknown purpose {purpose!r}; use one of {', '.join(PURPOSES)}")
 
 
+def _check_category(category: str | None) -> None:
+    """None (no category) or one of the network's category codes, else one clear error
+    (the ledger's table would refuse it as a ledger failure)."""
+    from healthnft.ledger.consent import CATEGORIES
+
+    if category is not None and category not in CATEGORIES:
+        raise InvalidInput(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
+
+
 @dataclass(frozen=True)
 class SharePlan:
     """A checked share, ready to be signed: the call, its grantee and expiry."""
@@ -115,6 +124,7 @@ def _check_share_input(token_ids: list[int] | None, category: str | None, days: 
         raise InvalidInput("give token ids or a category, not both")
     _check_days(days)
     _check_purpose(purpose)
+    _check_category(category)
 
 
 def plan_share(net: Network, owner: str, to: str, purpose: str, days: int, *,
@@ -335,6 +345,7 @@ def request_access(net: Network, requester: str, owner: str, purpose: str, *, da
     if reward_wei < 0:
         raise InvalidInput("a reward cannot be negative")
     _check_purpose(purpose)
+    _check_category(category)
     asker = unlock(net, requester, passphrase)
     patient = net.patient(owner)
     consent = _consent(net)
@@ -410,7 +421,8 @@ def decline(net: Network, owner: str, request_id: int, passphrase: str | None = 
     _consent(net).decline(ident.account, request_id)
 
 
-def _check_policy_input(kind: str, purpose: str, days: int, valid_days: int) -> None:
+def _check_policy_input(kind: str, purpose: str, days: int, valid_days: int,
+                        category: str | None = None) -> None:  # fmt: skip
     from healthnft.ledger.client import KIND_CODES
 
     if kind not in KIND_CODES or kind in ("patient", "custodian"):
@@ -418,13 +430,14 @@ def _check_policy_input(kind: str, purpose: str, days: int, valid_days: int) -> 
     _check_days(days)
     _check_days(valid_days, "valid days")
     _check_purpose(purpose)
+    _check_category(category)
 
 
 def plan_add_policy(net: Network, *, kind: str, purpose: str, category: str | None = None,
                     days: int = 365, valid_days: int = 365,
                     deidentified_only: bool = False) -> Any:  # fmt: skip
     """Every check of :func:`add_policy`, and the call it makes (signed by the owner)."""
-    _check_policy_input(kind, purpose, days, valid_days)
+    _check_policy_input(kind, purpose, days, valid_days, category)
     return _consent(net).add_policy_call(
         grantee_kind=kind, purpose=purpose, duration=days * DAY,
         valid_until=int(time.time()) + valid_days * DAY, category=category,
@@ -439,7 +452,7 @@ def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
     """A rule that approves matching requests automatically. Its number (from 1).
     With a ``request_id``, a retry answers the first policy instead of adding another."""
     check_request_id(request_id)
-    _check_policy_input(kind, purpose, days, valid_days)
+    _check_policy_input(kind, purpose, days, valid_days, category)
     ident = unlock(net, owner, passphrase)
     consent = _consent(net)
     call = plan_add_policy(net, kind=kind, purpose=purpose, category=category, days=days,
