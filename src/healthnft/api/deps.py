@@ -8,7 +8,9 @@ views until the next transaction and keeps per-wallet answers until then.
 
 The service is the hosted wallet of the participants whose keystores live in
 its home: it unlocks a keystore with the home's passphrase when its owner acts,
-and forgets every key when it stops.
+and forgets every key when it stops. A patient whose key lives on their own device
+signs in all the same and signs their transactions there; the node prepares and
+relays them (:mod:`.routes.relay`).
 """
 
 from __future__ import annotations
