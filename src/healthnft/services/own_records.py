@@ -276,26 +276,39 @@ def list_own(net: Network, owner: str | None, passphrase: str | None = None, *,
     if not pending:
         return rows
     cache = _read_cache(net)
+    fetch = fetch and net.has_key(owner) and _has_passphrase(net, passphrase)
     ident = None
     done = []
     for r in rows:
         meta = cache.get(str(r.token_id)) if r.status == AT_ISSUER else None
         if r.status == AT_ISSUER and meta is None and fetch:
-            if ident is None:
+            if ident is None:  # a wrong passphrase is said, as for any command
                 ident = net.identity(net.participant(owner).address, passphrase)
             try:
                 meta = open_own(net, ident, r.token_id, check_imaging=False).meta
             except Tampered:
                 done.append(replace(r, status="tampered"))
                 continue
+            except Unavailable:
+                fetch = False  # the node is down: list the rest from the chain, at once
             except HealthNFTError:
-                meta = None  # the node is down, or the id is not ours: the chain's word
+                meta = None  # refused (not ours any more, burned): the chain's word
         if meta:
             r = replace(r, category=str(meta.get("category") or r.category),
                         resource_type=str(meta.get("resource_type") or ""),
                         effective_date=meta.get("effective_date"))  # fmt: skip
         done.append(r)
     return done
+
+
+def _has_passphrase(net: Network, passphrase: str | None) -> bool:
+    """Whether a passphrase was given: without one a listing shows what it has (the
+    chain's word, the cache) instead of failing."""
+    try:
+        net.passphrase(passphrase)
+    except CredentialRejected:
+        return False
+    return True
 
 
 def member_address(net: Network) -> str:
