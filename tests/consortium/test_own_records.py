@@ -149,6 +149,10 @@ def test_the_card_is_public_data_and_registers_the_patient(net):
         for secret in [*_patient_secrets(net), sealed]:
             assert secret.removeprefix("0x") not in text.lower()
         assert "crypto" not in text and "ciphertext" not in text
+    # The link is the application itself: the same document, read either way.
+    from healthnft.consortium import read_application
+
+    assert read_application(card["link"]) == json.loads(application)
     # A QR code of it, for the wallet to show.
     qr = net["root"] / "card.png"
     drawn = _json(net["patient"], "wallet", "card", "--qr", str(qr))
@@ -189,6 +193,37 @@ def test_the_patient_lists_opens_and_verifies_its_own_record(net):
     assert cache[str(token)] == {"category": "laboratory", "resource_type": "Observation",
                                  "effective_date": RECORD["effectiveDateTime"][:10]}  # fmt: skip
     assert (patient / "cache" / "own-records.json").stat().st_mode & 0o077 == 0
+    for path in _files_of(patient):  # plaintext only while open, never at rest
+        assert MARKER.encode() not in path.read_bytes(), path
+
+
+def test_a_listing_without_a_passphrase_shows_the_chain_and_the_cache(net):
+    bare = run_cli(net["patient"], "wallet", "list", "--json", env={"HEALTHNFT_PASSPHRASE": ""},
+                   check=True)  # fmt: skip
+    rows = {r["token_id"]: r for r in json.loads(bare.stdout)}
+    assert set(rows) == set(net["tokens"]) and rows[net["token"]]["status"] == "at-issuer"
+
+
+def test_an_open_on_the_device_in_process(net):
+    """What an open costs once the CLI has started: three round trips to the node (challenge,
+    row and keys, ciphertext), the proof against the chain's root, HPKE, AES-GCM and the
+    commitment (printed; the bench is the place for numbers)."""
+    from healthnft.network import Network
+    from healthnft.services import records
+
+    home = Network.open(net["patient"])
+    home.remember_keys = True  # as a served wallet does: the keystore's scrypt once
+    try:
+        secret = PASS["HEALTHNFT_PASSPHRASE"]
+        records.open_record(home, None, net["token"], secret)
+        started = time.perf_counter()
+        for _ in range(5):
+            rec = records.open_record(home, None, net["token"], secret)
+        took = (time.perf_counter() - started) / 5
+        assert json.loads(rec.resource_json()) == RECORD
+        print(f"own record open on the device: {took * 1000:.0f} ms")  # noqa: T201 - timing
+    finally:
+        home.close()
 
 
 def test_the_node_holds_no_patient_secret_and_no_plaintext(net):
