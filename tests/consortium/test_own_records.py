@@ -30,6 +30,7 @@ from eth_account import Account
 from conftest import LAB_OBSERVATION, ServiceProcess, need_tool, one_error_line, run_cli
 from healthnft.errors import InvalidInput, NotFound, Tampered
 from healthnft.ledger import nodes
+from minting.test_dicom_mint import chunk_digests, write_study
 
 PASS = {"HEALTHNFT_PASSPHRASE": "own-records-test-passphrase"}
 #: A value found nowhere but in the record's plaintext: grepped for where it must not be.
@@ -89,12 +90,16 @@ def net(tmp_path_factory) -> Iterator[dict[str, Any]]:
         minted = _json(hospital, "mint", "--issuer", "General", "--patient",
                        joined["address"], str(root / "records"))  # fmt: skip
         assert minted["batches"] == 1 and len(minted["token_ids"]) == 2
+        study_files = write_study(root / "disc")  # an imaging study: a record of chunks
+        study = _json(hospital, "mint", "--issuer", "General", "--patient",
+                      joined["address"], str(root / "disc"))["token_ids"][0]  # fmt: skip
         node.start()
         print(f"network for own records: {time.monotonic() - started:.1f} s")  # noqa: T201
         yield {"root": root, "admin": admin, "hospital": hospital, "node": node,
                "patient": patient, "address": joined["address"], "card": card,
                "admitted": admitted, "tokens": minted["token_ids"], "token": minted["token_ids"][0],
-               "hospital_address": hospital_address}  # fmt: skip
+               "hospital_address": hospital_address, "study": study,
+               "study_files": study_files}  # fmt: skip
     finally:
         if node is not None:
             node.stop()
@@ -175,7 +180,8 @@ def test_the_patient_lists_opens_and_verifies_its_own_record(net):
     token, patient = net["token"], net["patient"]
     started = time.monotonic()
     listed = _json(patient, "wallet", "list")  # no --owner: the home's own member
-    assert listed == [{"token_id": t, "category": "laboratory",
+    assert listed[-1]["token_id"] == net["study"] and listed[-1]["resource_type"] == "DicomStudy"
+    assert listed[:-1] == [{"token_id": t, "category": "laboratory",
                        "resource_type": "Observation", "status": "at-issuer",
                        "effective_date": r["effectiveDateTime"][:10]}
                       for t, r in zip(net["tokens"], _minted_order(net), strict=True)]  # fmt: skip
@@ -197,11 +203,35 @@ def test_the_patient_lists_opens_and_verifies_its_own_record(net):
         assert MARKER.encode() not in path.read_bytes(), path
 
 
+def test_the_patient_opens_its_own_imaging_study_streamed_from_the_node(net, tmp_path):
+    """A study's chunks are fetched one by one with their tickets, each authenticated here;
+    written back byte for byte; a chunk altered at the node is "tampered", nothing kept."""
+    patient, study = net["patient"], str(net["study"])
+    shown = _cli(patient, "wallet", "show", study, check=True)
+    assert shown.stdout and "DicomStudy" in shown.stdout
+    out = tmp_path / "study-back"
+    run_cli(patient, "wallet", "show", study, "--out", str(out), env=PASS, check=True)
+    assert sorted(p.read_bytes() for p in out.iterdir()) == sorted(
+        p.read_bytes() for p in net["study_files"])  # fmt: skip
+    checked = _json(patient, "verify", "--", study)
+    assert checked["valid"] and "every imaging chunk" in checked["reason"], checked
+    middle = chunk_digests(net["hospital"], net["study"])[1]
+    with _altered(net["hospital"] / "vault.sqlite", "blobs", "data", "digest", middle,
+                  lambda b: _flip(b, len(b) // 2)):  # fmt: skip
+        again = tmp_path / "again"
+        refused = run_cli(patient, "wallet", "show", study, "--out", str(again), env=PASS)
+        assert "tampered" in one_error_line(refused, Tampered)
+        assert not again.exists()
+        shown = run_cli(patient, "wallet", "show", study, env=PASS)
+        assert "tampered" in one_error_line(shown, Tampered) and shown.stdout == ""
+
+
 def test_a_listing_without_a_passphrase_shows_the_chain_and_the_cache(net):
     bare = run_cli(net["patient"], "wallet", "list", "--json", env={"HEALTHNFT_PASSPHRASE": ""},
                    check=True)  # fmt: skip
     rows = {r["token_id"]: r for r in json.loads(bare.stdout)}
-    assert set(rows) == set(net["tokens"]) and rows[net["token"]]["status"] == "at-issuer"
+    assert set(rows) == {*net["tokens"], net["study"]}
+    assert rows[net["token"]]["status"] == "at-issuer"
 
 
 def test_an_open_on_the_device_in_process(net):

@@ -144,11 +144,40 @@ def fetch_own(net: Network, owner: Identity, token_id: int) -> OwnFetched:
     try:
         return _fetch_and_open(net, owner, token_id, url.rstrip("/"))
     except Tampered as exc:
-        said = str(exc)
-        if "tampered" not in said:
-            said = f"tampered: {said}"
-        raise Tampered(f"token {token_id}: {said.removeprefix(f'token {token_id}: ')}; "
-                       "nothing shown") from None  # fmt: skip
+        raise _tampered(token_id, exc) from None
+
+
+def _tampered(token_id: int, exc: Tampered) -> Tampered:
+    """One error for every check that failed: it says "tampered" and that nothing of the
+    record is shown, whichever check refused."""
+    said = str(exc)
+    while said.startswith(f"token {token_id}: "):
+        said = said.removeprefix(f"token {token_id}: ")
+    said = said.removesuffix("; nothing shown")
+    if not said.startswith("tampered"):
+        said = f"tampered: {said}"
+    return Tampered(f"token {token_id}: {said}; nothing shown")
+
+
+class _OwnChunks:
+    """The holder's chunks of a study (:class:`~healthnft.services.exchange.PeerBlobs`),
+    each refused as :func:`_tampered` when it does not match its digest: a study written
+    as files is streamed after :func:`fetch_own` returned, and says so alike."""
+
+    def __init__(self, blobs: Any, token_id: int) -> None:
+        self._blobs, self._token_id = blobs, token_id
+
+    def get(self, digest: bytes) -> bytes | None:
+        try:
+            return self._blobs.get(digest)
+        except Tampered as exc:
+            raise _tampered(self._token_id, exc) from None
+
+    def put_many(self, blobs: Any) -> list[bytes]:
+        return self._blobs.put_many(blobs)
+
+    def delete_many(self, digests: Any) -> None:
+        self._blobs.delete_many(digests)
 
 
 def _fetch_and_open(net: Network, owner: Identity, token_id: int, base: str) -> OwnFetched:
@@ -193,8 +222,9 @@ def _fetch_and_open(net: Network, owner: Identity, token_id: int, base: str) -> 
     if ciphertext is None:
         raise Tampered(f"the node at {base} did not serve the record's ciphertext")
     batch_key = BatchKey.unwrap(owner.enc_private, wrapped, row.key_id)
-    plain = open_sealed(ciphertext, row.sealed_dek, row.commitment, batch_key)  # recomputes
-    return OwnFetched(row, plain, blobs)  # the salted commitment from the decrypted bytes
+    # AES-GCM under the commitment, then the salted commitment recomputed from the bytes:
+    plain = open_sealed(ciphertext, row.sealed_dek, row.commitment, batch_key)
+    return OwnFetched(row, plain, _OwnChunks(blobs, token_id))
 
 
 def open_own(net: Network, owner: Identity, token_id: int, *,
@@ -228,7 +258,7 @@ def _check_study(net: Network, got: OwnFetched, token_id: int) -> None:
         net.wallet(got.chunks).stream_row(got.row, got.plain, checker)
         checkers[0].finish()
     except Tampered as exc:
-        raise Tampered(f"token {token_id}: tampered: {exc}; nothing shown") from None
+        raise _tampered(token_id, exc) from None
 
 
 def verify_own(net: Network, owner: Identity, token_id: int) -> Verification:
@@ -248,12 +278,16 @@ def verify_own(net: Network, owner: Identity, token_id: int) -> Verification:
         _check_study(net, got, token_id)
     except Tampered as exc:
         return Verification(token_id, False, str(exc).removeprefix(f"token {token_id}: "), True)
+    from healthnft.minting.pipeline import STREAM_META
+
     problem = net.wallet().attestation_problem(got.row, got.plain.meta)
     if problem:
         return Verification(token_id, False, problem, True)
+    imaging = (", every imaging chunk authenticates and every instance matches the manifest"
+               if STREAM_META in got.plain.meta else "")  # fmt: skip
     return Verification(token_id, True, "authentic: fetched from the issuer's node; commitment "
                         "recomputed from the record, Merkle proof, on-chain root, owner and "
-                        "ciphertext digest match, and the issuer's attestation verifies",
+                        f"ciphertext digest match, and the issuer's attestation verifies{imaging}",
                         True)  # fmt: skip
 
 
