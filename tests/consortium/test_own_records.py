@@ -373,3 +373,21 @@ def test_a_proof_or_commitment_altered_at_the_node_is_tampered(net):
     with _altered(index, "records", "commitment", "token_id", net["token"],
                   lambda c: _flip(c, 3)):  # fmt: skip
         _refused_as_tampered(net)
+
+
+def test_the_holders_node_down(net):
+    """Last (it stops the node): opening is one clear error; the listing still shows what
+    the chain and the cache say, at once; the node back, it opens again."""
+    from healthnft.errors import Unavailable
+
+    net["node"].stop()
+    try:
+        shown = _cli(net["patient"], "wallet", "show", "--", str(net["token"]), check=False)
+        assert "does not answer" in one_error_line(shown, Unavailable)
+        started = time.monotonic()
+        rows = {r["token_id"]: r for r in _json(net["patient"], "wallet", "list")}
+        assert time.monotonic() - started < 30
+        assert rows[net["token"]]["resource_type"] == "Observation"  # from the cache
+    finally:
+        net["node"].start()
+    assert _json(net["patient"], "wallet", "show", "--", str(net["token"]))["resource"] == RECORD
