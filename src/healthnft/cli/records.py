@@ -149,7 +149,12 @@ def wallet_show(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Decrypt and show a record (as its owner), or write it as a file with --out."""
+    """Decrypt and show a record (as its owner), or write it as a file with --out.
+
+    In a patient's own home the record is fetched from the node of the hospital that
+    minted it (ciphertext, wrapped key, proof) and checked and decrypted here; anything
+    altered on the way is refused as tampered, and nothing is shown.
+    """
     _show(token_id, None, out_file, passphrase, as_json)
 
 

@@ -2,7 +2,10 @@
 
 Every read goes through :func:`open_record` or :func:`save_record`: the owner
 opens with their own key after the chain checks (proof, root, owner); anyone
-else opens through the key custodians, which release only under a live grant.
+else opens through the key custodians, which release only under a live grant. An owner
+whose home does not hold the record (a patient's own home on a network of nodes) opens
+it through :mod:`healthnft.services.own_records`: fetched from the issuer's node,
+checked and decrypted on the device.
 A burned record is reported as burned only to its last owner and to grantees
 who could open it then; anyone else gets the refusal a stranger gets.
 """
