@@ -392,9 +392,10 @@ def _call(session: Any, method: str, url: str, base: str, **kwargs: Any) -> dict
         body = None
     if response.status_code >= 400:
         detail = str(body.get("detail", ""))[:300] if isinstance(body, dict) else ""
+        status = response.status_code
         error: type[HealthNFTError] = (
-            AccessDenied if response.status_code in (401, 403)
-            else NotFound if response.status_code == 404 else Unavailable)  # fmt: skip
+            AccessDenied if status in (401, 403) else NotFound if status == 404
+            else InvalidInput if status in (400, 422) else Unavailable)  # fmt: skip
         raise error(f"the node at {base} refused: {detail or response.status_code}")
     if not isinstance(body, dict):
         raise Tampered(f"the node at {base} answered something that is not a JSON object")
