@@ -192,9 +192,13 @@ def test_the_patient_lists_opens_and_verifies_its_own_record(net):
     assert checked["valid"] and "commitment recomputed" in checked["reason"], checked
     print(f"list + open + verify from the patient's home: "  # noqa: T201 - timing
           f"{time.monotonic() - started:.1f} s")
-    # The home holds the patient's keys and cache: no ciphertext, no record row.
+    # The home holds the patient's keys and cache: its own key only, no ciphertext, no
+    # record row.
+    assert len(list((patient / "keystore").iterdir())) == 1
     with contextlib.closing(sqlite3.connect(patient / "vault.sqlite")) as db:
         assert db.execute("SELECT count(*) FROM blobs").fetchone() == (0,)
+    with contextlib.closing(sqlite3.connect(patient / "index.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (0,)
     cache = json.loads((patient / "cache" / "own-records.json").read_text())
     assert cache[str(token)] == {"category": "laboratory", "resource_type": "Observation",
                                  "effective_date": RECORD["effectiveDateTime"][:10]}  # fmt: skip
@@ -292,6 +296,17 @@ def test_only_the_owner_gets_the_wrapped_key(net):
     bare = requests.post(f"{url}/node/v1/own/{token}", timeout=10,
                          json={"requester": net["address"], "presentation": "x"})
     assert bare.status_code == 401, bare.text
+    # The owner's presentation answers one challenge once: a replay is refused.
+    me = keys.read_keystore(Home(net["patient"]).keystore_dir, net["address"],
+                            PASS["HEALTHNFT_PASSPHRASE"])  # fmt: skip
+    offer = requests.get(f"{url}/node/v1/challenge", timeout=10).json()
+    ask = {"requester": me.address, "presentation": create_presentation(
+        me.did_private, me.did, [], challenge=offer["challenge"], domain=offer["domain"])}
+    first = requests.post(f"{url}/node/v1/own/{token}", timeout=10, json=ask)
+    assert first.status_code == 200 and set(first.json()["key"]) == {
+        "key_id", "sealed_dek", "wrapped"}  # wrapped for the owner: no key in the clear
+    replay = requests.post(f"{url}/node/v1/own/{token}", timeout=10, json=ask)
+    assert replay.status_code == 401, replay.text
 
 
 # -- tampering at the node ---------------------------------------------------------------
