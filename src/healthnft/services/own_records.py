@@ -65,14 +65,14 @@ def record_for_owner(net: Network, origin: str, token_id: int, requester: str,
     Not held here, or the requester is not the owner on chain now: :class:`NotFound`
     with the words for an id nobody may open; a presentation that is not the
     requester's DID: :class:`CredentialRejected`."""
-    from healthnft.services.exchange import PUBLIC_ROW_FIELDS, issue_tickets
+    from healthnft.services.exchange import PUBLIC_ROW_FIELDS, check_presenter, issue_tickets
 
     check_token_ids(token_id)
     refused = NotFound(NOT_VISIBLE)
     row = net.catalog.catalogue.record(token_id)
     if row is None or row.status == "burned" or not row.sealed_dek:
         raise refused
-    _check_presenter(net, origin, requester, presentation)
+    check_presenter(net, origin, requester, presentation)
     if not same(net.ledger.owner_of(token_id), requester):
         raise refused  # a grantee uses /node/v1/records and the custodians
     wrapped = net.catalog.journal.batch_key(row.key_id, requester)
@@ -86,25 +86,6 @@ def record_for_owner(net: Network, origin: str, token_id: int, requester: str,
                     "wrapped": wrapped.hex()},
             "chunks": [d.hex() for d in chunks],
             "tickets": issue_tickets(net, requester, [row.blob_digest, *chunks])}  # fmt: skip
-
-
-def _check_presenter(net: Network, origin: str, requester: str, presentation: str) -> None:
-    """The presentation answers this node's challenge and is signed by the DID bound on
-    chain to ``requester`` (the check :func:`~healthnft.services.exchange.record_for_peer`
-    makes for a grantee)."""
-    from healthnft.credentials import presentation_nonce, verify_presentation
-    from healthnft.credentials.trust import did_address
-    from healthnft.services.exchange import node_domain
-
-    try:
-        nonce = presentation_nonce(presentation)
-    except InvalidInput:
-        raise CredentialRejected("a presentation of the requester's DID is needed") from None
-    vp = verify_presentation(presentation, challenge=nonce, domain=node_domain(origin),
-                             challenges=net.challenges())  # fmt: skip
-    holder = did_address(net.ledger, vp.holder)
-    if holder is None or not same(holder, requester):
-        raise CredentialRejected("the presentation is not from the requester's DID")
 
 
 def _plain(value: Any) -> Any:
