@@ -1,0 +1,282 @@
+"""The patient's page opens its own record on the device (issue 14, points 2 and 6).
+
+`healthnft serve` over a copy of the demo home, Debian's chromium driven by Playwright:
+the page loads a demo patient's keystore into its IndexedDB with the demo-only button
+(under a passphrase chosen here), signs in with that key, lists the records (coarse
+metadata only) and opens a lab record, decrypted and checked in the page by
+``wallet/crypto.js``. Every request and response the page sends and receives is
+recorded: none holds the record's plaintext, the passphrase, or the patient's private
+keys. A ciphertext altered on its way (flipped by a Playwright route) shows "tampered"
+and nothing of the record.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from test_browser import ARGS, CHROMIUM, _free_port
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+#: Chosen in the page for the key it keeps; must never leave the page.
+PASSPHRASE = "device-only passphrase 7f3a"
+
+
+@pytest.fixture(scope="module")
+def device_server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``healthnft serve`` over a copy of the demo home, on a free loopback port."""
+    src, _ = demo_home
+    home = tmp_path_factory.mktemp("device") / "home"
+    shutil.copytree(src, home)
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("device-log") / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError("healthnft serve did not start") from None
+            time.sleep(0.2)
+    try:
+        yield url, home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+def _patient_secrets(home: Path, address: str) -> list[str]:
+    """The demo patient's account key and X25519 key, as hex (what must never travel)."""
+    from healthnft.keys import identity_from_secret
+    from healthnft.network import DEMO_PASSPHRASE
+
+    keystore = json.loads((home / "keystore" / f"{address}.json").read_text())
+    secret = bytes(Account.decrypt(keystore, DEMO_PASSPHRASE))
+    ident = identity_from_secret(secret)
+    return [secret.hex(), ident.enc_private.private_bytes_raw().hex()]
+
+
+class Traffic:
+    """Every request (URL, body) and response (body) of a page, as text."""
+
+    def __init__(self, page) -> None:
+        self.urls: list[str] = []
+        self.bodies: list[tuple[str, str]] = []
+        page.on("request", self._request)
+        page.on("response", self._response)
+
+    def _request(self, req) -> None:
+        self.urls.append(f"{req.method} {req.url}")
+        body = req.post_data_buffer
+        self.bodies.append((f"request {req.method} {req.url}",
+                            req.url + "\n" + (body or b"").decode("utf-8", "replace")))
+
+    def _response(self, res) -> None:
+        try:
+            body = res.body()
+        except Exception:  # a redirect or an aborted request has none
+            body = b""
+        self.bodies.append((f"response {res.url}", body.decode("utf-8", "replace")))
+
+    def holding(self, needle: str) -> list[str]:
+        low = needle.lower()
+        return [where for where, text in self.bodies if low in text.lower()]
+
+
+def _use_demo_patient(page, url: str) -> str:
+    page.goto(url)
+    page.get_by_role("button", name="Use this demo patient").wait_for()
+    label = page.get_by_label("Demo patient").locator("option").first.inner_text()
+    address = re.search(r"\((0x[0-9a-fA-F]{4})…([0-9a-fA-F]{4})\)", label)
+    page.get_by_label("New passphrase for this device").fill(PASSPHRASE)
+    page.get_by_role("button", name="Use this demo patient").click()
+    page.get_by_role("heading", name=re.compile(r"Your records \(\d+\)")).wait_for(timeout=30000)
+    assert address is not None
+    return page.evaluate("async () => (await (await fetch('/api/me')).json()).address")
+
+
+def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium) -> None:
+    started = time.monotonic()
+    url, home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    traffic = Traffic(page)
+
+    address = _use_demo_patient(page, url)
+    # The page keeps the key: one wallet in its IndexedDB, encrypted (a keystore v3).
+    kept = page.evaluate("""async () => {
+        const ks = await import('/static/wallet/keystore.js');
+        const rows = await ks.listWallets();
+        return {rows, keystore: JSON.parse(await ks.storedKeystore(rows[0].address))};
+    }""")
+    assert [r["address"] for r in kept["rows"]] == [address]
+    assert {k.lower() for k in kept["keystore"]} >= {"crypto", "address", "version"}
+    assert Account.decrypt(kept["keystore"], PASSPHRASE)  # under the passphrase chosen here
+
+    lab = page.locator("a[data-token]").filter(has_text="Blood test").first
+    token = lab.get_attribute("data-token")
+    lab.click()
+    page.locator("#badge").filter(has_text="authentic").wait_for()
+    table = page.get_by_role("table", name="Measured values")
+    assert table.count() == 1
+    canonical = page.locator("details pre").text_content()
+    resource = json.loads(canonical)
+    assert resource["resourceType"] == "Observation"
+    assert resource["id"] in canonical and resource["id"]
+    shown_value = table.locator("td[data-label='Value']").first.inner_text()
+    assert shown_value and shown_value != "—"
+
+    # The page's own wallet view shows what a hospital registers the patient from.
+    page.get_by_role("link", name="Wallet").click()
+    page.get_by_role("button", name="Export keystore file").wait_for()
+    enc_public = page.locator("dl.public-key dd").nth(1).inner_text()
+    assert re.fullmatch(r"[0-9a-f]{64}", enc_public)
+
+    # What travelled: sealed data only. None of the plaintext, passphrase or keys.
+    needles = {
+        "passphrase": PASSPHRASE,
+        "record id": f'"id":"{resource["id"]}"',
+        "shown value": shown_value,
+        "canonical record": canonical[:80],
+    }
+    code = resource.get("code", {})
+    for coding in code.get("coding", []):
+        needles[f"code {coding.get('code')}"] = f'"{coding["code"]}"'
+        if coding.get("display"):
+            needles["code display"] = coding["display"]
+    if code.get("text"):
+        needles["code text"] = code["text"]
+    account_key, enc_key = _patient_secrets(home, address)
+    needles["account key"] = account_key
+    needles["encryption key"] = enc_key
+    assert traffic.holding(address[2:]) and traffic.holding(token)  # the recorder records
+    leaks = {name: traffic.holding(n) for name, n in needles.items() if traffic.holding(n)}
+    assert leaks == {}
+    # The page never asked the server to open a record for it.
+    opened_on_server = [u for u in traffic.urls
+                        if re.search(r"/api/records(/\d+)?(\?|$)", u)]  # fmt: skip
+    assert opened_on_server == []
+    assert any(u.endswith(f"/api/records/{token}/sealed") for u in traffic.urls)
+
+    # A ciphertext altered on its way to the page: "tampered", and nothing of the record.
+    def flip(route, *, fix_digest: bool) -> None:
+        sealed = route.fetch().json()
+        data = bytearray(base64.b64decode(sealed["ciphertext"]))
+        data[len(data) // 2] ^= 0x01
+        sealed["ciphertext"] = base64.b64encode(bytes(data)).decode()
+        if fix_digest:  # only the AEAD can tell then
+            sealed["blob_digest"] = hashlib.sha256(bytes(data)).hexdigest()
+        route.fulfill(json=sealed)
+
+    for fix_digest in (False, True):
+        pattern = f"**/api/records/{token}/sealed"
+        page.route(pattern, lambda route, fix=fix_digest: flip(route, fix_digest=fix))
+        page.goto(url + "#/records")
+        page.get_by_role("heading", name=re.compile(r"Your records")).wait_for()
+        page.goto(url + f"#/record/{token}")
+        page.locator("#badge").filter(has_text="tampered").wait_for()
+        assert page.locator("#tampered").is_visible()
+        assert page.get_by_role("table", name="Measured values").count() == 0
+        assert shown_value not in page.locator("main").inner_text()
+        page.unroute(pattern)
+
+    assert errors == []
+    page.close()
+    assert time.monotonic() - started < 60
+
+
+def test_the_sealed_route_answers_only_the_owner(served) -> None:
+    """The owner gets sealed bytes that open, with the owner's key, to the record the
+    server holds; another patient, an institution and a stranger get the answer a
+    record never minted gets."""
+    from healthnft.ledger import merkle
+    from healthnft.vault import BatchKey, open_sealed
+
+    owner = served.patient(0)
+    net = served.app.state.service.net
+    token = net.wallet().list(owner)[0]["token_id"]
+    client = served.client()  # not as a context manager: its exit would close the service
+    assert client.get(f"/api/records/{token}/sealed").status_code == 401
+    served.sign_in(client, owner)
+    r = client.get(f"/api/records/{token}/sealed")
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert not {"canonical", "resource", "summary", "measurements"} & set(body)
+    # Sealed only: it opens with the owner's key, as the device opens it.
+    ident = net.identity(owner)
+    commitment = bytes.fromhex(body["commitment"])
+    ciphertext = base64.b64decode(body["ciphertext"])
+    assert hashlib.sha256(ciphertext).hexdigest() == body["blob_digest"]
+    assert bytes.fromhex(body["root"]) == net.ledger.batch_of(token).root
+    assert merkle.verify(merkle.leaf_hash(token, commitment),
+                         merkle.unpack_proof(bytes.fromhex(body["proof"])),
+                         bytes.fromhex(body["root"]))  # fmt: skip
+    batch_key = BatchKey.unwrap(ident.enc_private, bytes.fromhex(body["wrapped_key"]),
+                                bytes.fromhex(body["key_id"]))  # fmt: skip
+    plain = open_sealed(ciphertext, bytes.fromhex(body["sealed_dek"]), commitment, batch_key)
+    assert plain.canonical == net.wallet().decrypt_row(net.catalog.record(token),
+                                                       ident).canonical  # fmt: skip
+    never = client.get("/api/records/999999999/sealed")
+    assert never.status_code == 404
+    for other in (served.patient(1), served.research):
+        if other == owner:
+            continue
+        client = served.client()
+        served.sign_in(client, other)
+        r = client.get(f"/api/records/{token}/sealed")
+        assert r.status_code == 404
+        assert r.json()["detail"] == never.json()["detail"]
+
+
+def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:
+    """The demo-only route exists in an app over a demo home, and nowhere else."""
+    from fastapi.testclient import TestClient
+
+    from healthnft.api import create_app
+    from healthnft.services.participants import create_network
+
+    rows = served.client().get("/api/demo/patients").json()
+    assert rows and all(r["demo"] and "crypto" in r["keystore"] for r in rows)
+    home = tmp_path / "real"
+    create_network(home, "a real passphrase 1")
+    app = create_app(home, origin="http://testserver", exclusive=False)
+    try:
+        assert TestClient(app).get("/api/demo/patients").status_code == 404
+        assert not any(getattr(r, "path", "") == "/api/demo/patients" for r in app.routes)
+    finally:
+        app.state.service.close()
