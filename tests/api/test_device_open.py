@@ -191,20 +191,26 @@ def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium
                         if re.search(r"/api/records(/\d+)?(\?|$)", u)]  # fmt: skip
     assert opened_on_server == []
     assert any(u.endswith(f"/api/records/{token}/sealed") for u in traffic.urls)
+    assert any(u.startswith("POST ") and u.endswith("/rpc") for u in traffic.urls)
 
-    # A ciphertext altered on its way to the page: "tampered", and nothing of the record.
-    def flip(route, *, fix_digest: bool) -> None:
+    # Sealed data altered on its way to the page: "tampered", and nothing of the record.
+    def flip(route, what: str) -> None:
         sealed = route.fetch().json()
-        data = bytearray(base64.b64decode(sealed["ciphertext"]))
-        data[len(data) // 2] ^= 0x01
-        sealed["ciphertext"] = base64.b64encode(bytes(data)).decode()
-        if fix_digest:  # only the AEAD can tell then
-            sealed["blob_digest"] = hashlib.sha256(bytes(data)).hexdigest()
+        if what == "proof":  # the proof no longer leads to the root the chain holds
+            proof = bytearray(bytes.fromhex(sealed["proof"]))
+            proof[3] ^= 0x01
+            sealed["proof"] = proof.hex()
+        else:
+            data = bytearray(base64.b64decode(sealed["ciphertext"]))
+            data[len(data) // 2] ^= 0x01
+            sealed["ciphertext"] = base64.b64encode(bytes(data)).decode()
+            if what == "ciphertext and digest":  # only the AEAD can tell then
+                sealed["blob_digest"] = hashlib.sha256(bytes(data)).hexdigest()
         route.fulfill(json=sealed)
 
-    for fix_digest in (False, True):
+    for what in ("ciphertext", "ciphertext and digest", "proof"):
         pattern = f"**/api/records/{token}/sealed"
-        page.route(pattern, lambda route, fix=fix_digest: flip(route, fix_digest=fix))
+        page.route(pattern, lambda route, w=what: flip(route, w))
         page.goto(url + "#/records")
         page.get_by_role("heading", name=re.compile(r"Your records")).wait_for()
         page.goto(url + f"#/record/{token}")
@@ -242,10 +248,11 @@ def test_the_sealed_route_answers_only_the_owner(served) -> None:
     commitment = bytes.fromhex(body["commitment"])
     ciphertext = base64.b64decode(body["ciphertext"])
     assert hashlib.sha256(ciphertext).hexdigest() == body["blob_digest"]
-    assert bytes.fromhex(body["root"]) == net.ledger.batch_of(token).root
+    assert "root" not in body  # the page reads it from the chain: POST /rpc
+    root = _rpc_root(client, body["token_contract"], token)
+    assert root == net.ledger.batch_of(token).root
     assert merkle.verify(merkle.leaf_hash(token, commitment),
-                         merkle.unpack_proof(bytes.fromhex(body["proof"])),
-                         bytes.fromhex(body["root"]))  # fmt: skip
+                         merkle.unpack_proof(bytes.fromhex(body["proof"])), root)
     batch_key = BatchKey.unwrap(ident.enc_private, bytes.fromhex(body["wrapped_key"]),
                                 bytes.fromhex(body["key_id"]))  # fmt: skip
     plain = open_sealed(ciphertext, bytes.fromhex(body["sealed_dek"]), commitment, batch_key)
@@ -261,6 +268,57 @@ def test_the_sealed_route_answers_only_the_owner(served) -> None:
         r = client.get(f"/api/records/{token}/sealed")
         assert r.status_code == 404
         assert r.json()["detail"] == never.json()["detail"]
+
+
+def _call(client, method: str, params: list) -> dict:
+    r = client.post("/rpc", json={"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _rpc_root(client, contract: str, token: int) -> bytes:
+    """The batch root of ``token`` read through /rpc as the page reads it (two eth_calls)."""
+    from eth_utils import keccak
+
+    def view(signature: str, arg: int) -> bytes:
+        data = "0x" + (keccak(text=signature)[:4] + arg.to_bytes(32, "big")).hex()
+        answer = _call(client, "eth_call", [{"to": contract, "data": data}, "latest"])
+        assert answer["id"] == 7, answer
+        return bytes.fromhex(answer["result"][2:])
+
+    batch_id = int.from_bytes(view("batch_of(uint256)", token), "big")
+    return view("batch_root(uint256)", batch_id)
+
+
+def test_rpc_reads_the_chain_and_nothing_else(served) -> None:
+    """POST /rpc: chain id, head block and the token's batch root; no transaction, no
+    other contract, no other view; a session first."""
+    from eth_utils import keccak
+
+    net = served.app.state.service.net
+    contract = net.ledger.token.address
+    client = served.client()
+    assert client.post("/rpc", json={"method": "eth_chainId"}).status_code == 401
+    served.sign_in(client, served.patient(0))
+    assert int(_call(client, "eth_chainId", [])["result"], 16) == net.ledger.chain_id
+    assert int(_call(client, "eth_blockNumber", [])["result"], 16) >= 1
+    owners_of = "0x" + (keccak(text="balanceOf(address)")[:4] + bytes(32)).hex()
+    batch_of = "0x" + (keccak(text="batch_of(uint256)")[:4] + (1).to_bytes(32, "big")).hex()
+    refused = {
+        "eth_sendRawTransaction": ["0x02f8"],
+        "eth_getLogs": [{}],
+        "personal_sign": ["0x00", contract],
+    }
+    for method, params in refused.items():
+        assert _call(client, method, params)["error"]["code"] == -32601
+    for params in ([{"to": contract, "data": owners_of}, "latest"],
+                   [{"to": net.config["registry"], "data": batch_of}, "latest"],
+                   [{"to": contract, "data": batch_of, "from": contract}, "latest"],
+                   [{"to": contract, "data": batch_of}, "0x1"],
+                   [{"to": contract, "data": "0xzz"}]):  # fmt: skip
+        answer = _call(client, "eth_call", params)
+        assert answer["error"]["code"] == -32602, (params, answer)
+        assert "result" not in answer
 
 
 def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:

@@ -4,10 +4,12 @@ For the signed-in owner of a token, :func:`sealed_record` answers what the page'
 ``wallet/crypto.js`` needs to open the record on the device, and nothing it could
 read: the public row (commitment, Merkle proof, ciphertext digest, key id), the DEK
 sealed under the batch key, the batch key HPKE-wrapped for the owner's own
-encryption key (as minted, or as re-wrapped by a transfer), the ciphertext, and the
-batch root read from the chain now. The node never unwraps or decrypts here: every
-check (proof against the root, digest, AEAD, commitment) runs on the device, so a
-tampered blob or row reaches the page as it is and the page says "tampered".
+encryption key (as minted, or as re-wrapped by a transfer), the ciphertext, and where
+the chain says it was minted (batch id, token contract). The batch root is not in it:
+the page reads it from the chain itself through :func:`chain_read` (``POST /rpc``, a
+read-only JSON-RPC window). The node never unwraps or decrypts here: every check (proof
+against the root, digest, AEAD, commitment) runs on the device, so a tampered blob or
+row reaches the page as it is and the page says "tampered".
 
 Who may ask: only the token's current owner on chain. Anyone else gets
 :data:`~healthnft.services.access.NOT_VISIBLE`, as from every other door; a burned
@@ -32,7 +34,13 @@ from healthnft.services.access import BURNED, NOT_VISIBLE, check_token_ids, same
 if TYPE_CHECKING:
     from healthnft.network import Network
 
-__all__ = ["SealedRecord", "demo_patients", "sealed_listing", "sealed_record"]
+__all__ = ["RPC_METHODS", "SealedRecord", "chain_read", "demo_patients", "sealed_listing",
+           "sealed_record"]
+
+#: What the page may ask the chain through the node (``POST /rpc``): reads only.
+RPC_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_call"})
+#: The token contract's views an ``eth_call`` may name: where a batch root is read.
+RPC_VIEWS = ("batch_of(uint256)", "batch_root(uint256)")
 
 
 @dataclass(frozen=True)
@@ -44,11 +52,11 @@ class SealedRecord:
     key_id: bytes  # which wrapped key opens the DEK: HPKE info (batch_ref, or key_ref)
     commitment: bytes
     proof: bytes  # packed Merkle siblings, 32 bytes each
-    root: bytes  # the batch's Merkle root, as the chain holds it now
     blob_digest: bytes  # sha256 of the ciphertext
     sealed_dek: bytes
     wrapped_key: bytes  # the batch key, HPKE-wrapped for the owner's encryption key
     ciphertext: bytes
+    token_contract: str  # where the page reads the batch root itself (POST /rpc)
     category: str  # coarse catalogue metadata, as listed
     resource_type: str
     superseded_by: int | None
@@ -56,7 +64,7 @@ class SealedRecord:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: bytes as lowercase hex, the ciphertext as base64."""
         out = asdict(self)
-        for name in ("key_id", "commitment", "proof", "root", "blob_digest", "sealed_dek",
+        for name in ("key_id", "commitment", "proof", "blob_digest", "sealed_dek",
                      "wrapped_key"):  # fmt: skip
             out[name] = out[name].hex()
         out["ciphertext"] = base64.b64encode(self.ciphertext).decode()
@@ -101,11 +109,48 @@ def sealed_record(net: Network, caller: str, token_id: int) -> SealedRecord:
         raise Tampered(f"token {token_id}: ciphertext is missing from the vault")
     return SealedRecord(
         token_id=token_id, batch_id=info.batch_id, key_id=row.key_id,
-        commitment=row.commitment, proof=row.proof, root=info.root,
+        commitment=row.commitment, proof=row.proof,
         blob_digest=row.blob_digest, sealed_dek=row.sealed_dek, wrapped_key=wrapped,
-        ciphertext=ciphertext, category=row.category, resource_type=row.resource_type,
+        ciphertext=ciphertext, token_contract=net.ledger.token.address,
+        category=row.category, resource_type=row.resource_type,
         superseded_by=net.ledger.superseded_by(token_id),
     )  # fmt: skip
+
+
+def chain_read(net: Network, method: str, params: list[Any]) -> str:
+    """Answer one read-only JSON-RPC call from the page, as the chain answers it.
+
+    Only :data:`RPC_METHODS`; an ``eth_call`` only to the token contract, only one of
+    :data:`RPC_VIEWS` with one uint256 argument, at ``latest``. Anything else is
+    :class:`~healthnft.errors.InvalidInput` (the node relays no transaction here).
+    """
+    from eth_utils import keccak
+
+    from healthnft.errors import InvalidInput
+
+    if method not in RPC_METHODS:
+        raise InvalidInput(f"method not allowed here: {method[:40]}")
+    w3 = net.ledger.w3
+    if method == "eth_chainId":
+        return hex(int(w3.eth.chain_id))
+    if method == "eth_blockNumber":
+        return hex(int(w3.eth.block_number))
+    if not 1 <= len(params) <= 2 or not isinstance(params[0], dict) \
+            or (len(params) == 2 and params[1] != "latest"):  # fmt: skip
+        raise InvalidInput("eth_call takes [{to, data}, \"latest\"]")
+    call = params[0]
+    if set(call) - {"to", "data", "input"} or not same(str(call.get("to")),
+                                                       net.ledger.token.address):  # fmt: skip
+        raise InvalidInput("eth_call may only read the health-record token contract")
+    data = str(call.get("data") or call.get("input") or "")
+    try:
+        raw = bytes.fromhex(data.removeprefix("0x"))
+    except ValueError:
+        raise InvalidInput("eth_call data is not hex") from None
+    if len(raw) != 36 or raw[:4] not in {keccak(text=v)[:4] for v in RPC_VIEWS}:
+        raise InvalidInput(f"eth_call may only read {' or '.join(RPC_VIEWS)}")
+    answer = w3.eth.call({"to": net.ledger.token.address, "data": "0x" + raw.hex()})
+    return "0x" + bytes(answer).hex()
 
 
 def sealed_listing(net: Network, owner: str) -> list[dict[str, Any]]:

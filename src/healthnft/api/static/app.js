@@ -426,9 +426,10 @@ async function showDeviceRecord(id, ctx) {
     "aria-busy": "true" }, "Opening on this device: checking against the chain and decrypting…"));
   const mod = await loadDevice();
   const sealed = await api("GET", `/api/records/${id}/sealed`);
+  const root = await mod.batchRoot(sealed.token_contract, id);  // from the chain, by this page
   let opened;
   try {
-    opened = await mod.openSealed(sealed, device.encPrivateKey);
+    opened = await mod.openSealed(sealed, device.encPrivateKey, root);
   } catch (e) {
     if (!(e instanceof mod.TamperedError)) throw e;
     page(ctx, `Record ${id}`,

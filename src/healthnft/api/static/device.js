@@ -1,7 +1,8 @@
 // The patient's own records, opened on this device (loaded by app.js on demand).
 //
 // The node answers /api/records/{id}/sealed with sealed bytes only; wallet/crypto.js
-// checks the Merkle proof against the batch root the chain holds, the ciphertext's digest,
+// checks the Merkle proof against the batch root this page reads from the chain (POST
+// /rpc, eth_call of the token contract), the ciphertext's digest,
 // unwraps the batch key with the patient's X25519 key, decrypts and recomputes the salted
 // commitment. The plaintext exists only here, in memory, and is never sent anywhere.
 // The description helpers mirror healthnft.services.describe (the server's view of a
@@ -19,18 +20,48 @@ function b64(text) {
   return out;
 }
 
+/** One read-only JSON-RPC call to the chain through the node's /rpc window. */
+async function rpc(method, params) {
+  const res = await fetch("/rpc", { method: "POST", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) });
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  if (!res.ok || !data || data.error || typeof data.result !== "string") {
+    throw new Error(`could not read the chain (${(data && data.error && data.error.message)
+      || res.status})`);
+  }
+  return data.result;
+}
+
+const TOKEN_VIEWS = ["function batch_of(uint256 token_id) view returns (uint256)",
+  "function batch_root(uint256 batch_id) view returns (bytes32)"];
+
 /**
- * Open the record whose sealed form ``sealed`` (/api/records/{id}/sealed) holds.
+ * The Merkle root of the batch that minted ``tokenId``, read from the chain by this page
+ * (eth_call of the token contract), not taken from the node's answer.
+ * @returns {Promise<string>} 0x… 32 bytes
+ */
+export async function batchRoot(contract, tokenId) {
+  const iface = new globalThis.ethers.Interface(TOKEN_VIEWS);
+  const call = async (fn, args) => iface.decodeFunctionResult(fn, await rpc("eth_call",
+    [{ to: contract, data: iface.encodeFunctionData(fn, args) }, "latest"]))[0];
+  return call("batch_root", [await call("batch_of", [BigInt(tokenId)])]);
+}
+
+/**
+ * Open the record whose sealed form ``sealed`` (/api/records/{id}/sealed) holds, against
+ * ``root``, the batch root read from the chain (:func:`batchRoot`).
  * @returns {Promise<{meta: object, text: string, resource: object|null}>}
  * @throws {TamperedError} when anything does not match (shown as "tampered")
  */
-export async function openSealed(sealed, encPrivateKey) {
+export async function openSealed(sealed, encPrivateKey, root) {
   let ciphertext;
   try { ciphertext = b64(sealed.ciphertext); } catch { throw new TamperedError("ciphertext is not base64"); }
   const { header, canonical } = await openRecord({
     tokenId: String(sealed.token_id), ciphertext, sealedDek: sealed.sealed_dek,
     wrappedKek: sealed.wrapped_key, keyId: sealed.key_id, commitment: sealed.commitment,
-    proof: sealed.proof, root: sealed.root, blobDigest: sealed.blob_digest,
+    proof: sealed.proof, root, blobDigest: sealed.blob_digest,
     encPrivateKey: bytes(encPrivateKey),
   });
   const text = new TextDecoder().decode(canonical);
