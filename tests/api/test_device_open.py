@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from test_browser import ARGS, CHROMIUM, _free_port
+from test_browser import ARGS, CHROMIUM, _free_port, _unlabelled_controls
 
 from conftest import REPO
 
@@ -118,6 +118,7 @@ class Traffic:
 def _use_demo_patient(page, url: str) -> str:
     page.goto(url)
     page.get_by_role("button", name="Use this demo patient").wait_for()
+    assert _unlabelled_controls(page) == []
     label = page.get_by_label("Demo patient").locator("option").first.inner_text()
     address = re.search(r"\((0x[0-9a-fA-F]{4})…([0-9a-fA-F]{4})\)", label)
     page.get_by_label("New passphrase for this device").fill(PASSPHRASE)
@@ -159,6 +160,15 @@ def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium
     assert resource["id"] in canonical and resource["id"]
     shown_value = table.locator("td[data-label='Value']").first.inner_text()
     assert shown_value and shown_value != "—"
+
+    # Made by the service from the content: not offered for a record opened here.
+    assert page.get_by_role("button", name="Show SMART Health Card").count() == 0
+    # The share form names the record from coarse metadata, not from a server-side open.
+    page.get_by_role("link", name="Share").click()
+    page.get_by_role("heading", name="Share a record").wait_for()
+    sentence = page.locator("#consent-sentence").inner_text()
+    assert f"Blood test — Observation, token {token}" in sentence
+    assert _unlabelled_controls(page) == []
 
     # The page's own wallet view shows what a hospital registers the patient from.
     page.get_by_role("link", name="Wallet").click()

@@ -460,6 +460,16 @@ async function showDeviceRecord(id, ctx) {
   renderRecord(id, ctx, view);
 }
 
+// What a form needs to name a record: with the key on this device, only the listing's
+// coarse metadata (the server is not asked to open it); otherwise the server's view.
+async function recordHeadline(id) {
+  if (!device) return api("GET", `/api/records/${id}`);
+  const [rows, mod] = await Promise.all([api("GET", "/api/device/records"), loadDevice()]);
+  const row = rows.find((r) => String(r.token_id) === String(id));
+  if (!row) throw new Error("no record you may open has this id");
+  return { ...row, summary: `${mod.kindWord(row.category)} — ${row.resource_type}, token ${id}` };
+}
+
 async function showRecord(id, ctx) {
   if (await needsUnlock(ctx)) return;
   if (device) { await showDeviceRecord(id, ctx); return; }
@@ -515,7 +525,8 @@ function renderRecord(id, ctx, rec) {
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
     // resource_json keeps each decimal as sent (5.60); JSON.parse would make it 5.6.
     h("pre", {}, rec.resource_json || JSON.stringify(rec.resource, null, 2))));
-  if (rec.owned && ["immunization", "laboratory"].includes(rec.category)) {
+  // The card is made by the service from the record's content: not for a record opened here.
+  if (rec.owned && !rec.on_device && ["immunization", "laboratory"].includes(rec.category)) {
     const spot = h("div", { id: "health-card", "aria-live": "polite" });
     parts.push(h("button", { class: "secondary", onclick: async () => {
       try {
@@ -541,7 +552,7 @@ function renderRecord(id, ctx, rec) {
 
 async function showShare(id, ctx) {
   const [people, rec] = await Promise.all([api("GET", "/api/participants"),
-    api("GET", `/api/records/${id}`)]);
+    recordHeadline(id)]);
   if (!people.length) { page(ctx, "Share", h("p", {}, "No institution to share with yet.")); return; }
   const who = h("select", {}, people.map((p) =>
     h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
@@ -819,7 +830,7 @@ function policyForm() {
 
 async function showAllowCorrection(id, ctx) {
   const [people, rec] = await Promise.all([api("GET", "/api/participants"),
-    api("GET", `/api/records/${id}`)]);
+    recordHeadline(id)]);
   const hospitals = people.filter((p) => p.kind === "hospital");
   if (!hospitals.length) {
     page(ctx, "Allow a correction", h("p", {}, "No hospital is registered on this network."));
