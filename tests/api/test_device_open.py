@@ -6,8 +6,8 @@ the page loads a demo patient's keystore into its IndexedDB with the demo-only b
 metadata only) and opens a lab record, decrypted and checked in the page by
 ``wallet/crypto.js``. Every request and response the page sends and receives is
 recorded: none holds the record's plaintext, the passphrase, or the patient's private
-keys. A ciphertext altered on its way (flipped by a Playwright route) shows "tampered"
-and nothing of the record.
+keys. A ciphertext or proof altered on its way (a Playwright route), or a ciphertext
+altered at rest in the node's blob store, shows "tampered" and nothing of the record.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,6 +230,27 @@ def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium
         assert page.get_by_role("table", name="Measured values").count() == 0
         assert shown_value not in page.locator("main").inner_text()
         page.unroute(pattern)
+
+    # Altered at rest, in the node's own blob store: the node hands it over as it is (it
+    # opens nothing), and the page says "tampered".
+    with sqlite3.connect(home / "index.sqlite") as index:
+        (digest,) = index.execute("SELECT blob_digest FROM records WHERE token_id = ?",
+                                  (int(token),)).fetchone()  # fmt: skip
+    vault = sqlite3.connect(home / "vault.sqlite", timeout=10)
+    try:
+        (blob,) = vault.execute("SELECT data FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        with vault:
+            vault.execute("UPDATE blobs SET data = ? WHERE digest = ?",
+                          (blob[:40] + bytes([blob[40] ^ 1]) + blob[41:], digest))  # fmt: skip
+        page.goto(url + "#/records")
+        page.get_by_role("heading", name=re.compile(r"Your records")).wait_for()
+        page.goto(url + f"#/record/{token}")
+        page.locator("#badge").filter(has_text="tampered").wait_for()
+        assert shown_value not in page.locator("main").inner_text()
+    finally:
+        with vault:
+            vault.execute("UPDATE blobs SET data = ? WHERE digest = ?", (blob, digest))
+        vault.close()
 
     assert errors == []
     page.close()
