@@ -257,6 +257,76 @@ def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium
     assert time.monotonic() - started < 60
 
 
+#: The BIP-39 test phrase every wallet documents, and its first address.
+PHRASE = "test test test test test test test test test test test junk"
+PHRASE_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+
+def test_the_wallet_panel_creates_imports_unlocks_and_refuses_a_wrong_passphrase(
+        device_server, chromium) -> None:  # fmt: skip
+    """Create and import in the page (the public part a hospital registers is shown), a
+    reload asks for the passphrase again, a wrong one changes nothing."""
+    from healthnft.keys import identity_from_secret
+
+    url, _home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    address = _use_demo_patient(page, url)
+
+    # A reload forgets the key in memory: the page asks for the passphrase, not the server.
+    page.reload()
+    page.get_by_role("heading", name="Unlock your wallet").wait_for()
+    assert _unlabelled_controls(page) == []
+    page.get_by_label("Wallet passphrase").fill("not the passphrase")
+    page.get_by_role("button", name="Unlock").click()
+    page.locator("#status").filter(has_text="Wrong passphrase: nothing was changed.").wait_for()
+    page.get_by_label("Wallet passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Unlock").click()
+    page.get_by_role("heading", name=re.compile(r"Your records \(\d+\)")).wait_for()
+
+    # Signed out, the wallet kept here signs in again with its passphrase.
+    page.get_by_role("link", name="Sign out").click()
+    card = page.get_by_role("form", name="Your wallet on this device")
+    card.wait_for()
+    assert card.get_by_label("Wallet", exact=True).input_value() == address
+    card.get_by_label("Wallet passphrase").fill("wrong again")
+    card.get_by_role("button", name="Unlock and sign in").click()
+    page.locator("#status").filter(has_text="Wrong passphrase").wait_for()
+    card.get_by_label("Wallet passphrase").fill(PASSPHRASE)
+    card.get_by_role("button", name="Unlock and sign in").click()
+    page.get_by_role("heading", name=re.compile(r"Your records \(\d+\)")).wait_for()
+    page.get_by_role("link", name="Sign out").click()
+    page.get_by_role("form", name="Your wallet on this device").wait_for()
+
+    # A new wallet, made in the page: its public part is what eth_account and the CLI
+    # derive from the secret kept (encrypted) in IndexedDB.
+    page.get_by_text("Create a new wallet").click()
+    page.get_by_label("New wallet passphrase").fill("another passphrase 9")
+    page.get_by_label("The passphrase again").fill("another passphrase 9")
+    page.get_by_role("button", name="Create wallet").click()
+    page.locator("#new-phrase").wait_for()
+    assert len(page.locator("#new-phrase").inner_text().split()) == 12
+    shown = page.locator("dl.public-key dd").all_inner_texts()
+    stored = page.evaluate("async (a) => (await import('/static/wallet/keystore.js'))"
+                           ".storedKeystore(a)", shown[0])  # fmt: skip
+    ident = identity_from_secret(bytes(Account.decrypt(stored, "another passphrase 9")))
+    assert shown == [ident.address, ident.enc_public.hex()]
+
+    # An import from the recovery phrase gives the address every wallet gives.
+    page.get_by_text("Import a keystore file or recovery phrase").click()
+    page.get_by_label("Or the recovery phrase").fill(PHRASE)
+    page.get_by_label("Passphrase (the file's; or a new one for a phrase)").fill("third one 123")
+    page.get_by_role("button", name="Import").click()
+    page.locator("#status").filter(has_text="Wallet imported").wait_for()
+    kept = page.evaluate("async () => (await (await import('/static/wallet/keystore.js'))"
+                         ".listWallets()).map(w => w.address)")  # fmt: skip
+    assert sorted(kept) == sorted([address, ident.address, PHRASE_ADDRESS])
+    assert errors == []
+    page.close()
+
+
 def test_the_sealed_route_answers_only_the_owner(served) -> None:
     """The owner gets sealed bytes that open, with the owner's key, to the record the
     server holds; another patient, an institution and a stranger get the answer a
@@ -351,6 +421,23 @@ def test_rpc_reads_the_chain_and_nothing_else(served) -> None:
         answer = _call(client, "eth_call", params)
         assert answer["error"]["code"] == -32602, (params, answer)
         assert "result" not in answer
+
+
+def test_a_burned_record_is_said_burned_to_its_last_owner_only(served) -> None:
+    from healthnft.services import records
+
+    owner, other = served.patient(0), served.patient(1)
+    net = served.app.state.service.net
+    token = net.wallet().list(owner)[-1]["token_id"]
+    with served.app.state.service.lock:
+        records.burn(net, owner, token, confirm=True)
+    client = served.client()
+    served.sign_in(client, owner)
+    r = client.get(f"/api/records/{token}/sealed")
+    assert r.status_code == 403 and "burned" in r.json()["detail"], r.text
+    client = served.client()
+    served.sign_in(client, other)
+    assert client.get(f"/api/records/{token}/sealed").status_code == 404
 
 
 def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:
