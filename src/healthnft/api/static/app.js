@@ -60,6 +60,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     if (res.status === 401 && me && path !== "/api/auth/verify") {  // the session expired
       me = null;
+      forgetDeviceKey();
       setTimeout(() => go("#/signin"), 0);
     }
     let msg = (data && (data.detail || data.error)) || `request failed (${res.status})`;
@@ -387,7 +388,8 @@ async function showDeviceRecords(ctx) {
       h("h2", {}, `${title} (${items.length})`),
       h("ul", { class: "timeline" }, items.map((r) => h("li", {},
         h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
-          `${mod.kindWord(r.category)} — ${r.resource_type || "record"}`,
+          r.status === "at-issuer" ? "Held at the node of the institution that issued it"
+            : `${mod.kindWord(r.category)} — ${r.resource_type || "record"}`,
           h("span", { class: "date" }, `${r.effective_date ? humanDate(r.effective_date) + " · " : ""}`
             + `token ${r.token_id} · ${r.status}`)))))));
   page(ctx, `Your records (${rows.length})`,
