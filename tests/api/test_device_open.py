@@ -33,6 +33,8 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
+#: The server's output (stdout and stderr of `healthnft serve`).
+SERVE_LOG: list[Path] = []
 #: Chosen in the page for the key it keeps; must never leave the page.
 PASSPHRASE = "device-only passphrase 7f3a"
 
@@ -44,7 +46,9 @@ def device_server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     home = tmp_path_factory.mktemp("device") / "home"
     shutil.copytree(src, home)
     port = _free_port()
-    log = (tmp_path_factory.mktemp("device-log") / "serve.log").open("w")
+    log_path = tmp_path_factory.mktemp("device-log") / "serve.log"
+    SERVE_LOG[:] = [log_path]
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthnft.cli", "--home", str(home), "serve", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO),
@@ -197,6 +201,10 @@ def test_a_demo_patient_opens_a_lab_record_on_the_device(device_server, chromium
     assert traffic.holding(address[2:]) and traffic.holding(token)  # the recorder records
     leaks = {name: traffic.holding(n) for name, n in needles.items() if traffic.holding(n)}
     assert leaks == {}
+    # Nor did the server write any of it in its output.
+    served_log = SERVE_LOG[0].read_text().lower()
+    assert "healthnft web wallet" in served_log  # the log is the server's, and was written
+    assert [name for name, n in needles.items() if n.lower() in served_log] == []
     # The page never asked the server to open a record for it.
     opened_on_server = [u for u in traffic.urls
                         if re.search(r"/api/records(/\d+)?(\?|$)", u)]  # fmt: skip
