@@ -421,6 +421,9 @@ def test_rpc_reads_the_chain_and_nothing_else(served) -> None:
     }
     for method, params in refused.items():
         assert _call(client, method, params)["error"]["code"] == -32601
+    never = "0x" + (keccak(text="batch_of(uint256)")[:4] + (10**12).to_bytes(32, "big")).hex()
+    reverted = _call(client, "eth_call", [{"to": contract, "data": never}, "latest"])
+    assert reverted["error"] == {"code": -32000, "message": "execution reverted"}, reverted
     for params in ([{"to": contract, "data": owners_of}, "latest"],
                    [{"to": net.config["registry"], "data": batch_of}, "latest"],
                    [{"to": contract, "data": batch_of, "from": contract}, "latest"],

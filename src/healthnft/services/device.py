@@ -122,11 +122,12 @@ def chain_read(net: Network, method: str, params: list[Any]) -> str:
 
     Only :data:`RPC_METHODS`; an ``eth_call`` only to the token contract, only one of
     :data:`RPC_VIEWS` with one uint256 argument, at ``latest``. Anything else is
-    :class:`~healthnft.errors.InvalidInput` (the node relays no transaction here).
+    :class:`~healthnft.errors.InvalidInput` (the node relays no transaction here); a call
+    the contract reverts (a token that does not exist) is :class:`~healthnft.errors.Conflict`.
     """
     from eth_utils import keccak
 
-    from healthnft.errors import InvalidInput
+    from healthnft.errors import Conflict, InvalidInput
 
     if method not in RPC_METHODS:
         raise InvalidInput(f"method not allowed here: {method[:40]}")
@@ -149,7 +150,12 @@ def chain_read(net: Network, method: str, params: list[Any]) -> str:
         raise InvalidInput("eth_call data is not hex") from None
     if len(raw) != 36 or raw[:4] not in {keccak(text=v)[:4] for v in RPC_VIEWS}:
         raise InvalidInput(f"eth_call may only read {' or '.join(RPC_VIEWS)}")
-    answer = w3.eth.call({"to": net.ledger.token.address, "data": "0x" + raw.hex()})
+    try:
+        answer = w3.eth.call({"to": net.ledger.token.address, "data": "0x" + raw.hex()})
+    except Exception as exc:  # web3, eth-tester and nodes each raise their own revert
+        if "revert" not in str(exc).lower():
+            raise  # not the contract's answer (a node down): said as it is
+        raise Conflict("execution reverted") from None
     return "0x" + bytes(answer).hex()
 
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, TokenId
-from healthnft.errors import InvalidInput
+from healthnft.errors import Conflict, InvalidInput
 from healthnft.services import device
 
 router = APIRouter(tags=["device"])
@@ -53,11 +53,12 @@ def rpc(body: RpcCall, me: Me, svc: Svc) -> dict[str, Any]:
     """A read-only JSON-RPC window on the chain for the signed-in page: ``eth_chainId``,
     ``eth_blockNumber``, and ``eth_call`` of the token contract's ``batch_of`` or
     ``batch_root`` (the page reads a record's batch root itself). One call per request;
-    anything else is a JSON-RPC error (-32601 method, -32602 params)."""
+    anything else is a JSON-RPC error (-32601 method, -32602 params, -32000 reverted)."""
     try:
         result = svc.run(device.chain_read, body.method, body.params)
-    except InvalidInput as exc:
-        code = -32601 if body.method not in device.RPC_METHODS else -32602
+    except (InvalidInput, Conflict) as exc:
+        code = (-32000 if isinstance(exc, Conflict)
+                else -32601 if body.method not in device.RPC_METHODS else -32602)
         return {"jsonrpc": "2.0", "id": body.id, "error": {"code": code, "message": str(exc)}}
     return {"jsonrpc": "2.0", "id": body.id, "result": result}
 
