@@ -502,41 +502,61 @@ def adopt_records(net: Network, old: str, new: str,
     if not net.has_key(new):
         return [], [r.token_id for r in rows]
     ident = net.identity(new, passphrase)
-    actions = OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians())
+    custody = net.custodians()
+    release = _Release(net, ident, custody, net.custodian_services() if custody else [],
+                       passphrase)  # fmt: skip
+    actions = OwnerActions(net.ledger, net.catalog, net.blobs, custody)
+    issuer_keys: dict[str, bytes] = {}
     done: list[int] = []
     pending: list[int] = []
-    for row in rows:
-        ciphertext = net.blobs.get(row.blob_digest)
-        if ciphertext is None:  # held by the node that minted it: re-keyed there
-            pending.append(row.token_id)
-            continue
-        try:
-            plain = _released(net, ident, row, ciphertext, passphrase)
-        except Unavailable:  # custodians down: the next run finishes
-            pending.append(row.token_id)
-            continue
-        _, _, issuer_key = net.ledger.participant(row.issuer)
-        if actions.adopt(row.token_id, new, ident.enc_public, issuer_key, plain):
-            done.append(row.token_id)
+    try:
+        for row in rows:
+            ciphertext = net.blobs.get(row.blob_digest)
+            if ciphertext is None:  # held by the node that minted it: re-keyed there
+                pending.append(row.token_id)
+                continue
+            try:
+                plain = release(row, ciphertext)
+            except Unavailable:  # custodians down: the next run finishes
+                pending.append(row.token_id)
+                continue
+            if row.issuer not in issuer_keys:
+                issuer_keys[row.issuer] = net.ledger.participant(row.issuer)[2]
+            if actions.adopt(row.token_id, new, ident.enc_public, issuer_keys[row.issuer], plain,
+                             checkpoint=False):  # fmt: skip
+                done.append(row.token_id)
+    finally:
+        if done:  # once for the lot, not once per record
+            net.catalog.checkpoint()
+            net.blobs.checkpoint()
     return done, pending
 
 
-def _released(net: Network, ident: Identity, row: Any, ciphertext: bytes,
-              passphrase: str | None) -> Any:  # fmt: skip
-    """The record's plaintext for the recovered account: from k custodians, else (no
-    custodians on this network) with the issuer's key if this home holds it."""
-    from healthnft.consent.custodian import RECOVERED_OWNER, gather_and_open
+@dataclass
+class _Release:
+    """A record's plaintext for the recovered account: from k custodians (asked once
+    set up for the whole run), else (no custodians on this network) with the issuer's
+    key if this home holds it."""
 
-    custody = net.custodians()
-    if custody is not None:
-        members = tuple(a for a, _ in custody.members)
-        return gather_and_open(ident, row.token_id, RECOVERED_OWNER, row.commitment,
-                               ciphertext, net.custodian_services(), custody.threshold,
-                               members)  # fmt: skip
-    if net.has_key(row.issuer):
-        return net.wallet().decrypt_row(row, net.identity(row.issuer, passphrase))
-    raise Unavailable(f"token {row.token_id}: this network has no key custodians and its "
-                      "issuer's key is not in this home")  # fmt: skip
+    net: Network
+    ident: Identity
+    custody: Any
+    services: list[Any]
+    passphrase: str | None
+
+    def __call__(self, row: Any, ciphertext: bytes) -> Any:
+        from healthnft.consent.custodian import RECOVERED_OWNER, gather_and_open
+
+        if self.custody is not None:
+            members = tuple(a for a, _ in self.custody.members)
+            return gather_and_open(self.ident, row.token_id, RECOVERED_OWNER, row.commitment,
+                                   ciphertext, self.services, self.custody.threshold,
+                                   members)  # fmt: skip
+        if self.net.has_key(row.issuer):
+            issuer = self.net.identity(row.issuer, self.passphrase)
+            return self.net.wallet().decrypt_row(row, issuer)
+        raise Unavailable(f"token {row.token_id}: this network has no key custodians and its "
+                          "issuer's key is not in this home")  # fmt: skip
 
 
 # -- reading ------------------------------------------------------------------------

@@ -124,12 +124,13 @@ class OwnerActions:
         self._finish(token_id)
 
     def adopt(self, token_id: int, new_owner: str, new_enc_key: bytes, issuer_enc_key: bytes,
-              plain: RecordPlaintext) -> bool:  # fmt: skip
+              plain: RecordPlaintext, *, checkpoint: bool = True) -> bool:  # fmt: skip
         """Re-key a record whose owner's account guardians recovered into ``new_owner``
         (the chain already says it owns the token): re-sealed as a transfer re-seals it,
         for the new key, from ``plain`` (released by the custodians to the recovered
         account), without an on-chain step. Answers False when it was already done;
-        a retry after a crash finishes or redoes it."""
+        a retry after a crash finishes or redoes it. ``checkpoint=False`` leaves the WAL
+        checkpoint to a caller that adopts many records (it checkpoints once after)."""
         row = self.catalogue.record(token_id)
         if row is None:
             raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
@@ -140,14 +141,14 @@ class OwnerActions:
             raise AccessDenied(f"token {token_id}: the chain does not give it to {new_owner}")
         staged = self.transfers.staged_transfer(token_id)
         if staged and staged.new_owner.lower() == new_owner.lower():
-            self._finish(token_id)
+            self._finish(token_id, checkpoint)
             return True
         if staged:
             self._drop_staged(token_id)
         self._sweep(token_id)
         self._stage_copy(row, plain, new_owner, new_enc_key, issuer_enc_key)
         crash_point("adopt:after-stage")
-        self._finish(token_id)
+        self._finish(token_id, checkpoint)
         return True
 
     def _stage_copy(self, row: RecordRow, plain: RecordPlaintext, to: str, to_enc_key: bytes,
@@ -208,13 +209,14 @@ class OwnerActions:
             self.blobs.delete_many(digests)
             self.journal.forget_blobs(token_id, digests)
 
-    def _finish(self, token_id: int) -> None:
+    def _finish(self, token_id: int, checkpoint: bool = True) -> None:
         old_digest = self.transfers.complete_transfer(token_id)
         if old_digest:
             self.blobs.delete_many([old_digest])
         self._sweep(token_id)  # the old stream's chunks: their key is no longer the record's
-        self.catalog.checkpoint()
-        self.blobs.checkpoint()
+        if checkpoint:
+            self.catalog.checkpoint()
+            self.blobs.checkpoint()
 
 
 # -- re-sealing a stream: the old one decrypted straight into the new one ----------------
