@@ -21,7 +21,14 @@ from pathlib import Path
 import pytest
 
 from conftest import one_error_line, run_cli, run_cli_json
-from healthnft.errors import AccessDenied, Conflict, NotFound, UnknownParticipant
+from healthnft.errors import (
+    AccessDenied,
+    Conflict,
+    CredentialRejected,
+    InvalidInput,
+    NotFound,
+    UnknownParticipant,
+)
 from healthnft.ledger.recovery import DEFAULT_DELAY_S
 
 DELAY = DEFAULT_DELAY_S  # what `healthnft init` installs: 48 h
@@ -64,6 +71,37 @@ def cast(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory)
         home, "wallet", "list", "--owner", alice))  # fmt: skip
     assert people["records"]
     return people
+
+
+@pytest.mark.parametrize("args, error, says", [
+    (["guardians", "{alice}", "--guardian", "nobody", "--threshold", "1"], InvalidInput,
+     "--guardian must be a 0x… address or the name of a participant of this home"),
+    (["guardians", "{alice}", "--guardian", "relative", "--threshold", "2"], InvalidInput,
+     "--threshold must be from 1 to 1 (the guardians named)"),
+    (["guardians", "{alice}", "--guardian", "relative", "--guardian", "relative",
+      "--threshold", "1"], InvalidInput, "a guardian is named twice"),
+    (["guardians", "{alice}", "--guardian", "relative"], InvalidInput,
+     "give --threshold: how many of the guardians must agree"),
+    (["guardians", "relative", "--guardian", "{alice}", "--threshold", "1", "--passphrase",
+      "wrong"], CredentialRejected, "wrong passphrase for the keystore of "),
+    (["guardians", "dr-lee", "--guardian", "relative", "--threshold", "1"], InvalidInput,
+     "only a patient names guardians"),
+    (["propose", "{alice}", "dr-lee", "--as", "relative"], Conflict, "is already registered"),
+    (["propose", "{alice}", "0x" + "ab" * 20, "--as", "relative"], InvalidInput,
+     "the new address's public keys are not known in this home"),
+    (["propose", "{alice}", "0x" + "ab" * 20, "--as", "relative", "--enc-key", "12"],
+     InvalidInput, "give --enc-key and --did-key together"),
+    (["propose", "{alice}", "0x" + "ab" * 20, "--as", "relative", "--enc-key", "zz",
+      "--did-key", "00" * 32], InvalidInput, "--enc-key must be a 32-byte public key"),
+    (["approve", "0", "--as", "relative"], NotFound, "no recovery #0"),
+    (["approve", "one", "--as", "relative"], InvalidInput, "invalid value for"),
+    (["execute", "77"], NotFound, "no recovery #77"),
+])  # fmt: skip
+def test_bad_input_is_one_clear_line(cast: dict, args: list[str], error: type,
+                                     says: str) -> None:  # fmt: skip
+    argv = [a.format(alice=cast["alice"]) for a in args]
+    line = one_error_line(run_cli(cast["home"], "recovery", *argv), error)
+    assert says in line and "Traceback" not in line
 
 
 def test_colluding_guardians_are_stopped_by_the_old_keys_cancel(cast: dict) -> None:

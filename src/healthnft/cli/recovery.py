@@ -87,7 +87,8 @@ def recovery_propose(
         help="The new X25519 encryption key (hex); default: read from NEW's key in this "
         "home.")] = None,
     did_key: Annotated[str | None, typer.Option(
-        help="The new Ed25519 DID key (hex), with --enc-key.")] = None,
+        help="The new Ed25519 DID key (hex), with --enc-key: custodians know the new key "
+        "by it.")] = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
@@ -105,8 +106,7 @@ def recovery_approve(
     recovery_id: IdArg, guardian: AsGuardian, passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
-    """Approve a recovery as a guardian; the approval that reaches the threshold starts
-    the delay."""
+    """Approve a recovery as a guardian (the approval reaching the threshold starts the delay)."""
     with network() as net:
         view = recovery.approve(net, guardian, recovery_id, passphrase)
     say(as_json, view.as_dict(), view.text)

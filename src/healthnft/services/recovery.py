@@ -317,11 +317,13 @@ def _key32(value: str, what: str) -> bytes:
 
 
 def _new_keys(net: Network, new: str, enc_hex: str | None, did_hex: str | None,
-              passphrase: str | None) -> tuple[bytes, bytes | None]:  # fmt: skip
+              passphrase: str | None) -> tuple[bytes, bytes]:  # fmt: skip
     """The new address's public keys: given, or read from its keystore in this home."""
-    if enc_hex is not None:
-        return _key32(enc_hex, "--enc-key"), None if did_hex is None else _key32(did_hex,
-                                                                                 "--did-key")
+    if enc_hex is not None or did_hex is not None:
+        if enc_hex is None or did_hex is None:
+            raise InvalidInput("give --enc-key and --did-key together (the custodians know "
+                               "the new key by its DID when they release its records)")  # fmt: skip
+        return _key32(enc_hex, "--enc-key"), _key32(did_hex, "--did-key")
     if not net.has_key(new):
         raise InvalidInput("the new address's public keys are not known in this home: give "
                            "--enc-key and --did-key (what `healthnft recovery new-key` "
@@ -364,7 +366,7 @@ def propose(net: Network, guardian: str, old: str, new: str, *, enc_key: str | N
         raise Conflict(f"{_party(net, new_address)} is already registered: a recovery moves "
                        "the account to a fresh address (`healthnft recovery new-key`)")  # fmt: skip
     enc, did = _new_keys(net, new_address, enc_key, did_key, passphrase)
-    if did is not None and net.ledger.did_owner(did) is not None:
+    if net.ledger.did_owner(did) is not None:
         raise Conflict("the new DID key is already bound to another participant")
     rid = rec.propose(ident.account, old_address, new_address, enc, did)
     return _view(net, rec, rec.status(rid), "proposed")
