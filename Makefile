@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install check demo test lint bench clean fhir-bindings nodes consortium consortium-down
+.PHONY: install check demo test lint bench clean fhir-bindings nodes consortium consortium-down \
+	vendor-js
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +85,13 @@ fhir-bindings:
 	(cd "$$tmp" && npm pack -q $(FHIR_DEFINITIONS) >/dev/null && tar xzf *.tgz) && \
 	$(PYTHON) tools/fhir_bindings.py "$$tmp/package/dist/fhir/r4" \
 		src/healthnft/records/fhir_r4_bindings.json
+
+# Rebuild the browser wallet's vendored crypto libraries (committed package data:
+# src/healthnft/api/static/vendor/wallet-crypto-libs.js and its licences) from the versions
+# pinned in tools/vendor-js/ (npm ci + esbuild in a scratch folder). Never needed to build,
+# test or run; `tools/vendor_js.sh --check` proves the committed bundle is that build.
+vendor-js:
+	tools/vendor_js.sh
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build dist src/*.egg-info

@@ -221,6 +221,41 @@ def test_minted_at_the_hospital_node_opened_at_the_research_node(consortium, sha
     assert {r["grantee"].lower() for r in logged} == {research.lower()}
 
 
+def test_a_category_grant_lists_records_held_at_another_node(consortium, shared_record):
+    """A category grant names no token, and only the hospital's node knows the category of
+    the record it holds: the insurer's node asks its peers (as the grantee, with a
+    presentation) and lists the patient's lab result with its coarse metadata, then
+    opens it. A peer asked about a grant that is not the asker's answers nothing."""
+    c = consortium
+    insurer, key = _operator_key(c["dir"], "insurer")
+    _at_home(c["patient_home"], "share", "--owner", c["patient"], "--to", insurer,
+             "--purpose", "insurance", "--category", "laboratory",
+             passphrase=_PATIENT_PASS)  # fmt: skip
+    url = c["up"]["nodes"]["insurer"]["url"]
+    web = _sign_in(url, insurer, key)
+    shared = web.get(f"{url}/api/shared", timeout=_HTTP_TIMEOUT_S)
+    assert shared.status_code == 200, shared.text
+    rows = {r["token_id"]: r for r in shared.json()}
+    assert set(rows) == {shared_record["token"]}
+    row = rows[shared_record["token"]]
+    assert (row["category"], row["resource_type"], row["owner"].lower()) == (
+        "laboratory", "Observation", c["patient"].lower())  # fmt: skip
+    assert row["purpose"] == "insurance" and not row.get("held_at_issuer")
+    opened = web.get(f"{url}/api/records/{shared_record['token']}", timeout=_HTTP_TIMEOUT_S)
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["resource"] == LAB_OBSERVATION
+    # The research institute asks the hospital's node about the insurer's grant: refused.
+    research_web, _ = _research_session(c)
+    hospital_url = c["up"]["nodes"]["general-hospital"]["url"]
+    offer = research_web.get(f"{hospital_url}/node/v1/challenge", timeout=_HTTP_TIMEOUT_S)
+    assert offer.status_code == 200
+    foreign = research_web.post(f"{hospital_url}/node/v1/grants/{row['grant_id']}/records",
+                                json={"requester": insurer, "presentation": "x.y.z"},
+                                timeout=_HTTP_TIMEOUT_S)  # fmt: skip
+    assert foreign.status_code in (400, 401, 403), foreign.text
+    assert "laboratory" not in foreign.text and "Observation" not in foreign.text
+
+
 def _releases(c: dict[str, Any]) -> list[dict[str, Any]]:
     """The key releases logged on chain for the patient's records (its own home reads them)."""
     return _at_home(c["patient_home"], "access-log", "--owner", c["patient"],

@@ -37,6 +37,7 @@ class Env:
     bob: LocalAccount
     carol: LocalAccount
     outsider: LocalAccount
+    insurer: LocalAccount  # an institution a patient may approve for a while
 
     def mint(self, owner: LocalAccount | str, count: int, root: bytes | None = None) -> range:
         """Mint ``count`` tokens to ``owner`` as the hospital; returns their ids."""
@@ -59,14 +60,15 @@ def env(tmp_path: Path) -> Env:
     admin = Account.create()
     w3 = embedded_web3(tmp_path / "chain.sqlite", {admin.address: 10**27})
     ledger = Ledger.deploy(w3, admin)
-    hospital, alice, bob, carol, outsider = (Account.create() for _ in range(5))
-    for acct in (hospital, alice, bob, carol, outsider):
+    hospital, alice, bob, carol, outsider, insurer = (Account.create() for _ in range(6))
+    for acct in (hospital, alice, bob, carol, outsider, insurer):
         ledger.fund(admin, acct.address, 10**20)
     ledger.register(admin, hospital.address, "hospital", os.urandom(32))
     ledger.set_issuer(admin, hospital.address)
+    ledger.register(admin, insurer.address, "insurer", os.urandom(32))
     for patient in (alice, bob, carol):
         ledger.register(admin, patient.address, "patient", os.urandom(32))
-    yield Env(w3, ledger, admin, hospital, alice, bob, carol, outsider)
+    yield Env(w3, ledger, admin, hospital, alice, bob, carol, outsider, insurer)
     w3.provider.ethereum_tester.backend.db.close()
 
 
@@ -333,83 +335,127 @@ def test_approved_address_and_operator_can_transfer(env: Env) -> None:
     tokens = env.mint(env.alice, 4)
     t = tokens[2]
     with pytest.raises(LedgerError, match="approve caller is not token owner"):
-        ledger.transact(env.bob, fns.approve(env.bob.address, t))
+        ledger.transact(env.insurer, fns.approve(env.insurer.address, t))
     with pytest.raises(LedgerError, match="approval to current owner"):
         ledger.transact(env.alice, fns.approve(env.alice.address, t))
 
-    ledger.transact(env.alice, fns.approve(env.bob.address, t))
-    assert fns.getApproved(t).call() == env.bob.address
-    env.transfer(env.bob, env.alice.address, env.carol.address, t)  # approved, not owner
+    ledger.transact(env.alice, fns.approve(env.insurer.address, t))
+    assert fns.getApproved(t).call() == env.insurer.address
+    env.transfer(env.insurer, env.alice.address, env.carol.address, t)  # approved, not owner
     assert ledger.owner_of(t) == env.carol.address
     assert fns.getApproved(t).call() == ZERO  # cleared by the transfer
     with pytest.raises(LedgerError, match="caller is not token owner or approved"):
-        env.transfer(env.bob, env.carol.address, env.bob.address, t)
+        env.transfer(env.insurer, env.carol.address, env.bob.address, t)
     # The approval covered one token only.
     with pytest.raises(LedgerError, match="caller is not token owner or approved"):
-        env.transfer(env.bob, env.alice.address, env.bob.address, tokens[0])
+        env.transfer(env.insurer, env.alice.address, env.bob.address, tokens[0])
 
     # An operator may move all of the owner's tokens, until withdrawn.
-    ledger.transact(env.alice, fns.setApprovalForAll(env.bob.address, True))
-    assert fns.isApprovedForAll(env.alice.address, env.bob.address).call()
-    env.transfer(env.bob, env.alice.address, env.bob.address, tokens[0])
-    assert ledger.owner_of(tokens[0]) == env.bob.address
-    ledger.transact(env.alice, fns.setApprovalForAll(env.bob.address, False))
+    ledger.transact(env.alice, fns.setApprovalForAll(env.insurer.address, True))
+    assert fns.isApprovedForAll(env.alice.address, env.insurer.address).call()
+    env.transfer(env.insurer, env.alice.address, env.insurer.address, tokens[0])
+    assert ledger.owner_of(tokens[0]) == env.insurer.address
+    ledger.transact(env.alice, fns.setApprovalForAll(env.insurer.address, False))
     with pytest.raises(LedgerError, match="caller is not token owner or approved"):
-        env.transfer(env.bob, env.alice.address, env.bob.address, tokens[1])
-    assert [ledger.balance_of(a.address) for a in (env.alice, env.bob, env.carol)] == [2, 1, 1]
+        env.transfer(env.insurer, env.alice.address, env.insurer.address, tokens[1])
+    assert [ledger.balance_of(a.address) for a in (env.alice, env.insurer, env.carol)] == [
+        2, 1, 1]  # fmt: skip
 
 
 # Issue #12, approval theft: an owner (or a phished owner's wallet) approved a fresh
-# address, and that address then moved the record away with transferFrom.
-APPROVED_NOT_MEMBER = "healthrecord: approved address is not a registered member"
-OPERATOR_NOT_MEMBER = "healthrecord: operator is not a registered member"
-CALLER_NOT_MEMBER = "healthrecord: caller is not a registered member"
+# address, and that address then moved the record away with transferFrom. Issue #14
+# point 5: approvals go to institutions only (never another person), and lapse.
+APPROVED_NOT_INSTITUTION = "healthrecord: approved address is not a registered institution"
+OPERATOR_NOT_INSTITUTION = "healthrecord: operator is not a registered institution"
+CALLER_NOT_INSTITUTION = "healthrecord: caller is not a registered institution"
 
 
-def test_an_approval_to_an_outsider_is_refused(env: Env) -> None:
+def test_an_approval_to_anyone_but_an_institution_is_refused(env: Env) -> None:
     (t,) = env.mint(env.alice, 1)
     stranger = Account.create().address
-    for outsider in (env.outsider.address, stranger):
-        with pytest.raises(LedgerError, match=APPROVED_NOT_MEMBER):
-            env.ledger.approve(env.alice, outsider, t)
+    custodian = Account.create()
+    env.ledger.register(env.admin, custodian.address, "custodian", os.urandom(32))
+    # An outsider, a fresh address, another patient, a key custodian: none may be approved.
+    for refused in (env.outsider.address, stranger, env.bob.address, custodian.address):
+        with pytest.raises(LedgerError, match=APPROVED_NOT_INSTITUTION):
+            env.ledger.approve(env.alice, refused, t)
+        with pytest.raises(LedgerError, match=OPERATOR_NOT_INSTITUTION):
+            env.ledger.set_approval_for_all(env.alice, refused, True)
+        assert not env.ledger.is_approved_for_all(env.alice.address, refused)
     assert env.ledger.get_approved(t) is None
-    env.deactivate(env.carol.address)  # a former member is an outsider now
-    with pytest.raises(LedgerError, match=APPROVED_NOT_MEMBER):
-        env.ledger.approve(env.alice, env.carol.address, t)
-    # A member may be approved, and the approval cleared again.
-    env.ledger.approve(env.alice, env.bob.address, t)
-    assert env.ledger.get_approved(t) == env.bob.address
+    # An institution may be approved, and the approval cleared again.
+    env.ledger.approve(env.alice, env.insurer.address, t)
+    assert env.ledger.get_approved(t) == env.insurer.address
     env.ledger.approve(env.alice, ZERO, t)
     assert env.ledger.get_approved(t) is None
-
-
-def test_an_operator_approval_to_an_outsider_is_refused(env: Env) -> None:
-    env.mint(env.alice, 2)
-    with pytest.raises(LedgerError, match=OPERATOR_NOT_MEMBER):
-        env.ledger.set_approval_for_all(env.alice, env.outsider.address, True)
-    assert not env.ledger.is_approved_for_all(env.alice.address, env.outsider.address)
+    env.deactivate(env.insurer.address)  # a former institution is an outsider now
+    with pytest.raises(LedgerError, match=APPROVED_NOT_INSTITUTION):
+        env.ledger.approve(env.alice, env.insurer.address, t)
     # Withdrawing is always allowed (it gives nothing).
     env.ledger.set_approval_for_all(env.alice, env.outsider.address, False)
-    env.ledger.set_approval_for_all(env.alice, env.bob.address, True)
-    assert env.ledger.is_approved_for_all(env.alice.address, env.bob.address)
+    env.ledger.set_approval_for_all(env.alice, env.hospital.address, True)
+    assert env.ledger.is_approved_for_all(env.alice.address, env.hospital.address)
+
+
+def test_a_patient_cannot_be_made_to_move_anothers_record(env: Env) -> None:
+    """A phished patient cannot approve another person (the page's 'approve' prompt is
+    refused on chain): the other patient holds nothing and moves nothing."""
+    (t,) = env.mint(env.alice, 1)
+    with pytest.raises(LedgerError, match=APPROVED_NOT_INSTITUTION):
+        env.ledger.approve(env.alice, env.bob.address, t)
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.bob, env.alice.address, env.bob.address, t)
+    assert env.ledger.owner_of(t) == env.alice.address
+
+
+def test_approvals_lapse(env: Env) -> None:
+    """An approval and an operator approval last APPROVAL_LIFETIME, then count no more:
+    getApproved and isApprovedForAll say so, and a transfer or burn is refused."""
+    ledger = env.ledger
+    one, two = env.mint(env.alice, 2)
+    lifetime = ledger.token.functions.APPROVAL_LIFETIME().call()
+    assert lifetime == 7 * 86_400
+    ledger.approve(env.alice, env.insurer.address, one)
+    ledger.set_approval_for_all(env.alice, env.hospital.address, True)
+    tester = env.w3.provider.ethereum_tester
+    now = env.w3.eth.get_block("latest")["timestamp"]
+    tester.time_travel(now + lifetime - 60)  # still inside the lifetime
+    tester.mine_blocks(1)
+    assert ledger.get_approved(one) == env.insurer.address
+    assert ledger.is_approved_for_all(env.alice.address, env.hospital.address)
+    tester.time_travel(now + lifetime + 60)
+    tester.mine_blocks(1)
+    assert ledger.get_approved(one) is None
+    assert not ledger.is_approved_for_all(env.alice.address, env.hospital.address)
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        env.transfer(env.insurer, env.alice.address, env.insurer.address, one)
+    with pytest.raises(LedgerError, match="caller is not token owner or approved"):
+        ledger.burn(env.hospital, two)
+    with pytest.raises(LedgerError, match="approve caller is not token owner"):
+        ledger.approve(env.hospital, env.insurer.address, two)
+    # Renewed by the owner, it counts again.
+    ledger.set_approval_for_all(env.alice, env.hospital.address, True)
+    env.transfer(env.hospital, env.alice.address, env.hospital.address, two)
+    assert ledger.owners_of([one, two]) == [env.alice.address, env.hospital.address]
 
 
 def test_an_approved_outsider_cannot_transfer_nor_burn(env: Env) -> None:
-    """The only way left to hold an approval without being a member: be deactivated
-    after receiving it. The approval is then void, for transfers, burns and approvals."""
+    """The only way left to hold an approval without being an institution: be
+    deactivated after receiving it. The approval is then void, for transfers, burns and
+    approvals."""
     ledger = env.ledger
     one, two, three = env.mint(env.alice, 3)
-    ledger.approve(env.alice, env.bob.address, one)
-    ledger.set_approval_for_all(env.alice, env.bob.address, True)
-    env.deactivate(env.bob.address)
+    ledger.approve(env.alice, env.insurer.address, one)
+    ledger.set_approval_for_all(env.alice, env.insurer.address, True)
+    env.deactivate(env.insurer.address)
     for t in (one, two):
-        for to in (env.bob.address, env.carol.address):  # to itself, or to an accomplice
-            with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
-                env.transfer(env.bob, env.alice.address, to, t)
-        with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
-            ledger.burn(env.bob, t)
-    with pytest.raises(LedgerError, match=CALLER_NOT_MEMBER):
-        ledger.approve(env.bob, env.carol.address, three)  # an operator approving others
+        for to in (env.insurer.address, env.carol.address):  # to itself, or to an accomplice
+            with pytest.raises(LedgerError, match=CALLER_NOT_INSTITUTION):
+                env.transfer(env.insurer, env.alice.address, to, t)
+        with pytest.raises(LedgerError, match=CALLER_NOT_INSTITUTION):
+            ledger.burn(env.insurer, t)
+    with pytest.raises(LedgerError, match=CALLER_NOT_INSTITUTION):
+        ledger.approve(env.insurer, env.hospital.address, three)  # an operator approving others
     # A plain outsider, approved for nothing, is refused as before.
     with pytest.raises(LedgerError, match="caller is not token owner or approved"):
         env.transfer(env.outsider, env.alice.address, env.carol.address, three)
@@ -420,13 +466,13 @@ def test_an_approved_outsider_cannot_transfer_nor_burn(env: Env) -> None:
     assert ledger.owner_of(one) == env.carol.address and ledger.get_approved(one) is None
 
 
-def test_an_approved_member_moves_records_only_to_members(env: Env) -> None:
+def test_an_approved_institution_moves_records_only_to_members(env: Env) -> None:
     ledger = env.ledger
     (t,) = env.mint(env.alice, 1)
-    ledger.approve(env.alice, env.bob.address, t)
+    ledger.approve(env.alice, env.insurer.address, t)
     with pytest.raises(LedgerError, match=NOT_MEMBER):
-        env.transfer(env.bob, env.alice.address, env.outsider.address, t)
-    env.transfer(env.bob, env.alice.address, env.carol.address, t)
+        env.transfer(env.insurer, env.alice.address, env.outsider.address, t)
+    env.transfer(env.insurer, env.alice.address, env.carol.address, t)
     assert ledger.owner_of(t) == env.carol.address
 
 

@@ -410,9 +410,9 @@ def test_an_applied_guardian_change_voids_open_recoveries(env: Env) -> None:
 
 def test_approvals_given_by_the_old_key_die_with_it(env: Env) -> None:
     t = env.tokens
-    # Before the loss, Alice (or a thief with her key) approved Bob on a token and as
+    # Before the loss, Alice (or a thief with her key) approved the hospital on a token and as
     # an operator, and approved a hospital to amend a record.
-    env.ledger.approve(env.alice, env.bob.address, t[0])
+    env.ledger.approve(env.alice, env.hospital.address, t[0])
     env.ledger.set_approval_for_all(env.alice, env.research.address, True)
     env.ledger.approve_amendment(env.alice, t[1], env.hospital.address)
     new = env.new_wallet()
@@ -421,8 +421,8 @@ def test_approvals_given_by_the_old_key_die_with_it(env: Env) -> None:
     env.rec.execute(new, rid)
     assert env.ledger.get_approved(t[0]) is None
     with refused("healthrecord: caller is not token owner or approved"):
-        env.ledger.transact(env.bob, env.ledger.transfer_call(new.address, env.bob.address,
-                                                              t[0]))  # fmt: skip
+        env.ledger.transact(env.hospital, env.ledger.transfer_call(
+            new.address, env.hospital.address, t[0]))  # fmt: skip
     with refused("healthrecord: caller is not token owner or approved"):
         env.ledger.transact(env.research, env.ledger.transfer_call(
             new.address, env.research.address, t[0]))  # fmt: skip
@@ -430,10 +430,11 @@ def test_approvals_given_by_the_old_key_die_with_it(env: Env) -> None:
         env.ledger.transact(env.hospital, env.ledger.amend_call(
             t[1], env.ledger.next_token_id(), os.urandom(32)))  # fmt: skip
     # Approvals the new owner gives count.
-    env.ledger.approve(new, env.bob.address, t[0])
-    assert env.ledger.get_approved(t[0]) == env.bob.address
-    env.ledger.transact(env.bob, env.ledger.transfer_call(new.address, env.bob.address, t[0]))
-    assert env.ledger.owner_of(t[0]) == env.bob.address
+    env.ledger.approve(new, env.research.address, t[0])
+    assert env.ledger.get_approved(t[0]) == env.research.address
+    env.ledger.transact(env.research, env.ledger.transfer_call(
+        new.address, env.research.address, t[0]))  # fmt: skip
+    assert env.ledger.owner_of(t[0]) == env.research.address
     env.ledger.approve_amendment(new, t[1], env.hospital.address)
     env.ledger.transact(env.hospital, env.ledger.amend_call(
         t[1], env.ledger.next_token_id(), os.urandom(32)))  # fmt: skip

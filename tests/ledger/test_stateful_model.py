@@ -102,6 +102,8 @@ KINDS = {"hospital": "hospital", "p0": "patient", "p1": "patient", "p2": "patien
          "research": "research", "insurer": "insurer", "custodian": "custodian"}  # fmt: skip
 MEMBERS = frozenset(KINDS)  # registered and active at the start; "outsider" never is
 ISSUERS = frozenset({"hospital"})
+# May be approved to move a patient's records (issue #14 point 5), for APPROVAL_LIFETIME.
+INSTITUTIONS = frozenset({"hospital", "research", "insurer"})
 NOBODY = "nobody"  # the zero address: approving it clears an approval
 ZERO = "0x" + "00" * 20
 CATEGORY_NAMES = tuple(CATEGORIES)
@@ -121,9 +123,9 @@ NOT_APPROVED = "healthrecord: amendment not approved by the owner"
 APPROVAL_TO_OWNER = "healthrecord: approval to current owner"
 APPROVE_NOT_OWNER = "healthrecord: approve caller is not token owner or approved for all"
 APPROVE_TO_CALLER = "healthrecord: approve to caller"
-APPROVED_NOT_MEMBER = "healthrecord: approved address is not a registered member"
-OPERATOR_NOT_MEMBER = "healthrecord: operator is not a registered member"
-CALLER_NOT_MEMBER = "healthrecord: caller is not a registered member"
+APPROVED_NOT_INSTITUTION = "healthrecord: approved address is not a registered institution"
+OPERATOR_NOT_INSTITUTION = "healthrecord: operator is not a registered institution"
+CALLER_NOT_INSTITUTION = "healthrecord: caller is not a registered institution"
 SHARE_NOT_OWNED = "consent: caller does not own the token"
 SELF_GRANT = "consent: cannot grant to oneself"
 GRANTEE_NOT_MEMBER = "consent: grantee is not a registered member"
@@ -382,13 +384,17 @@ class LedgerModel(RuleBasedStateMachine):
             return [INVALID_ID]
         return [BURNED] if tok.burned else []
 
+    def is_institution(self, name: str) -> bool:
+        """An active institution: the only kind of participant an approval may name."""
+        return name in INSTITUTIONS and name in self.members
+
     def caller_reasons(self, sender: str, tok: TokenModel) -> list[str]:
         """Why ``sender`` may not move or burn the live token ``tok``, if it may not."""
         if sender == tok.owner:
             return []
         if tok.approved != sender and (tok.owner, sender) not in self.operators:
             return [NOT_OWNER_OR_APPROVED]
-        return [] if sender in self.members else [CALLER_NOT_MEMBER]  # approval void
+        return [] if self.is_institution(sender) else [CALLER_NOT_INSTITUTION]  # void
 
     def attempt(self, action: str, reasons: list[str], call: Callable[[], Any]) -> Any:
         """Run ``call``: it must be refused with one of ``reasons``, or succeed if none.
@@ -535,7 +541,7 @@ class LedgerModel(RuleBasedStateMachine):
             self.touched.owners.add(t)
             self.check_burned_token_has_no_live_grant(t)
 
-    # -- ERC-721 approvals (issue #12: only to members) ---------------------------------
+    # -- ERC-721 approvals (issues #12, #14: only to institutions, and they lapse) ------
 
     def approve(self, data: st.DataObject) -> None:
         t = self.pick_token(data, self.live_tokens(), "token")
@@ -556,10 +562,10 @@ class LedgerModel(RuleBasedStateMachine):
             if sender != tok.owner:
                 if (tok.owner, sender) not in self.operators:
                     reasons.append(APPROVE_NOT_OWNER)
-                elif sender not in self.members:
-                    reasons.append(CALLER_NOT_MEMBER)
-            if to != NOBODY and to not in self.members:
-                reasons.append(APPROVED_NOT_MEMBER)
+                elif not self.is_institution(sender):
+                    reasons.append(CALLER_NOT_INSTITUTION)
+            if to != NOBODY and not self.is_institution(to):
+                reasons.append(APPROVED_NOT_INSTITUTION)
         w = self.world
         self.attempt("approve", reasons,
                      lambda: w.ledger.approve(w.acct[sender], w.addr[to], t))  # fmt: skip
@@ -580,8 +586,8 @@ class LedgerModel(RuleBasedStateMachine):
         reasons = []
         if operator == sender:
             reasons.append(APPROVE_TO_CALLER)
-        if approved and operator not in self.members:
-            reasons.append(OPERATOR_NOT_MEMBER)
+        if approved and not self.is_institution(operator):
+            reasons.append(OPERATOR_NOT_INSTITUTION)
         w = self.world
         self.attempt("set_operator", reasons, lambda: w.ledger.set_approval_for_all(
             w.acct[sender], w.addr[operator], approved))  # fmt: skip
@@ -622,13 +628,13 @@ class LedgerModel(RuleBasedStateMachine):
         self.deactivate_insurer()
         to = next(p for p in PATIENTS if p != owner)
         action = data.draw(st.sampled_from(("transfer", "burn", "approve")), label="action")
-        reasons = [CALLER_NOT_MEMBER]
+        reasons = [CALLER_NOT_INSTITUTION]
         if action == "transfer":
             call: Callable[[], Any] = lambda: w.transfer("insurer", owner, to, t)  # noqa: E731
         elif action == "burn":
             call = lambda: w.ledger.burn(w.acct["insurer"], t)  # noqa: E731
         else:  # only an operator may approve others
-            reasons = [CALLER_NOT_MEMBER] if as_operator else [APPROVE_NOT_OWNER]
+            reasons = [CALLER_NOT_INSTITUTION] if as_operator else [APPROVE_NOT_OWNER]
             call = lambda: w.ledger.approve(w.acct["insurer"], w.addr[to], t)  # noqa: E731
         self.attempt(action, reasons, call)
 
@@ -959,6 +965,7 @@ class LedgerModel(RuleBasedStateMachine):
         to = next(p for p in PATIENTS if p != owner)
         self.do_approve(owner, "outsider", t)  # refused: not a member
         self.do_set_operator(owner, "outsider", True)  # refused: not a member
+        self.do_approve(owner, next(p for p in PATIENTS if p != owner), t)  # refused: a person
         self.do_approve(owner, "research", t)
         for _ in range(2):  # moved by the approved member, then refused: approval spent
             self.do_transfer("research", self.tokens[t].owner, to, t)
@@ -1095,6 +1102,13 @@ class LedgerModel(RuleBasedStateMachine):
         STATS["time_passes ok"] += 1
         self.world.w3.provider.ethereum_tester.time_travel(self.world.now() + TRAVEL)
         self.epoch += 1
+        # TRAVEL outlasts APPROVAL_LIFETIME: every ERC-721 approval given so far lapses.
+        for t, tok in self.tokens.items():
+            if tok.approved is not None:
+                tok.approved = None
+                self.touched.approvals.add(t)
+        self.touched.operators |= self.operators
+        self.operators.clear()
 
     # -- invariants ---------------------------------------------------------------------
 
@@ -1370,7 +1384,7 @@ ACCEPTED_AND_REFUSED = (
     "share_tokens", "share_category", "revoke", "release", "request", "approve request",
     "decline request", "reclaim request", "add_policy", "remove_policy",
 )  # fmt: skip
-REFUSALS = (APPROVED_NOT_MEMBER, OPERATOR_NOT_MEMBER, CALLER_NOT_MEMBER, NOT_PENDING,
+REFUSALS = (APPROVED_NOT_INSTITUTION, OPERATOR_NOT_INSTITUTION, CALLER_NOT_INSTITUTION, NOT_PENDING,
             LAPSED, STILL_OPEN, NO_VALID_GRANT)  # fmt: skip
 
 

@@ -562,14 +562,14 @@ class Ledger:
         )
 
     def approve(self, owner: LocalAccount, to: str, token_id: int) -> dict:
-        """ERC-721 ``approve``: ``to`` (a member, or the zero address to clear) may move
-        ``token_id`` once."""
+        """ERC-721 ``approve``: ``to`` (an institution, or the zero address to clear) may
+        move ``token_id`` once, within the token's ``APPROVAL_LIFETIME``."""
         call = self.token.functions.approve(Web3.to_checksum_address(to), token_id)
         return self.transact(owner, call)
 
     def set_approval_for_all(self, owner: LocalAccount, operator: str, approved: bool) -> dict:
-        """ERC-721 ``setApprovalForAll``: ``operator`` (a member) may move all of ``owner``'s
-        tokens, until withdrawn."""
+        """ERC-721 ``setApprovalForAll``: ``operator`` (an institution) may move all of
+        ``owner``'s tokens, until withdrawn or ``APPROVAL_LIFETIME`` has passed."""
         call = self.token.functions.setApprovalForAll(Web3.to_checksum_address(operator),
                                                       approved)  # fmt: skip
         return self.transact(owner, call)

@@ -116,6 +116,23 @@ def ciphertext_for_peer(net: Network, requester: str, digest_hex: str,
     return (data[i : i + STREAM_PIECE] for i in range(0, max(len(data), 1), STREAM_PIECE))
 
 
+def check_presenter(net: Network, origin: str, requester: str, presentation: str) -> None:
+    """The presentation answers one of this node's challenges and is signed by the DID
+    bound on chain to ``requester``; else :class:`CredentialRejected`."""
+    from healthnft.credentials import presentation_nonce, verify_presentation
+    from healthnft.credentials.trust import did_address
+
+    try:
+        nonce = presentation_nonce(presentation)
+    except InvalidInput:
+        raise CredentialRejected("a presentation of the requester's DID is needed") from None
+    vp = verify_presentation(presentation, challenge=nonce, domain=node_domain(origin),
+                             challenges=net.challenges())  # fmt: skip
+    holder = did_address(net.ledger, vp.holder)
+    if holder is None or holder.lower() != requester.lower():
+        raise CredentialRejected("the presentation is not from the requester's DID")
+
+
 def _ticket_domain(requester: str, digest: bytes) -> str:
     return f"healthnft-blob:{requester.lower()}:{digest.hex()}"
 
@@ -206,6 +223,27 @@ def fetch_from_peer(net: Network, reader: Identity, token_id: int, url: str) -> 
     ciphertext = _fetch_blob(session, base, reader.address, row.blob_digest, tickets)
     return FetchedRecord(row, ciphertext,
                          PeerBlobs(session, base, reader.address, tickets, chunk_digests))
+
+
+def ask_peer(net: Network, reader: Identity, url: str, path: str) -> dict[str, Any]:
+    """POST ``path`` at the node at ``url`` as ``reader``: its challenge answered with a
+    presentation of ``reader``'s DID; the JSON answer, or one clear error."""
+    import requests
+
+    from healthnft.credentials import create_presentation
+
+    base = url.rstrip("/")
+    with requests.Session() as session:
+        offer = _json(_send(session, "GET", f"{base}/node/v1/challenge", base), base)
+        try:
+            vp = create_presentation(reader.did_private, reader.did, [],
+                                     challenge=str(offer["challenge"]),
+                                     domain=str(offer["domain"]))  # fmt: skip
+        except KeyError:
+            raise Tampered(f"the node at {base} answered something that is not a challenge"
+                           ) from None  # fmt: skip
+        return _json(_send(session, "POST", f"{base}{path}", base,
+                           json={"requester": reader.address, "presentation": vp}), base)
 
 
 def _fetch_blob(session: Any, base: str, requester: str, digest: bytes,

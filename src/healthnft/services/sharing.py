@@ -192,15 +192,17 @@ def _granted_tokens(consent: Consent, grant: Any, tx_hash: Any) -> list[int]:
     return []
 
 
-def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
+def shared_with(net: Network, grantee: str, passphrase: str | None = None) -> list[dict[str, Any]]:
     """Records ``grantee`` may open now under live grants (for institutions' pages).
 
     One log query finds the grantee's grants; each live one is expanded to its
     tokens (a token grant's from its creating call, a category grant's from the
-    owner's records of that category) and every token is confirmed with the
+    owner's records of that category, here and at the peer nodes, which alone know
+    the categories of the records they hold) and every token is confirmed with the
     contract's own ``can_access``.
     """
     who = net.participant(grantee).address
+    category_grants: list[tuple[int, str]] = []
     consent = _consent(net)
     now = int(time.time())
     found: dict[int, dict[str, Any]] = {}
@@ -219,6 +221,8 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
                                 found)  # fmt: skip
         else:
             rows = [r for r in net.catalog.records_of(grant.owner) if r.category == grant.category]
+            if not grant.deidentified_only:
+                category_grants.append((gid, grant.purpose))
         if grant.deidentified_only:  # only the records' de-identified copies are readable
             copies = [c for r in rows if r is not None and links.original_of(r.token_id) is None
                       for c in links.copies_of(r.token_id)]  # fmt: skip
@@ -236,7 +240,24 @@ def shared_with(net: Network, grantee: str) -> list[dict[str, Any]]:
                                        "resource_type": row.resource_type,
                                        "effective_date": row.effective_date,
                                        "grant_id": gid, "purpose": grant.purpose}  # fmt: skip
+    if category_grants and net.config.get("peers"):
+        _listed_at_peers(net, who, passphrase, category_grants, found)
     return [found[t] for t in sorted(found)]
+
+
+def _listed_at_peers(net: Network, grantee: str, passphrase: str | None,
+                     category_grants: list[tuple[int, str]],
+                     found: dict[int, dict[str, Any]]) -> None:  # fmt: skip
+    """Add to ``found`` what the peer nodes hold under the grantee's category grants
+    (asked as the grantee, whose key this node holds: it is the node's institution)."""
+    from healthnft.services.access import unlock
+    from healthnft.services.peer_grants import listed_at_peers
+
+    reader = unlock(net, grantee, passphrase)
+    for gid, purpose in category_grants:
+        listed, _missed = listed_at_peers(net, reader, gid)
+        for item in listed:
+            found.setdefault(item["token_id"], {**item, "grant_id": gid, "purpose": purpose})
 
 
 def _held_elsewhere(net: Network, consent: Consent, grant_id: int, grantee: str, purpose: str,

@@ -82,7 +82,7 @@ def revoke(grant_id: PathId, me: Me, svc: Svc) -> dict[str, Any]:
 @router.get("/api/shared")
 def shared(me: Me, svc: Svc) -> list[dict[str, Any]]:
     """Records others shared with you that a live grant lets you open now."""
-    rows = svc.run(sharing.shared_with, me.address)
+    rows = svc.run(sharing.shared_with, me.address, svc.passphrase)
     for row in rows:
         row["category_title"] = describe.category_title(row["category"])
         row["summary"] = _AT_ISSUER if row.get("held_at_issuer") else (

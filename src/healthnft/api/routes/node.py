@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Svc, TokenId, bearer
 from healthnft.errors import CredentialRejected
-from healthnft.services import exchange
+from healthnft.services import exchange, peer_grants
 
 router = APIRouter(tags=["node"], prefix="/node/v1")
 
@@ -44,6 +44,16 @@ def challenge(request: Request, svc: Svc) -> dict[str, str]:
 def record(token_id: TokenId, body: RecordAsk, request: Request, svc: Svc) -> dict[str, Any]:
     """The record's public row and one ticket per ciphertext, for a live grantee."""
     return svc.run(exchange.record_for_peer, _origin(request), token_id, body.requester,
+                   body.presentation)  # fmt: skip
+
+
+@router.post("/grants/{grant_id}/records")
+def grant_records(grant_id: TokenId, body: RecordAsk, request: Request,
+                  svc: Svc) -> dict[str, Any]:  # fmt: skip
+    """The records held here that a live category grant of the requester covers (coarse
+    metadata only: a category grant names no token, and only this node knows the
+    categories of the records it holds)."""
+    return svc.run(peer_grants.records_for_grant, _origin(request), grant_id, body.requester,
                    body.presentation)  # fmt: skip
 
 

@@ -16,11 +16,17 @@
        the last batch;
      - a token's owner is always a participant that was registered and active
        when it received the token;
-     - approvals go to members only: `approve` names a registered, active member
-       (or clears), `setApprovalForAll` grants only to one (withdrawing is always
-       allowed), and anyone but the owner who moves, burns or approves a token must
-       still be a member when it acts, so an approval cannot hand a record to an
-       outsider, nor outlive its holder's membership;
+     - approvals go to institutions only, and lapse: `approve` names a registered,
+       active institution (hospital, pharma, research, insurer, government; never
+       a patient, a custodian or an outsider) or clears, `setApprovalForAll`
+       grants only to one (withdrawing is always allowed), each for
+       APPROVAL_LIFETIME from the block that gave it; anyone but the owner who
+       moves, burns or approves a token must still be an active institution when it
+       acts. So a phished approval cannot hand a record to a fresh address nor to
+       another person, cannot outlive its holder's membership, and cannot sit
+       forgotten in a wallet (the choice of issue #14 point 5: ERC-721's approve
+       kept, for an institution acting for the patient, e.g. an insurer moving a
+       claim's records, but never open-ended);
      - `balanceOf(a)` equals the number of tokens whose `ownerOf` is `a`;
      - nothing here identifies a person or holds health data: only roots,
        addresses and token ranges;
@@ -56,6 +62,7 @@ implements: IERC721
 interface IParticipantRegistry:
     def is_member(account: address) -> bool: view
     def is_issuer(account: address) -> bool: view
+    def is_institution(account: address) -> bool: view
     def recovery() -> address: view
 
 
@@ -111,7 +118,15 @@ successor: public(HashMap[address, address])
 
 _balances: HashMap[address, uint256]
 _token_approvals: HashMap[uint256, address]
-isApprovedForAll: public(HashMap[address, HashMap[address, bool]])
+# @dev When each token approval lapses (block timestamp; 0 = none).
+_approval_until: HashMap[uint256, uint256]
+# @dev owner => operator => when that operator's approval lapses (0 = none).
+_operator_until: HashMap[address, HashMap[address, uint256]]
+
+# @dev How long an ERC-721 approval or operator approval lasts (7 days): long
+#      enough for an institution to act on the patient's behalf, short enough
+#      that a forgotten or phished approval lapses by itself.
+APPROVAL_LIFETIME: public(constant(uint256)) = 7 * 86_400
 
 
 event Transfer:
@@ -310,20 +325,22 @@ def tokenURI(token_id: uint256) -> String[96]:
 def approve(to: address, token_id: uint256):
     """
     @notice ERC-721: lets `to` transfer `token_id`.
-    @dev Only the owner or an operator of the owner (still a member); `to` must be
-         a registered, active member, or empty to clear the approval.
+    @dev Only the owner or an operator of the owner (still an institution); `to`
+         must be a registered, active institution, or empty to clear the approval.
+         The approval lapses after APPROVAL_LIFETIME.
     @param to The approved address (empty to clear).
     @param token_id A token of the caller.
     """
     owner: address = self._owner_of(token_id)
     assert to != owner, "healthrecord: approval to current owner"
-    assert msg.sender == owner or self.isApprovedForAll[owner][msg.sender], "healthrecord: approve caller is not token owner or approved for all"
+    assert msg.sender == owner or self._is_operator(owner, msg.sender), "healthrecord: approve caller is not token owner or approved for all"
     if msg.sender != owner:
-        assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
+        assert staticcall registry.is_institution(msg.sender), "healthrecord: caller is not a registered institution"
     if to != empty(address):
-        assert staticcall registry.is_member(to), "healthrecord: approved address is not a registered member"
+        assert staticcall registry.is_institution(to), "healthrecord: approved address is not a registered institution"
     self._settle_owner(token_id, owner)
     self._token_approvals[token_id] = to
+    self._approval_until[token_id] = block.timestamp + APPROVAL_LIFETIME if to != empty(address) else 0
     log Approval(owner=owner, approved=to, token_id=token_id)
 
 
@@ -331,28 +348,47 @@ def approve(to: address, token_id: uint256):
 @view
 def getApproved(token_id: uint256) -> address:
     """
-    @notice ERC-721: the address approved for `token_id`.
+    @notice ERC-721: the address approved for `token_id` (empty once lapsed).
     @param token_id A minted token id.
     @return The approved address or empty.
     """
     owner: address = self._owner_of(token_id)
     if self._recorded_owner(token_id) != owner:
         return empty(address)  # given by a recovered owner: void
+    if self._approval_until[token_id] <= block.timestamp:
+        return empty(address)  # lapsed
     return self._token_approvals[token_id]
+
+
+@external
+@view
+def isApprovedForAll(owner: address, operator: address) -> bool:
+    """
+    @notice ERC-721: whether `operator` may manage all of `owner`'s tokens now
+            (false once the approval lapsed or was withdrawn).
+    @param owner A token owner.
+    @param operator Any address.
+    @return True while the operator approval lasts.
+    """
+    return self._is_operator(owner, operator)
 
 
 @external
 def setApprovalForAll(operator: address, approved: bool):
     """
-    @notice ERC-721: lets `operator` manage all the caller's tokens.
-    @dev Granting needs a registered, active member; withdrawing is always allowed.
+    @notice ERC-721: lets `operator` manage all the caller's tokens for
+            APPROVAL_LIFETIME.
+    @dev Granting needs a registered, active institution; withdrawing is always
+         allowed.
     @param operator The operator.
-    @param approved Grant or withdraw.
+    @param approved Grant (or renew) or withdraw.
     """
     assert operator != msg.sender, "healthrecord: approve to caller"
     if approved:
-        assert staticcall registry.is_member(operator), "healthrecord: operator is not a registered member"
-    self.isApprovedForAll[msg.sender][operator] = approved
+        assert staticcall registry.is_institution(operator), "healthrecord: operator is not a registered institution"
+        self._operator_until[msg.sender][operator] = block.timestamp + APPROVAL_LIFETIME
+    else:
+        self._operator_until[msg.sender][operator] = 0
     log ApprovalForAll(owner=msg.sender, operator=operator, approved=approved)
 
 
@@ -362,7 +398,7 @@ def transferFrom(owner: address, to: address, token_id: uint256):
     """
     @notice ERC-721 transfer; only between registered members.
     @dev By the owner, or by an address approved for the token or an operator
-         of the owner that is still a member.
+         of the owner (not lapsed) that is still an institution.
     @param owner The current owner.
     @param to A registered, active participant.
     @param token_id The token.
@@ -376,7 +412,7 @@ def safeTransferFrom(owner: address, to: address, token_id: uint256, data: Bytes
     """
     @notice ERC-721 safe transfer; only between registered members.
     @dev By the owner, or by an address approved for the token or an operator
-         of the owner that is still a member.
+         of the owner (not lapsed) that is still an institution.
     @param owner The current owner.
     @param to A registered, active participant.
     @param token_id The token.
@@ -394,7 +430,7 @@ def burn(token_id: uint256):
     @notice Destroys a token. Its record is crypto-shredded off chain; the chain
             keeps only that the token existed.
     @dev Only the owner, or an address approved for the token or an operator of
-         the owner that is still a member.
+         the owner (not lapsed) that is still an institution.
     @param token_id The token.
     """
     owner: address = self._owner_of(token_id)
@@ -536,17 +572,27 @@ def _settle_owner(token_id: uint256, owner: address):
 
 @internal
 @view
+def _is_operator(owner: address, operator: address) -> bool:
+    """
+    @dev An operator approval counts until it lapses (or is withdrawn).
+    """
+    return self._operator_until[owner][operator] > block.timestamp
+
+
+@internal
+@view
 def _check_caller(owner: address, token_id: uint256):
     """
-    @dev The owner acts on its own tokens. Anyone else must be approved for the
-         token or an operator of the owner, and still a registered, active member
-         (an approval given to a member deactivated since is void). The owner's
+    @dev The owner acts on its own tokens. Anyone else must hold an approval for
+         the token or be an operator of the owner, neither lapsed, and still be a
+         registered, active institution (an approval given to an institution
+         deactivated since is void). The owner's
          path costs nothing more than before.
     """
     if msg.sender == owner:
         return
-    assert self.isApprovedForAll[owner][msg.sender] or (self._token_approvals[token_id] == msg.sender and self._recorded_owner(token_id) == owner), "healthrecord: caller is not token owner or approved"
-    assert staticcall registry.is_member(msg.sender), "healthrecord: caller is not a registered member"
+    assert self._is_operator(owner, msg.sender) or (self._token_approvals[token_id] == msg.sender and self._approval_until[token_id] > block.timestamp and self._recorded_owner(token_id) == owner), "healthrecord: caller is not token owner or approved"
+    assert staticcall registry.is_institution(msg.sender), "healthrecord: caller is not a registered institution"
 
 
 @internal

@@ -368,6 +368,20 @@ def is_member(account: address) -> bool:
 
 @external
 @view
+def is_institution(account: address) -> bool:
+    """
+    @notice Whether `account` is an active institution: a member that is neither
+            a patient nor a key custodian (hospital, pharma, research, insurer,
+            government). Only these may be approved to move a patient's record.
+    @param account Any address.
+    @return True when registered, active and an institution.
+    """
+    p: Participant = self.participants[account]
+    return p.active and p.kind != KIND_PATIENT and p.kind != KIND_CUSTODIAN
+
+
+@external
+@view
 def participant(account: address) -> (uint8, bool, bytes32):
     """
     @notice A participant's registry entry.

@@ -1,0 +1,1 @@
+"""drugs: medicine packs traceable and verifiable on the network (issue 15)."""
