@@ -52,8 +52,9 @@ def cast(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory)
     src, summary = demo_home
     home = tmp_path_factory.mktemp("recovery") / "home"
     shutil.copytree(src, home)
-    alice = min(summary["patients"], key=lambda p: p["records"])["address"]
-    people = {"alice": alice, "home": home}
+    by_size = sorted(summary["patients"], key=lambda p: p["records"])
+    alice = by_size[0]["address"]
+    people = {"alice": alice, "bob": by_size[1]["address"], "home": home}
     for name, kind in [("relative", "patient"), ("dr-lee", "hospital"),
                        ("recovery-service", "research")]:  # fmt: skip
         people[name] = run_cli_json(home, "participant", "add", "--kind", kind,
@@ -183,6 +184,8 @@ def test_lost_key_recovered_and_every_record_opens_with_the_new_key(
     # The old key, found again, opens nothing and cancels nothing.
     shutil.move(aside, lost)
     _opens_all(home, new, alice, cast["records"])
+    _custodians_release_only_to_the_recovered_owner(home, new, alice, cast["bob"],
+                                                    cast["records"][0])
     refused = run_cli(home, "open", str(cast["records"][0]), "--as", alice)
     assert "is not a registered participant" in one_error_line(refused, UnknownParticipant)
     late = run_cli(home, "recovery", "cancel", str(n))
@@ -209,5 +212,33 @@ def _opens_all(home: Path, new: str, old: str, tokens: list[int]) -> None:
             assert row.owner == new
             with pytest.raises(AccessDenied, match="holds no key"):
                 net.wallet().decrypt_row(row, old_key)
+    finally:
+        net.close()
+
+
+def _custodians_release_only_to_the_recovered_owner(home: Path, new: str, old: str, bob: str,
+                                                    token: int) -> None:  # fmt: skip
+    """A custodian asked under no grant (RECOVERED_OWNER) releases to the account a
+    recovery made and that owns the token now; not to an owner never recovered, not to
+    anyone for a token they do not own, not to the old key."""
+    from healthnft.consent.custodian import RECOVERED_OWNER
+    from healthnft.credentials.presentation import create_presentation
+    from healthnft.network import Network
+
+    net = Network.open(home)
+    try:
+        custodian = net.custodian_services()[0]
+
+        def ask(address: str, token_id: int) -> bytes:
+            who = net.identity(address)
+            vp = create_presentation(who.did_private, who.did, [],
+                                     challenge=custodian.challenge(), domain=custodian.domain)
+            return custodian.release(token_id, RECOVERED_OWNER, who.address, vp)
+
+        assert ask(new, token)
+        bobs = net.catalog.catalogue.records_of(bob)[0].token_id
+        for who, token_id in [(bob, bobs), (bob, token), (old, token)]:
+            with pytest.raises(AccessDenied, match="is not its recovered owner"):
+                ask(who, token_id)
     finally:
         net.close()
