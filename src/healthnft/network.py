@@ -167,6 +167,11 @@ class Network:
         ledger = Ledger.deploy(w3, admin.account, evm_version,
                                confirmations=int(config.get("confirmations", 1)))  # fmt: skip
         assert ledger.consent is not None
+        from healthnft.ledger.recovery import GuardianRecovery
+
+        # Guardian recovery out of the box: a patient who loses the key names no one
+        # else to hold it (one more deployment and one registry call per network).
+        GuardianRecovery.install(ledger, admin.account, evm_version=evm_version)
         config.update(
             registry=ledger.registry.address,
             token=ledger.token.address,

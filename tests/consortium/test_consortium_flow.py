@@ -371,6 +371,9 @@ def test_up_status_governance_down_and_up_again_keep_the_chain(consortium):
     for name in FOUNDERS:
         keystore = list((where / "nodes" / name / "keystore").iterdir())
         assert len(keystore) == 1 and network["admin"].lower() not in keystore[0].name.lower()
+    # Guardian recovery out of the box: a founder's home finds the contract (no recovery yet).
+    founder = where / "nodes" / next(iter(FOUNDERS))
+    assert _at_home(founder, "recovery", "status", passphrase="unused") == []
 
     status = _healthnft("consortium", "status", "--dir", str(where), "--json", timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr

@@ -128,12 +128,28 @@ def _owned_on_chain(net: Network, owner: str) -> list[int]:
     the chain's current owners (a token given away or burned since drops out)."""
     ledger = net.ledger
     received: set[int] = set()
-    for ev in ledger.logs("ConsecutiveTransfer", toAddress=owner):
-        received.update(range(int(ev["args"]["fromTokenId"]), int(ev["args"]["toTokenId"]) + 1))
-    received.update(int(ev["args"]["token_id"]) for ev in ledger.logs("Transfer", receiver=owner))
+    for address in _lineage(net, owner):
+        for ev in ledger.logs("ConsecutiveTransfer", toAddress=address):
+            received.update(range(int(ev["args"]["fromTokenId"]),
+                                  int(ev["args"]["toTokenId"]) + 1))  # fmt: skip
+        received.update(int(ev["args"]["token_id"])
+                        for ev in ledger.logs("Transfer", receiver=address))  # fmt: skip
     ids = sorted(received)
     return [t for t, now in zip(ids, ledger.owners_of(ids), strict=True)
             if now is not None and same(now, owner)]  # fmt: skip
+
+
+def _lineage(net: Network, owner: str) -> list[str]:
+    """``owner`` and every account guardians recovered into it (the chain's
+    ``OwnerRecovered`` events): the tokens those received are ``owner``'s now."""
+    out, todo = [owner], [owner]
+    while todo and len(out) <= 8:  # the registry's MAX_RECOVERIES
+        for ev in net.ledger.logs("OwnerRecovered", new_owner=todo.pop()):
+            old = str(ev["args"]["old_owner"])
+            if not any(same(old, a) for a in out):
+                out.append(old)
+                todo.append(old)
+    return out
 
 
 def open_record(net: Network, reader: str | None, token_id: int, passphrase: str | None = None,
