@@ -35,8 +35,16 @@ KIND_CODES = {
     "insurer": 5,
     "government": 6,
     "custodian": 7,
+    "manufacturer": 8,
+    "pharmacy": 9,
 }
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
+#: Kinds a patient's standing policy may name (ConsentManager accepts codes 2..6 only:
+#: custodians, manufacturers and pharmacies never request records under a policy).
+POLICY_KINDS = ("hospital", "pharma", "research", "insurer", "government")
+#: Kinds that may dispense (decommission) a medicine pack: a hospital dispenses through
+#: its own pharmacy.
+DISPENSER_KINDS = ("pharmacy", "hospital")
 
 
 @dataclass(frozen=True)
