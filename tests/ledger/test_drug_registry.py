@@ -226,6 +226,26 @@ def test_undo_within_ten_days_by_the_same_dispenser_only(env: Env) -> None:
     assert env.status(b) == env.status(c) == "dispensed"
 
 
+def test_a_basket_is_dispensed_in_one_transaction_all_or_nothing(env: Env) -> None:
+    batch, other = env.commission(), env.commission("L-OTHER")
+    first = env.dispense(batch.pack(0))
+    assert first.outcome == "dispensed"
+    packs = [batch.pack(0), batch.pack(1), other.pack(2)]
+    done = env.drugs.dispense_basket(env.hospital, [(p.batch_key, p.commitment, p.proof)
+                                                    for p in packs])  # fmt: skip
+    assert [d.outcome for d in done] == ["alert", "dispensed", "dispensed"]
+    assert env.status(batch.pack(1)) == env.status(other.pack(2)) == "dispensed"
+    # One unknown pack refuses the whole basket: nothing changes.
+    fake = commitment(GTIN, LOT, EXPIRY, "FAKE0001", os.urandom(16))
+    basket = [(batch.batch_key, batch.pack(3).commitment, batch.pack(3).proof),
+              (batch.batch_key, fake, batch.pack(4).proof)]  # fmt: skip
+    with refused("drugs: unknown pack"):
+        env.drugs.dispense_basket(env.pharmacy, basket)
+    assert env.status(batch.pack(3)) == "active"
+    with refused("drugs: caller is not a dispenser"):
+        env.drugs.dispense_basket(env.maker, basket[:1])
+
+
 def test_an_expired_pack_is_refused(env: Env) -> None:
     batch = build_batch(GTIN, "L-SHORT", "301231", ["E1", "E2"])
     expires = env.now() + 2 * DAY  # the contract only sees the unix time

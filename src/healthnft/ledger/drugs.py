@@ -34,6 +34,8 @@ from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
 
 #: EU FMD: a dispenser may undo a decommission for 10 days.
 UNDO_WINDOW_S = 10 * 86400
+#: The most packs :meth:`DrugRegistry.dispense_basket` takes (the contract's MAX_BASKET).
+MAX_BASKET = 16
 #: The contract's events, each a status change (EPCIS export reads them).
 EVENTS = ("Commissioned", "Dispensed", "DispenseAlert", "DispenseUndone", "Recalled",
           "Quarantined", "Released")  # fmt: skip
@@ -157,6 +159,24 @@ class DrugRegistry:
         for ev in self.contract.events.DispenseAlert().process_receipt(receipt, errors=DISCARD):
             return Dispense("alert", receipt, int(ev["args"]["dispensed_at"]))
         return Dispense("dispensed", receipt)
+
+    def dispense_basket(
+        self, dispenser: LocalAccount, packs: list[tuple[bytes, bytes, list[bytes]]]
+    ) -> list[Dispense]:
+        """Decommission a basket's packs, each ``(batch_key, commitment, proof)``, in one
+        transaction (up to :data:`MAX_BASKET`): all or none are refused; the answer has
+        one :class:`Dispense` per pack, in order (``alert`` for one already dispensed)."""
+        if not 1 <= len(packs) <= MAX_BASKET:
+            raise LedgerError(f"a basket holds 1 to {MAX_BASKET} packs")
+        keys, commitments, proofs = (list(x) for x in zip(*packs, strict=True))
+        call = self.contract.functions.dispense_basket(keys, commitments,
+                                                       [list(p) for p in proofs])  # fmt: skip
+        receipt = self._send(dispenser, call)
+        alerts = {bytes(ev["args"]["commitment"]): int(ev["args"]["dispensed_at"])
+                  for ev in self.contract.events.DispenseAlert().process_receipt(
+                      receipt, errors=DISCARD)}  # fmt: skip
+        return [Dispense("alert", receipt, alerts[c]) if c in alerts
+                else Dispense("dispensed", receipt) for c in commitments]  # fmt: skip
 
     def undo(self, dispenser: LocalAccount, batch_key: bytes, commitment: bytes) -> dict:
         """Undo one's own decommission within :data:`UNDO_WINDOW_S`."""

@@ -72,6 +72,9 @@ UNDO_WINDOW: public(constant(uint256)) = 10 * 86400
 # @dev The deepest Merkle proof accepted (2**32 packs: any real batch).
 MAX_DEPTH: constant(uint256) = 32
 
+# @dev The most packs one `dispense_basket` decommissions (a prescription's worth).
+MAX_BASKET: public(constant(uint256)) = 16
+
 # @dev `meta` word: manufacturer in bits 0..159, expiry (unix time) in bits
 #      160..191, recalled in bit 192, quarantined in bit 193. One slot, so a
 #      dispense reads a batch in two storage reads (root and this word).
@@ -242,6 +245,33 @@ def dispense(batch_key: bytes32, commitment: bytes32, proof: DynArray[bytes32, M
     @return True when decommissioned now, False on an alert.
     """
     self._check_dispenser()
+    return self._dispense(batch_key, commitment, proof)
+
+
+@external
+def dispense_basket(batch_keys: DynArray[bytes32, MAX_BASKET], commitments: DynArray[bytes32, MAX_BASKET], proofs: DynArray[DynArray[bytes32, MAX_DEPTH], MAX_BASKET]) -> uint256:
+    """
+    @notice Decommissions the packs of one basket (a prescription) in one
+            transaction: the transaction's and the role check's cost is shared.
+            Each pack is handled as by `dispense` (an alert for a pack already
+            decommissioned); one refused pack refuses the whole basket.
+    @dev An active pharmacy or hospital only. The three arrays are parallel.
+    @param batch_keys Each pack's batch.
+    @param commitments Each pack's commitment.
+    @param proofs Each pack's Merkle proof.
+    @return How many packs were decommissioned now (the others raised alerts).
+    """
+    assert len(batch_keys) == len(commitments) and len(batch_keys) == len(proofs), "drugs: basket arrays differ in length"
+    self._check_dispenser()
+    done: uint256 = 0
+    for i: uint256 in range(len(batch_keys), bound=MAX_BASKET):
+        if self._dispense(batch_keys[i], commitments[i], proofs[i]):
+            done += 1
+    return done
+
+
+@internal
+def _dispense(batch_key: bytes32, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
     root: bytes32 = self.root_of[batch_key]
     assert root != empty(bytes32), "drugs: unknown pack (batch not commissioned)"
     assert self._verify(commitment, proof, root), "drugs: unknown pack (not in its batch)"
