@@ -86,3 +86,14 @@ def test_the_book_answers_every_serial_with_its_proof(tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="unique per GTIN"):  # same serial, another lot
         book.keep(build_batch(GTIN, "LOT2", "301231", ["S000001"]), "0x" + "11" * 20)
     book.close()
+
+
+def test_stored_levels_give_the_proofs_build_gives() -> None:
+    from healthnft.ledger import merkle
+
+    for n in [*range(1, 40), 257, 1000]:
+        leaves = [os.urandom(32) for _ in range(n)]
+        root, proofs = merkle.build(leaves)
+        tree = merkle.levels(leaves)
+        assert tree[-1] == [root] and [len(lv) for lv in tree] == merkle.level_sizes(n)
+        assert [merkle.proof_at(tree, i) for i in range(n)] == proofs

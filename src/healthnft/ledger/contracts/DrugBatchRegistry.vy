@@ -53,6 +53,13 @@
      Likewise the number of `Dispensed` events of a batch is its sold volume,
      readable by every member: the root hides the commissioned count, not the
      rate at which packs leave pharmacies.
+
+     The contract cannot see a GTIN (only its hash), so it cannot check that a
+     manufacturer owns the GTIN it commissions: the first active manufacturer
+     to commission a batch key holds it. A verifier must therefore check
+     `manufacturer_of(batch_key)` against the manufacturer the product's
+     credential names for that GTIN, or a registered rogue manufacturer's
+     batch under someone else's GTIN would read as genuine.
 """
 
 
