@@ -23,7 +23,7 @@ from fastapi_offline import FastAPIOffline
 from healthnft.api import problems
 from healthnft.api.deps import Service
 from healthnft.api.ratelimit import WindowLimiter
-from healthnft.api.routes import auth, consent, credentials, minting, node, records
+from healthnft.api.routes import auth, consent, credentials, minting, node, own, records
 from healthnft.api.sessions import SessionStore
 from healthnft.api.site import parse_origin
 from healthnft.errors import InvalidInput
@@ -86,7 +86,7 @@ def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, records, consent, minting, credentials, node):
+    for module in (auth, records, consent, minting, credentials, node, own):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -46,6 +46,7 @@ from healthnft.consortium.membership import (
     admit,
     join,
     network_document,
+    read_application,
     read_json_file,
 )
 from healthnft.consortium.processes import Proc, spawn_detached, stop_all
@@ -375,14 +376,15 @@ def _admit(where: Layout, admin_net: Any, application: dict[str, Any], say: Say)
     return Admitted(address, kind, admin_net.ledger.is_issuer(address), kind == "custodian")
 
 
-def admit_application(root: Path, application_file: Path, say: Say = lambda _m: None) -> Admitted:
+def admit_application(root: Path, application_file: str | Path,
+                      say: Say = lambda _m: None) -> Admitted:  # fmt: skip
     """``consortium admit``: the applicant of ``application_file`` admitted to the local
     consortium in ``root`` (institutions by three founders' approvals, patients by the
     admin home as enrolment office). Running it again finishes what was interrupted."""
     where = Layout(Path(root).resolve())
     if not Home(where.admin_home).exists():
         raise InvalidInput(f"no consortium in {where.root} (run `healthnft consortium up`)")
-    application = read_json_file(Path(application_file), "membership application")
+    application = read_application(application_file)  # a file or a healthnft: link
     net = _admin_network(where, "", b"", say)
     try:
         return _admit(where, net, application, say)

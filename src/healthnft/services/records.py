@@ -2,7 +2,10 @@
 
 Every read goes through :func:`open_record` or :func:`save_record`: the owner
 opens with their own key after the chain checks (proof, root, owner); anyone
-else opens through the key custodians, which release only under a live grant.
+else opens through the key custodians, which release only under a live grant. An owner
+whose home does not hold the record (a patient's own home on a network of nodes) opens
+it through :mod:`healthnft.services.own_records`: fetched from the issuer's node,
+checked and decrypted on the device.
 A burned record is reported as burned only to its last owner and to grantees
 who could open it then; anyone else gets the refusal a stranger gets.
 """
@@ -23,7 +26,7 @@ from healthnft.errors import (
     NotFound,
     UnknownParticipant,
 )
-from healthnft.services import custody
+from healthnft.services import custody, own_records
 from healthnft.services.access import (
     BURNED,
     NOT_VISIBLE,
@@ -149,6 +152,8 @@ def open_record(net: Network, reader: str | None, token_id: int, passphrase: str
     ident = unlock(net, reader, passphrase)
     try:
         owner = net.ledger.owner_of(token_id)
+        if same(owner, ident.address) and own_records.held_elsewhere(net, token_id):
+            return own_records.open_own(net, ident, token_id, check_imaging=check_imaging)
         if same(owner, ident.address):
             wallet = net.wallet()
             rec = wallet.open(token_id, ident)
@@ -199,10 +204,16 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
         reader = current_owner(net, token_id)
     ident = unlock(net, reader, passphrase)
     wallet = net.wallet()
+    source: Any
     try:
-        if same(net.ledger.owner_of(token_id), ident.address):
+        if same(net.ledger.owner_of(token_id), ident.address) and own_records.held_elsewhere(
+                net, token_id):  # a patient's own home: opened here, fetched from the issuer
+            got = own_records.fetch_own(net, ident, token_id)
+            rec = OpenedRecord.from_plaintext(token_id, got.plain.meta, got.plain.canonical)
+            source, wallet = (got.row, got.plain), net.wallet(got.chunks)
+        elif same(net.ledger.owner_of(token_id), ident.address):
             rec = wallet.open(token_id, ident)
-            source: Any = ident
+            source = ident
         else:
             row, plain, chunks = custody.release_shared(net, ident, token_id)
             rec = OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
@@ -237,6 +248,8 @@ def verify_record(net: Network, token_id: int, passphrase: str | None = None, *,
             reader = net.identity(owner, passphrase)
         except HealthNFTError:
             reader = None
+    if reader is not None and own_records.held_elsewhere(net, token_id):
+        return own_records.verify_own(net, reader, token_id)  # a patient's own home
     return net.wallet().verify(token_id, reader)
 
 
