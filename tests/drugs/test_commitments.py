@@ -80,6 +80,10 @@ def test_the_book_answers_every_serial_with_its_proof(tmp_path: Path) -> None:
         assert in_batch(found.commitment, found.proof, batch.root)
         assert found == batch.pack(int(s[1:]))
     assert book.find(GTIN, "NOPE") is None
+    by_commitment = book.serials_by_commitment(batch.batch_key)
+    assert len(by_commitment) == 1_000
+    assert by_commitment[batch.pack(7).commitment] == "S000007"
+    assert book.serials_by_commitment(os.urandom(32)) == {}
     assert book.batch(GTIN, "LOT1").root == batch.root
     with pytest.raises(Conflict, match="kept already"):
         book.keep(batch, "0x" + "11" * 20)

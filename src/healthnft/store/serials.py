@@ -138,6 +138,12 @@ class SerialBook:
                            "WHERE gtin = ? AND serial = ?", (gtin, serial))  # fmt: skip
         return None if row is None else SerialRow(*row)
 
+    def salts(self, batch_key: bytes) -> list[tuple[str, bytes]]:
+        """Every pack of a batch as (serial, salt), in leaf order."""
+        rows = self._db.query("SELECT serial, salt FROM drug_serials WHERE batch_key = ? "
+                              "ORDER BY idx", (batch_key,))  # fmt: skip
+        return [(str(s), bytes(salt)) for s, salt in rows]
+
     def nodes(self, batch_key: bytes, positions: list[tuple[int, int]]) -> list[bytes]:
         """The tree nodes at (level, position), in the order asked (one query)."""
         if not positions:
