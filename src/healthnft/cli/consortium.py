@@ -37,7 +37,8 @@ def join(
     network_file: Annotated[Path, typer.Argument(
         metavar="NETWORK_JSON", help="The network file (network.json) of a running network.")],
     kind: Annotated[str, typer.Option(
-        help="hospital|research|pharma|insurer|government|custodian|patient")],
+        help="hospital|research|pharma|insurer|government|custodian|manufacturer|pharmacy|"
+             "patient")],
     name: Annotated[str, typer.Option(
         help="What this home calls its member (stays here: the chain never gets names).")],
     rpc: Annotated[str | None, typer.Option(

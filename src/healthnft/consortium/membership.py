@@ -85,7 +85,8 @@ def network_document(net: Network, *, rpc_urls: list[str] | None = None,
         "confirmations": int(c.get("confirmations", 1)),
         "admin": c["admin"],
         "contracts": {"fingerprint": c["contracts"], "registry": c["registry"],
-                      "token": c["token"], "consent": c["consent"]},  # fmt: skip
+                      "token": c["token"], "consent": c["consent"],
+                      **({"drugs": c["drugs"]} if c.get("drugs") else {})},  # fmt: skip
         "nodes": nodes or {},
         "custodians": custodians if custodians is not None else [
             {"url": (c.get("custodian_urls") or {}).get(a), "address": a}

@@ -383,10 +383,11 @@ def add_policy(net: Network, owner: str, *, kind: str, purpose: str,
     """A rule that approves matching requests automatically. Its number (from 1).
     With a ``request_id``, a retry answers the first policy instead of adding another."""
     check_request_id(request_id)
-    from healthnft.ledger.client import KIND_CODES
+    from healthnft.ledger.client import POLICY_KINDS
 
-    if kind not in KIND_CODES or kind in ("patient", "custodian"):
-        raise InvalidInput(f"unknown requester kind {kind!r}")
+    if kind not in POLICY_KINDS:
+        raise InvalidInput(f"unknown requester kind {kind!r}; a policy names one of "
+                           f"{', '.join(POLICY_KINDS)}")
     _check_days(days)
     _check_days(valid_days, "valid days")
     _check_purpose(purpose)

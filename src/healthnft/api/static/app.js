@@ -8,7 +8,7 @@ const PURPOSES = [["treatment", "treatment"], ["research", "research"],
   ["insurance", "an insurance claim"], ["public-health", "public health"]];
 const KIND_WORDS = { hospital: "Hospital", pharma: "Pharmaceutical company",
   research: "Research institute", insurer: "Insurer", government: "Government body",
-  patient: "Patient" };
+  manufacturer: "Drug manufacturer", pharmacy: "Pharmacy", patient: "Patient" };
 const KIND_PLURAL = { hospital: "Hospitals", pharma: "Pharmaceutical companies",
   research: "Research institutes", insurer: "Insurers", government: "Government bodies" };
 const CATEGORIES = [["laboratory", "laboratory results"], ["vital-signs", "vital signs"],
