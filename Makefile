@@ -75,6 +75,7 @@ bench: install
 	$(BIN)/python bench/gas.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/web_load.py
+	$(BIN)/python bench/drugs.py
 
 # Regenerate the FHIR R4 terminology bindings checked at mint (committed package data:
 # src/healthnft/records/fhir_r4_bindings.json) from HL7's R4 definitions, which the npm

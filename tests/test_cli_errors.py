@@ -28,7 +28,7 @@ import pytest
 from conftest import run_cli
 from healthnft.network import Network
 
-LIST_KEYS = ("token_id", "category", "resource_type", "status")
+LIST_KEYS = ("token_id", "category", "resource_type", "status", "effective_date")
 UNKNOWN_ADDRESS = "0x000000000000000000000000000000000000dEaD"
 
 

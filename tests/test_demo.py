@@ -40,7 +40,8 @@ def test_new_process_lists_every_record_again(demo_home: tuple[Path, dict]) -> N
         assert proc.returncode == 0, proc.stderr
         rows = json.loads(proc.stdout)
         assert len(rows) == patient["records"]
-        assert set(rows[0]) == {"token_id", "category", "resource_type", "status"}
+        assert set(rows[0]) == {"token_id", "category", "resource_type", "status",
+                                 "effective_date"}
         assert all(r["status"] == "active" for r in rows)
 
 

@@ -5,6 +5,7 @@ A home is a folder that is one node of the network::
     HOME/config.json        deployment addresses, backend, demo flag (written atomically)
     HOME/chain.sqlite       the embedded chain (py-evm state; store ladder ``CHAIN``)
     HOME/vault.sqlite       ciphertexts, content-addressed (store ladder ``VAULT``)
+    HOME/drugs.sqlite       a manufacturer's packs: salts and Merkle trees (ladder ``DRUGS``)
     HOME/index.sqlite       catalogue, mint journal, custody, transfers, derivative
                             links, request reasons, challenges (store ladder ``INDEX``)
     HOME/keystore/          one keystore v3 file per local participant
@@ -79,6 +80,11 @@ class Home:
     @property
     def index_path(self) -> Path:
         return self.root / "index.sqlite"
+
+    @property
+    def drugs_path(self) -> Path:
+        """A manufacturer's pack salts and batch trees (see :mod:`healthnft.store.serials`)."""
+        return self.root / "drugs.sqlite"
 
     @property
     def keystore_dir(self) -> Path:

@@ -91,7 +91,8 @@ class Network:
             )
         w3 = _connect(home, config, None, create=False)  # ChainMissing when it is gone
         ledger = Ledger(w3, config["registry"], config["token"], config.get("consent"),
-                        confirmations=int(config.get("confirmations", 1)))  # fmt: skip
+                        confirmations=int(config.get("confirmations", 1)),
+                        drugs=config.get("drugs"))  # fmt: skip
         if ledger.missing_contracts():
             where = (f"the chain at {config['rpc_url']}" if config.get("rpc_url")
                      else str(files.chain_path))  # fmt: skip
@@ -167,10 +168,18 @@ class Network:
         ledger = Ledger.deploy(w3, admin.account, evm_version,
                                confirmations=int(config.get("confirmations", 1)))  # fmt: skip
         assert ledger.consent is not None
+        from healthnft.ledger.drugs import DrugRegistry
+        from healthnft.ledger.recovery import GuardianRecovery
+
+        # Guardian recovery out of the box: a patient who loses the key names no one
+        # else to hold it (one more deployment and one registry call per network).
+        GuardianRecovery.install(ledger, admin.account, evm_version=evm_version)
+        drugs = DrugRegistry.deploy(ledger, admin.account, evm_version)
         config.update(
             registry=ledger.registry.address,
             token=ledger.token.address,
             consent=ledger.consent.address,
+            drugs=drugs.address,
         )
         files.write_config(config)
         return cls(home, config, ledger, Catalog(files.index_path),
@@ -211,6 +220,8 @@ class Network:
             chain_id = int(network["chain_id"])
             contracts = network["contracts"]
             addresses = {k: str(contracts[k]) for k in ("registry", "token", "consent")}
+            if contracts.get("drugs"):
+                addresses["drugs"] = str(contracts["drugs"])
             fingerprint = str(contracts["fingerprint"])
             url = rpc_url or str(network["rpc_urls"][0])
         except (KeyError, TypeError, ValueError, IndexError):
@@ -225,7 +236,7 @@ class Network:
         w3 = rpc_web3(url, chain_id=chain_id)  # Unavailable; Conflict on another chain id
         confirmations = max(1, int(network.get("confirmations", 1)))
         ledger = Ledger(w3, addresses["registry"], addresses["token"], addresses["consent"],
-                        confirmations=confirmations)  # fmt: skip
+                        confirmations=confirmations, drugs=addresses.get("drugs"))  # fmt: skip
         if ledger.missing_contracts():
             raise ChainMissing(
                 f"the chain at {url} has no code at the contract addresses of the network "
@@ -512,6 +523,24 @@ class Network:
         """The links from de-identified copies to their originals."""
         return self.catalog.derivatives
 
+    def drug_registry(self) -> Any:
+        """The network's DrugBatchRegistry (:class:`~healthnft.ledger.drugs.DrugRegistry`);
+        :class:`NotFound` on a network deployed without one."""
+        from healthnft.errors import NotFound
+        from healthnft.ledger.drugs import DrugRegistry
+
+        if self.ledger.drugs is None:
+            raise NotFound("this network has no drug registry (deployed by an older "
+                           "healthnft: create a new home)")  # fmt: skip
+        return DrugRegistry(self.ledger)
+
+    def pack_book(self) -> Any:
+        """This home's manufacturer book (``drugs.sqlite``: pack salts, batch trees);
+        the caller closes it. See :class:`~healthnft.drugs.commitments.PackBook`."""
+        from healthnft.drugs.commitments import PackBook
+
+        return PackBook(self.files.drugs_path)
+
     def _save_config(self, **changes: Any) -> None:
         self.config.update(changes)
         Home(self.home).write_config(self.config)
@@ -529,7 +558,8 @@ def contracts_fingerprint() -> str:
     from healthnft.ledger.compiler import compile_contract
 
     digest = hashlib.sha256()
-    for name in ("ParticipantRegistry", "HealthRecordToken", "ConsentManager", "Governance"):
+    for name in ("ParticipantRegistry", "HealthRecordToken", "ConsentManager", "Governance",
+                 "DrugBatchRegistry"):
         digest.update(compile_contract(name).bytecode)
     return digest.hexdigest()[:16]
 

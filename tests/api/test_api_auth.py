@@ -9,7 +9,9 @@ import pytest
 from healthnft.api import siwe
 from healthnft.services.access import NOT_VISIBLE
 
-OPEN_ROUTES = {"/api/auth/challenge", "/api/auth/verify", "/api/demo/wallets"}
+#: Open before sign-in: the challenge, its answer, and (demo homes only) the demo keys.
+OPEN_ROUTES = {"/api/auth/challenge", "/api/auth/verify", "/api/demo/wallets",
+               "/api/demo/patients"}
 
 
 def _api_routes(app) -> list[tuple[str, str]]:

@@ -1,18 +1,20 @@
 """The acceptance flow of issue #13 on the network `consortium up` starts.
 
 Real processes throughout: three geth Clique validators, three custodian services and
-four institutions' node services, as `healthnft consortium up` starts them (one `up`
-for the module: it is most of the time). A patient joins from its own home and is
-admitted by the consortium's admin home; the hospital's operator mints a lab result
-into the patient's wallet through the hospital node's web API (a served home holds its
-writer lock: its node is the only door); the patient lists and shares it from its own
-home (CLI, JSON-RPC backend); the research institute's operator opens it through the
-research node's web API, which fetches the ciphertext from the hospital's node and the
-key from k of the custodian services. Then the custodian faults of point 8, on the real
-processes: one killed still opens, two killed is one clear error, `up` again restarts
-them and it opens again. Last, the life cycle a person sees: what `up` printed and wrote
-(no secret anywhere), `status`, the founders' council admitting an institution (3 of 4;
-the admin home is refused), `down`, and `up` again on the same chain.
+four institutions' node services, as `healthnft consortium up` starts them (one `up` for
+the module: it is most of the time). A patient joins from its own home and is admitted
+by the consortium's enrolment office from the `healthnft:` link its wallet shows
+(`wallet card`: public data only); the hospital's operator mints a lab result into the
+patient's wallet through the hospital node's web API (a served home holds its writer
+lock: its node is the only door); the patient lists, opens (on its own device) and
+shares it from its own home (CLI, JSON-RPC backend); the research institute's operator
+opens it through the research node's web API, which fetches the ciphertext from the
+hospital's node and the key from k of the custodian services. Then the custodian faults
+of point 8, on the real processes: one killed still opens, two killed is one clear
+error, `up` again restarts them and it opens again. Last, the life cycle a person sees:
+what `up` printed and wrote (no secret anywhere), `status`, the founders' council
+admitting an institution (3 of 4; the admin home is refused), `down`, and `up` again on
+the same chain.
 """
 
 from __future__ import annotations
@@ -155,19 +157,15 @@ def consortium(tmp_path_factory) -> Any:
         patient_home = where.parent / "patient"
         joined = _at_home(patient_home, "join", up["network"], "--kind", "patient", "--name",
                           "Pat", passphrase=_PATIENT_PASS)  # fmt: skip
-        _at_home(where / "admin", "participant", "admit", joined["application"],
-                 passphrase=_admin_passphrase(where))  # fmt: skip
+        card = _at_home(patient_home, "wallet", "card", passphrase=_PATIENT_PASS)
+        admitted = _json_of(_healthnft("consortium", "admit", card["link"], "--dir", str(where),
+                                       "--json", timeout=120))  # the enrolment office, from
+        assert admitted["address"] == joined["address"]  # the wallet's link: public data only
         yield {"dir": where, "up": up, "made": made, "patient_home": patient_home,
                "patient": joined["address"]}  # fmt: skip
     finally:
         _healthnft("consortium", "down", "--dir", str(where), timeout=120)
         _kill_recorded(where)
-
-
-def _admin_passphrase(where: Path) -> str:
-    from healthnft.consortium.local import Layout
-
-    return Layout(where.resolve()).passphrase("admin")
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +183,10 @@ def shared_record(consortium, tmp_path_factory) -> dict[str, Any]:
     home = c["patient_home"]
     listed = _at_home(home, "wallet", "list", "--owner", c["patient"], passphrase=_PATIENT_PASS)
     assert [(row["token_id"], row["status"]) for row in listed] == [(tokens[0], "at-issuer")]
+    # Opened on the patient's device: ciphertext, wrapped key and proof from the hospital's
+    # node, checked against the chain here (tests/consortium/test_own_records.py for more).
+    opened = _at_home(home, "wallet", "show", str(tokens[0]), passphrase=_PATIENT_PASS)
+    assert opened["resource"] == LAB_OBSERVATION and listed[0]["resource_type"] == "Observation"
     research, _ = _operator_key(c["dir"], "research-institute")
     grant = _at_home(home, "share", "--owner", c["patient"], "--to", research, "--purpose",
                      "research", str(tokens[0]), passphrase=_PATIENT_PASS)  # fmt: skip
@@ -369,6 +371,9 @@ def test_up_status_governance_down_and_up_again_keep_the_chain(consortium):
     for name in FOUNDERS:
         keystore = list((where / "nodes" / name / "keystore").iterdir())
         assert len(keystore) == 1 and network["admin"].lower() not in keystore[0].name.lower()
+    # Guardian recovery out of the box: a founder's home finds the contract (no recovery yet).
+    founder = where / "nodes" / next(iter(FOUNDERS))
+    assert _at_home(founder, "recovery", "status", passphrase="unused") == []
 
     status = _healthnft("consortium", "status", "--dir", str(where), "--json", timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr

@@ -66,6 +66,8 @@ def test_joined_homes_are_admitted_then_mint_and_receive_grants(network, tmp_pat
     assert "General Hospital" not in json.dumps(application)  # the chain never gets names
     config = json.loads((hospital_home / "config.json").read_text())
     assert config["backend"] == "jsonrpc" and config["registry"] == doc["contracts"]["registry"]
+    # The drug registry travels in the network file like the other contracts (issue 15).
+    assert config["drugs"] == doc["contracts"]["drugs"]
     assert [p.stem for p in (hospital_home / "keystore").iterdir()] == [joined["address"]]
 
     # Not admitted yet: the chain does not know it.

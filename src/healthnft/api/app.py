@@ -23,7 +23,17 @@ from fastapi_offline import FastAPIOffline
 from healthnft.api import problems
 from healthnft.api.deps import Service
 from healthnft.api.ratelimit import WindowLimiter
-from healthnft.api.routes import auth, consent, credentials, minting, node, records, relay
+from healthnft.api.routes import (
+    auth,
+    consent,
+    credentials,
+    device,
+    minting,
+    node,
+    own,
+    records,
+    relay,
+)
 from healthnft.api.sessions import SessionStore
 from healthnft.api.site import parse_origin
 from healthnft.errors import InvalidInput
@@ -86,8 +96,11 @@ def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, records, consent, minting, credentials, node, relay):
+    # device before records: /api/records/{id}/sealed is its own route
+    for module in (auth, device, records, consent, minting, credentials, node, own, relay):
         app.include_router(module.router)
+    if service.net.is_demo:  # demo keys for the page exist in a demo home only
+        app.include_router(device.demo_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

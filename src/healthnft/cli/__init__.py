@@ -1,7 +1,7 @@
 """``healthnft``: the command line over a home directory.
 
 One module per command group (:mod:`.setup`, :mod:`.records`, :mod:`.consent`,
-:mod:`.credentials`), each thin over :mod:`healthnft.services`. Every command
+:mod:`.credentials`, :mod:`.recovery`...), each thin over :mod:`healthnft.services`. Every command
 accepts ``--home`` (before the command name; default ``$HEALTHNFT_HOME`` or
 ``~/.healthnft``) and most take ``--json``. A
 :class:`~healthnft.errors.HealthNFTError` becomes one ``error:`` line on stderr
@@ -26,6 +26,7 @@ from healthnft.cli import (  # noqa: F401 - registers commands
     custodian,
     governance,
     records,
+    recovery,
     setup,
 )
 from healthnft.cli.common import app

@@ -19,6 +19,7 @@ from healthnft.cli.common import (
     participant_app,
     say,
     state,
+    wallet_app,
     writing,
 )
 from healthnft.services import consortium
@@ -36,7 +37,8 @@ def join(
     network_file: Annotated[Path, typer.Argument(
         metavar="NETWORK_JSON", help="The network file (network.json) of a running network.")],
     kind: Annotated[str, typer.Option(
-        help="hospital|research|pharma|insurer|government|custodian|patient")],
+        help="hospital|research|pharma|insurer|government|custodian|manufacturer|pharmacy|"
+             "patient")],
     name: Annotated[str, typer.Option(
         help="What this home calls its member (stays here: the chain never gets names).")],
     rpc: Annotated[str | None, typer.Option(
@@ -69,6 +71,29 @@ def join(
               "home mints, shares and opens like the founders", markup=False)  # fmt: skip
 
 
+@wallet_app.command("card")
+def wallet_card(
+    qr: Annotated[Path | None, typer.Option(
+        "--qr", metavar="FILE", help="Also draw the link as a QR code (.png or .svg).")] = None,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """This wallet's card: the healthnft: link (or QR code) a hospital or enrolment office
+    registers it from. Public values only (address, kind, chain, public keys, signed by
+    this wallet's key): never a secret."""
+    with network(write=False) as net:
+        shown = consortium.card(net, passphrase)
+    if qr is not None:
+        consortium.draw_link(shown.link, qr)
+    if as_json:
+        emit({**shown.as_dict(), **({"qr": str(qr)} if qr is not None else {})})
+        return
+    out.print(shown.link, markup=False, highlight=False, soft_wrap=True)
+    err.print(f"{shown.kind} {shown.address} on chain {shown.chain_id}: give this link (or "
+              "its QR code) to the enrolment office; it holds no secret", markup=False,
+              highlight=False)  # fmt: skip
+
+
 def _admitted(done: consortium.Admitted) -> str:
     rights = ", ".join(r for r, on in (("issuer", done.issuer), ("custodian", done.custodian))
                        if on) or "member"  # fmt: skip
@@ -77,8 +102,9 @@ def _admitted(done: consortium.Admitted) -> str:
 
 @participant_app.command("admit")
 def participant_admit(
-    application: Annotated[Path, typer.Argument(
-        metavar="APPLICATION_JSON", help="A membership application written by `join`.")],
+    application: Annotated[str, typer.Argument(
+        metavar="APPLICATION", help="A membership application written by `join`, or the "
+        "healthnft: link its wallet shows (`wallet card`).")],
     issuer: Annotated[bool | None, typer.Option(
         "--issuer/--no-issuer", help="Allow it to mint (default: hospitals only).",
         show_default=False)] = None,
@@ -147,8 +173,9 @@ def consortium_up(
 
 @consortium_app.command("admit")
 def consortium_admit(
-    application: Annotated[Path, typer.Argument(
-        help="The applicant's application.json (written by `healthnft join`).")],
+    application: Annotated[str, typer.Argument(
+        metavar="APPLICATION", help="The applicant's application.json (written by `healthnft "
+        "join`), or the healthnft: link its wallet shows (`wallet card`).")],
     where: DirOpt = Path("consortium"),
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip

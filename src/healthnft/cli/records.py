@@ -25,7 +25,7 @@ from healthnft.cli.common import (
     warn,
 )
 from healthnft.errors import InvalidInput
-from healthnft.services import amending, describe, records
+from healthnft.services import amending, describe, own_records, records
 from healthnft.services.minting import MintProgress, mint_files
 
 OutOpt = Annotated[
@@ -77,16 +77,28 @@ def mint(
 
 @wallet_app.command("list")
 def wallet_list(
-    owner: Annotated[str, typer.Option(help="Wallet address.")], as_json: JsonOpt = False
-) -> None:
-    """The records a wallet owns (confirmed on chain)."""
+    owner: Annotated[str | None, typer.Option(
+        help="Wallet address (default: the member of a joined home, such as a patient's own).",
+        show_default=False)] = None,
+    fetch: Annotated[bool, typer.Option(
+        "--fetch/--no-fetch", help="Open a record held at its hospital's node once, on this "
+        "device, to show its type and date (then kept in this home's cache).")] = True,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """The records a wallet owns (confirmed on chain).
+
+    In a patient's own home the records stay at the node of the hospital that minted
+    them: each is listed from the chain, and its type and date come from opening it here
+    (ciphertext, wrapped key and proof fetched, checked and decrypted on this device).
+    """
     with network(write=False) as net:
-        rows = records.list_records(net, owner)
+        rows = own_records.list_own(net, owner, passphrase, fetch=fetch)
     if as_json:
-        emit([{k: r.as_dict()[k] for k in ("token_id", "category", "resource_type", "status")}
-              for r in rows])  # fmt: skip
+        emit([{k: r.as_dict()[k] for k in ("token_id", "category", "resource_type", "status",
+                                           "effective_date")} for r in rows])  # fmt: skip
         return
-    table = Table(title=f"{len(rows)} records of {owner}")
+    table = Table(title=f"{len(rows)} records of {owner or 'this wallet'}")
     for col in ("token", "category", "type", "date", "status"):
         table.add_column(col)
     for r in rows:
@@ -137,7 +149,12 @@ def wallet_show(
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Decrypt and show a record (as its owner), or write it as a file with --out."""
+    """Decrypt and show a record (as its owner), or write it as a file with --out.
+
+    In a patient's own home the record is fetched from the node of the hospital that
+    minted it (ciphertext, wrapped key, proof) and checked and decrypted here; anything
+    altered on the way is refused as tampered, and nothing is shown.
+    """
     _show(token_id, None, out_file, passphrase, as_json)
 
 

@@ -108,7 +108,8 @@ def demo(
 @participant_app.command("add")
 def participant_add(
     kind: Annotated[
-        str, typer.Option(help="patient|hospital|pharma|research|insurer|government|custodian")
+        str, typer.Option(help="patient|hospital|pharma|research|insurer|government|custodian|"
+                           "manufacturer|pharmacy")
     ],
     name: Annotated[str, typer.Option(help="A label local to this home (not stored on chain).")],
     same_person: Annotated[bool, typer.Option(

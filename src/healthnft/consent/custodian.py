@@ -83,6 +83,10 @@ from healthnft.wallet.wallet import OpenedRecord, Wallet
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: The grant id a patient's recovered account asks under: no grant, but the executed
+#: guardian recovery on chain (see :meth:`CustodianService.release`).
+RECOVERED_OWNER = 0
+
 
 class ShareSource(Protocol):
     """Where a custodian finds its share of a record's current key."""
@@ -177,6 +181,8 @@ class CustodianService:
         nonce = _nonce(presentation)
         vp = verify_presentation(presentation, challenge=nonce, domain=self.domain,
                                  challenges=self.challenges)  # fmt: skip
+        if grant_id == RECOVERED_OWNER:
+            return self._release_to_recovered_owner(token_id, requester, vp.holder)
         consent = Consent(self.ledger)
         with prefetched(self.ledger.concurrent, {
             "holder": lambda: did_address(self.ledger, vp.holder),
@@ -185,6 +191,31 @@ class CustodianService:
             "key": lambda: self.ledger.participant(requester)[2],
         }) as read:  # fmt: skip
             return self._checked_release(consent, read, token_id, grant_id, requester, nonce)
+
+    def _release_to_recovered_owner(self, token_id: int, requester: str, did: str) -> bytes:
+        """The share of ``token_id`` for its owner whose account guardians recovered
+        (asked under :data:`RECOVERED_OWNER`): the record keys were sealed for the lost
+        key, so the new one gets them back through k custodians, each checking on chain
+        that ``requester`` came by an executed recovery (``recovery_depth``) and owns the
+        token now (``ownerOf`` follows the recovered account to its successor). The share
+        is sealed to the encryption key the recovery registered. No grant exists to log
+        it under: the chain's ``RecoveryExecuted`` event is what justifies the release."""
+        holder = did_address(self.ledger, did)
+        if holder is None or holder.lower() != requester.lower():
+            raise AccessDenied("the presentation is not from the requester's DID")
+        denied = AccessDenied(f"token {token_id}: {requester} is not its recovered owner")
+        owner = self.ledger.owner_of(token_id)
+        if owner is None or owner.lower() != requester.lower():
+            raise denied
+        if not self.ledger.registry.functions.recovery_depth(owner).call():
+            raise denied
+        held = self.shares.held_share(token_id, self.identity.address)
+        if held is None:
+            raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
+        key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
+        share = open_share(held.sealed_share, key, token_id, held.commitment)
+        return release_share(share, self.ledger.participant(requester)[2], token_id,
+                             held.commitment)  # fmt: skip
 
     def _checked_release(self, consent: Consent, read: Callable[[str], Any], token_id: int,
                          grant_id: int, requester: str, nonce: str) -> bytes:  # fmt: skip

@@ -5,7 +5,8 @@ this package composes several homes, the chain's validators and the node service
 
 - :mod:`.membership`  the network file (``network.json``: chain id, RPC URLs, contracts;
                       never a secret), joining it (a new home and its signed membership
-                      application) and admitting an applicant (on chain, by the admin)
+                      application, also shown as a ``healthnft:`` link: the member's
+                      card) and admitting an applicant (on chain, by the admin)
 - :mod:`.processes`   detached child processes: started with their log in their home,
                       recorded with their start time (a recycled pid is never signalled),
                       stopped with SIGTERM, then SIGKILL, in bounded time
@@ -23,12 +24,15 @@ and for patients only, the enrolment office the council names (the registrar rol
 from healthnft.consortium.membership import (
     APPLICATION_FILE,
     Admitted,
+    Card,
     Joined,
     admit,
+    card,
     join,
     network_document,
+    read_application,
     read_json_file,
 )
 
-__all__ = ["APPLICATION_FILE", "Admitted", "Joined", "admit", "join", "network_document",
-           "read_json_file"]  # fmt: skip
+__all__ = ["APPLICATION_FILE", "Admitted", "Card", "Joined", "admit", "card", "join",
+           "network_document", "read_application", "read_json_file"]  # fmt: skip

@@ -46,6 +46,7 @@ from healthnft.consortium.membership import (
     admit,
     join,
     network_document,
+    read_application,
     read_json_file,
 )
 from healthnft.consortium.processes import Proc, spawn_detached, stop_all
@@ -167,6 +168,7 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3,
                 _stop_node_service(procs.get("nodes", {}).get(name))
                 home.update_config(custodians=listed, custodian_urls=urls)
         _hand_over(where, admin_net, say)
+        _ensure_recovery(where, admin_net, say)
     finally:
         admin_net.close()
     procs["nodes"], started = _start_node_services(where, procs.get("nodes", {}), say)
@@ -358,6 +360,44 @@ def _hand_over(where: Layout, admin_net: Any, say: Say) -> None:
         f"{len(council)}); the admin home enrols patients only")
 
 
+def _ensure_recovery(where: Layout, admin_net: Any, say: Say) -> None:
+    """Guardian recovery on a consortium made before new homes installed it: deployed
+    with the admin's key, named in the registry by the council (k founders approve a
+    ``set-recovery`` proposal), or by the admin while no council owns the network.
+    A rerun finds the contract named (nothing to do) or its proposal pending (approved,
+    not proposed again)."""
+    from healthnft.ledger.governance import Governance
+    from healthnft.ledger.recovery import GuardianRecovery
+
+    ledger = admin_net.ledger
+    if GuardianRecovery.of(ledger) is not None:
+        return
+    admin = admin_net.admin(where.passphrase("admin"), to="install guardian recovery")
+    evm = admin_net.config.get("evm_version")
+    options = {"evm_version": evm} if evm else {}
+    gov = Governance.of(ledger)
+    if gov is None:
+        GuardianRecovery.install(ledger, admin.account, **options)
+        say("guardian recovery: installed")
+        return
+    founders = _founder_accounts(where)
+    pending = [p for p in gov.proposals("pending") if p.action == "set-recovery" and p.number]
+    if pending:
+        pid = pending[0].proposal_id
+        executed = False
+    else:
+        rec = GuardianRecovery.deploy(ledger, admin.account, **options)
+        pid = gov.propose(founders[0], "set-recovery", rec.address, flag=True)
+        executed = gov.proposal(pid).state == "executed"
+    for signer in founders:
+        if executed:
+            break
+        if not gov.has_approved(pid, signer.address):
+            executed = gov.approve(signer, pid)
+    say("guardian recovery: named by the council" if executed
+        else "guardian recovery: proposed to the council, awaiting approvals")  # fmt: skip
+
+
 def _admit(where: Layout, admin_net: Any, application: dict[str, Any], say: Say) -> Admitted:
     """Admit ``application``: by the admin key while no council owns the network (and for
     patients, as their enrolment office); an institution by three founders' keys."""
@@ -375,14 +415,15 @@ def _admit(where: Layout, admin_net: Any, application: dict[str, Any], say: Say)
     return Admitted(address, kind, admin_net.ledger.is_issuer(address), kind == "custodian")
 
 
-def admit_application(root: Path, application_file: Path, say: Say = lambda _m: None) -> Admitted:
+def admit_application(root: Path, application_file: str | Path,
+                      say: Say = lambda _m: None) -> Admitted:  # fmt: skip
     """``consortium admit``: the applicant of ``application_file`` admitted to the local
     consortium in ``root`` (institutions by three founders' approvals, patients by the
     admin home as enrolment office). Running it again finishes what was interrupted."""
     where = Layout(Path(root).resolve())
     if not Home(where.admin_home).exists():
         raise InvalidInput(f"no consortium in {where.root} (run `healthnft consortium up`)")
-    application = read_json_file(Path(application_file), "membership application")
+    application = read_application(application_file)  # a file or a healthnft: link
     net = _admin_network(where, "", b"", say)
     try:
         return _admit(where, net, application, say)

@@ -85,7 +85,8 @@ def network_document(net: Network, *, rpc_urls: list[str] | None = None,
         "confirmations": int(c.get("confirmations", 1)),
         "admin": c["admin"],
         "contracts": {"fingerprint": c["contracts"], "registry": c["registry"],
-                      "token": c["token"], "consent": c["consent"]},  # fmt: skip
+                      "token": c["token"], "consent": c["consent"],
+                      **({"drugs": c["drugs"]} if c.get("drugs") else {})},  # fmt: skip
         "nodes": nodes or {},
         "custodians": custodians if custodians is not None else [
             {"url": (c.get("custodian_urls") or {}).get(a), "address": a}
@@ -114,6 +115,87 @@ def application(net: Network, ident: Identity) -> dict[str, Any]:
     signed = ident.account.sign_message(encode_defunct(text=_signed_text(doc)))
     doc["signature"] = "0x" + bytes(signed.signature).hex()
     return doc
+
+
+#: The scheme of a membership card: a link (or its QR code) a wallet shows, carrying its
+#: signed application and nothing else.
+LINK_SCHEME = "healthnft:"
+_LINK_PATH = "apply"
+#: Link parameter -> application field. Public values only: the chain and registry it is
+#: for, the address, the kind, the two public keys (encryption: records are wrapped for
+#: it; did:key: bound on chain so the wallet can prove itself to a node) and the
+#: applicant's signature over all of them (nobody can register another's address with
+#: their own encryption key).
+_LINK_FIELDS = {"v": "format", "chain": "chain_id", "registry": "registry",
+                "address": "address", "kind": "kind", "enc": "enc_public",
+                "did": "did_public", "sig": "signature"}  # fmt: skip
+
+
+def application_link(doc: dict[str, Any]) -> str:
+    """The ``healthnft:`` link of a membership application: the same signed, public
+    fields, short enough for a QR code (about 400 characters)."""
+    from urllib.parse import urlencode
+
+    try:
+        params = {short: str(doc[name]) for short, name in _LINK_FIELDS.items()}
+    except KeyError:
+        raise InvalidInput("the application lacks a field: join again") from None
+    params["v"] = params["v"].rsplit("/", 1)[-1]
+    return f"{LINK_SCHEME}{_LINK_PATH}?{urlencode(params)}"
+
+
+def read_application(source: str | Path) -> dict[str, Any]:
+    """A membership application from a ``healthnft:`` link or an application file; the
+    same document either way (:func:`check_application` checks it)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    text = str(source).strip()
+    if not text.startswith(LINK_SCHEME):
+        return read_json_file(Path(source), "membership application")
+    parts = urlsplit(text)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if parts.path != _LINK_PATH or any(len(v) != 1 for v in query.values()) or set(
+            query) != set(_LINK_FIELDS):
+        raise InvalidInput(f"not a membership link ({LINK_SCHEME}{_LINK_PATH}?"
+                           f"{'&'.join(f'{k}=…' for k in _LINK_FIELDS)})")  # fmt: skip
+    doc: dict[str, Any] = {name: query[short][0] for short, name in _LINK_FIELDS.items()}
+    doc["format"] = f"{APPLICATION_FORMAT.rsplit('/', 1)[0]}/{doc['format']}"
+    try:
+        doc["chain_id"] = int(doc["chain_id"])
+    except ValueError:
+        raise InvalidInput("the membership link's chain id is not a number") from None
+    return doc
+
+
+@dataclass(frozen=True)
+class Card:
+    """What a member's home shows so that it can be registered: its application as a
+    ``healthnft:`` link (for a QR code) and the public values in it. No secret."""
+
+    address: str
+    kind: str
+    chain_id: int
+    enc_public: str
+    link: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def card(net: Network, passphrase: str | None = None) -> Card:
+    """This joined home's membership card: the application ``join`` wrote (signed then),
+    or, when that file is gone, the application signed again with the member's key."""
+    member = net.config.get("member") or {}
+    address = str(member.get("address") or "")
+    if not address:
+        raise InvalidInput("this home joined no network as a member (healthnft join)")
+    path = net.home / APPLICATION_FILE
+    doc = read_json_file(path, "membership application") if path.exists() else None
+    if doc is None or str(doc.get("address", "")).lower() != address.lower():
+        doc = application(net, net.identity(address, passphrase))
+    check_application(net, doc)  # a card that an office would refuse is not shown
+    return Card(address, str(doc["kind"]), int(doc["chain_id"]), str(doc["enc_public"]),
+                application_link(doc))  # fmt: skip
 
 
 def join(home: Path, passphrase: str, network: dict[str, Any], kind: str, name: str, *,

@@ -35,8 +35,16 @@ KIND_CODES = {
     "insurer": 5,
     "government": 6,
     "custodian": 7,
+    "manufacturer": 8,
+    "pharmacy": 9,
 }
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
+#: Kinds a patient's standing policy may name (ConsentManager accepts codes 2..6 only:
+#: custodians, manufacturers and pharmacies never request records under a policy).
+POLICY_KINDS = ("hospital", "pharma", "research", "insurer", "government")
+#: Kinds that may dispense (decommission) a medicine pack: a hospital dispenses through
+#: its own pharmacy.
+DISPENSER_KINDS = ("pharmacy", "hospital")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,7 @@ class Ledger:
         *,
         confirmations: int = 1,
         receipt_timeout_s: float = 120.0,
+        drugs: str | None = None,
     ) -> None:
         self.w3 = w3
         self.nonces = nonce_manager(w3)
@@ -129,22 +138,38 @@ class Ledger:
         self.token = w3.eth.contract(
             address=Web3.to_checksum_address(token), abi=compile_contract("HealthRecordToken").abi
         )
+        #: The DrugBatchRegistry (see :mod:`healthnft.ledger.drugs`), when deployed.
+        self.drugs: Any = None
         self.chain_id = w3.eth.chain_id
         self.read_cache: ReadCache | None = None
         self._events: EventIndex | None = None
         self._fee_cache: tuple[float, dict[str, int]] | None = None
+        if drugs:
+            self.attach_drugs(drugs)
+
+    def attach_drugs(self, address: str) -> None:
+        """Know the DrugBatchRegistry at ``address``: its events are indexed with the
+        others' from now on (a contract deployed after the index's last sync)."""
+        self.drugs = self.w3.eth.contract(address=Web3.to_checksum_address(address),
+                                          abi=compile_contract("DrugBatchRegistry").abi)
+        known = [c.address for c in self._events.contracts] if self._events else []
+        if self._events is not None and self.drugs.address not in known:
+            self._events.contracts.append(self.drugs)
+
+    def _indexed_contracts(self) -> list[Any]:
+        return [self.registry, self.token, self.consent, self.drugs]
 
     # -- events ---------------------------------------------------------------
 
     def attach_event_store(self, store: ChainEvents) -> None:
         """Keep the event index in ``store`` (a home's index) rather than in memory."""
-        self._events = EventIndex(self.w3, [self.registry, self.token, self.consent], store,
+        self._events = EventIndex(self.w3, self._indexed_contracts(), store,
                                   confirmations=self.confirmations)  # fmt: skip
 
     @property
     def events(self) -> EventIndex:
         if self._events is None:  # a client without a home: an in-memory index
-            self._events = EventIndex(self.w3, [self.registry, self.token, self.consent],
+            self._events = EventIndex(self.w3, self._indexed_contracts(),
                                       confirmations=self.confirmations)  # fmt: skip
         return self._events
 
@@ -152,7 +177,7 @@ class Ledger:
         """The ``event`` logs (of whichever contract declares it) whose indexed arguments
         equal ``filters``, oldest first: the event index is synced first, so this reads
         only the blocks since the last call, never the chain from block 0."""
-        for contract in (self.consent, self.token, self.registry):
+        for contract in (self.consent, self.token, self.registry, self.drugs):
             if contract is not None and any(e.get("type") == "event" and e["name"] == event
                                             for e in contract.abi):  # fmt: skip
                 self.events.sync()
@@ -174,10 +199,10 @@ class Ledger:
         A home's config names addresses; a chain that is not the one they were
         deployed on (replaced, or started afresh) answers every view with empty bytes.
         """
-        contracts = [self.registry, self.token, *([self.consent] if self.consent else [])]
-        names = ("ParticipantRegistry", "HealthRecordToken", "ConsentManager")
-        return [name for name, c in zip(names, contracts, strict=False)
-                if not self.w3.eth.get_code(c.address)]  # fmt: skip
+        named = [("ParticipantRegistry", self.registry), ("HealthRecordToken", self.token),
+                 ("ConsentManager", self.consent), ("DrugBatchRegistry", self.drugs)]
+        return [name for name, c in named
+                if c is not None and not self.w3.eth.get_code(c.address)]  # fmt: skip
 
     @classmethod
     def deploy(

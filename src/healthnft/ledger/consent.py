@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from healthnft.errors import LedgerError
-from healthnft.ledger.client import KIND_CODES, Ledger
+from healthnft.ledger.client import KIND_CODES, POLICY_KINDS, Ledger
 
 PURPOSES = {"treatment": 1, "research": 2, "insurance": 3, "public-health": 4}
 CATEGORIES = {
@@ -188,8 +188,9 @@ class Consent:
     def add_policy_call(self, *, grantee_kind: str, purpose: str, duration: int,
                         valid_until: int, category: str | None = None,
                         deidentified_only: bool = False) -> Any:  # fmt: skip
-        if grantee_kind not in KIND_CODES or grantee_kind == "patient":
-            raise LedgerError(f"a policy names an institution kind, not {grantee_kind!r}")
+        if grantee_kind not in POLICY_KINDS:
+            raise LedgerError(f"a policy names one of {', '.join(POLICY_KINDS)}, "
+                              f"not {grantee_kind!r}")
         return self.contract.functions.add_policy(
             KIND_CODES[grantee_kind], category_code(category) if category else 0,
             purpose_code(purpose), duration, deidentified_only, valid_until,

@@ -43,6 +43,23 @@ STATES = {0: "unknown", 1: "open", 2: "executed", 3: "cancelled", 4: "void"}
 ZERO = "0x" + "00" * 20
 
 
+def successor_of(ledger: Ledger, account: str) -> str | None:
+    """The account ``account`` was recovered into, followed to the last recovery (None:
+    it never was). One registry read for an account never recovered."""
+    registry = ledger.registry.functions
+    current, moved = Web3.to_checksum_address(account), False
+    for _ in range(MAX_HOPS):
+        new = registry.recovered_to(current).call()
+        if int(new, 16) == 0:
+            break
+        current, moved = str(new), True
+    return current if moved else None
+
+
+#: The registry's MAX_RECOVERIES: how many recoveries one patient may go through.
+MAX_HOPS = 8
+
+
 @dataclass(frozen=True)
 class RecoveryStatus:
     """One recovery as the chain reports it."""

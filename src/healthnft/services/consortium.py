@@ -10,16 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from healthnft.consortium import Admitted, Joined, read_json_file
+from healthnft.consortium import Admitted, Card, Joined, read_application, read_json_file
 from healthnft.consortium import admit as _admit
+from healthnft.consortium import card as _card
 from healthnft.consortium import join as _join
 from healthnft.consortium import network_document as _network_document
 
 if TYPE_CHECKING:
     from healthnft.network import Network
 
-__all__ = ["Admitted", "Joined", "admit", "admit_local", "down", "join", "network_document",
-           "status", "up"]  # fmt: skip
+__all__ = ["Admitted", "Card", "Joined", "admit", "admit_local", "card", "down", "draw_link",
+           "join", "network_document", "status", "up"]  # fmt: skip
 
 
 def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
@@ -30,11 +31,32 @@ def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, 
                  rpc_url=rpc_url)  # fmt: skip
 
 
-def admit(net: Network, application_file: Path, *, issuer: bool | None = None,
+def admit(net: Network, application: str | Path, *, issuer: bool | None = None,
           passphrase: str | None = None) -> Admitted:  # fmt: skip
-    """Register the applicant of ``application_file`` on chain (the admin's home)."""
-    return _admit(net, read_json_file(application_file, "membership application"),
-                  issuer=issuer, passphrase=passphrase)  # fmt: skip
+    """Register an applicant on chain (the admin's home), from its application file or
+    the ``healthnft:`` link its wallet shows (the same signed, public document)."""
+    return _admit(net, read_application(application), issuer=issuer,
+                  passphrase=passphrase)  # fmt: skip
+
+
+def card(net: Network, passphrase: str | None = None) -> Card:
+    """This joined home's membership card (address, kind, chain, encryption public key,
+    ``healthnft:`` link): what a hospital or enrolment office registers it from."""
+    return _card(net, passphrase)
+
+
+def draw_link(link: str, path: Path) -> None:
+    """A ``healthnft:`` link drawn as a QR code in ``path`` (.png or .svg, by segno)."""
+    import segno
+
+    from healthnft.errors import InvalidInput
+
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise InvalidInput(f"--qr {path.name}: write the QR code as .png or .svg")
+    try:
+        segno.make(link, error="m").save(str(path), scale=4)
+    except OSError:
+        raise InvalidInput(f"--qr: cannot write {path}") from None
 
 
 def network_document(net: Network) -> dict[str, Any]:
@@ -52,7 +74,7 @@ def up(root: Path, *, validators: int = 3, custodians: int = 3, chain_id: int | 
                     chain_id=chain_id or local.DEFAULT_CHAIN_ID, say=say)  # fmt: skip
 
 
-def admit_local(root: Path, application_file: Path,
+def admit_local(root: Path, application_file: str | Path,
                 say: Callable[[str], None] = lambda _m: None) -> Admitted:  # fmt: skip
     """Admit an applicant to the local consortium in ``root``: an institution by three of
     the founders' council, a patient by the admin home (the patients' enrolment office)."""

@@ -137,6 +137,15 @@ def _ticket_domain(requester: str, digest: bytes) -> str:
     return f"healthnft-blob:{requester.lower()}:{digest.hex()}"
 
 
+def issue_tickets(net: Network, requester: str, digests: list[bytes]) -> dict[str, str]:
+    """One single-use ticket per ciphertext in ``digests`` for ``requester``, redeemed at
+    ``/node/v1/blobs`` (:func:`ciphertext_for_peer`). For a caller that has already
+    decided the requester may read them (the owner's own route,
+    :mod:`healthnft.services.own_records`): one blob door for every reader."""
+    return {d.hex(): net.challenges().issue(_ticket_domain(requester, d), TICKET_TTL_S)
+            for d in digests}  # fmt: skip
+
+
 def _chunks(net: Network, row: RecordRow) -> list[bytes]:
     for card in net.blobs.cards(row.token_id):
         if card.digest == row.blob_digest:

@@ -2,7 +2,10 @@
 
 Every read goes through :func:`open_record` or :func:`save_record`: the owner
 opens with their own key after the chain checks (proof, root, owner); anyone
-else opens through the key custodians, which release only under a live grant.
+else opens through the key custodians, which release only under a live grant. An owner
+whose home does not hold the record (a patient's own home on a network of nodes) opens
+it through :mod:`healthnft.services.own_records`: fetched from the issuer's node,
+checked and decrypted on the device.
 A burned record is reported as burned only to its last owner and to grantees
 who could open it then; anyone else gets the refusal a stranger gets.
 """
@@ -23,7 +26,7 @@ from healthnft.errors import (
     NotFound,
     UnknownParticipant,
 )
-from healthnft.services import custody
+from healthnft.services import custody, own_records
 from healthnft.services.access import (
     BURNED,
     NOT_VISIBLE,
@@ -125,12 +128,28 @@ def _owned_on_chain(net: Network, owner: str) -> list[int]:
     the chain's current owners (a token given away or burned since drops out)."""
     ledger = net.ledger
     received: set[int] = set()
-    for ev in ledger.logs("ConsecutiveTransfer", toAddress=owner):
-        received.update(range(int(ev["args"]["fromTokenId"]), int(ev["args"]["toTokenId"]) + 1))
-    received.update(int(ev["args"]["token_id"]) for ev in ledger.logs("Transfer", receiver=owner))
+    for address in _lineage(net, owner):
+        for ev in ledger.logs("ConsecutiveTransfer", toAddress=address):
+            received.update(range(int(ev["args"]["fromTokenId"]),
+                                  int(ev["args"]["toTokenId"]) + 1))  # fmt: skip
+        received.update(int(ev["args"]["token_id"])
+                        for ev in ledger.logs("Transfer", receiver=address))  # fmt: skip
     ids = sorted(received)
     return [t for t, now in zip(ids, ledger.owners_of(ids), strict=True)
             if now is not None and same(now, owner)]  # fmt: skip
+
+
+def _lineage(net: Network, owner: str) -> list[str]:
+    """``owner`` and every account guardians recovered into it (the chain's
+    ``OwnerRecovered`` events): the tokens those received are ``owner``'s now."""
+    out, todo = [owner], [owner]
+    while todo and len(out) <= 8:  # the registry's MAX_RECOVERIES
+        for ev in net.ledger.logs("OwnerRecovered", new_owner=todo.pop()):
+            old = str(ev["args"]["old_owner"])
+            if not any(same(old, a) for a in out):
+                out.append(old)
+                todo.append(old)
+    return out
 
 
 def open_record(net: Network, reader: str | None, token_id: int, passphrase: str | None = None,
@@ -149,6 +168,8 @@ def open_record(net: Network, reader: str | None, token_id: int, passphrase: str
     ident = unlock(net, reader, passphrase)
     try:
         owner = net.ledger.owner_of(token_id)
+        if same(owner, ident.address) and own_records.held_elsewhere(net, token_id):
+            return own_records.open_own(net, ident, token_id, check_imaging=check_imaging)
         if same(owner, ident.address):
             wallet = net.wallet()
             rec = wallet.open(token_id, ident)
@@ -199,10 +220,16 @@ def save_record(net: Network, reader: str | None, token_id: int, out: Path | str
         reader = current_owner(net, token_id)
     ident = unlock(net, reader, passphrase)
     wallet = net.wallet()
+    source: Any
     try:
-        if same(net.ledger.owner_of(token_id), ident.address):
+        if same(net.ledger.owner_of(token_id), ident.address) and own_records.held_elsewhere(
+                net, token_id):  # a patient's own home: opened here, fetched from the issuer
+            got = own_records.fetch_own(net, ident, token_id)
+            rec = OpenedRecord.from_plaintext(token_id, got.plain.meta, got.plain.canonical)
+            source, wallet = (got.row, got.plain), net.wallet(got.chunks)
+        elif same(net.ledger.owner_of(token_id), ident.address):
             rec = wallet.open(token_id, ident)
-            source: Any = ident
+            source = ident
         else:
             row, plain, chunks = custody.release_shared(net, ident, token_id)
             rec = OpenedRecord.from_plaintext(token_id, plain.meta, plain.canonical)
@@ -237,6 +264,8 @@ def verify_record(net: Network, token_id: int, passphrase: str | None = None, *,
             reader = net.identity(owner, passphrase)
         except HealthNFTError:
             reader = None
+    if reader is not None and own_records.held_elsewhere(net, token_id):
+        return own_records.verify_own(net, reader, token_id)  # a patient's own home
     return net.wallet().verify(token_id, reader)
 
 

@@ -80,7 +80,8 @@ _KIND_NOUNS = {"hospital": ("hospital", "hospitals"), "pharma": ("pharmaceutical
                "research institutes"), "insurer": ("insurer", "insurers"),
                "government": ("government agency", "government agencies"),
                "patient": ("patient", "patients"), "custodian": ("key custodian",
-               "key custodians")}  # fmt: skip
+               "key custodians"), "manufacturer": ("medicine manufacturer",
+               "medicine manufacturers"), "pharmacy": ("pharmacy", "pharmacies")}  # fmt: skip
 _PURPOSE_WORDS = {"treatment": "treatment", "research": "research",
                   "insurance": "insurance", "public-health": "public health"}  # fmt: skip
 
@@ -423,7 +424,7 @@ def _check_relayable(net: Network, session: str, tx: _Decoded) -> tuple[str, str
 def _recheck(net: Network, me: str, name: str, a: dict[str, Any]) -> None:
     """The service's rules that the contract does not hold, on the signed call itself (a
     device may sign something other than what was prepared)."""
-    from healthnft.ledger.client import KIND_NAMES
+    from healthnft.ledger.client import KIND_NAMES, POLICY_KINDS
 
     now = int(time.time())
     longest = sharing.MAX_GRANT_DAYS * DAY + 3600  # an hour's slack for a slow signer
@@ -436,7 +437,7 @@ def _recheck(net: Network, me: str, name: str, a: dict[str, Any]) -> None:
                                "days from now (ten years, the longest access this network "
                                "grants)")  # fmt: skip
     elif name == "add_policy":
-        if KIND_NAMES.get(int(a["grantee_kind"])) in (None, "patient", "custodian"):
+        if KIND_NAMES.get(int(a["grantee_kind"])) not in POLICY_KINDS:
             raise InvalidInput("a policy names an institution kind")
         if not 0 < int(a["duration"]) <= longest or not now < int(a["valid_until"]) <= (
                 now + longest):

@@ -423,10 +423,11 @@ def decline(net: Network, owner: str, request_id: int, passphrase: str | None = 
 
 def _check_policy_input(kind: str, purpose: str, days: int, valid_days: int,
                         category: str | None = None) -> None:  # fmt: skip
-    from healthnft.ledger.client import KIND_CODES
+    from healthnft.ledger.client import POLICY_KINDS
 
-    if kind not in KIND_CODES or kind in ("patient", "custodian"):
-        raise InvalidInput(f"unknown requester kind {kind!r}")
+    if kind not in POLICY_KINDS:
+        raise InvalidInput(f"unknown requester kind {kind!r}; a policy names one of "
+                           f"{', '.join(POLICY_KINDS)}")
     _check_days(days)
     _check_days(valid_days, "valid days")
     _check_purpose(purpose)

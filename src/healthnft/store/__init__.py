@@ -23,12 +23,13 @@ from healthnft.store.index import Index, Repositories
 from healthnft.store.journal import BatchRow, MintJournal
 from healthnft.store.migrations import Ladder, Step, migrate, open_database, sql_step
 from healthnft.store.requests import RequestReasons
-from healthnft.store.schema import CHAIN, INDEX, VAULT
+from healthnft.store.schema import CHAIN, DRUGS, INDEX, VAULT
 from healthnft.store.transfers import StagedTransfer, Transfers
 
 __all__ = [
     "BUSY_TIMEOUT_S",
     "CHAIN",
+    "DRUGS",
     "INDEX",
     "VAULT",
     "BatchRow",

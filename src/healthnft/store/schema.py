@@ -20,7 +20,9 @@ request reasons, challenges):
    are sent and until their receipt is confirmed (:mod:`healthnft.store.accesslogs`).
 
 ``vault.sqlite`` (ciphertexts): 1. *adopt* ``blobs``. ``chain.sqlite`` (the embedded
-chain's key-value store): 1. *adopt* ``kv``.
+chain's key-value store): 1. *adopt* ``kv``. ``drugs.sqlite`` (a manufacturer's packs:
+salts and Merkle trees, :mod:`healthnft.store.serials`): 1. ``drug_batches``,
+``drug_serials``, ``drug_tree``.
 
 Append a step to change a schema; never edit a released one.
 """
@@ -294,3 +296,38 @@ def _adopt_chain(conn: sqlite3.Connection) -> None:
 
 
 CHAIN = Ladder("chain.sqlite", (Step("adopt the unversioned key-value table", _adopt_chain),))
+
+
+_DRUGS_V1 = """
+CREATE TABLE IF NOT EXISTS drug_batches (
+    batch_key BLOB PRIMARY KEY,
+    gtin TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    expiry TEXT NOT NULL,
+    root BLOB NOT NULL,
+    count INTEGER NOT NULL,
+    manufacturer TEXT NOT NULL,
+    created REAL NOT NULL,
+    commissioned_tx BLOB,
+    UNIQUE (gtin, lot)
+);
+CREATE TABLE IF NOT EXISTS drug_serials (
+    gtin TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    batch_key BLOB NOT NULL REFERENCES drug_batches(batch_key),
+    idx INTEGER NOT NULL,
+    salt BLOB NOT NULL,
+    PRIMARY KEY (gtin, serial)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS drug_tree (
+    batch_key BLOB NOT NULL REFERENCES drug_batches(batch_key),
+    level INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    nodes BLOB NOT NULL,
+    PRIMARY KEY (batch_key, level, chunk)
+) WITHOUT ROWID
+"""
+
+DRUGS = Ladder("drugs.sqlite", (
+    sql_step("a manufacturer's batches, pack salts and Merkle trees", _DRUGS_V1),
+))  # fmt: skip

@@ -42,7 +42,7 @@ from healthnft.errors import AccessDenied, UnknownParticipant
 from healthnft.keys import Identity
 from healthnft.ledger.client import Ledger
 from healthnft.minting.pipeline import STREAM_META, crash_point
-from healthnft.store import Repositories
+from healthnft.store import RecordRow, Repositories
 from healthnft.vault import BatchKey, BlobStore, KeyCard, RecordPlaintext, StreamIndex, Vault, seal
 from healthnft.vault.catalog import BlobJournal, JournaledStore
 from healthnft.vault.custody import Custodians
@@ -108,7 +108,7 @@ class OwnerActions:
         staged = self.transfers.staged_transfer(token_id)
         chain_owner = self.ledger.owner_of(token_id)
         if staged and chain_owner and chain_owner.lower() == staged[0].lower():
-            self.finish_transfer(token_id)  # a crash after the on-chain transfer: complete it
+            self._finish(token_id)  # a crash after the on-chain transfer: complete it
             return
         if chain_owner is None or chain_owner.lower() != owner.address.lower():
             raise AccessDenied(f"token {token_id}: only its owner can transfer it")
@@ -117,10 +117,10 @@ class OwnerActions:
         try:
             self.ledger.transact(owner.account, call)
         except Exception:
-            self.drop_staged(token_id)
+            self._drop_staged(token_id)
             raise
         crash_point("transfer:after-send")
-        self.finish_transfer(token_id)
+        self._finish(token_id)
 
     def stage_transfer(self, reader: Identity, token_id: int, to: str, to_enc_key: bytes,
                        issuer_enc_key: bytes) -> None:  # fmt: skip
@@ -135,10 +135,54 @@ class OwnerActions:
         if not self.ledger.is_member(to):
             raise UnknownParticipant(f"{to} is not a registered participant of this network")
         if self.transfers.staged_transfer(token_id):
-            self.drop_staged(token_id)  # an earlier attempt that never reached the chain
+            self._drop_staged(token_id)  # an earlier attempt that never reached the chain
         self._sweep(token_id)
-        # Re-encrypt under a fresh DEK and a fresh key only the new owner can unwrap.
         plain = self.wallet.decrypt_row(row, reader)
+        self._stage_copy(row, plain, to, to_enc_key, issuer_enc_key)
+        crash_point("transfer:after-stage")
+
+    def drop_staged(self, token_id: int) -> None:
+        """Discard a staged transfer's copy (its transaction was refused or reverted)."""
+        self._drop_staged(token_id)
+
+    def finish_transfer(self, token_id: int) -> None:
+        """Switch to the staged copy once the chain has moved the token."""
+        self._finish(token_id)
+
+    def adopt(self, token_id: int, new_owner: str, new_enc_key: bytes, issuer_enc_key: bytes,
+              plain: RecordPlaintext, *, checkpoint: bool = True) -> bool:  # fmt: skip
+        """Re-key a record whose owner's account guardians recovered into ``new_owner``
+        (the chain already says it owns the token): re-sealed as a transfer re-seals it,
+        for the new key, from ``plain`` (released by the custodians to the recovered
+        account), without an on-chain step. Answers False when it was already done;
+        a retry after a crash finishes or redoes it. ``checkpoint=False`` leaves the WAL
+        checkpoint to a caller that adopts many records (it checkpoints once after)."""
+        row = self.catalogue.record(token_id)
+        if row is None:
+            raise UnknownParticipant(f"token {token_id} is not in this home's catalogue")
+        if row.owner.lower() == new_owner.lower():
+            return False
+        chain_owner = self.ledger.owner_of(token_id)
+        if chain_owner is None or chain_owner.lower() != new_owner.lower():
+            raise AccessDenied(f"token {token_id}: the chain does not give it to {new_owner}")
+        staged = self.transfers.staged_transfer(token_id)
+        if staged and staged.new_owner.lower() == new_owner.lower():
+            self._finish(token_id, checkpoint)
+            return True
+        if staged:
+            self._drop_staged(token_id)
+        self._sweep(token_id)
+        self._stage_copy(row, plain, new_owner, new_enc_key, issuer_enc_key)
+        crash_point("adopt:after-stage")
+        self._finish(token_id, checkpoint)
+        return True
+
+    def _stage_copy(self, row: RecordRow, plain: RecordPlaintext, to: str, to_enc_key: bytes,
+                    issuer_enc_key: bytes) -> None:  # fmt: skip
+        """Re-encrypt ``row``'s record under a fresh DEK and a fresh key only ``to`` (and
+        the issuer) can unwrap, re-split for the custodians, and stage it (journaled and
+        carded before anything switches to it)."""
+        token_id = row.token_id
         key_ref = os.urandom(16)
         journaled = JournaledStore(self.blobs, self.journal, token_id, key_ref)
         if STREAM_META in plain.meta:
@@ -175,9 +219,8 @@ class OwnerActions:
             None if batch is None else (batch.issuer, batch.owner, batch.start_token,
                                         batch.count, batch.root),
         )])  # fmt: skip
-        crash_point("transfer:after-stage")
 
-    def drop_staged(self, token_id: int) -> None:
+    def _drop_staged(self, token_id: int) -> None:
         """Discard a staged copy: its ciphertext and its stream chunks."""
         staged = self.transfers.staged_transfer(token_id)
         old = self.transfers.drop_staged_transfer(token_id)
@@ -192,13 +235,14 @@ class OwnerActions:
             self.blobs.delete_many(digests)
             self.journal.forget_blobs(token_id, digests)
 
-    def finish_transfer(self, token_id: int) -> None:
+    def _finish(self, token_id: int, checkpoint: bool = True) -> None:
         old_digest = self.transfers.complete_transfer(token_id)
         if old_digest:
             self.blobs.delete_many([old_digest])
         self._sweep(token_id)  # the old stream's chunks: their key is no longer the record's
-        self.catalog.checkpoint()
-        self.blobs.checkpoint()
+        if checkpoint:
+            self.catalog.checkpoint()
+            self.blobs.checkpoint()
 
 
 # -- re-sealing a stream: the old one decrypted straight into the new one ----------------

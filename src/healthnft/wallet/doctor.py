@@ -26,7 +26,7 @@ from healthnft.ledger.client import Ledger
 from healthnft.store import Repositories
 from healthnft.store.journal import BatchRow
 from healthnft.vault import KeyCard, Vault
-from healthnft.wallet.wallet import Wallet
+from healthnft.wallet.wallet import Wallet, recovered
 
 __all__ = ["Checkup", "Finding", "examine", "index_behind", "repair"]
 
@@ -38,6 +38,9 @@ PROBLEMS = {
     "key_missing": "the owner's key for it is not in the index",
     "ciphertext_missing": "its ciphertext is not in the vault",
     "not_on_chain": "the index has a record the chain never minted",
+    "recovered": "its owner's account was recovered by guardians and the record is not "
+                 "re-keyed for the new key yet: run `healthnft recovery execute ID` again "
+                 "where the new key is",
 }
 #: Findings that mean the index is behind the chain: no command should act on it.
 BEHIND = frozenset({"owner_behind", "missing"})
@@ -132,6 +135,10 @@ class _Doctor:
                 staged = self.index.transfers.staged_transfer(t)
                 if quick and staged and _same(staged.new_owner, chain_owner):
                     continue  # an interrupted transfer: its retry finishes it
+                if row.status != "burned" and recovered(self.ledger, row.owner, chain_owner):
+                    if not quick:  # not behind: the recovered account re-keys it
+                        found(t, "recovered", repairable=False)
+                    continue
                 card = None if quick else self.good_card(cards_of.get(t, []), chain_owner)
                 found(t, "owner_behind", card, repairable=None if not quick else False)
                 continue

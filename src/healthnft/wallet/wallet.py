@@ -81,6 +81,18 @@ class OpenedRecord:
         return IMAGING_META in self.meta
 
 
+def recovered(ledger: Ledger, recorded: str, owner: str) -> bool:
+    """Whether ``owner`` holds ``recorded``'s tokens because guardians recovered
+    ``recorded``'s account into it (the chain's registry says so): a catalogue row
+    still under the lost address is then the recovered account's, not a stale one."""
+    from healthnft.ledger.recovery import successor_of
+
+    if ledger.registry.functions.recovery_depth(owner).call() == 0:
+        return False  # one read for every owner never recovered into
+    new = successor_of(ledger, recorded)
+    return new is not None and new.lower() == owner.lower()
+
+
 def public_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """A record's metadata without its stream index (which holds the stream key)."""
     return {k: v for k, v in meta.items() if k != STREAM_META}
@@ -223,6 +235,8 @@ class Wallet:
             return "tampered: commitment or proof does not match the on-chain root"
         owner = self.ledger.owner_of(row.token_id)
         if owner is None or owner.lower() != row.owner.lower():
+            if owner is not None and recovered(self.ledger, row.owner, owner):
+                return None  # guardians moved the owner's account; its records follow it
             return "owner on chain differs from the wallet"
         return None
 

@@ -8,12 +8,21 @@ const PURPOSES = [["treatment", "treatment"], ["research", "research"],
   ["insurance", "an insurance claim"], ["public-health", "public health"]];
 const KIND_WORDS = { hospital: "Hospital", pharma: "Pharmaceutical company",
   research: "Research institute", insurer: "Insurer", government: "Government body",
-  patient: "Patient" };
+  manufacturer: "Drug manufacturer", pharmacy: "Pharmacy", patient: "Patient" };
 const KIND_PLURAL = { hospital: "Hospitals", pharma: "Pharmaceutical companies",
   research: "Research institutes", insurer: "Insurers", government: "Government bodies" };
 const CATEGORIES = [["laboratory", "laboratory results"], ["vital-signs", "vital signs"],
   ["immunization", "vaccinations"], ["condition", "conditions"], ["medication", "medications"]];
 let me = null;
+// The patient's key when this page holds it (a wallet kept on this device, unlocked with
+// its passphrase): {address, encPublicKey, encPrivateKey, wallet}. Memory only; with it the
+// patient's own records are opened here, never by the server.
+let device = null;
+let deviceModule = null;
+function loadDevice() {  // the ES modules (wallet/crypto.js, keystore.js), on first use
+  deviceModule = deviceModule || import("/static/device.js");
+  return deviceModule;
+}
 let viewSeq = 0;  // each route() draws the page only if no newer route() started since
 
 // -- small helpers -------------------------------------------------------------
@@ -51,6 +60,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     if (res.status === 401 && me && path !== "/api/auth/verify") {  // the session expired
       me = null;
+      forgetDeviceKey();
       setTimeout(() => go("#/signin"), 0);
     }
     let msg = (data && (data.detail || data.error)) || `request failed (${res.status})`;
@@ -110,12 +120,189 @@ function go(hash) { if (location.hash !== hash) location.hash = hash; else route
 async function signIn(keystoreJson, passphrase) {
   say("Unlocking your key on this device…");
   const wallet = await ethers.Wallet.fromEncryptedJson(keystoreJson, passphrase);
+  await signInWith(wallet);
+}
+
+// Sign in with an unlocked key; ``kept`` = the key is this device's own wallet, so the
+// patient's records are opened here from then on.
+async function signInWith(wallet, kept) {
   say("Signing the sign-in message…");
   const { message } = await api("GET", `/api/auth/challenge?address=${wallet.address}`);
   const signature = await wallet.signMessage(message);
   me = await api("POST", "/api/auth/verify", { message, signature });
+  forgetDeviceKey();
+  if (kept) {
+    const { keystore } = await loadDevice();
+    device = { ...(await keystore.identity(wallet)), wallet };
+  }
   say(`Signed in as ${kindWord(me.kind)} ${me.name}`, "ok");
   go(me.kind === "patient" ? "#/records" : me.kind === "hospital" ? "#/mint" : "#/shared");
+}
+
+function forgetDeviceKey() {
+  if (device && device.encPrivateKey) device.encPrivateKey.fill(0);
+  device = null;
+}
+
+async function deviceWallets() {
+  try {
+    const { keystore } = await loadDevice();
+    return await keystore.listWallets();
+  } catch (_e) { return []; }  // no IndexedDB (private mode): nothing kept here
+}
+
+function walletErrorText(e) {
+  return e && e.name === "WrongPassphraseError" ? "Wrong passphrase: nothing was changed."
+    : e.message;
+}
+
+// What a hospital needs to register this wallet: its address and encryption public key.
+function publicPart(w) {
+  return h("dl", { class: "public-key" },
+    h("dt", {}, "Address"), h("dd", { class: "mono" }, w.address),
+    h("dt", {}, "Encryption public key (X25519, hex)"), h("dd", { class: "mono" }, w.encPublicKey));
+}
+
+function deviceWalletCards(kept, demoPatients) {
+  const cards = [];
+  if (kept.length) {
+    const pick = h("select", {}, kept.map((w) => h("option", { value: w.address }, w.address)));
+    const pass = h("input", { type: "password", autocomplete: "current-password" });
+    const submit = h("button", { type: "submit" }, "Unlock and sign in");
+    cards.push(h("form", { class: "card", "aria-label": "Your wallet on this device",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        working(submit, async () => {
+          const { keystore } = await loadDevice();
+          say("Unlocking your key on this device…");
+          let wallet;
+          try { wallet = await keystore.unlockWallet(pick.value, pass.value); }
+          catch (e) { throw new Error(walletErrorText(e)); }
+          await signInWith(wallet, true);
+        });
+      } },
+      h("h2", {}, "Your wallet on this device"),
+      h("p", {}, "Kept in this browser, encrypted under your passphrase. Your records are "
+        + "opened here; the service sends only sealed data."),
+      field("device-wallet", "Wallet", pick), field("device-passphrase", "Wallet passphrase", pass),
+      submit));
+  }
+  if (demoPatients.length) {
+    const pick = h("select", {}, demoPatients.map((w, i) =>
+      h("option", { value: String(i) }, `${w.name} (${short(w.address)})`)));
+    const pass = h("input", { type: "password", autocomplete: "new-password", minlength: "8" });
+    const submit = h("button", { type: "submit" }, "Use this demo patient");
+    cards.push(h("form", { class: "card demo", "aria-label": "Use a demo patient (demo only)",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        working(submit, async () => {
+          if (pass.value.length < 8) throw new Error("choose a passphrase of 8 characters or more");
+          const w = demoPatients[Number(pick.value)];
+          const { keystore } = await loadDevice();
+          say("Loading the demo patient's key into this browser…");
+          const wallet = await keystore.importKeystore(JSON.stringify(w.keystore), w.passphrase);
+          await keystore.saveWallet(wallet, pass.value);
+          await signInWith(wallet, true);
+        });
+      } },
+      h("h2", {}, "Use a demo patient ", h("span", { class: "badge demo-only" }, "demo only")),
+      h("p", {}, "Loads a demo patient's key into this browser's storage, encrypted under a "
+        + "passphrase you choose, so this page holds the key and opens the records itself. "
+        + "Demo keys come from a fixed seed: never for real data."),
+      field("demo-patient", "Demo patient", pick),
+      field("demo-passphrase", "New passphrase for this device", pass), submit));
+  }
+  cards.push(createWalletCard(), importWalletCard());
+  return cards;
+}
+
+function createWalletCard() {
+  const pass = h("input", { type: "password", autocomplete: "new-password", minlength: "8" });
+  const again = h("input", { type: "password", autocomplete: "new-password" });
+  const out = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Create wallet");
+  return h("details", { class: "card" }, h("summary", {}, "Create a new wallet"),
+    h("form", { "aria-label": "Create a new wallet", onsubmit: (ev) => {
+      ev.preventDefault();
+      working(submit, async () => {
+        if (pass.value.length < 8) throw new Error("choose a passphrase of 8 characters or more");
+        if (pass.value !== again.value) throw new Error("the two passphrases differ");
+        const { keystore } = await loadDevice();
+        say("Creating your key in this browser…");
+        const wallet = keystore.createWallet();
+        const pub = await keystore.saveWallet(wallet, pass.value);
+        pass.value = again.value = "";
+        out.replaceChildren(h("p", { class: "consent" }, "Your wallet is kept on this device. "
+          + "A hospital registers you from these two public values:"), publicPart(pub),
+        h("p", { class: "warning" }, "Write down your recovery phrase and keep it offline: "
+          + "with it anyone can take your records, without it a lost device loses them."),
+        h("p", { class: "mono", id: "new-phrase" }, keystore.phraseOf(wallet)));
+        say("Wallet created on this device.", "ok");
+      });
+    } },
+    h("p", {}, "Your key is made here and never leaves this browser unencrypted."),
+    field("new-passphrase", "New wallet passphrase", pass),
+    field("new-passphrase-again", "The passphrase again", again), submit, out));
+}
+
+function importWalletCard() {
+  const file = h("input", { type: "file", accept: ".json,application/json" });
+  const phrase = h("textarea", { rows: "2", autocomplete: "off", spellcheck: "false" });
+  const pass = h("input", { type: "password", autocomplete: "current-password" });
+  const out = h("div", { "aria-live": "polite" });
+  const submit = h("button", { type: "submit" }, "Import");
+  return h("details", { class: "card" }, h("summary", {}, "Import a keystore file or recovery phrase"),
+    h("form", { "aria-label": "Import a wallet", onsubmit: (ev) => {
+      ev.preventDefault();
+      working(submit, async () => {
+        const { keystore } = await loadDevice();
+        let wallet;
+        if (file.files.length) {
+          try { wallet = await keystore.importKeystore(await file.files[0].text(), pass.value); }
+          catch (e) { throw new Error(walletErrorText(e)); }
+        } else if (phrase.value.trim()) {
+          if (pass.value.length < 8) throw new Error("choose a passphrase of 8 characters or more");
+          wallet = keystore.importPhrase(phrase.value);
+        } else throw new Error("choose a keystore file or type your recovery phrase");
+        const pub = await keystore.saveWallet(wallet, pass.value);
+        phrase.value = pass.value = "";
+        out.replaceChildren(h("p", { class: "consent" }, "Imported: kept on this device."),
+          publicPart(pub));
+        say("Wallet imported on this device.", "ok");
+      });
+    } },
+    field("import-file", "Keystore file (keystore v3)", file),
+    field("import-phrase", "Or the recovery phrase", phrase),
+    field("import-passphrase", "Passphrase (the file's; or a new one for a phrase)", pass),
+    submit, out));
+}
+
+async function showWallet(_arg, ctx) {
+  if (!device) {
+    page(ctx, "Your wallet", h("p", {}, "This session's key is not kept on this device. "
+      + "Sign in with a wallet on this device to see and export it."));
+    return;
+  }
+  const { keystore } = await loadDevice();
+  const phrase = keystore.phraseOf(device.wallet);
+  const spot = h("div", { "aria-live": "polite" });
+  page(ctx, "Your wallet", h("section", { class: "card", "aria-label": "Public part" },
+    h("p", {}, "A hospital registers you from these public values (they open nothing):"),
+    publicPart(device)),
+  h("div", { class: "row" },
+    h("button", { type: "button", onclick: async () => {
+      const text = await keystore.storedKeystore(device.address);
+      const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+      const a = h("a", { href: url, download: `healthnft-${device.address}.json` });
+      document.body.append(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+      say("Keystore exported (still encrypted under your passphrase).", "ok");
+    } }, "Export keystore file"),
+    phrase ? h("button", { type: "button", class: "secondary", onclick: () => {
+      spot.replaceChildren(h("p", { class: "warning" }, "Anyone with this phrase holds your "
+        + "records. Keep it offline."), h("p", { class: "mono" }, phrase));
+    } }, "Show recovery phrase") : null),
+  spot);
 }
 
 async function showSignIn(_arg, ctx) {
@@ -123,6 +310,9 @@ async function showSignIn(_arg, ctx) {
   if (document.getElementById("main").dataset.view === "signin") return;
   let demo = [];
   try { demo = await api("GET", "/api/demo/wallets"); } catch (_e) { demo = []; }
+  let demoPatients = [];
+  try { demoPatients = await api("GET", "/api/demo/patients"); } catch (_e) { demoPatients = []; }
+  const kept = await deviceWallets();
   if (me) return;  // signed in while this page was loading: a newer route draws the page
   const file = h("input", { type: "file", accept: ".json,application/json" });
   const pass = h("input", { type: "password", autocomplete: "current-password" });
@@ -139,7 +329,7 @@ async function showSignIn(_arg, ctx) {
     field("keystore", "Keystore file", file),
     field("passphrase", "Passphrase", pass),
     h("button", { type: "submit" }, "Sign in"));
-  const parts = [form];
+  const parts = [...deviceWalletCards(kept, demoPatients), form];
   if (demo.length) {
     const pick = h("select", {}, demo.map((w, i) =>
       h("option", { value: String(i) }, `${kindWord(w.kind)} — ${w.name} (${short(w.address)})`)));
@@ -160,7 +350,58 @@ async function showSignIn(_arg, ctx) {
 
 // -- patient pages -------------------------------------------------------------
 
+// A patient whose wallet is kept on this device but not unlocked in this page (a reload):
+// ask for the passphrase rather than let the server open anything.
+async function needsUnlock(ctx) {
+  if (device || !me || me.kind !== "patient") return false;
+  const kept = await deviceWallets();
+  if (!kept.some((w) => w.address.toLowerCase() === me.address.toLowerCase())) return false;
+  const pass = h("input", { type: "password", autocomplete: "current-password" });
+  const submit = h("button", { type: "submit" }, "Unlock");
+  page(ctx, "Unlock your wallet", h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    working(submit, async () => {
+      const { keystore } = await loadDevice();
+      let wallet;
+      try { wallet = await keystore.unlockWallet(me.address, pass.value); }
+      catch (e) { throw new Error(walletErrorText(e)); }
+      device = { ...(await keystore.identity(wallet)), wallet };
+      say("Unlocked on this device.", "ok");
+      route();
+    });
+  } }, h("p", {}, "Your records are opened on this device: unlock your wallet to read them."),
+  field("unlock-passphrase", "Wallet passphrase", pass), submit));
+  return true;
+}
+
+// The patient's list when the key is on this device: coarse metadata only (nothing the
+// server decrypted); each record is opened here when chosen.
+async function showDeviceRecords(ctx) {
+  const [rows, mod] = await Promise.all([api("GET", "/api/device/records"), loadDevice()]);
+  const groups = new Map();
+  for (const r of rows) {
+    if (!groups.has(r.category_title)) groups.set(r.category_title, []);
+    groups.get(r.category_title).push(r);
+  }
+  const sections = [...groups.entries()].sort((a, b) => a[0].localeCompare(b[0])).map(
+    ([title, items]) => h("section", { "aria-label": title },
+      h("h2", {}, `${title} (${items.length})`),
+      h("ul", { class: "timeline" }, items.map((r) => h("li", {},
+        h("a", { href: `#/record/${r.token_id}`, "data-token": String(r.token_id) },
+          r.status === "at-issuer" ? "Held at the node of the institution that issued it"
+            : `${mod.kindWord(r.category)} — ${r.resource_type || "record"}`,
+          h("span", { class: "date" }, `${r.effective_date ? humanDate(r.effective_date) + " · " : ""}`
+            + `token ${r.token_id} · ${r.status}`)))))));
+  page(ctx, `Your records (${rows.length})`,
+    rows.length ? h("p", { class: "muted" }, "Each record is a token in your wallet. Its "
+      + "content stays sealed until you open it: it is decrypted here, on this device.") :
+      h("p", {}, "No records in this wallet yet."),
+    ...sections);
+}
+
 async function showRecords(_arg, ctx) {
+  if (await needsUnlock(ctx)) return;
+  if (device) { await showDeviceRecords(ctx); return; }
   const rows = await api("GET", "/api/records");
   const groups = new Map();
   for (const r of rows) {
@@ -180,8 +421,64 @@ async function showRecords(_arg, ctx) {
     ...sections);
 }
 
+// The patient's own record, opened on this device from its sealed form. Anything that does
+// not match (proof, root, ciphertext, key, commitment) shows "tampered", never the record.
+async function showDeviceRecord(id, ctx) {
+  page(ctx, `Record ${id}`, h("p", { class: "muted", id: "opening", role: "status",
+    "aria-busy": "true" }, "Opening on this device: checking against the chain and decrypting…"));
+  const mod = await loadDevice();
+  const sealed = await api("GET", `/api/records/${id}/sealed`);
+  const root = await mod.batchRoot(sealed.token_contract, id);  // from the chain, by this page
+  let opened;
+  try {
+    opened = await mod.openSealed(sealed, device.encPrivateKey, root);
+  } catch (e) {
+    if (!(e instanceof mod.TamperedError)) throw e;
+    page(ctx, `Record ${id}`,
+      h("p", {}, h("span", { class: "badge tampered", id: "badge" }, "tampered")),
+      h("p", { class: "warning", id: "tampered" }, "This record does not match what the chain "
+        + "holds for it, so it is not shown. Nothing was changed; tell the hospital that issued it."));
+    return;
+  }
+  const category = opened.meta.category || sealed.category;
+  const rec = opened.resource;
+  const v = sealed.superseded_by
+    ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
+    : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
+      + "root, ciphertext, key and commitment match" };
+  const view = rec && typeof rec === "object" ? {
+    token_id: Number(id), owned: true, category, category_title: mod.categoryTitle(category),
+    resource_type: rec.resourceType || sealed.resource_type,
+    date: mod.recordDate(rec) || opened.meta.effective_date,
+    summary: mod.summary(rec, category, humanDate), measurements: mod.measurements(rec),
+    attachments: mod.attachments(rec), resource: rec, resource_json: opened.text,
+    verification: v, on_device: true,
+  } : {
+    token_id: Number(id), owned: true, category, category_title: mod.categoryTitle(category),
+    resource_type: sealed.resource_type, date: opened.meta.effective_date,
+    summary: `${mod.kindWord(category)} — ${sealed.resource_type}`, measurements: [],
+    attachments: [], resource: null, resource_json: opened.text, verification: v, on_device: true,
+  };
+  renderRecord(id, ctx, view);
+}
+
+// What a form needs to name a record: with the key on this device, only the listing's
+// coarse metadata (the server is not asked to open it); otherwise the server's view.
+async function recordHeadline(id) {
+  if (!device) return api("GET", `/api/records/${id}`);
+  const [rows, mod] = await Promise.all([api("GET", "/api/device/records"), loadDevice()]);
+  const row = rows.find((r) => String(r.token_id) === String(id));
+  if (!row) throw new Error("no record you may open has this id");
+  return { ...row, summary: `${mod.kindWord(row.category)} — ${row.resource_type}, token ${id}` };
+}
+
 async function showRecord(id, ctx) {
-  const rec = await api("GET", `/api/records/${id}`);
+  if (await needsUnlock(ctx)) return;
+  if (device) { await showDeviceRecord(id, ctx); return; }
+  renderRecord(id, ctx, await api("GET", `/api/records/${id}`));
+}
+
+function renderRecord(id, ctx, rec) {
   const v = rec.verification;
   const parts = [
     h("p", {}, h("span", { class: `badge ${v.badge}`, id: "badge" }, v.badge), " ",
@@ -230,7 +527,8 @@ async function showRecord(id, ctx) {
   parts.push(h("details", {}, h("summary", {}, "The full record (FHIR R4)"),
     // resource_json keeps each decimal as sent (5.60); JSON.parse would make it 5.6.
     h("pre", {}, rec.resource_json || JSON.stringify(rec.resource, null, 2))));
-  if (rec.owned && ["immunization", "laboratory"].includes(rec.category)) {
+  // The card is made by the service from the record's content: not for a record opened here.
+  if (rec.owned && !rec.on_device && ["immunization", "laboratory"].includes(rec.category)) {
     const spot = h("div", { id: "health-card", "aria-live": "polite" });
     parts.push(h("button", { class: "secondary", onclick: async () => {
       try {
@@ -256,7 +554,7 @@ async function showRecord(id, ctx) {
 
 async function showShare(id, ctx) {
   const [people, rec] = await Promise.all([api("GET", "/api/participants"),
-    api("GET", `/api/records/${id}`)]);
+    recordHeadline(id)]);
   if (!people.length) { page(ctx, "Share", h("p", {}, "No institution to share with yet.")); return; }
   const who = h("select", {}, people.map((p) =>
     h("option", { value: p.address }, `${kindWord(p.kind)} — ${p.name}`)));
@@ -534,7 +832,7 @@ function policyForm() {
 
 async function showAllowCorrection(id, ctx) {
   const [people, rec] = await Promise.all([api("GET", "/api/participants"),
-    api("GET", `/api/records/${id}`)]);
+    recordHeadline(id)]);
   const hospitals = people.filter((p) => p.kind === "hospital");
   if (!hospitals.length) {
     page(ctx, "Allow a correction", h("p", {}, "No hospital is registered on this network."));
@@ -663,7 +961,7 @@ function drawNav() {
   const nav = document.getElementById("nav");
   const who = document.getElementById("who");
   if (!me) { nav.hidden = true; who.textContent = ""; return; }
-  const links = NAV[me.kind] || NAV.other;
+  const links = [...(NAV[me.kind] || NAV.other), ...(device ? [["#/wallet", "Wallet"]] : [])];
   nav.replaceChildren(...links.map(([href, text]) => h("a", { href,
     "aria-current": location.hash.startsWith(href) ? "page" : null }, text)),
   h("a", { href: "#/signout" }, "Sign out"));
@@ -683,14 +981,14 @@ async function route() {
     }
     if (name === "signout") {
       try { await api("POST", "/api/auth/logout"); } catch (_e) { /* already out */ }
-      me = null; say("Signed out."); go("#/signin"); return;
+      me = null; forgetDeviceKey(); say("Signed out."); go("#/signin"); return;
     }
     drawNav();
     if (!me) { await showSignIn(undefined, ctx); return; }
     const views = { records: showRecords, record: showRecord, share: showShare,
       grants: showGrants, requests: showRequests, log: showLog, transfer: showTransfer,
       burn: showBurn, shared: showShared, mint: showMint, policies: showPolicies,
-      "allow-correction": showAllowCorrection, amend: showAmend };
+      "allow-correction": showAllowCorrection, amend: showAmend, wallet: showWallet };
     const view = views[name] || (me.kind === "patient" ? showRecords : me.kind === "hospital" ? showMint : showShared);
     await view(arg, ctx);
   } catch (e) {

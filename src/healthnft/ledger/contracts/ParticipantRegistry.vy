@@ -4,7 +4,8 @@
 @custom:contract-name ParticipantRegistry
 @license Apache-2.0
 @notice The list of who may take part in the healthnft network: patients,
-        hospitals, pharma, research institutes, insurers and government bodies.
+        hospitals, pharma, research institutes, insurers, government bodies,
+        key custodians, drug manufacturers and pharmacies.
         Only the consortium admin (the `ownable` owner) registers participants
         and grants the issuer role (hospitals that may mint records). In a
         consortium the owner is a `Governance` contract, so every such change
@@ -46,6 +47,12 @@ KIND_INSURER: public(constant(uint8)) = 5
 KIND_GOVERNMENT: public(constant(uint8)) = 6
 # @dev Key custodian services (hold k-of-n key shares; see ConsentManager).
 KIND_CUSTODIAN: public(constant(uint8)) = 7
+# @dev Drug manufacturers: commission medicine batches (see DrugBatchRegistry).
+#      Pharma keeps its research role; a company doing both registers two accounts.
+KIND_MANUFACTURER: public(constant(uint8)) = 8
+# @dev Pharmacies (dispensers): decommission packs when they hand them out. A hospital
+#      dispenses too (its pharmacy), under its own hospital account.
+KIND_PHARMACY: public(constant(uint8)) = 9
 
 
 struct Participant:
@@ -154,7 +161,7 @@ def register(account: address, kind: uint8, encryption_key: bytes32):
     """
     self._check_owner_or_registrar(kind)
     assert account != empty(address), "registry: zero address"
-    assert kind >= KIND_PATIENT and kind <= KIND_CUSTODIAN, "registry: unknown kind"
+    assert kind >= KIND_PATIENT and kind <= KIND_PHARMACY, "registry: unknown kind"
     assert encryption_key != empty(bytes32), "registry: empty encryption key"
     assert self.participants[account].kind == 0, "registry: already registered"
     self.participants[account] = Participant(kind=kind, active=True, encryption_key=encryption_key)
@@ -372,12 +379,28 @@ def is_institution(account: address) -> bool:
     """
     @notice Whether `account` is an active institution: a member that is neither
             a patient nor a key custodian (hospital, pharma, research, insurer,
-            government). Only these may be approved to move a patient's record.
+            government, manufacturer, pharmacy). Only these may be approved to move a patient's record.
     @param account Any address.
     @return True when registered, active and an institution.
     """
     p: Participant = self.participants[account]
     return p.active and p.kind != KIND_PATIENT and p.kind != KIND_CUSTODIAN
+
+
+@external
+@view
+def active_kind(account: address) -> uint8:
+    """
+    @notice The kind of an active participant, 0 for anyone else (unknown or
+            suspended): the one read a contract needs to check a role.
+    @dev Two storage reads where `participant` takes three; the drug registry
+         calls it on every dispense.
+    @param account Any address.
+    @return A KIND_* code, or 0.
+    """
+    if not self.participants[account].active:
+        return 0
+    return self.participants[account].kind
 
 
 @external

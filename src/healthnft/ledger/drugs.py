@@ -1,0 +1,240 @@
+"""Python side of the DrugBatchRegistry contract: medicine packs against counterfeits.
+
+A manufacturer commissions a batch as one Merkle root (the salts and the tree stay in
+its home: :mod:`healthnft.drugs.commitments`); a pharmacy or a hospital decommissions a
+pack as it dispenses it; the manufacturer recalls; a regulator quarantines::
+
+    drugs = DrugRegistry.install(ledger, admin)          # healthnft init does this
+    batch = build_batch(gtin, lot, "281231", serials)
+    drugs.commission(manufacturer, batch.batch_key, batch.root, batch.expiry_time)
+    pack = batch.pack(0)                                 # or PackBook.find(gtin, serial)
+    drugs.dispense(pharmacy, pack.batch_key, pack.commitment, pack.proof).outcome
+    # 'dispensed'; the same pack again: 'alert' (logged on chain, nothing changed)
+    drugs.pack_status(pack.batch_key, pack.commitment, pack.proof).status
+
+What the contract guarantees, and what "never reveals who dispensed" can mean on a
+ledger every member reads, is in the NatSpec of ``contracts/DrugBatchRegistry.vy``.
+This module adds no rule of its own: a refusal is the contract's revert, raised as
+:class:`~healthnft.errors.LedgerError` with the contract's message (``drugs: expired``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.logs import DISCARD
+
+from healthnft.errors import LedgerError
+from healthnft.ledger import merkle
+from healthnft.ledger.client import Ledger
+from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
+
+#: EU FMD: a dispenser may undo a decommission for 10 days.
+UNDO_WINDOW_S = 10 * 86400
+#: The most packs :meth:`DrugRegistry.dispense_basket` takes (the contract's MAX_BASKET).
+MAX_BASKET = 16
+#: The contract's events, each a status change (EPCIS export reads them).
+EVENTS = ("Commissioned", "Dispensed", "DispenseAlert", "DispenseUndone", "Recalled",
+          "Quarantined", "Released")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PackStatus:
+    """A pack as the chain sees it (never who dispensed it)."""
+
+    #: The batch was commissioned (and, when a proof was given, the pack is in it).
+    known: bool
+    expiry: int
+    recalled: bool
+    quarantined: bool
+    #: Unix time of the decommission (0: not dispensed).
+    dispensed_at: int
+    #: The chain's time the status was read at.
+    now: int
+
+    @property
+    def expired(self) -> bool:
+        return self.known and self.now >= self.expiry
+
+    @property
+    def status(self) -> str:
+        """One word: unknown, recalled, quarantined, dispensed, expired or active (a
+        recall or quarantine outranks the rest: it is what a pharmacist must act on)."""
+        if not self.known:
+            return "unknown"
+        if self.recalled:
+            return "recalled"
+        if self.quarantined:
+            return "quarantined"
+        if self.dispensed_at:
+            return "dispensed"
+        if self.expired:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class Dispense:
+    """What one dispense did: ``dispensed``, or ``alert`` (the pack was already
+    decommissioned; the alert is on chain, nothing else changed)."""
+
+    outcome: str
+    receipt: dict
+    #: For an alert: when the pack was first decommissioned.
+    first_dispensed_at: int = 0
+
+
+class DrugRegistry:
+    """The DrugBatchRegistry contract of a network."""
+
+    def __init__(self, ledger: Ledger, address: str | None = None) -> None:
+        self.ledger = ledger
+        if address is None:
+            if ledger.drugs is None:
+                raise LedgerError("this network has no drug registry")
+            address = str(ledger.drugs.address)
+        self.contract = ledger.w3.eth.contract(address=Web3.to_checksum_address(address),
+                                               abi=compile_contract("DrugBatchRegistry").abi)
+        #: Receipt of the last transaction sent through this object (gas, events).
+        self.last_receipt: dict | None = None
+        self._roots: dict[bytes, bytes] = {}  # a batch's root never changes
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    # -- finding and installing ------------------------------------------------
+
+    @classmethod
+    def of(cls, ledger: Ledger) -> DrugRegistry | None:
+        """The drug registry ``ledger`` knows, or None."""
+        return None if ledger.drugs is None else cls(ledger)
+
+    @classmethod
+    def deploy(cls, ledger: Ledger, sender: LocalAccount,
+               evm_version: str = DEFAULT_EVM_VERSION) -> DrugRegistry:  # fmt: skip
+        """Deploy the contract over ``ledger``'s registry and attach it to ``ledger`` (its
+        events join the index). It needs no owner: every right is a participant kind."""
+        compiled = compile_contract("DrugBatchRegistry", evm_version)
+        address = ledger.deploy_contract(sender, compiled.abi, compiled.bytecode,
+                                         [ledger.registry.address])  # fmt: skip
+        ledger.attach_drugs(address)
+        return cls(ledger, address)
+
+    # -- the manufacturer ------------------------------------------------------
+
+    def commission_call(self, batch_key: bytes, root: bytes, expiry: int) -> Any:
+        return self.contract.functions.commission(batch_key, root, int(expiry))
+
+    def commission(self, manufacturer: LocalAccount, batch_key: bytes, root: bytes,
+                   expiry: int) -> dict:  # fmt: skip
+        """Commission a batch (``expiry``: the unix time from which it is expired)."""
+        return self._send(manufacturer, self.commission_call(batch_key, root, expiry))
+
+    def recall(self, manufacturer: LocalAccount, batch_key: bytes) -> dict:
+        return self._send(manufacturer, self.contract.functions.recall(batch_key))
+
+    # -- the regulator ---------------------------------------------------------
+
+    def quarantine(self, regulator: LocalAccount, batch_key: bytes) -> dict:
+        return self._send(regulator, self.contract.functions.quarantine(batch_key))
+
+    def release(self, regulator: LocalAccount, batch_key: bytes) -> dict:
+        return self._send(regulator, self.contract.functions.release(batch_key))
+
+    # -- the dispenser ---------------------------------------------------------
+
+    def dispense_call(self, batch_key: bytes, commitment: bytes, proof: list[bytes]) -> Any:
+        return self.contract.functions.dispense(batch_key, commitment, list(proof))
+
+    def dispense(self, dispenser: LocalAccount, batch_key: bytes, commitment: bytes,
+                 proof: list[bytes]) -> Dispense:  # fmt: skip
+        """Decommission a pack. Refused (:class:`LedgerError`, nothing changed) for an
+        unknown, recalled, quarantined or expired pack; a pack already decommissioned
+        answers ``alert``, which the chain keeps for its manufacturer and regulators."""
+        receipt = self._send(dispenser, self.dispense_call(batch_key, commitment, proof))
+        for ev in self.contract.events.DispenseAlert().process_receipt(receipt, errors=DISCARD):
+            return Dispense("alert", receipt, int(ev["args"]["dispensed_at"]))
+        return Dispense("dispensed", receipt)
+
+    def dispense_basket(
+        self, dispenser: LocalAccount, packs: list[tuple[bytes, bytes, list[bytes]]]
+    ) -> list[Dispense]:
+        """Decommission a basket's packs, each ``(batch_key, commitment, proof)``, in one
+        transaction (up to :data:`MAX_BASKET`): all or none are refused; the answer has
+        one :class:`Dispense` per pack, in order (``alert`` for one already dispensed)."""
+        if not 1 <= len(packs) <= MAX_BASKET:
+            raise LedgerError(f"a basket holds 1 to {MAX_BASKET} packs")
+        keys, commitments, proofs = (list(x) for x in zip(*packs, strict=True))
+        call = self.contract.functions.dispense_basket(keys, commitments,
+                                                       [list(p) for p in proofs])  # fmt: skip
+        receipt = self._send(dispenser, call)
+        alerts = {bytes(ev["args"]["commitment"]): int(ev["args"]["dispensed_at"])
+                  for ev in self.contract.events.DispenseAlert().process_receipt(
+                      receipt, errors=DISCARD)}  # fmt: skip
+        return [Dispense("alert", receipt, alerts[c]) if c in alerts
+                else Dispense("dispensed", receipt) for c in commitments]  # fmt: skip
+
+    def undo(self, dispenser: LocalAccount, batch_key: bytes, commitment: bytes) -> dict:
+        """Undo one's own decommission within :data:`UNDO_WINDOW_S`."""
+        return self._send(dispenser, self.contract.functions.undo(batch_key, commitment))
+
+    # -- reading ---------------------------------------------------------------
+
+    def root_of(self, batch_key: bytes) -> bytes | None:
+        """The batch's Merkle root (None: not commissioned)."""
+        if batch_key in self._roots:
+            return self._roots[batch_key]
+        root = bytes(self.contract.functions.root_of(batch_key).call())
+        if root == bytes(32):
+            return None
+        self._roots[batch_key] = root
+        return root
+
+    def manufacturer_of(self, batch_key: bytes) -> str | None:
+        who = self.contract.functions.manufacturer_of(batch_key).call()
+        return None if int(who, 16) == 0 else str(who)
+
+    def pack_status(self, batch_key: bytes, commitment: bytes, proof: list[bytes] | None = None,
+                    now: int | None = None) -> PackStatus:  # fmt: skip
+        """The pack's status. With ``proof`` the pack must also be a leaf of its batch
+        (checked here, against the root on chain) or it is ``unknown``; without one,
+        only the batch is checked. ``now`` defaults to the chain's latest block time."""
+        commissioned, expiry, recalled, quarantined, at = (
+            self.contract.functions.status_of(batch_key, commitment).call())  # fmt: skip
+        known = bool(commissioned)
+        if known and proof is not None:
+            root = self.root_of(batch_key)
+            known = root is not None and merkle.verify(
+                merkle.keccak(b"\x00" + commitment), list(proof), root)  # fmt: skip
+        if now is None:
+            now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
+        return PackStatus(known, int(expiry), bool(recalled), bool(quarantined), int(at),
+                          int(now))  # fmt: skip
+
+    def events(self, batch_key: bytes) -> list[dict[str, Any]]:
+        """Every status change of a batch, oldest first: ``event`` (a name of
+        :data:`EVENTS`), ``commitment`` (pack events), ``block``, ``time``, ``tx``, and
+        the event's other fields (never a dispenser: the contract logs none)."""
+        if self.ledger.drugs is None or self.ledger.drugs.address != self.contract.address:
+            self.ledger.attach_drugs(self.address)
+        out: list[tuple[int, int, dict[str, Any]]] = []
+        times: dict[int, int] = {}
+        for name in EVENTS:
+            for ev in self.ledger.logs(name, batch_key=batch_key):
+                block = int(ev["blockNumber"])
+                if block not in times:
+                    times[block] = int(self.ledger.w3.eth.get_block(block)["timestamp"])
+                row: dict[str, Any] = {"event": name, "block": block, "time": times[block],
+                                       "tx": "0x" + bytes(ev["transactionHash"]).hex()}
+                for key, value in ev["args"].items():
+                    row[key] = "0x" + bytes(value).hex() if isinstance(value, bytes) else value
+                out.append((block, int(ev["logIndex"]), row))
+        return [row for _b, _i, row in sorted(out, key=lambda x: (x[0], x[1]))]
+
+    def _send(self, account: LocalAccount, call: Any) -> dict:
+        self.last_receipt = self.ledger.transact(account, call)
+        return self.last_receipt
