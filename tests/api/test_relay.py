@@ -412,3 +412,30 @@ def test_a_legacy_transaction_is_relayed_too(world: World) -> None:
     assert r.status_code == 200, r.text
     number = r.json()["result"]["policy"]
     assert client.get("/api/policies").json()[number - 1]["kind"] == "insurer"
+
+
+def test_a_transfer_mined_before_the_node_staged_it_is_finished_by_the_retry(world: World) -> None:
+    """The signed bytes reached the chain without the node's bookkeeping (sent straight
+    to the ledger, as after a crash or through another node): sending them again here
+    re-seals the record for its new owner and switches the catalogue, once."""
+    from healthnft.services import relay
+
+    client = world.client(world.alice)
+    token = world.tokens("immunization")[-1]
+    prepared = _prepare(client, action="transfer", token_id=token, to=world.hospital)
+    assert prepared["prompt"].endswith("to General Hospital: it becomes theirs, and you can "
+                                       "no longer open or share it.")
+    raw = _sign(prepared, world.alice)
+    tx = relay.decode(raw)
+    svc = world.app.state.service
+    with svc.lock:
+        svc.net.ledger.relay(bytes.fromhex(raw[2:]), tx.sender, tx.nonce, tx.tx_hash)
+    assert world.net.ledger.owner_of(token) == world.hospital
+    assert world.net.catalog.record(token).owner == world.alice.address  # not followed yet
+    first, again = _send(client, raw), _send(client, raw)
+    assert first.status_code == 200, first.text
+    assert first.json() == again.json()
+    assert world.net.catalog.record(token).owner == world.hospital
+    with svc.lock:
+        rec = records_service.open_record(svc.net, world.hospital, token)
+    assert rec.resource["resourceType"] == "Immunization"
