@@ -39,6 +39,7 @@ from healthnft.services import amending, sharing
 from healthnft.services.access import DAY, catalogued, require_owner, same
 
 if TYPE_CHECKING:
+    from healthnft.ledger.consent import Consent
     from healthnft.network import Network
 
 #: The patient actions a device may sign, by name (the ``action`` of :func:`prepare`).
@@ -109,6 +110,12 @@ class Relayed:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _consent(net: Network) -> Consent:
+    from healthnft.ledger.consent import Consent
+
+    return Consent(net.ledger)
 
 
 # -- words ------------------------------------------------------------------------------
@@ -186,12 +193,10 @@ def _category_records(net: Network, owner: str, category: str) -> str:
 def _what_granted(net: Network, grant: Any) -> str:
     if grant.category is not None:
         return f"your {_NOUNS.get(grant.category, ('', 'records'))[1]}"
-    for ev in net.ledger.logs("GrantCreated", owner=grant.owner):
-        if int(ev["args"]["grant_id"]) == grant.grant_id:
-            tokens = sharing._granted_tokens(sharing._consent(net), grant, ev["transactionHash"])
-            if tokens:
-                what = _records(net, tokens)
-                return what if len(tokens) > 1 else f"your {what}"
+    for row in sharing.grants_of(net, grant.owner):
+        if row["grant_id"] == grant.grant_id and row["token_ids"]:
+            what = _records(net, row["token_ids"])
+            return what if len(row["token_ids"]) > 1 else f"your {what}"
     return "your records"
 
 
@@ -218,7 +223,7 @@ def _need(args: dict[str, Any], name: str, action: str) -> Any:
 def _plan(net: Network, me: str, action: str, a: dict[str, Any]) -> tuple[Any, str]:
     """(the contract call, its sentence) for ``action`` by ``me``, after every check."""
     ledger = net.ledger
-    consent = sharing._consent(net)
+    consent = _consent(net)
     if action in ("share", "share-category"):
         purpose, days = str(_need(a, "purpose", action)), int(a.get("days") or 30)
         deid = bool(a.get("deidentified_only"))
@@ -504,7 +509,7 @@ def _stage_transfer(net: Network, actions: Any, token_id: int, to: str) -> None:
 def _settle(net: Network, actions: Any, name: str, args: dict[str, Any],
             receipt: dict) -> dict[str, Any]:  # fmt: skip
     """What the mined transaction made, and this node's own state brought along."""
-    consent = sharing._consent(net)
+    consent = _consent(net)
     if name in ("share_tokens", "share_category"):
         return {"grant_id": consent.grant_created(receipt), "expires": int(args["expires"])}
     if name == "approve":
