@@ -41,6 +41,7 @@ from healthnft.services.access import (
 
 if TYPE_CHECKING:
     from healthnft.network import Network
+    from healthnft.store.catalogue import Participant, RecordRow
     from healthnft.wallet.wallet import OpenedRecord, Verification
 
 #: Said on every transfer: re-encryption protects the future, not the past.
@@ -301,16 +302,27 @@ def transfer(net: Network, owner: str, token_id: int, to: str,
     ident = unlock(net, owner, passphrase)
     row = catalogued(net, token_id)
     resuming = net.catalog.staged_transfer(token_id) is not None and same(row.owner, owner)
-    if not resuming:  # a crash after the on-chain transfer is completed by its sender
-        require_owner(net, token_id, ident.address)
-    recipient = net.participant(to)
-    if same(recipient.address, ident.address):
-        raise InvalidInput("the record is already yours")
+    # (a crash after the on-chain transfer is completed by its sender)
+    row, recipient = check_transfer(net, ident.address, token_id, to, resuming=resuming)
     _, _, issuer_key = net.ledger.participant(row.issuer)
     OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).transfer(
         ident, token_id, recipient.address, recipient.enc_key, issuer_key
     )
     return Transferred(token_id, recipient.address)
+
+
+def check_transfer(net: Network, owner: str, token_id: int, to: str, *,
+                   resuming: bool = False) -> tuple[RecordRow, Participant]:  # fmt: skip
+    """Every check of :func:`transfer` for ``owner`` (an address; no key needed): the
+    record's catalogue row (this node holds it) and its registered recipient, once the
+    record is the owner's on chain (unless ``resuming`` a transfer already mined)."""
+    row = catalogued(net, token_id)
+    if not resuming:
+        require_owner(net, token_id, owner)
+    recipient = net.participant(to)
+    if same(recipient.address, owner):
+        raise InvalidInput("the record is already yours")
+    return row, recipient
 
 
 def burn(net: Network, owner: str, token_id: int, passphrase: str | None = None,

@@ -35,7 +35,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, Conflict, InvalidInput, LedgerError
-from healthnft.services import amending, sharing
+from healthnft.services import amending, records, sharing
 from healthnft.services.access import DAY, catalogued, require_owner, same
 
 if TYPE_CHECKING:
@@ -296,11 +296,7 @@ def _plan(net: Network, me: str, action: str, a: dict[str, Any]) -> tuple[Any, s
         return call, (f"Allow {_name(net, hospital.address)} to correct "
                       f"{_record(net, token_id)} once, with a new version that replaces it.")
     if action == "transfer":
-        row = catalogued(net, token_id)
-        require_owner(net, token_id, me)
-        recipient = net.participant(str(_need(a, "to", action)))
-        if same(recipient.address, me):
-            raise InvalidInput("the record is already yours")
+        row, recipient = records.check_transfer(net, me, token_id, str(_need(a, "to", action)))
         if not net.has_key(row.issuer):
             raise AccessDenied(f"token {token_id}: this node cannot re-encrypt it for its new "
                                "owner (its issuer's key is not here); transfer it at the "
