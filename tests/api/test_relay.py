@@ -231,8 +231,9 @@ def test_add_and_remove_a_policy(world: World) -> None:
     number = result["policy"]
     assert [p["active"] for p in client.get("/api/policies").json()][number - 1] is True
     prompt, _ = _do(world, client, action="remove-policy", number=number)
-    assert _plain(prompt).startswith(f"Turn off your policy {number}, which lets research "
-                                     "institutes read research data")
+    assert _plain(prompt) == (f"Turn off your policy {number}, which lets research "
+                              "institutes read your lab results for research without asking "
+                              "you; grants it already made stay until you revoke them.")
     assert client.get("/api/policies").json()[number - 1]["active"] is False
 
 
@@ -277,6 +278,13 @@ def test_burn(world: World) -> None:
     assert result == {"token_id": token, "burned": True}
     assert world.net.ledger.is_burned(token)
     assert world.net.catalog.record(token).status == "burned"  # shredded at the node
+    # Burned already: said to its last owner; anyone else learns nothing.
+    status, code, _ = _problem(client.post("/api/tx/prepare", json={
+        "action": "burn", "token_id": token, "confirm": True}))
+    assert (status, code) == (409, "conflict")
+    status, code, _ = _problem(world.client(world.mallory).post("/api/tx/prepare", json={
+        "action": "burn", "token_id": token, "confirm": True}))
+    assert (status, code) == (404, "not_found")
 
 
 def test_another_key_cannot_act_through_the_node(world: World) -> None:

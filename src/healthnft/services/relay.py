@@ -284,10 +284,12 @@ def _plan(net: Network, me: str, action: str, a: dict[str, Any]) -> tuple[Any, s
         if not policy.active:
             raise Conflict(f"policy {number} is already off")
         many = _KIND_NOUNS.get(policy.kind or "", ("", "institutions"))[1]
+        what = (f"your {_NOUNS.get(policy.category, ('', 'records'))[1]}" if policy.category
+                else "any one of your records")  # fmt: skip
+        purpose = _PURPOSE_WORDS.get(policy.purpose or "", "any purpose")
         return consent.contract.functions.remove_policy(number), (
-            f"Turn off your policy {number}, which lets {many} read "
-            f"{_PURPOSE_WORDS.get(policy.purpose or '', 'your')} data without asking you; "
-            "grants it already made stay until you revoke them.")
+            f"Turn off your policy {number}, which lets {many} read {what} for {purpose} "
+            "without asking you; grants it already made stay until you revoke them.")
     token_id = int(_need(a, "token_id", action))
     if action == "approve-amendment":
         hospital = amending.check_approve_amendment(net, me, token_id,
@@ -307,8 +309,8 @@ def _plan(net: Network, me: str, action: str, a: dict[str, Any]) -> tuple[Any, s
     if action == "burn":
         if a.get("confirm") is not True:
             raise InvalidInput("burning is irreversible: confirm it (confirm: true)")
-        catalogued(net, token_id)
-        if ledger.is_burned(token_id):
+        row = catalogued(net, token_id)
+        if ledger.is_burned(token_id) and same(row.owner, me):  # said to its last owner only
             raise Conflict(f"token {token_id} is already burned")
         require_owner(net, token_id, me)
         return ledger.token.functions.burn(token_id), (
