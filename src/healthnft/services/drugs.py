@@ -314,6 +314,24 @@ def read_pack(code: str | None = None, image: bytes | None = None) -> Pack:
     return parse_pack(code)
 
 
+def load_image(path: Path) -> bytes:
+    """A picture file's bytes, its size checked before it is read."""
+    from healthnft.drugs.scan import MAX_IMAGE_BYTES
+    from healthnft.errors import TooLarge
+
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise TooLarge(f"{path.name}: image is larger than {MAX_IMAGE_BYTES // 2**20} MB")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputNotFound(f"{path.name}: no such file") from None
+    except IsADirectoryError:
+        raise InputNotFound(f"{path.name}: is a folder, expected a picture") from None
+    except OSError:
+        raise InputNotFound(f"{path.name}: cannot be read") from None
+
+
 def verify(net: Network, code: str | None = None, *, image: bytes | None = None) -> Checked:
     """The verdict on one pack (a code as a scanner gives it, or a photo)."""
     pack = read_pack(code, image)
