@@ -314,6 +314,13 @@ def read_pack(code: str | None = None, image: bytes | None = None) -> Pack:
     return parse_pack(code)
 
 
+def image_limit() -> int:
+    """The largest picture accepted, in bytes (the web's upload cap for a photo)."""
+    from healthnft.drugs.scan import MAX_IMAGE_BYTES
+
+    return MAX_IMAGE_BYTES
+
+
 def load_image(path: Path) -> bytes:
     """A picture file's bytes, its size checked before it is read."""
     from healthnft.drugs.scan import MAX_IMAGE_BYTES
