@@ -63,7 +63,22 @@ def lot_of(net: Network, lot: str, n: int = 4, expiry: str = FAR, maker: str = "
 
 
 def status(net: Network, text: str) -> str:
-    return drugs.verify(net, text).status
+    """The service's verdict; and the event-index read path it uses agrees with the
+    contract's own view (``status_of`` through eth_call) on the chain facts."""
+    from healthnft.ledger.drugs import IndexedStatus
+
+    checked = drugs.verify(net, text)
+    if checked.proof is not None:
+        p = checked.proof
+        registry = net.drug_registry()
+        indexed = IndexedStatus(registry)
+        indexed.refresh()
+        a = registry.pack_status(p.batch_key, p.commitment, p.proof)
+        b = indexed.pack_status(p.batch_key, p.commitment, p.proof)
+        assert (a.known, a.expiry, a.recalled, a.quarantined, a.dispensed_at, a.now) == (
+            b.known, b.expiry, b.recalled, b.quarantined, b.dispensed_at, b.now)
+        assert registry.manufacturer_of(p.batch_key) == indexed.manufacturer_of(p.batch_key)
+    return checked.status
 
 
 def travel(net: Network, seconds: int) -> None:

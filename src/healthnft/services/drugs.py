@@ -176,29 +176,34 @@ class PackSource(Protocol):
 
 
 class LocalBooks:
-    """The manufacturers' books kept in this home (one home: every manufacturer's)."""
+    """The manufacturers' books kept in this home (one home: every manufacturer's).
+
+    One per opened network, shared by its callers (the connection is thread-safe):
+    :meth:`close` is a no-op, the book is closed when the network object goes away."""
 
     def __init__(self, net: Network) -> None:
+        import weakref
+
         self.book = net.pack_book()
-        self._makers: dict[bytes, str] = {}
+        weakref.finalize(net, self.book.close)
 
     def find(self, gtin14: str, serial: str) -> Answer | None:
         proof = self.book.find(gtin14, serial)
         if proof is None:
             return None
-        maker = self._makers.get(proof.batch_key)
-        if maker is None:
-            row = self.book.serials.batch(proof.batch_key)
-            maker = self._makers[proof.batch_key] = row.manufacturer if row else ""
-        return Answer(proof, maker)
+        row = self.book.serials.batch(proof.batch_key)
+        return Answer(proof, row.manufacturer if row else "")
 
     def close(self) -> None:
-        self.book.close()
+        """Nothing: see the class docstring."""
 
 
 def pack_source(net: Network) -> PackSource:
     """The source this home asks (later: per GTIN prefix, a manufacturer node's URL)."""
-    return LocalBooks(net)
+    books = net.__dict__.get("_drug_books")
+    if books is None:
+        books = net.__dict__["_drug_books"] = LocalBooks(net)
+    return books
 
 
 # -- commission ---------------------------------------------------------------------------
@@ -350,12 +355,16 @@ def verify(net: Network, code: str | None = None, *, image: bytes | None = None)
 
 
 class Verifier:
-    """The read path, reusable across many packs (the bench and the web keep one)."""
+    """The read path, reusable across many packs (the web service and the bench keep one).
+
+    Chain facts come from the home's event index (:class:`~healthnft.ledger.drugs.
+    IndexedStatus`), synced to the head before each answer, or only after a write when
+    the ledger has a read cache (a served home is its chain's only writer)."""
 
     def __init__(self, net: Network, source: PackSource) -> None:
-        self.drugs = net.drug_registry()
+        self.ledger = net.ledger
+        self.chain = _chain_view(net)
         self.source = source
-        self._owners: dict[bytes, str | None] = {}  # the first commissioner owns a batch forever
 
     def check(self, pack: Pack) -> Checked:
         from healthnft.drugs.status import ChainFacts, Commissioned, Status, Verdict, decide
@@ -364,13 +373,15 @@ class Verifier:
         if answer is None:
             return Checked(decide(pack, None, ChainFacts(), _today()))
         proof = answer.proof
-        owner = self._owner(proof.batch_key)
+        cache = self.ledger.read_cache
+        self.chain.refresh(None if cache is None else int(cache.version))
+        owner = self.chain.manufacturer_of(proof.batch_key)
         if owner is None or owner.lower() != answer.manufacturer.lower():
             reason = ("The network has no batch of this product and lot from the manufacturer "
                       "that answers for its serial number: the pack may be counterfeit. Do not "
                       "hand it out; put it aside and report it.")  # fmt: skip
             return Checked(Verdict(Status.UNKNOWN, reason, pack), proof)
-        chain = self.drugs.pack_status(proof.batch_key, proof.commitment, proof.proof)
+        chain = self.chain.pack_status(proof.batch_key, proof.commitment, proof.proof)
         if not chain.known:  # the book's salt and proof do not lead to the root on chain
             return Checked(decide(pack, None, ChainFacts(), _today()), proof)
         facts = ChainFacts(recalled=chain.recalled, quarantined=chain.quarantined,
@@ -379,10 +390,17 @@ class Verifier:
         commissioned = Commissioned(proof.gtin, proof.lot, proof.expiry)
         return Checked(decide(pack, commissioned, facts, _chain_day(chain.now)), proof)
 
-    def _owner(self, batch_key: bytes) -> str | None:
-        if batch_key not in self._owners or self._owners[batch_key] is None:
-            self._owners[batch_key] = self.drugs.manufacturer_of(batch_key)
-        return self._owners[batch_key]
+
+def _chain_view(net: Network) -> Any:
+    """The network's :class:`IndexedStatus`, kept on the opened network: building the
+    web3 contract and syncing cost milliseconds, a verification tens of microseconds."""
+    from healthnft.ledger.drugs import IndexedStatus
+
+    view = net.__dict__.get("_drug_status_view")
+    if view is None:
+        view = IndexedStatus(net.drug_registry())
+        net.__dict__["_drug_status_view"] = view
+    return view
 
 
 def _today() -> date:
