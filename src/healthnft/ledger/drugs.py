@@ -266,6 +266,8 @@ class IndexedStatus:
             for e in registry.contract.abi if e.get("type") == "event"
         }  # fmt: skip
         self._batches: dict[bytes, tuple[str, bytes, int] | None] = {}
+        #: batch -> (recalled, quarantined), as of the last sync (cleared by each sync).
+        self._flags: dict[bytes, tuple[bool, bool]] = {}
         self._version: int | None = None
         self._now = 0
 
@@ -277,6 +279,7 @@ class IndexedStatus:
         if self.ledger.drugs is None or self.ledger.drugs.address != self.registry.address:
             self.ledger.attach_drugs(self.registry.address)
         self.ledger.events.sync()
+        self._flags.clear()
         self._now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
         self._version = version
 
@@ -310,9 +313,13 @@ class IndexedStatus:
         _maker, root, expiry = batch
         known = proof is None or merkle.verify(merkle.keccak(b"\x00" + commitment),
                                                list(proof), root)  # fmt: skip
-        recalled = bool(self._logs("Recalled", batch_key))
-        quarantined = len(self._logs("Quarantined", batch_key)) > len(
-            self._logs("Released", batch_key))  # fmt: skip
+        flags = self._flags.get(batch_key)
+        if flags is None:
+            quarantines = len(self._logs("Quarantined", batch_key))
+            flags = self._flags[batch_key] = (bool(self._logs("Recalled", batch_key)),
+                                              quarantines > len(self._logs("Released",
+                                                                           batch_key)))  # fmt: skip
+        recalled, quarantined = flags
         dispensed = self._logs("Dispensed", batch_key, commitment)
         at = 0
         if len(dispensed) > len(self._logs("DispenseUndone", batch_key, commitment)):
