@@ -55,6 +55,8 @@ def test_demo_packs_verify_at_once(demo_home: tuple[Path, dict]) -> None:
     assert real.returncode == 0 and json.loads(real.stdout)["status"] == "active"
     fake = run_cli(home, "drug", "verify", "--json", "--", medicines["invented_code"])
     assert fake.returncode == 1 and json.loads(fake.stdout)["status"] == "unknown"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert medicines["real_code"] in readme and medicines["invented_code"] in readme
 
 
 def test_rerunning_the_demo_mints_nothing_twice(fresh_demo_home: tuple[Path, dict],

@@ -53,6 +53,7 @@ from healthnft.errors import (
     AccessDenied,
     Conflict,
     DispenseRefused,
+    HealthNFTError,
     InputNotFound,
     InvalidInput,
     LedgerError,
@@ -456,8 +457,12 @@ def dispense(net: Network, code: str | None, by: str, patient: str | None = None
     receipt = done.receipt
     token_id = None
     if owner is not None and done.outcome == "dispensed":
-        token_id = _mint_dispense(net, dispenser, owner, pack, _chain_time(net, receipt),
-                                  passphrase)  # fmt: skip
+        try:
+            token_id = _mint_dispense(net, dispenser, owner, pack, _chain_time(net, receipt),
+                                      passphrase)  # fmt: skip
+        except HealthNFTError as exc:  # the dispense stands: say so, with why no record
+            raise type(exc)(f"the pack was dispensed (transaction {_tx(receipt)}), but its "
+                            f"MedicationDispense record was not minted: {exc}") from None
     return Dispensed(done.outcome, _DISPENSE_WORDS[done.outcome], pack.gtin14, pack.lot,
                      pack.serial, dispenser.label, "0x" + bytes(receipt["transactionHash"]).hex(),
                      int(receipt["gasUsed"]), token_id,
