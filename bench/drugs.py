@@ -21,7 +21,18 @@ and reads every gas figure from a real transaction receipt's ``gasUsed``:
   registry, as dispense checks the dispenser's role) and of snekmate's stock ERC-721
   (``bench/contracts/BaselineERC721.vy``, no registry); ``ratio`` is dispense over each;
 * ``target``: the issue's ceiling of 60,000 gas per dispense, and whether a single-pack
-  dispense and a basket of 2 meet it.
+  dispense and a basket of 2 meet it;
+* ``verify``: verification throughput through the service's read path
+  (``healthnft.services.drugs``) on a real home (``Network``, demo keys) holding a
+  commissioned batch of ``--serials`` packs, some dispensed, on one core, packs/s:
+  ``served`` is the web service's case (the home is its chain's only writer, so the
+  event index is synced only after a write: :class:`IndexedStatus`), ``synced_each``
+  syncs the index and reads the head before every answer (a CLI run), ``whole_call``
+  is ``services.drugs.verify(code)`` whole (parse the code, open the book, answer;
+  served); the same-run baselines are ``book_only`` (the manufacturer's book: salt and
+  proof, checked against the root: the floor of any verifier) and ``eth_call`` (the
+  chain facts read with the contract's ``status_of`` view through web3, py-evm), with
+  the issue's target of 2,000 packs/s.
 
 Prints one JSON object on stdout.
 """
@@ -49,6 +60,7 @@ BENCH_CONTRACTS = Path(__file__).resolve().parent / "contracts"
 GTIN = "09506000134352"
 EXPIRY = "301231"
 TARGET_DISPENSE_GAS = 60_000
+TARGET_VERIFY_PER_S = 2_000
 BASKETS = (2, 4, 16)
 
 
@@ -160,6 +172,67 @@ def run(serials: int, reps: int) -> dict:
     }
 
 
+def verify_throughput(serials: int, samples: int = 2_000) -> dict:
+    """Packs/s answered by the service's read path, and the same run's baselines."""
+    from healthnft.drugs.gs1 import parse_pack
+    from healthnft.network import DEMO_PASSPHRASE, Network
+    from healthnft.services import drugs as service
+
+    def rate(items: list, fn) -> float:
+        t0 = time.perf_counter()
+        for item in items:
+            fn(item)
+        return round(len(items) / (time.perf_counter() - t0))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        net = Network.create(Path(tmp) / "home", DEMO_PASSPHRASE, demo=True)
+        try:
+            net.add_participant("manufacturer", "bench-maker")
+            net.add_participant("pharmacy", "bench-pharmacy")
+            lot = "LOT-VERIFY"
+            numbers = [f"SN{i:012d}" for i in range(serials)]
+            service.commission(net, "bench-maker", GTIN, lot, EXPIRY, numbers)
+            codes = [f"(01){GTIN}(17){EXPIRY}(10){lot}(21){n}"
+                     for n in numbers[:: max(1, serials // samples)][:samples]]  # fmt: skip
+            for code in codes[:20]:  # some dispensed packs among the answers
+                service.dispense(net, code, by="bench-pharmacy")
+            packs = [parse_pack(c) for c in codes]
+            statuses = {service.verify(net, c).status for c in codes[:40]}
+            source = service.pack_source(net)
+            registry = net.drug_registry()
+
+            def book_only(pack) -> None:
+                found = source.find(pack.gtin14, pack.serial)
+                if found is None or not in_batch(found.proof.commitment, found.proof.proof,
+                                                 registry.root_of(found.proof.batch_key)):
+                    raise RuntimeError("a commissioned pack was not found")
+
+            def eth_call(pack) -> None:
+                p = source.find(pack.gtin14, pack.serial).proof
+                registry.pack_status(p.batch_key, p.commitment, p.proof)
+
+            baseline_book = rate(packs, book_only)
+            baseline_call = rate(packs[:100], eth_call)
+            synced_each = rate(packs[:300], service.Verifier(net, source).check)
+            net.ledger.enable_read_cache(ttl_s=300)  # as `healthnft serve` does
+            served_verifier = service.Verifier(net, source)
+            served_verifier.check(packs[0])
+            served = rate(packs, served_verifier.check)
+            whole = rate(codes[:500], lambda c: service.verify(net, c))
+            source.close()
+        finally:
+            net.close()
+    return {
+        "packs_in_batch": serials, "statuses_seen": sorted(statuses),
+        "served_packs_per_s": served, "synced_each_packs_per_s": synced_each,
+        "whole_call_packs_per_s": whole,
+        "baseline": {"book_only_packs_per_s": baseline_book,
+                     "eth_call_packs_per_s": baseline_call},
+        "ratio_served_to_eth_call": round(served / baseline_call, 1),
+        "target_packs_per_s": TARGET_VERIFY_PER_S, "target_met": served >= TARGET_VERIFY_PER_S,
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(
         "Measure the drug registry's gas (commission, dispense, alert, undo, baskets) "
@@ -172,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serials < 1_100 or not 1 <= args.reps <= 50:
         parser.error("--serials must be at least 1,100 and --reps 1..50")
-    json.dump(run(args.serials, args.reps), sys.stdout, indent=2)
+    result = run(args.serials, args.reps)
+    result["verify"] = verify_throughput(args.serials)
+    json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

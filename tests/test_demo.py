@@ -45,6 +45,20 @@ def test_new_process_lists_every_record_again(demo_home: tuple[Path, dict]) -> N
         assert all(r["status"] == "active" for r in rows)
 
 
+def test_demo_packs_verify_at_once(demo_home: tuple[Path, dict]) -> None:
+    """What the README shows: a real pack of a demo batch is active, an invented one
+    unknown (issue 15, point 8)."""
+    home, summary = demo_home
+    medicines = summary["drugs"]
+    assert len(medicines["batches"]) == 2
+    real = run_cli(home, "drug", "verify", "--json", "--", medicines["real_code"])
+    assert real.returncode == 0 and json.loads(real.stdout)["status"] == "active"
+    fake = run_cli(home, "drug", "verify", "--json", "--", medicines["invented_code"])
+    assert fake.returncode == 1 and json.loads(fake.stdout)["status"] == "unknown"
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert medicines["real_code"] in readme and medicines["invented_code"] in readme
+
+
 def test_rerunning_the_demo_mints_nothing_twice(fresh_demo_home: tuple[Path, dict],
                                                 fhir_dir: Path) -> None:  # fmt: skip
     home, first = fresh_demo_home
@@ -55,6 +69,7 @@ def test_rerunning_the_demo_mints_nothing_twice(fresh_demo_home: tuple[Path, dic
     assert second["attestations_verified"] == 0  # counts this run's records only
     assert second["records_minted"] == first["records_minted"]
     assert second["patients"] == first["patients"]
+    assert second["drugs"] == first["drugs"]  # the same batches, commissioned once
     net = Network.open(home)
     try:
         assert net.ledger.next_token_id() == first["records_minted"] + 1

@@ -27,6 +27,7 @@ EXPECTED = {  # class: (code, exit code, HTTP status)
     errors.Tampered: ("tampered", 7, 409),
     errors.LedgerError: ("ledger", 8, 502),
     errors.Conflict: ("conflict", 10, 409),
+    errors.DispenseRefused: ("dispense_refused", 10, 409),
     errors.Unavailable: ("unavailable", 11, 503),
     errors.MintInterrupted: ("mint_interrupted", 9, 503),
     errors.RateLimited: ("rate_limited", 11, 429),

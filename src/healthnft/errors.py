@@ -15,6 +15,7 @@
      ├── Tampered                  tampered            exit 7   HTTP 409
      ├── LedgerError               ledger              exit 8   HTTP 502
      ├── Conflict                  conflict            exit 10  HTTP 409
+     │    └── DispenseRefused      dispense_refused    exit 10  HTTP 409
      └── Unavailable               unavailable         exit 11  HTTP 503
           ├── MintInterrupted      mint_interrupted    exit 9   HTTP 503
           ├── RateLimited          rate_limited        exit 11  HTTP 429
@@ -161,6 +162,20 @@ class Conflict(HealthNFTError):
     http_status = 409
 
 
+class DispenseRefused(Conflict):
+    """A medicine pack may not be dispensed: its verification status (``status``:
+    unknown, mismatch, recalled, quarantined, expired) says why; nothing was changed."""
+
+    code = "dispense_refused"
+    title = "Dispense refused"
+    exit_code = 10
+    http_status = 409
+
+    def __init__(self, message: str, status: str = "refused") -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class Unavailable(HealthNFTError):
     """A part the action needs is missing or not answering (custodians, a node, disk
     space); retrying later, or after fixing the named part, is safe."""
@@ -210,7 +225,7 @@ class ChainMissing(Unavailable):
 ALL_ERRORS: tuple[type[HealthNFTError], ...] = (
     InvalidInput, InputNotFound, TooLarge, InvalidRecord, NotFound, UnknownParticipant,
     CredentialRejected, AccessDenied, NotAnIssuer, Tampered, LedgerError, Conflict,
-    Unavailable, MintInterrupted, RateLimited, ChainMissing,
+    DispenseRefused, Unavailable, MintInterrupted, RateLimited, ChainMissing,
 )  # fmt: skip
 
 

@@ -438,6 +438,38 @@ def test_phone_sized_pages(server, browser) -> None:
     page.close()
 
 
+def test_pharmacy_page_on_a_phone(server, browser, tmp_path: Path) -> None:
+    """The pharmacist's page: a pasted code and a photo of the DataMatrix read as large
+    plain status words; an active pack is dispensed from the page (issue 15)."""
+    from healthnft.drugs.scan import datamatrix_png
+    from healthnft.services.demo import DEMO_BATCHES, DEMO_PHARMACY
+
+    url, home = server
+    gtin, lot, expiry, _ = DEMO_BATCHES[0]
+    code = f"(01){gtin}(17){expiry}(10){lot}(21){lot[-2:]}00011"
+    pharmacy = next(p for p in _participants(home) if p.label == DEMO_PHARMACY)
+    page = browser.new_page(viewport=PHONE)
+    _sign_in(page, url, f"Pharmacy — {pharmacy.label} "
+                        f"({pharmacy.address[:6]}…{pharmacy.address[-4:]})")  # fmt: skip
+    page.get_by_role("link", name="Check a pack").click()
+    page.get_by_label("Pack code (scan or paste)").wait_for()
+    assert _unlabelled_controls(page) == []
+    page.get_by_label("Pack code (scan or paste)").fill(code.replace("00011", "99999"))
+    page.get_by_role("button", name="Check pack").click()
+    page.locator(".verdict .word").filter(has_text="unknown").wait_for(timeout=30000)
+    photo = tmp_path / "pack.png"
+    photo.write_bytes(datamatrix_png(code))
+    page.get_by_label("Pack code (scan or paste)").fill("")
+    page.get_by_label("Or a photo of the DataMatrix").set_input_files(str(photo))
+    page.get_by_role("button", name="Check pack").click()
+    page.locator(".verdict .word").filter(has_text="active").wait_for(timeout=30000)
+    _shot(page, "pharmacy-phone")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    page.get_by_role("button", name="Dispense this pack").click()
+    page.locator(".verdict .word").filter(has_text="dispensed").wait_for(timeout=30000)
+    page.close()
+
+
 def test_the_server_logged_no_patient_data(server, fhir_dir) -> None:
     """After every flow above (and its refusals), the service's own output holds no
     name, identifier, birth date, address or observation value of the patients."""

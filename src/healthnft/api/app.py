@@ -34,6 +34,7 @@ from healthnft.api.routes import (
     records,
     relay,
 )
+from healthnft.api.routes import drugs as drug_routes
 from healthnft.api.sessions import SessionStore
 from healthnft.api.site import parse_origin
 from healthnft.errors import InvalidInput
@@ -97,7 +98,8 @@ def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
         return response
 
     # device before records: /api/records/{id}/sealed is its own route
-    for module in (auth, device, records, consent, minting, credentials, node, own, relay):
+    for module in (auth, device, records, consent, minting, credentials, node, own, relay,
+                   drug_routes):
         app.include_router(module.router)
     if service.net.is_demo:  # demo keys for the page exist in a demo home only
         app.include_router(device.demo_router)
@@ -106,5 +108,10 @@ def create_app(home: Path, *, origin: str = "http://127.0.0.1:8000",
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/pharmacy.html", include_in_schema=False)
+    def pharmacy() -> FileResponse:
+        """The pharmacist's phone page: verify and dispense medicine packs."""
+        return FileResponse(STATIC / "pharmacy.html", headers={"Cache-Control": "no-cache"})
 
     return app

@@ -1,7 +1,8 @@
 """``healthnft``: the command line over a home directory.
 
 One module per command group (:mod:`.setup`, :mod:`.records`, :mod:`.consent`,
-:mod:`.credentials`, :mod:`.recovery`...), each thin over :mod:`healthnft.services`. Every command
+:mod:`.credentials`, :mod:`.recovery`, :mod:`.drugs`...), each thin over
+:mod:`healthnft.services`. Every command
 accepts ``--home`` (before the command name; default ``$HEALTHNFT_HOME`` or
 ``~/.healthnft``) and most take ``--json``. A
 :class:`~healthnft.errors.HealthNFTError` becomes one ``error:`` line on stderr
@@ -24,6 +25,7 @@ from healthnft.cli import (  # noqa: F401 - registers commands
     consortium,
     credentials,
     custodian,
+    drugs,
     governance,
     records,
     recovery,

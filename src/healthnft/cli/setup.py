@@ -103,6 +103,13 @@ def demo(
     warn(summary["warnings"])
     first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
     out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
+    medicines = summary.get("drugs")
+    if medicines:
+        out.print(f"medicine packs ({len(medicines['batches'])} demo batches commissioned):",
+                  highlight=False)
+        for label, key in (("a real pack", "real_code"), ("an invented one", "invented_code")):
+            out.print(f"  {label}: healthnft --home {state.home} drug verify "
+                      f"'{medicines[key]}'", markup=False, highlight=False)
 
 
 @participant_app.command("add")

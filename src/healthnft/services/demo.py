@@ -109,6 +109,9 @@ def run_demo(
                 {"address": wallet.address, "records": len(net.wallet().list(wallet.address))}
             )
         total = sum(p["records"] for p in patients)
+        medicines = demo_drugs(net)
+        say(f"commissioned {len(medicines['batches'])} demo medicine batches: verify a real "
+            f"pack with healthnft drug verify '{medicines['real_code']}'")
         return {
             "records_minted": total,
             "patients": patients,
@@ -122,9 +125,44 @@ def run_demo(
             "demo_keys": True,
             # Codes outside extensible value sets (minted all the same): where, not what.
             "warnings": result.warnings,
+            # Medicine packs (issue 15): a real code of a commissioned batch, an invented one.
+            "drugs": medicines,
         }
     finally:
         net.close()
+
+
+#: The demo's medicine makers and dispensers, and its two batches (GS1 example GTINs).
+DEMO_MANUFACTURER = "demo-manufacturer"
+DEMO_PHARMACY = "demo-pharmacy"
+DEMO_REGULATOR = "demo-medicines-agency"
+DEMO_BATCHES = (("09506000134352", "DEMO-A1", "301231", 20),
+                ("09506000134376", "DEMO-B7", "291130", 12))  # fmt: skip
+
+
+def demo_drugs(net: Network) -> dict[str, Any]:
+    """A manufacturer, a pharmacy and a regulator, and two commissioned batches (a rerun
+    finds them again: commissioning is idempotent). Answers the codes to try."""
+    from healthnft.services import drugs
+
+    net.add_participant("manufacturer", DEMO_MANUFACTURER, existing_ok=True)
+    net.add_participant("pharmacy", DEMO_PHARMACY, existing_ok=True)
+    net.add_participant("government", DEMO_REGULATOR, existing_ok=True)
+    batches = []
+    for gtin, lot, expiry, count in DEMO_BATCHES:
+        serials = [f"{lot[-2:]}{n:05d}" for n in range(1, count + 1)]
+        done = drugs.commission(net, DEMO_MANUFACTURER, gtin, lot, expiry, serials)
+        batches.append({"gtin": done.gtin, "lot": done.lot, "expiry": done.expiry,
+                        "packs": done.packs, "first_serial": serials[0]})  # fmt: skip
+    gtin, lot, expiry, _ = DEMO_BATCHES[0]
+    return {
+        "manufacturer": DEMO_MANUFACTURER,
+        "pharmacy": DEMO_PHARMACY,
+        "regulator": DEMO_REGULATOR,
+        "batches": batches,
+        "real_code": f"(01){gtin}(17){expiry}(10){lot}(21){batches[0]['first_serial']}",
+        "invented_code": f"(01){gtin}(17){expiry}(10){lot}(21)FAKE12345",
+    }
 
 
 def _batch_sizes(minter: Minter, issuer: str, owner: str, records: list[Record]) -> list[int]:

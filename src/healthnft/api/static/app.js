@@ -953,7 +953,8 @@ function showAmend(_arg, ctx) {
 
 const NAV = {
   patient: [["#/records", "Records"], ["#/grants", "Sharing"], ["#/requests", "Requests"], ["#/policies", "Policies"], ["#/log", "Access log"]],
-  hospital: [["#/mint", "Mint"], ["#/amend", "Correct a record"], ["#/shared", "Shared with me"], ["#/requests", "Requests"]],
+  hospital: [["#/mint", "Mint"], ["#/amend", "Correct a record"], ["#/shared", "Shared with me"], ["#/requests", "Requests"], ["/pharmacy.html", "Check a pack"]],
+  pharmacy: [["/pharmacy.html", "Check a pack"], ["#/shared", "Shared with me"], ["#/requests", "Requests"]],
   other: [["#/shared", "Shared with me"], ["#/requests", "Requests"]],
 };
 
