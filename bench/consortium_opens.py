@@ -92,9 +92,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "note": cb.open_note(open_clique, open_emb, across),
         },
         "validators": args.validators,
-        "machine": {"cpus_on_machine": os.cpu_count(), "load_avg_at_end": cb.load_avg()},
+        "machine": {"cpus_on_machine": os.cpu_count(), "load_avg_at_end": cb.load_avg(),
+                    "signatures": _signing_backend()},
         "runtime_s": round(time.perf_counter() - started, 1),
     }
+
+
+def _signing_backend() -> str:
+    """Which secp256k1 code signs here (coincurve's C, or eth-keys' pure Python at ~15 ms
+    a signature: every custodian's access log is one)."""
+    from eth_keys.backends import get_backend
+
+    return type(get_backend()).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
