@@ -50,6 +50,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from web3 import Web3
+
 from healthnft.consent.accesslog import AccessLog, AwaitedLog
 from healthnft.credentials.challenges import ChallengeStore
 from healthnft.credentials.presentation import (
@@ -221,8 +223,6 @@ class CustodianService:
                requester: str) -> list[Any]:  # fmt: skip
         """The views :meth:`release` reads, sent to the node as one batch before the
         checks make them (the checks' own reads are then answered from it)."""
-        from web3 import Web3
-
         who = Web3.to_checksum_address(requester)
         views = [consent.contract.functions.can_access(grant_id, who, token_id),
                  consent.contract.functions.grants(grant_id),
@@ -321,7 +321,10 @@ def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
     out = []
     for ev in events:
         gid = int(ev["args"]["grant_id"])
-        with prefetched(ledger.concurrent, {
+        who = Web3.to_checksum_address(grantee)
+        with ledger.read_ahead([consent.contract.functions.grants(gid),
+                                consent.contract.functions.can_access(gid, who, token_id)],
+                               ) as batched, prefetched(ledger.concurrent and not batched, {
             "grant": functools.partial(consent.grant, gid),
             "access": functools.partial(consent.can_access, gid, grantee, token_id),
         }) as read:  # fmt: skip
@@ -393,7 +396,7 @@ def release_as_grantee(
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
     with challenges_meanwhile(custodians, threshold, token_id) as challenges, prefetched(
-        ledger.concurrent, {"problem": lambda: Wallet(ledger, catalog, blobs).chain_problem(row)}
+        ledger.concurrent, {"problem": lambda: _chain_problem(ledger, catalog, blobs, row)}
     ) as read:  # fmt: skip
         grants = grants_for(ledger, grantee.address, token_id, row.category,
                             originals(token_id))  # fmt: skip
@@ -412,6 +415,16 @@ def release_as_grantee(
     plain = gather_and_open(grantee, token_id, grants[0], row.commitment, ciphertext,
                             custodians, threshold, members, ready=ready)  # fmt: skip
     return row, plain
+
+
+def _chain_problem(ledger: Ledger, catalog: Repositories, blobs: BlobStore,
+                   row: RecordRow) -> str | None:  # fmt: skip
+    """The wallet's check of ``row`` against the chain, its first reads (the token's
+    range, batch and owner) sent to the node as one batch request."""
+    token = ledger.token.functions
+    with ledger.read_ahead([token.next_token_id(), token.batch_of(row.token_id),
+                            token.owners_of([row.token_id])]):  # fmt: skip
+        return Wallet(ledger, catalog, blobs).chain_problem(row)
 
 
 @contextlib.contextmanager

@@ -214,19 +214,21 @@ class Ledger:
         for contract in (self.consent, self.token, self.registry):
             if contract is not None and any(e.get("type") == "event" and e["name"] == event
                                             for e in contract.abi):  # fmt: skip
-                self.events.sync()
+                self._sync_events()
                 return self.events.find(contract, event, **filters)
         raise LedgerError(f"no contract of this network emits {event}")
 
     @contextmanager
     def read_ahead(self, views: list[Any], *, simulations: list[tuple[str, Any]] = (),
-                   nonces: list[str] = ()) -> Iterator[bool]:  # fmt: skip
+                   nonces: list[str] = (), blocks: list[int] = (),
+                   head: bool = False) -> Iterator[bool]:  # fmt: skip
         """Send these reads to the node in one batch request; inside, this thread's
         identical reads are answered from it (:class:`~healthnft.ledger.rpc.ReadAhead`):
         ``views`` (bound contract functions), ``simulations`` ((sender, bound function):
-        :meth:`simulate`) and ``nonces`` (the pending count :meth:`sign` reserves from).
-        Yields False when the client cannot batch (the embedded chain) or the batch
-        failed: every read then goes to the node as usual."""
+        :meth:`simulate`), ``nonces`` (the pending count :meth:`sign` reserves from),
+        ``blocks`` (headers by number) and ``head`` (the latest block number). Yields
+        False when the client cannot batch (the embedded chain) or the batch failed:
+        every read then goes to the node as usual."""
         ahead = read_ahead_of(self.w3)
         if ahead is None:
             yield False
@@ -240,8 +242,17 @@ class Ledger:
                   for sender, c in simulations]  # fmt: skip
         calls += [("eth_getTransactionCount", [Web3.to_checksum_address(a), "pending"])
                   for a in nonces]  # fmt: skip
+        calls += [("eth_getBlockByNumber", [hex(n), False]) for n in blocks]
+        calls += [("eth_blockNumber", [])] if head else []
         with ahead.ahead(calls) as kept:
             yield kept > 0
+
+    def _sync_events(self) -> None:
+        """Sync the event index, its two first reads (the head, and the last synced
+        block's hash that tells a reorganisation) sent to the node as one batch."""
+        cursor = self.events.store.cursor()
+        with self.read_ahead([], head=True, blocks=[cursor[0]] if cursor else []):
+            self.events.sync()
 
     def enable_read_cache(self, ttl_s: float = 5.0) -> ReadCache:
         """Memoize views until the next write (see :mod:`healthnft.ledger.readcache`)."""
@@ -577,10 +588,13 @@ class Ledger:
         return KIND_NAMES.get(kind), bool(active), bytes(key)
 
     def participants(self, addresses: list[str]) -> list[tuple[str | None, bool, bytes]]:
-        """:meth:`participant` of each address, read at once when the node serves
-        requests side by side (a network's custodians, on every grantee's open)."""
-        if len(addresses) < 2 or not self.concurrent:
-            return [self.participant(a) for a in addresses]
+        """:meth:`participant` of each address, read in one batch request when the node
+        takes them (a network's custodians, on every grantee's open), else at once."""
+        views = [self.registry.functions.participant(Web3.to_checksum_address(a))
+                 for a in addresses]  # fmt: skip
+        with self.read_ahead(views) as batched:
+            if batched or len(addresses) < 2 or not self.concurrent:
+                return [self.participant(a) for a in addresses]
         return list(_pool().map(self.participant, addresses))
 
     @view
