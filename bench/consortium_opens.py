@@ -14,6 +14,18 @@ one of the 102 releases' logs confirmed on chain, the last 2.1 s after the last
 open); in-process custodians on Clique p50 1,995 / p99 2,073 ms (awaited logs, now
 asked at once: one block wait instead of two); embedded p50 222 / p99 333 ms. Before
 this change: Clique in-process p50 3,995 / p99 4,143, embedded p50 476 / p99 598.
+
+Measured 2026-12-03 later, same machine, load average 4–5, back to back (before: the
+previous commit with eth-keys' pure-Python signatures, as it was installed; after:
+this branch): across processes p50 206 / p99 298 and 186 / 295 before, 80 / 157 and
+131 / 222 after (every release's log confirmed on chain each time, ~2 s after the
+last open); embedded 482 / 928 and 408 / 1,243 before, 251 / 347 and 217 / 388 after;
+Clique in-process ~2,000 / ~2,100 both (its custodians still await their log's
+receipt: a block). Where the across-processes time went (timed inside each process):
+a custodian's release made five views in threads plus its simulation, nonce, fee and
+signature one after the other (~58 ms under load; a signature alone ~15 ms in pure
+Python), the grantee eleven views an open, each view ~2.5 ms of web3's ABI look-ups
+before its round trip, and a new TCP connection per custodian request.
 """
 
 from __future__ import annotations
