@@ -18,8 +18,10 @@ this change: Clique in-process p50 3,995 / p99 4,143, embedded p50 476 / p99 598
 Measured 2026-12-03 later, same machine, load average 4–5, back to back (before: the
 previous commit with eth-keys' pure-Python signatures, as it was installed; after:
 this branch): across processes p50 206 / p99 298 and 186 / 295 before, 80 / 157 and
-131 / 222 after (every release's log confirmed on chain each time, ~2 s after the
-last open); embedded 482 / 928 and 408 / 1,243 before, 251 / 347 and 217 / 388 after;
+131 / 222 after, and 55 / 81 in a third run at load 0.9 (every release's log
+confirmed on chain each time, ~2 s after the last open); the previous commit with
+coincurve alone: 148 / 336. Embedded 482 / 928 and 408 / 1,243 before, 251 / 347,
+217 / 388 and 132 / 228 after;
 Clique in-process ~2,000 / ~2,100 both (its custodians still await their log's
 receipt: a block). Where the across-processes time went (timed inside each process):
 a custodian's release made five views in threads plus its simulation, nonce, fee and
