@@ -14,6 +14,20 @@ one of the 102 releases' logs confirmed on chain, the last 2.1 s after the last
 open); in-process custodians on Clique p50 1,995 / p99 2,073 ms (awaited logs, now
 asked at once: one block wait instead of two); embedded p50 222 / p99 333 ms. Before
 this change: Clique in-process p50 3,995 / p99 4,143, embedded p50 476 / p99 598.
+
+Measured 2026-12-03 later, same machine, load average 4–5, back to back (before: the
+previous commit with eth-keys' pure-Python signatures, as it was installed; after:
+this branch): across processes p50 206 / p99 298 and 186 / 295 before, 80 / 157 and
+131 / 222 after, and 55 / 81 in a third run at load 0.9 (every release's log
+confirmed on chain each time, ~2 s after the last open); the previous commit with
+coincurve alone: 148 / 336. Embedded 482 / 928 and 408 / 1,243 before, 251 / 347,
+217 / 388 and 132 / 228 after;
+Clique in-process ~2,000 / ~2,100 both (its custodians still await their log's
+receipt: a block). Where the across-processes time went (timed inside each process):
+a custodian's release made five views in threads plus its simulation, nonce, fee and
+signature one after the other (~58 ms under load; a signature alone ~15 ms in pure
+Python), the grantee eleven views an open, each view ~2.5 ms of web3's ABI look-ups
+before its round trip, and a new TCP connection per custodian request.
 """
 
 from __future__ import annotations
@@ -92,9 +106,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "note": cb.open_note(open_clique, open_emb, across),
         },
         "validators": args.validators,
-        "machine": {"cpus_on_machine": os.cpu_count(), "load_avg_at_end": cb.load_avg()},
+        "machine": {"cpus_on_machine": os.cpu_count(), "load_avg_at_end": cb.load_avg(),
+                    "signatures": _signing_backend()},
         "runtime_s": round(time.perf_counter() - started, 1),
     }
+
+
+def _signing_backend() -> str:
+    """Which secp256k1 code signs here (coincurve's C, or eth-keys' pure Python at ~15 ms
+    a signature: every custodian's access log is one)."""
+    from eth_keys.backends import get_backend
+
+    return type(get_backend()).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

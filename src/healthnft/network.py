@@ -448,8 +448,9 @@ class Network:
     def custodians(self) -> Custodians | None:
         """The network's key custodians (k-of-n), once at least two are registered."""
         members = []
-        for address in self.config.get("custodians", []):
-            kind, active, enc_key = self.ledger.participant(address)
+        known = list(self.config.get("custodians", []))
+        for address, (kind, active, enc_key) in zip(known, self.ledger.participants(known),
+                                                    strict=True):  # fmt: skip
             if kind == "custodian" and active:
                 members.append((address, enc_key))
         if len(members) < 2:

@@ -44,10 +44,13 @@ import functools
 import hashlib
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+
+from web3 import Web3
 
 from healthnft.consent.accesslog import AccessLog, AwaitedLog
 from healthnft.credentials.challenges import ChallengeStore
@@ -86,6 +89,26 @@ T = TypeVar("T")
 #: The grant id a patient's recovered account asks under: no grant, but the executed
 #: guardian recovery on chain (see :meth:`CustodianService.release`).
 RECOVERED_OWNER = 0
+
+#: Worker threads kept for the process's life, one pool per layer of work. Starting a
+#: thread waits for it to run, which on a busy machine is a GIL switch interval (5 ms)
+#: or more each: a pool made per call spent ~7 ms per thread of an open (measured on the
+#: 2-core machine under load). Layers never wait on a task of their own pool: an open
+#: collects challenges ("challenges") that ask custodians ("custodians"), whose
+#: in-process releases read the chain ("reads"), which waits on nothing.
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+_POOL_THREADS = 32
+
+
+def _pool(layer: str) -> ThreadPoolExecutor:
+    """The process's pool for ``layer`` (threads made on demand, then reused)."""
+    with _POOLS_LOCK:
+        found = _POOLS.get(layer)
+        if found is None:
+            found = _POOLS[layer] = ThreadPoolExecutor(max_workers=_POOL_THREADS,
+                                                       thread_name_prefix=layer)  # fmt: skip
+        return found
 
 
 class ShareSource(Protocol):
@@ -176,6 +199,10 @@ class CustodianService:
     def challenge(self) -> str:
         return self.challenges.issue(self.domain)
 
+    def _log(self) -> AccessLog:
+        assert self.log is not None  # set in __post_init__
+        return self.log
+
     def release(self, token_id: int, grant_id: int, requester: str, presentation: str) -> bytes:
         """The custodian's share of ``token_id``, wrapped for ``requester``; or AccessDenied."""
         nonce = _nonce(presentation)
@@ -184,11 +211,17 @@ class CustodianService:
         if grant_id == RECOVERED_OWNER:
             return self._release_to_recovered_owner(token_id, requester, vp.holder)
         consent = Consent(self.ledger)
-        with prefetched(self.ledger.concurrent, {
+        with self.ledger.read_ahead(
+            self._views(consent, vp.holder, token_id, grant_id, requester),
+            simulations=[(self.address, consent.log_access_call(grant_id, token_id))],
+            nonces=[self.address],
+        ) as batched, prefetched(self.ledger.concurrent and not batched, {
             "holder": lambda: did_address(self.ledger, vp.holder),
             "access": lambda: consent.can_access(grant_id, requester, token_id),
             "grant": lambda: consent.grant(grant_id),
             "key": lambda: self.ledger.participant(requester)[2],
+            # The log of the usual case, run on chain now (a read: nothing is sent).
+            "log": lambda: self._log().check(self.identity.account, grant_id, token_id),
         }) as read:  # fmt: skip
             return self._checked_release(consent, read, token_id, grant_id, requester, nonce)
 
@@ -216,6 +249,19 @@ class CustodianService:
         share = open_share(held.sealed_share, key, token_id, held.commitment)
         return release_share(share, self.ledger.participant(requester)[2], token_id,
                              held.commitment)  # fmt: skip
+
+    def _views(self, consent: Consent, holder: str, token_id: int, grant_id: int,
+               requester: str) -> list[Any]:  # fmt: skip
+        """The views :meth:`release` reads, sent to the node as one batch before the
+        checks make them (the checks' own reads are then answered from it)."""
+        who = Web3.to_checksum_address(requester)
+        views = [consent.contract.functions.can_access(grant_id, who, token_id),
+                 consent.contract.functions.grants(grant_id),
+                 self.ledger.registry.functions.participant(who)]  # fmt: skip
+        did_key = _ed25519_bytes(holder)
+        if did_key is not None:
+            views.append(self.ledger.registry.functions.did_owner(did_key))
+        return views
 
     def _checked_release(self, consent: Consent, read: Callable[[str], Any], token_id: int,
                          grant_id: int, requester: str, nonce: str) -> bytes:  # fmt: skip
@@ -246,7 +292,6 @@ class CustodianService:
                            "(ask for the record's de-identified copy)")  # fmt: skip
         key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
         share = open_share(held.sealed_share, key, token_id, held.commitment)
-        assert self.log is not None
         # Logged before release: the nonce is this release's one-time challenge. A grant
         # naming the original covers its de-identified copy, which the chain does not
         # know of: the log names the token the grant names (the patient's log then says
@@ -254,8 +299,25 @@ class CustodianService:
         # of the copy under that grant).
         logged = token_id if read("access") else original
         assert logged is not None  # checked above: the grant covers one of the two
-        self.log.record(self.identity.account, grant_id, logged, nonce)
+        gas = read("log") if logged == token_id else None  # its refusal is raised here
+        self._log().record(self.identity.account, grant_id, logged, nonce, gas)
         return release_share(share, read("key"), token_id, held.commitment)
+
+
+def _ed25519_bytes(did: str) -> bytes | None:
+    """The raw Ed25519 key of a did:key (what ``did_address`` looks up), else None."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from healthnft.credentials.did import resolve_did_key
+
+    try:
+        key = resolve_did_key(did)
+    except HealthNFTError:
+        return None
+    if not isinstance(key, Ed25519PublicKey):
+        return None
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 @contextlib.contextmanager
@@ -264,13 +326,18 @@ def prefetched(concurrent: bool, calls: dict[str, Callable[[], Any]],
     """Independent chain reads started at once when the client allows it (their round
     trips overlap); each answer, or its error, is taken only where a check needs it, so
     the checks keep their order and their messages. Otherwise each read is made when
-    taken, as before."""
+    first taken (once: a second take answers the same)."""
     if not concurrent:
-        yield lambda name: calls[name]()
+        yield functools.cache(lambda name: calls[name]())
         return
-    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="reads") as pool:
-        futures = {name: pool.submit(call) for name, call in calls.items()}
+    pool = _pool("reads")
+    futures = {name: pool.submit(call) for name, call in calls.items()}
+    try:
         yield lambda name: futures[name].result()
+    finally:
+        for future in futures.values():  # none outlives the caller's checks
+            future.cancel()
+        wait(futures.values())
 
 
 def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
@@ -285,10 +352,17 @@ def grants_for(ledger: Ledger, grantee: str, token_id: int, category: str,
     out = []
     for ev in events:
         gid = int(ev["args"]["grant_id"])
-        grant = consent.grant(gid)
+        who = Web3.to_checksum_address(grantee)
+        with ledger.read_ahead([consent.contract.functions.grants(gid),
+                                consent.contract.functions.can_access(gid, who, token_id)],
+                               ) as batched, prefetched(ledger.concurrent and not batched, {
+            "grant": functools.partial(consent.grant, gid),
+            "access": functools.partial(consent.can_access, gid, grantee, token_id),
+        }) as read:  # fmt: skip
+            grant, access = read("grant"), read("access")
         if grant is None:
             continue
-        if not consent.can_access(gid, grantee, token_id) and not (
+        if not access and not (
             original is not None and consent.can_access(gid, grantee, original)
         ):
             continue
@@ -353,7 +427,7 @@ def release_as_grantee(
     if row is None or row.status == "burned":
         raise AccessDenied(f"token {token_id}: no valid grant for {grantee.address}")
     with challenges_meanwhile(custodians, threshold, token_id) as challenges, prefetched(
-        ledger.concurrent, {"problem": lambda: Wallet(ledger, catalog, blobs).chain_problem(row)}
+        ledger.concurrent, {"problem": lambda: _chain_problem(ledger, catalog, blobs, row)}
     ) as read:  # fmt: skip
         grants = grants_for(ledger, grantee.address, token_id, row.category,
                             originals(token_id))  # fmt: skip
@@ -374,6 +448,16 @@ def release_as_grantee(
     return row, plain
 
 
+def _chain_problem(ledger: Ledger, catalog: Repositories, blobs: BlobStore,
+                   row: RecordRow) -> str | None:  # fmt: skip
+    """The wallet's check of ``row`` against the chain, its first reads (the token's
+    range, batch and owner) sent to the node as one batch request."""
+    token = ledger.token.functions
+    with ledger.read_ahead([token.next_token_id(), token.batch_of(row.token_id),
+                            token.owners_of([row.token_id])]):  # fmt: skip
+        return Wallet(ledger, catalog, blobs).chain_problem(row)
+
+
 @contextlib.contextmanager
 def challenges_meanwhile(custodians: Sequence[Custodian], threshold: int, token_id: int,
                          ) -> Iterator[Callable[[], list[tuple[Custodian, str]]]]:  # fmt: skip
@@ -385,9 +469,11 @@ def challenges_meanwhile(custodians: Sequence[Custodian], threshold: int, token_
     if not _concurrent(custodians):
         yield lambda: _reachable(custodians, threshold, token_id)[0]
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenges") as pool:
-        future = pool.submit(_reachable, custodians, threshold, token_id)
+    future = _pool("challenges").submit(_reachable, custodians, threshold, token_id)
+    try:
         yield lambda: future.result()[0]
+    finally:
+        wait([future])
 
 
 def _concurrent(custodians: Sequence[Custodian]) -> bool:
@@ -409,8 +495,7 @@ def _each(calls: Sequence[Callable[[], T]], concurrent: bool) -> list[T | Health
 
     if not concurrent:
         return [one(c) for c in calls]
-    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="custodian") as pool:
-        return list(pool.map(one, calls))
+    return list(_pool("custodians").map(one, calls))
 
 
 def _reachable(custodians: Sequence[Custodian], threshold: int, token_id: int,

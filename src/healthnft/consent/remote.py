@@ -11,6 +11,7 @@ A custodian that answers for another address than the chain registered is refuse
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,26 @@ _BY_CODE: dict[str, type[HealthNFTError]] = {
 }  # fmt: skip
 
 
+_SESSIONS: dict[str, requests.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(url: str) -> requests.Session:
+    """The process's one keep-alive session to the custodian at ``url``.
+
+    A grantee's home makes its custodian objects anew for every open; a session each
+    time was a new TCP connection per challenge and per release (five per open at k=2
+    of 3), each a handshake and a new connection for the custodian's server to accept.
+    ``requests`` sessions are shared across the grantee's threads (urllib3's pool is
+    thread-safe; the pool holds as many connections as threads ask at once)."""
+    base = url.rstrip("/")
+    with _SESSIONS_LOCK:
+        found = _SESSIONS.get(base)
+        if found is None:
+            found = _SESSIONS[base] = requests.Session()
+        return found
+
+
 @dataclass
 class RemoteCustodian:
     """One custodian service at ``url``, registered on chain as ``address``."""
@@ -42,9 +63,12 @@ class RemoteCustodian:
     url: str
     #: (connect, read) seconds: a custodian down costs at most the first.
     timeout_s: tuple[float, float] = (2.0, 20.0)
-    _session: requests.Session = field(default_factory=requests.Session, repr=False)
+    _session: requests.Session = field(init=False, repr=False)
     #: A grantee may ask it in a thread beside the others (each call is its own request).
     concurrent = True
+
+    def __post_init__(self) -> None:
+        self._session = _session(self.url)
 
     @property
     def domain(self) -> str:
