@@ -73,8 +73,6 @@ def record_for_peer(net: Network, origin: str, token_id: int, requester: str,
     non-grantee learns nothing the chain does not say; a bad presentation:
     :class:`CredentialRejected`."""
     from healthnft.consent.custodian import grants_for
-    from healthnft.credentials import presentation_nonce, verify_presentation
-    from healthnft.credentials.trust import did_address
     from healthnft.services.access import NOT_VISIBLE, check_token_ids
 
     check_token_ids(token_id)
@@ -82,16 +80,7 @@ def record_for_peer(net: Network, origin: str, token_id: int, requester: str,
     row = net.catalog.catalogue.record(token_id)
     if row is None or row.status == "burned" or net.blobs.get(row.blob_digest) is None:
         raise refused  # which node minted a token is public on chain: nothing more told
-    domain = node_domain(origin)
-    try:
-        nonce = presentation_nonce(presentation)
-    except InvalidInput:
-        raise CredentialRejected("a presentation of the requester's DID is needed") from None
-    vp = verify_presentation(presentation, challenge=nonce, domain=domain,
-                             challenges=net.challenges())  # fmt: skip
-    holder = did_address(net.ledger, vp.holder)
-    if holder is None or holder.lower() != requester.lower():
-        raise CredentialRejected("the presentation is not from the requester's DID")
+    check_presenter(net, origin, requester, presentation)
     original = net.derivatives().original_of(token_id)
     if not grants_for(net.ledger, requester, token_id, row.category, original):
         raise refused
@@ -199,20 +188,11 @@ def fetch_from_peer(net: Network, reader: Identity, token_id: int, url: str) -> 
     """Fetch ``token_id`` from the node at ``url`` as ``reader`` (a grantee), verified."""
     import requests
 
-    from healthnft.credentials import create_presentation
     from healthnft.store.catalogue import RecordRow
 
     base = url.rstrip("/")
-    session = requests.Session()
-    offer = _json(_send(session, "GET", f"{base}/node/v1/challenge", base), base)
-    try:
-        vp = create_presentation(reader.did_private, reader.did, [],
-                                 challenge=str(offer["challenge"]),
-                                 domain=str(offer["domain"]))  # fmt: skip
-    except KeyError:
-        raise Tampered(f"the node at {base} answered something that is not a challenge") from None
-    answer = _json(_send(session, "POST", f"{base}/node/v1/records/{int(token_id)}", base,
-                         json={"requester": reader.address, "presentation": vp}), base)
+    session = requests.Session()  # kept by the chunks' reader (PeerBlobs)
+    answer = ask_peer(reader, base, f"/node/v1/records/{int(token_id)}", session)
     try:
         raw = answer["row"]
         values = {f.name: raw.get(f.name) for f in fields(RecordRow)}
@@ -234,25 +214,27 @@ def fetch_from_peer(net: Network, reader: Identity, token_id: int, url: str) -> 
                          PeerBlobs(session, base, reader.address, tickets, chunk_digests))
 
 
-def ask_peer(net: Network, reader: Identity, url: str, path: str) -> dict[str, Any]:
+def ask_peer(reader: Identity, url: str, path: str, session: Any = None) -> dict[str, Any]:
     """POST ``path`` at the node at ``url`` as ``reader``: its challenge answered with a
-    presentation of ``reader``'s DID; the JSON answer, or one clear error."""
+    presentation of ``reader``'s DID; the JSON answer, or one clear error. ``session``:
+    a ``requests.Session`` to keep using after (a new one, closed after, if None)."""
     import requests
 
     from healthnft.credentials import create_presentation
 
     base = url.rstrip("/")
-    with requests.Session() as session:
-        offer = _json(_send(session, "GET", f"{base}/node/v1/challenge", base), base)
-        try:
-            vp = create_presentation(reader.did_private, reader.did, [],
-                                     challenge=str(offer["challenge"]),
-                                     domain=str(offer["domain"]))  # fmt: skip
-        except KeyError:
-            raise Tampered(f"the node at {base} answered something that is not a challenge"
-                           ) from None  # fmt: skip
-        return _json(_send(session, "POST", f"{base}{path}", base,
-                           json={"requester": reader.address, "presentation": vp}), base)
+    if session is None:
+        with requests.Session() as own:
+            return ask_peer(reader, base, path, own)
+    offer = _json(_send(session, "GET", f"{base}/node/v1/challenge", base), base)
+    try:
+        vp = create_presentation(reader.did_private, reader.did, [],
+                                 challenge=str(offer["challenge"]),
+                                 domain=str(offer["domain"]))  # fmt: skip
+    except KeyError:
+        raise Tampered(f"the node at {base} answered something that is not a challenge") from None
+    return _json(_send(session, "POST", f"{base}{path}", base,
+                       json={"requester": reader.address, "presentation": vp}), base)
 
 
 def _fetch_blob(session: Any, base: str, requester: str, digest: bytes,
@@ -295,9 +277,10 @@ def _ok(response: Any, base: str) -> Any:
         except ValueError:
             body = None
         detail = str(body.get("detail", ""))[:300] if isinstance(body, dict) else ""
+        status = response.status_code
         error: type[HealthNFTError] = (
-            AccessDenied if response.status_code in (401, 403)
-            else NotFound if response.status_code == 404 else Unavailable)  # fmt: skip
+            AccessDenied if status in (401, 403) else NotFound if status == 404
+            else InvalidInput if status in (400, 422) else Unavailable)  # fmt: skip
         raise error(f"the node at {base} refused: {detail or response.status_code}")
     return response
 

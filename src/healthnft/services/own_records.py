@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 #: The patient home's cache of what it learnt by opening its records (coarse metadata
 #: only: type, category, date), so a listing needs no round trip to the issuer's node.
 CACHE_FILE = "cache/own-records.json"
-_TIMEOUT_S = 10.0
 
 
 # -- the holder's side ----------------------------------------------------------------
@@ -164,21 +163,12 @@ class _OwnChunks:
 def _fetch_and_open(net: Network, owner: Identity, token_id: int, base: str) -> OwnFetched:
     import requests
 
-    from healthnft.credentials import create_presentation
-    from healthnft.services.exchange import PeerBlobs
+    from healthnft.services.exchange import PeerBlobs, ask_peer
     from healthnft.store.catalogue import RecordRow
     from healthnft.vault import BatchKey, open_sealed
 
-    session = requests.Session()
-    offer = _call(session, "GET", f"{base}/node/v1/challenge", base)
-    try:
-        vp = create_presentation(owner.did_private, owner.did, [],
-                                 challenge=str(offer["challenge"]),
-                                 domain=str(offer["domain"]))  # fmt: skip
-    except KeyError:
-        raise Tampered(f"the node at {base} answered something that is not a challenge") from None
-    answer = _call(session, "POST", f"{base}/node/v1/own/{int(token_id)}", base,
-                   json={"requester": owner.address, "presentation": vp})  # fmt: skip
+    session = requests.Session()  # kept by the chunks' reader (PeerBlobs)
+    answer = ask_peer(owner, base, f"/node/v1/own/{int(token_id)}", session)
     try:
         raw, key = answer["row"], answer["key"]
         values = {f.name: raw.get(f.name) for f in fields(RecordRow)}
@@ -354,30 +344,3 @@ def _read_cache(net: Network) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}  # no cache, or a damaged one: it is rebuilt by opening again
     return doc if isinstance(doc, dict) else {}
-
-
-def _call(session: Any, method: str, url: str, base: str, **kwargs: Any) -> dict[str, Any]:
-    """One JSON request with a bounded timeout: an unreachable node is
-    :class:`Unavailable`, a refusal the node's own words in the matching error."""
-    import requests
-
-    from healthnft.errors import AccessDenied
-
-    try:
-        response = session.request(method, url, timeout=_TIMEOUT_S, **kwargs)
-    except requests.RequestException as exc:
-        raise Unavailable(f"the node at {base} does not answer ({type(exc).__name__})") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code >= 400:
-        detail = str(body.get("detail", ""))[:300] if isinstance(body, dict) else ""
-        status = response.status_code
-        error: type[HealthNFTError] = (
-            AccessDenied if status in (401, 403) else NotFound if status == 404
-            else InvalidInput if status in (400, 422) else Unavailable)  # fmt: skip
-        raise error(f"the node at {base} refused: {detail or response.status_code}")
-    if not isinstance(body, dict):
-        raise Tampered(f"the node at {base} answered something that is not a JSON object")
-    return body

@@ -98,7 +98,7 @@ def listed_at_peers(net: Network, reader: Identity, grant_id: int) -> tuple[list
         if address.lower() == reader.address.lower():
             continue  # the grantee's own node: its catalogue was read already
         try:
-            answer = ask_peer(net, reader, url, f"/node/v1/grants/{int(grant_id)}/records")
+            answer = ask_peer(reader, url, f"/node/v1/grants/{int(grant_id)}/records")
         except NotFound:
             continue  # it holds none of them
         except (AccessDenied, HealthNFTError) as exc:
