@@ -115,6 +115,37 @@ async function working(button, action) {
 }
 function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
 
+// -- actions signed on this device ----------------------------------------------
+
+// The node's sentence of what a transaction will do; true once the patient confirms.
+function confirmSigning(prompt) {
+  return new Promise((resolve) => {
+    const sentence = h("p", { id: "tx-prompt", class: "consent" }, prompt);
+    const dialog = h("dialog", { "aria-label": "Confirm and sign", "aria-describedby": "tx-prompt" });
+    const close = (yes) => { dialog.close(); dialog.remove(); resolve(yes); };
+    dialog.addEventListener("cancel", (ev) => { ev.preventDefault(); close(false); });
+    dialog.append(h("h2", {}, "Sign this on your device?"), sentence,
+      h("p", { class: "muted" }, "Your key signs it here; the node only relays it."),
+      h("div", { class: "row" },
+        h("button", { type: "button", onclick: () => close(true) }, "Sign and send"),
+        h("button", { type: "button", class: "secondary", onclick: () => close(false) }, "Cancel")));
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+// With the key on this device (``device``), a patient's action is a transaction signed
+// here (wallet/sign.js) and relayed by the node; without it, ``hosted()`` as before.
+// Answers the relay's result, or null when the patient cancelled (nothing was signed).
+async function patientAction(action, args, hosted) {
+  if (!device) return hosted();
+  const sign = await import("/static/wallet/sign.js");
+  const sent = await sign.signAndSend({ api, wallet: device.wallet, action, args,
+    confirm: confirmSigning, progress: (text) => say(text) });
+  if (!sent) say("Cancelled: nothing was signed.");
+  return sent && sent.result;
+}
+
 // -- sign-in -------------------------------------------------------------------
 
 async function signIn(keystoreJson, passphrase) {
@@ -578,11 +609,13 @@ async function showShare(id, ctx) {
       ev.preventDefault();
       const body = { to: who.value, purpose: purpose.value, days: Number(days.value) };
       if (scope.value === "one") body.token_ids = [Number(id)]; else body.category = rec.category;
-      try {
-        const g = await api("POST", "/api/grants", body);
+      await working(ev.submitter || ev.target.querySelector("button"), async () => {
+        const g = await patientAction(body.token_ids ? "share" : "share-category", body,
+          () => api("POST", "/api/grants", body));
+        if (!g) return;
         say(`Shared: grant ${g.grant_id}.`, "ok");
         go("#/grants");
-      } catch (e) { say(e.message, "err"); }
+      });
     } },
     field("share-to", "Who", who), field("share-purpose", "Purpose", purpose),
     field("share-days", "For how many days", days), field("share-scope", "What", scope),
@@ -609,13 +642,14 @@ async function showGrants(_arg, ctx) {
         h("td", { "data-label": "Until" }, humanDate(new Date(g.expires * 1000).toISOString())),
         h("td", { "data-label": "State" }, g.state),
         h("td", {}, g.state === "active" ? h("button", { class: "secondary",
-          "aria-label": `Revoke grant ${g.grant_id}`, onclick: async () => {
-            try {
-              await api("DELETE", `/api/grants/${g.grant_id}`);
+          "aria-label": `Revoke grant ${g.grant_id}`, onclick: (ev) => working(ev.currentTarget,
+            async () => {
+              const done = await patientAction("revoke", { grant_id: g.grant_id },
+                () => api("DELETE", `/api/grants/${g.grant_id}`));
+              if (!done) return;
               say(`Grant ${g.grant_id} revoked.`, "ok");
               route();
-            } catch (e) { say(e.message, "err"); }
-          } }, "Revoke") : ""))))) : h("p", {}, "You have not shared anything."));
+            }) }, "Revoke") : ""))))) : h("p", {}, "You have not shared anything."));
 }
 
 async function showRequests(_arg, ctx) {
@@ -630,13 +664,18 @@ async function showRequests(_arg, ctx) {
     h("td", { "data-label": "State" }, r.state),
     h("td", {}, actions));
   const act = (r) => r.state !== "pending" ? "" : [
-    h("button", { "aria-label": `Approve request ${r.request_id}`, onclick: async () => {
-      try { await api("POST", `/api/requests/${r.request_id}/approve`, {}); say("Approved.", "ok"); route(); }
-      catch (e) { say(e.message, "err"); } } }, "Approve"),
+    h("button", { "aria-label": `Approve request ${r.request_id}`, onclick: (ev) => working(
+      ev.currentTarget, async () => {
+        const done = await patientAction("approve-request", { request_id: r.request_id },
+          () => api("POST", `/api/requests/${r.request_id}/approve`, {}));
+        if (done) { say("Approved.", "ok"); route(); }
+      }) }, "Approve"),
     h("button", { class: "secondary", "aria-label": `Decline request ${r.request_id}`,
-      onclick: async () => {
-        try { await api("POST", `/api/requests/${r.request_id}/decline`); say("Declined.", "ok"); route(); }
-        catch (e) { say(e.message, "err"); } } }, "Decline")];
+      onclick: (ev) => working(ev.currentTarget, async () => {
+        const done = await patientAction("decline-request", { request_id: r.request_id },
+          () => api("POST", `/api/requests/${r.request_id}/decline`));
+        if (done) { say("Declined.", "ok"); route(); }
+      }) }, "Decline")];
   const table = (rows, actions) => h("table", { class: "responsive" },
     h("thead", {}, h("tr", {}, ["Request", "From", "What", "Purpose", "Reason", "Reward", "State", ""]
       .map((t) => h("th", { scope: "col" }, t)))),
@@ -695,11 +734,13 @@ async function showTransfer(id, ctx) {
   page(ctx, `Transfer record ${id}`,
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
-      try {
-        await api("POST", `/api/records/${id}/transfer`, { to: who.value });
+      await working(ev.submitter || ev.target.querySelector("button"), async () => {
+        const done = await patientAction("transfer", { token_id: Number(id), to: who.value },
+          () => api("POST", `/api/records/${id}/transfer`, { to: who.value }));
+        if (!done) return;
         say(`Record ${id} transferred.`, "ok");
         go("#/records");
-      } catch (e) { say(e.message, "err"); }
+      });
     } },
     field("transfer-to", "New owner", who),
     h("p", { class: "warning" }, "The record will belong to them, re-encrypted so only they "
@@ -714,11 +755,13 @@ function showBurn(id, ctx) {
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       if (!sure.checked) { say("Tick the box to confirm.", "err"); return; }
-      try {
-        await api("POST", `/api/records/${id}/burn`, { confirm: true });
+      await working(ev.submitter || ev.target.querySelector("button"), async () => {
+        const done = await patientAction("burn", { token_id: Number(id), confirm: true },
+          () => api("POST", `/api/records/${id}/burn`, { confirm: true }));
+        if (!done) return;
         say(`Record ${id} burned: nobody can recover it.`, "ok");
         go("#/records");
-      } catch (e) { say(e.message, "err"); }
+      });
     } },
     h("p", { class: "warning", id: "burn-warning" }, "Burning is irreversible. The token is "
       + "destroyed and the record and every copy of its key are deleted: nobody — you, the "

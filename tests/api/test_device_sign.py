@@ -1,0 +1,144 @@
+"""The patient's page signs its own actions on the device (issue 14, point 3).
+
+A demo patient whose key the page holds (device mode, as in ``test_device_open``) shares a
+record with an institution, revokes the grant and burns a record: each goes through
+``POST /api/tx/prepare``, a dialog showing the node's sentence, the page's own check of
+the prepared call (``wallet/sign.js``), a signature made in the page and
+``POST /api/tx/send``. Nothing the page sends holds the key or the passphrase, and the
+hosted (server-signing) routes are never called. A node that prepares a share to someone
+else than the one chosen is refused: nothing is signed, nothing is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+import test_device_open as opened
+from test_device_open import PASSPHRASE, Traffic, _patient_secrets, _use_demo_patient
+
+pytestmark = pytest.mark.slow
+
+# The served copy of the demo home and the browser, as test_device_open makes them.
+device_server = opened.device_server
+chromium = opened.chromium
+
+#: The hosted routes that sign with a key the node holds; the device never calls them.
+HOSTED = re.compile(r"^(POST \S+/api/grants$|DELETE \S+/api/grants/\d+$"
+                    r"|POST \S+/api/records/\d+/(burn|transfer)$"
+                    r"|POST \S+/api/requests/\d+/(approve|decline)$)")  # fmt: skip
+
+
+def _get(page, path: str):
+    return page.evaluate("async (p) => (await (await fetch(p)).json())", path)
+
+
+def _sign_in_dialog(page, *, says: str) -> str:
+    """Read the node's sentence in the confirmation dialog, check it, and sign."""
+    dialog = page.get_by_role("dialog", name="Confirm and sign")
+    dialog.wait_for()
+    prompt = dialog.locator("#tx-prompt").inner_text()
+    assert says in prompt, prompt
+    dialog.get_by_role("button", name="Sign and send").click()
+    return prompt
+
+
+def _choose_institution(page, *, avoid: str = "") -> tuple[str, str]:
+    """(address, name) of an institution in the share form's list (research preferred)."""
+    opts = page.locator("#share-to option")
+    rows = [(opts.nth(i).get_attribute("value"), opts.nth(i).inner_text())
+            for i in range(opts.count())]  # fmt: skip
+    rows = [r for r in rows if r[0].lower() != avoid.lower()]
+    address, text = next((r for r in rows if "research" in r[1].lower()), rows[0])
+    page.locator("#share-to").select_option(address)
+    return address, text.split(" — ", 1)[1]
+
+
+def test_a_device_patient_shares_revokes_and_burns_signing_in_the_page(
+        device_server, chromium) -> None:  # fmt: skip
+    started = time.monotonic()
+    url, home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    traffic = Traffic(page)
+    address = _use_demo_patient(page, url)
+    tokens = page.locator("a[data-token]").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-token'))"
+    )
+    assert len(set(tokens)) >= 2
+    shared, burned = tokens[0], tokens[-1]
+
+    # Share: the node's sentence names the institution; the grant is then on chain.
+    page.goto(url + f"#/share/{shared}")
+    page.get_by_role("heading", name="Share a record").wait_for()
+    grantee, name = _choose_institution(page)
+    page.get_by_role("button", name="Share", exact=True).click()
+    prompt = _sign_in_dialog(page, says=name)
+    assert prompt.startswith("Give ") and "30 days" in prompt
+    done = page.locator("#status").filter(has_text=re.compile(r"Shared: grant \d+\."))
+    done.wait_for()
+    grant_id = int(re.search(r"grant (\d+)", done.inner_text()).group(1))
+    page.get_by_role("heading", name="Shared by you").wait_for()
+    grant = next(g for g in _get(page, "/api/grants") if g["grant_id"] == grant_id)
+    assert grant["state"] == "active" and grant["grantee"].lower() == grantee.lower()
+    assert grant["token_ids"] == [int(shared)]
+
+    # Revoke it from the list.
+    page.get_by_role("button", name=f"Revoke grant {grant_id}").click()
+    _sign_in_dialog(page, says="Stop ")
+    page.locator("#status").filter(has_text=f"Grant {grant_id} revoked.").wait_for()
+    grant = next(g for g in _get(page, "/api/grants") if g["grant_id"] == grant_id)
+    assert grant["state"] == "revoked"
+
+    # Burn another record.
+    page.goto(url + f"#/burn/{burned}")
+    page.get_by_label("I understand this cannot be undone").check()
+    page.get_by_role("button", name="Burn for good").click()
+    _sign_in_dialog(page, says="Destroy ")
+    page.locator("#status").filter(has_text=f"Record {burned} burned").wait_for()
+    page.get_by_role("heading", name=re.compile(r"Your records")).wait_for()
+    listed = [str(r["token_id"]) for r in _get(page, "/api/device/records")]
+    assert burned not in listed and shared in listed
+
+    # A node that prepares a share to someone else: refused, nothing signed or sent.
+    before = len(_get(page, "/api/grants"))
+    page.goto(url + f"#/share/{shared}")
+    page.get_by_role("heading", name="Share a record").wait_for()
+    other = page.locator("#share-to option").evaluate_all("os => os.map(o => o.value)")
+    grantee, _name = _choose_institution(page)
+    forged = next(a for a in other if a.lower() != grantee.lower())
+
+    def tamper(route) -> None:
+        prepared = route.fetch().json()
+        data = prepared["tx"]["data"]
+        swapped = re.sub(grantee[2:], forged[2:].lower(), data, flags=re.IGNORECASE)
+        assert swapped != data
+        prepared["tx"]["data"] = swapped
+        route.fulfill(json=prepared)
+
+    page.route("**/api/tx/prepare", tamper)
+    sends = sum(u.endswith("/api/tx/send") for u in traffic.urls)
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.locator("#status").filter(
+        has_text="the node prepared something else than you asked"
+    ).wait_for()
+    assert page.get_by_role("dialog", name="Confirm and sign").count() == 0
+    page.unroute("**/api/tx/prepare")
+    assert sum(u.endswith("/api/tx/send") for u in traffic.urls) == sends == 3
+    assert len(_get(page, "/api/grants")) == before
+
+    # What travelled: no key, no passphrase; the hosted signing routes never called.
+    account_key, enc_key = _patient_secrets(home, address)
+    sent = [json.loads(text.split("\n", 1)[1]) for where, text in traffic.bodies
+            if where.startswith("request POST") and where.endswith("/api/tx/send")]  # fmt: skip
+    assert len(sent) == 3 and all(set(s) == {"raw"} for s in sent)
+    for secret in (PASSPHRASE, account_key, enc_key):
+        assert traffic.holding(secret) == []
+    assert [u for u in traffic.urls if HOSTED.match(u)] == []
+    assert errors == []
+    page.close()
+    assert time.monotonic() - started < 90
