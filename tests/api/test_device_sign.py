@@ -1,7 +1,7 @@
 """The patient's page signs its own actions on the device (issue 14, point 3).
 
 A demo patient whose key the page holds (device mode, as in ``test_device_open``) shares a
-record with an institution, revokes the grant and burns a record: each goes through
+record with an institution, revokes the grant, transfers a record and burns one: each goes through
 ``POST /api/tx/prepare``, a dialog showing the node's sentence, the page's own check of
 the prepared call (``wallet/sign.js``), a signature made in the page and
 ``POST /api/tx/send``. Nothing the page sends holds the key or the passphrase, and the
@@ -56,7 +56,7 @@ def _choose_institution(page, *, avoid: str = "") -> tuple[str, str]:
     return address, text.split(" — ", 1)[1]
 
 
-def test_a_device_patient_shares_revokes_and_burns_signing_in_the_page(
+def test_a_device_patient_shares_revokes_transfers_and_burns_signing_in_the_page(
         device_server, chromium) -> None:  # fmt: skip
     started = time.monotonic()
     url, home = device_server
@@ -69,8 +69,8 @@ def test_a_device_patient_shares_revokes_and_burns_signing_in_the_page(
     tokens = page.locator("a[data-token]").evaluate_all(
         "els => els.map(e => e.getAttribute('data-token'))"
     )
-    assert len(set(tokens)) >= 2
-    shared, burned = tokens[0], tokens[-1]
+    assert len(set(tokens)) >= 3
+    shared, moved, burned = tokens[0], tokens[1], tokens[-1]
 
     # Share: the node's sentence names the institution; the grant is then on chain.
     page.goto(url + f"#/share/{shared}")
@@ -93,6 +93,15 @@ def test_a_device_patient_shares_revokes_and_burns_signing_in_the_page(
     page.locator("#status").filter(has_text=f"Grant {grant_id} revoked.").wait_for()
     grant = next(g for g in _get(page, "/api/grants") if g["grant_id"] == grant_id)
     assert grant["state"] == "revoked"
+
+    # Transfer one to an institution: the node re-encrypts it for them; it leaves the list.
+    page.goto(url + f"#/transfer/{moved}")
+    page.get_by_role("heading", name=f"Transfer record {moved}").wait_for()
+    page.get_by_role("button", name="Transfer", exact=True).click()
+    _sign_in_dialog(page, says="Move ")
+    page.locator("#status").filter(has_text=f"Record {moved} transferred.").wait_for()
+    page.get_by_role("heading", name=re.compile(r"Your records")).wait_for()
+    assert moved not in [str(r["token_id"]) for r in _get(page, "/api/device/records")]
 
     # Burn another record.
     page.goto(url + f"#/burn/{burned}")
@@ -128,14 +137,14 @@ def test_a_device_patient_shares_revokes_and_burns_signing_in_the_page(
     ).wait_for()
     assert page.get_by_role("dialog", name="Confirm and sign").count() == 0
     page.unroute("**/api/tx/prepare")
-    assert sum(u.endswith("/api/tx/send") for u in traffic.urls) == sends == 3
+    assert sum(u.endswith("/api/tx/send") for u in traffic.urls) == sends == 4
     assert len(_get(page, "/api/grants")) == before
 
     # What travelled: no key, no passphrase; the hosted signing routes never called.
     account_key, enc_key = _patient_secrets(home, address)
     sent = [json.loads(text.split("\n", 1)[1]) for where, text in traffic.bodies
             if where.startswith("request POST") and where.endswith("/api/tx/send")]  # fmt: skip
-    assert len(sent) == 3 and all(set(s) == {"raw"} for s in sent)
+    assert len(sent) == 4 and all(set(s) == {"raw"} for s in sent)
     for secret in (PASSPHRASE, account_key, enc_key):
         assert traffic.holding(secret) == []
     assert [u for u in traffic.urls if HOSTED.match(u)] == []
