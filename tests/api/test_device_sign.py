@@ -140,11 +140,29 @@ def test_a_device_patient_shares_revokes_transfers_and_burns_signing_in_the_page
     assert sum(u.endswith("/api/tx/send") for u in traffic.urls) == sends == 4
     assert len(_get(page, "/api/grants")) == before
 
+    # Cancelled in the dialog: nothing signed, nothing sent.
+    page.get_by_role("button", name="Share", exact=True).click()
+    page.get_by_role("dialog", name="Confirm and sign").get_by_role("button", name="Cancel").click()
+    page.locator("#status").filter(has_text="Cancelled: nothing was signed.").wait_for()
+    assert sum(u.endswith("/api/tx/send") for u in traffic.urls) == 4
+
+    # Refused when sent: the node's one message, the form as it was, no grant.
+    refusal = "share reverted on chain: consent: grantee is not a member"
+    page.route("**/api/tx/send", lambda r: r.fulfill(status=502, json={"detail": refusal}))
+    share = page.get_by_role("button", name="Share", exact=True)
+    share.click()
+    _sign_in_dialog(page, says="Give ")
+    page.locator("#status").filter(has_text=refusal).wait_for()
+    page.unroute("**/api/tx/send")
+    assert share.is_enabled() and share.get_attribute("aria-busy") is None
+    page.get_by_role("heading", name="Share a record").wait_for()
+    assert len(_get(page, "/api/grants")) == before
+
     # What travelled: no key, no passphrase; the hosted signing routes never called.
     account_key, enc_key = _patient_secrets(home, address)
     sent = [json.loads(text.split("\n", 1)[1]) for where, text in traffic.bodies
             if where.startswith("request POST") and where.endswith("/api/tx/send")]  # fmt: skip
-    assert len(sent) == 4 and all(set(s) == {"raw"} for s in sent)
+    assert len(sent) == 5 and all(set(s) == {"raw"} for s in sent)
     for secret in (PASSPHRASE, account_key, enc_key):
         assert traffic.holding(secret) == []
     assert [u for u in traffic.urls if HOSTED.match(u)] == []
