@@ -17,6 +17,7 @@ import time
 
 import pytest
 import test_device_open as opened
+from test_browser import _sign_in, _wallets
 from test_device_open import PASSPHRASE, Traffic, _patient_secrets, _use_demo_patient
 
 pytestmark = pytest.mark.slow
@@ -169,3 +170,56 @@ def test_a_device_patient_shares_revokes_transfers_and_burns_signing_in_the_page
     assert errors == []
     page.close()
     assert time.monotonic() - started < 90
+
+
+def test_a_device_patient_answers_requests_signing_in_the_page(device_server, chromium) -> None:
+    """A research institute asks twice (its own session, hosted as before); the patient
+    approves one and declines the other, each signed in the page."""
+    started = time.monotonic()
+    url, home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    traffic = Traffic(page)
+    address = _use_demo_patient(page, url)
+
+    institute = chromium.new_page()  # a context of its own: its own session
+    institute.set_default_timeout(30000)
+    _sign_in(institute, url, _wallets(home)["research"])
+    asked = institute.evaluate(
+        """async (owner) => {
+        const ids = [];
+        for (const reason of ["a study", "another study"]) {
+          const r = await fetch("/api/requests", {method: "POST",
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({owner, purpose: "research", category: "laboratory",
+                                  days: 30, reason})});
+          ids.push((await r.json()).request_id);
+        }
+        return ids;
+    }""",
+        address,
+    )
+    institute.close()
+    approve, decline = asked
+    assert all(isinstance(i, int) for i in asked), asked
+
+    page.goto(url + "#/requests")
+    page.get_by_role("button", name=f"Approve request {approve}").click()
+    _sign_in_dialog(page, says="as they asked")
+    page.locator("#status").filter(has_text="Approved.").wait_for()
+    page.get_by_role("button", name=f"Decline request {decline}").click()
+    _sign_in_dialog(page, says="Decline ")
+    page.locator("#status").filter(has_text="Declined.").wait_for()
+    states = {r["request_id"]: r["state"] for r in _get(page, "/api/requests")["incoming"]}
+    assert states[approve] == "approved" and states[decline] == "declined"
+
+    account_key, enc_key = _patient_secrets(home, address)
+    for secret in (PASSPHRASE, account_key, enc_key):
+        assert traffic.holding(secret) == []
+    assert [u for u in traffic.urls if HOSTED.match(u)] == []
+    assert sum(u.startswith("POST ") and u.endswith("/api/tx/send") for u in traffic.urls) == 2
+    assert errors == []
+    page.close()
+    assert time.monotonic() - started < 60
