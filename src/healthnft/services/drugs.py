@@ -484,7 +484,11 @@ class Verifier:
         self.source = source
         self.catalog = net.catalog
         self.products = product_store(net)
-        self._read: dict[str, Any] = {}  # credential text -> Product (signature checked)
+        # Kept on the opened network, like the chain view: credential text -> Product
+        # (signature checked), and (text, block) -> why the chain does not vouch for it.
+        caches = net.__dict__.setdefault("_drug_products", ({}, {}))
+        self._read: dict[str, Any] = caches[0]
+        self._trust: dict[tuple[str, int], str | None] = caches[1]
 
     def check(self, pack: Pack) -> Checked:
         from healthnft.drugs.status import ChainFacts, Commissioned, Status, Verdict, decide
@@ -514,6 +518,16 @@ class Verifier:
         verdict = decide(pack, commissioned, facts, _chain_day(chain.now))
         return Checked(verdict, proof, trusted if verdict.status is not Status.UNKNOWN else None)
 
+    def _trusted(self, raw: str, p: Any, check: Any) -> str | None:
+        """``check_product``, asked once per credential and block the chain view synced
+        to (the chain's state is fixed at a block)."""
+        key = (raw, int(self.chain.head))
+        if key not in self._trust:
+            if len(self._trust) > 4096:
+                self._trust.clear()
+            self._trust[key] = check(self.ledger, p)
+        return self._trust[key]
+
     def _product(self, gtin14: str, owner: str) -> dict[str, Any] | str:
         """The trusted product of ``gtin14`` made by ``owner`` (the batch's manufacturer
         on chain), or the reason the pack reads unknown."""
@@ -531,7 +545,7 @@ class Verifier:
             except CredentialRejected as exc:
                 return f"The product's credential is refused ({exc}): {advice}"
             self._read[raw] = p
-        why = check_product(self.ledger, p)
+        why = self._trusted(raw, p, check_product)
         if why is not None:
             return f"The product's credential is not trusted ({why}): {advice}"
         if p.manufacturer.lower() != owner.lower():
