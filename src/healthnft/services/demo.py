@@ -152,8 +152,10 @@ def demo_drugs(net: Network) -> dict[str, Any]:
     net.add_participant("manufacturer", DEMO_MANUFACTURER, existing_ok=True)
     net.add_participant("pharmacy", DEMO_PHARMACY, existing_ok=True)
     net.add_participant("government", DEMO_REGULATOR, existing_ok=True)
+    products = []
     for gtin, (name, form, strength) in DEMO_PRODUCTS.items():
-        drugs.product(net, DEMO_MANUFACTURER, gtin, name, form=form, strength=strength)
+        made = drugs.product(net, DEMO_MANUFACTURER, gtin, name, form=form, strength=strength)
+        products.append({"gtin": made.gtin, "name": made.name})
     batches = []
     for gtin, lot, expiry, count in DEMO_BATCHES:
         serials = [f"{lot[-2:]}{n:05d}" for n in range(1, count + 1)]
@@ -165,6 +167,7 @@ def demo_drugs(net: Network) -> dict[str, Any]:
         "manufacturer": DEMO_MANUFACTURER,
         "pharmacy": DEMO_PHARMACY,
         "regulator": DEMO_REGULATOR,
+        "products": products,
         "batches": batches,
         "real_code": f"(01){gtin}(17){expiry}(10){lot}(21){batches[0]['first_serial']}",
         "invented_code": f"(01){gtin}(17){expiry}(10){lot}(21)FAKE12345",
