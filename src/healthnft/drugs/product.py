@@ -39,7 +39,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from web3 import Web3
 
 from healthnft.credentials.trust import did_address
-from healthnft.credentials.vc import issue_credential, subjects_of, types_of, verify_credential
+from healthnft.credentials.vc import (
+    issue_credential,
+    issuer_of,
+    subjects_of,
+    types_of,
+    verify_credential,
+)
 from healthnft.drugs.commitments import normalize_gtin
 from healthnft.errors import CredentialRejected, InvalidInput
 from healthnft.ledger.client import Ledger
@@ -118,7 +124,7 @@ def read_product(jws: str, gtin: str | None = None) -> Product:
         raise CredentialRejected("malformed product credential: no manufacturer address")
     if gtin is not None and g != normalize_gtin(gtin):
         raise CredentialRejected("the product credential is for another GTIN")
-    return Product(g, name, maker, credential["issuer"], jws, form, strength)
+    return Product(g, name, maker, issuer_of(credential), jws, form, strength)
 
 
 def check_product(ledger: Ledger, product: Product) -> str | None:
