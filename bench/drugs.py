@@ -191,7 +191,8 @@ def verify_throughput(serials: int, samples: int = 2_000) -> dict:
             net.add_participant("pharmacy", "bench-pharmacy")
             lot = "LOT-VERIFY"
             numbers = [f"SN{i:012d}" for i in range(serials)]
-            service.commission(net, "bench-maker", GTIN, lot, EXPIRY, numbers)
+            service.commission(net, "bench-maker", GTIN, lot, EXPIRY, numbers,
+                               product_name="Bench 10 mg tablets")
             codes = [f"(01){GTIN}(17){EXPIRY}(10){lot}(21){n}"
                      for n in numbers[:: max(1, serials // samples)][:samples]]  # fmt: skip
             for code in codes[:20]:  # some dispensed packs among the answers

@@ -53,6 +53,10 @@ def test_demo_packs_verify_at_once(demo_home: tuple[Path, dict]) -> None:
     assert len(medicines["batches"]) == 2
     real = run_cli(home, "drug", "verify", "--json", "--", medicines["real_code"])
     assert real.returncode == 0 and json.loads(real.stdout)["status"] == "active"
+    # The demo manufacturer's product credential names the product (issue 15, point 2).
+    assert json.loads(real.stdout)["product"]["name"] == "Amoxicillin 500 mg capsules"
+    assert [p["name"] for p in medicines["products"]] == [
+        "Amoxicillin 500 mg capsules", "Paracetamol 500 mg tablets"]
     fake = run_cli(home, "drug", "verify", "--json", "--", medicines["invented_code"])
     assert fake.returncode == 1 and json.loads(fake.stdout)["status"] == "unknown"
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

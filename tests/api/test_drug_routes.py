@@ -28,7 +28,8 @@ def test_verify_by_code_and_by_photo(served) -> None:
     client = _signed_in(served, "pharmacy", DEMO_PHARMACY)
     r = client.post("/api/drugs/verify", json={"code": hri(3)})
     assert r.status_code == 200 and r.json()["status"] == "active", r.text
-    assert set(r.json()) == {"status", "reason", "gtin", "lot", "expiry", "serial"}
+    assert set(r.json()) == {"status", "reason", "gtin", "lot", "expiry", "serial", "product"}
+    assert r.json()["product"]["name"] == "Amoxicillin 500 mg capsules"
     r = client.post("/api/drugs/verify", json={"code": hri(3).replace("00003", "99999")})
     assert r.json()["status"] == "unknown"
     r = client.post("/api/drugs/verify", files={"image": ("p.png", datamatrix_png(hri(4)))})

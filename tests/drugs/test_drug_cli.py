@@ -35,7 +35,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     serials = home.parent / "serials.txt"
     serials.write_text("".join(f"S{i}\n" for i in range(5)))
     done = run_cli_json(home, "drug", "commission", "--manufacturer", "Acme", "--gtin", GTIN,
-                        "--lot", LOT, "--expiry", "301231", "--serials", str(serials))  # fmt: skip
+                        "--lot", LOT, "--expiry", "301231", "--serials", str(serials),
+                        "--product-name", "Amoxicillin 500 mg capsules")  # fmt: skip
     assert (done["packs"], done["already"], done["manufacturer"]) == (5, False, "Acme")
     return home
 
@@ -49,8 +50,9 @@ def test_commission_again_answers_the_first_result(home: Path) -> None:
 
 def test_verify_shapes_and_exit_codes(home: Path, tmp_path: Path) -> None:
     got = run_cli_json(home, "drug", "verify", "--", hri("S0"))
-    assert set(got) == {"status", "reason", "gtin", "lot", "expiry", "serial"}
+    assert set(got) == {"status", "reason", "gtin", "lot", "expiry", "serial", "product"}
     assert got["status"] == "active"
+    assert got["product"] == {"name": "Amoxicillin 500 mg capsules", "manufacturer": "Acme"}
     proc = run_cli(home, "drug", "verify", "--json", "--", hri("FAKE"))
     assert proc.returncode == 1 and json.loads(proc.stdout)["status"] == "unknown"
     proc = run_cli(home, "drug", "verify", hri("S0"))

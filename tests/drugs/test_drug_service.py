@@ -47,6 +47,7 @@ def net(tmp_path_factory: pytest.TempPathFactory):
     network.add_participant("hospital", "City Hospital")
     network.add_participant("government", "Medicines Agency")
     network.add_participant("patient", "pat")
+    drugs.product(network, "Acme", GTIN, "Amoxicillin 500 mg capsules")  # issue 15, point 2
     yield network
     network.close()
 
@@ -125,7 +126,7 @@ def test_statuses_active_unknown_mismatch(net: Network) -> None:
     lot_of(net, "LOTA")
     assert status(net, code("LOTA", "LOTAS0")) == "active"
     verdict = drugs.verify(net, code("LOTA", "LOTAS1")).as_dict()
-    assert set(verdict) == {"status", "reason", "gtin", "lot", "expiry", "serial"}
+    assert set(verdict) == {"status", "reason", "gtin", "lot", "expiry", "serial", "product"}
     assert verdict["serial"] == "LOTAS1" and verdict["expiry"] == "2030-12-31"
     assert status(net, code("LOTA", "INVENTED")) == "unknown"
     assert status(net, code("LOTZ", "LOTAS0")) == "mismatch"  # a genuine serial, another lot

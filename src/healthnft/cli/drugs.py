@@ -42,6 +42,39 @@ def _input(code: str | None, image: Path | None) -> tuple[str | None, bytes | No
     return code, None if image is None else drugs.load_image(image)
 
 
+ProductNameOpt = Annotated[str | None, typer.Option(
+    "--product-name", metavar="TEXT", help="Issue the manufacturer's product credential for "
+    "the GTIN with this name first (if it does not hold one saying so).",
+    show_default=False)]  # fmt: skip
+
+
+@drug_app.command("product")
+def product(
+    manufacturer: Annotated[str, typer.Option(
+        "--manufacturer", metavar="NAME", help="The manufacturer, by its name in this home.")],
+    gtin: GtinOpt,
+    name: Annotated[str, typer.Option(
+        "--name", metavar="TEXT", help="The product, e.g. 'Amoxicillin 500 mg capsules'.")],
+    form: Annotated[str | None, typer.Option(
+        "--form", metavar="TEXT", help="Dose form, e.g. capsule.", show_default=False)] = None,
+    strength: Annotated[str | None, typer.Option(
+        "--strength", metavar="TEXT", help="Strength, e.g. '500 mg'.",
+        show_default=False)] = None,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Issue the manufacturer's product credential (a W3C VC) for a GTIN, kept in this home.
+
+    Needed before commissioning the GTIN; a pack reads genuine only when its batch was
+    commissioned by the manufacturer this credential names."""
+    with network() as net:
+        done = drugs.product(net, manufacturer, gtin, name, form=form, strength=strength,
+                             passphrase=passphrase)  # fmt: skip
+    again = " (already issued: nothing signed)" if done.already else ""
+    say(as_json, done.as_dict(), f"product credential for GTIN {done.gtin} ({done.name}) "
+        f"issued by {done.manufacturer}{again}")
+
+
 @drug_app.command("commission")
 def commission(
     manufacturer: Annotated[str, typer.Option(
@@ -52,15 +85,18 @@ def commission(
         "--expiry", metavar="YYMMDD", help="Expiry as printed (GS1 AI 17; DD 00 = month end).")],
     serials: Annotated[Path, typer.Option(
         "--serials", metavar="FILE", help="One serial number a line.")],
+    product_name: ProductNameOpt = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,
 ) -> None:  # fmt: skip
     """Commission a batch: one Merkle root on chain, the salts kept in this home.
 
-    Serials never go on chain in clear, nor does the batch size. Running it again with
-    the same batch answers the first result and sends nothing."""
+    The manufacturer must hold the GTIN's product credential (``drug product``, or give
+    --product-name). Serials never go on chain in clear, nor does the batch size.
+    Running it again with the same batch answers the first result and sends nothing."""
     with network() as net:
-        done = drugs.commission(net, manufacturer, gtin, lot, expiry, serials, passphrase)
+        done = drugs.commission(net, manufacturer, gtin, lot, expiry, serials, passphrase,
+                                product_name=product_name)  # fmt: skip
     again = " (already commissioned: nothing sent)" if done.already else ""
     say(as_json, done.as_dict(), f"commissioned {done.packs} packs of GTIN {done.gtin} lot "
         f"{done.lot}, expiry {done.expiry}, by {done.manufacturer}{again}")
@@ -80,6 +116,9 @@ def verify(code: CodeArg = None, image: ImageOpt = None, as_json: JsonOpt = Fals
         emit(data)
     else:
         out.print(f"[bold]{data['status'].upper()}[/bold]  {data['reason']}", highlight=False)
+        if "product" in data:
+            out.print(f"{data['product']['name']}  by {data['product']['manufacturer']}",
+                      markup=False, highlight=False)  # fmt: skip
         out.print(f"GTIN {data['gtin']}  lot {data['lot']}  expiry {data['expiry']}  "
                   f"serial {data['serial']}", markup=False, highlight=False)  # fmt: skip
     raise typer.Exit(0 if data["status"] == "active" else 1)

@@ -270,6 +270,8 @@ class IndexedStatus:
         self._flags: dict[bytes, tuple[bool, bool]] = {}
         self._version: int | None = None
         self._now = 0
+        #: The block the last sync read (chain state is fixed at a block: a cache key).
+        self.head = 0
 
     def refresh(self, version: int | None = None) -> None:
         """Sync the index and read the head's time, unless ``version`` (a counter of
@@ -280,7 +282,8 @@ class IndexedStatus:
             self.ledger.attach_drugs(self.registry.address)
         self.ledger.events.sync()
         self._flags.clear()
-        self._now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
+        head = self.ledger.w3.eth.get_block("latest")
+        self._now, self.head = int(head["timestamp"]), int(head["number"])
         self._version = version
 
     def _logs(self, event: str, *topics: bytes) -> list[Any]:

@@ -138,16 +138,24 @@ DEMO_PHARMACY = "demo-pharmacy"
 DEMO_REGULATOR = "demo-medicines-agency"
 DEMO_BATCHES = (("09506000134352", "DEMO-A1", "301231", 20),
                 ("09506000134376", "DEMO-B7", "291130", 12))  # fmt: skip
+#: The demo products' names, by GTIN (each gets the manufacturer's product credential).
+DEMO_PRODUCTS = {"09506000134352": ("Amoxicillin 500 mg capsules", "capsule", "500 mg"),
+                 "09506000134376": ("Paracetamol 500 mg tablets", "tablet", "500 mg")}
 
 
 def demo_drugs(net: Network) -> dict[str, Any]:
-    """A manufacturer, a pharmacy and a regulator, and two commissioned batches (a rerun
-    finds them again: commissioning is idempotent). Answers the codes to try."""
+    """A manufacturer, a pharmacy and a regulator, the manufacturer's product credentials
+    for two products and one commissioned batch of each (a rerun finds them again:
+    issuing the same product and commissioning are idempotent). Answers the codes to try."""
     from healthnft.services import drugs
 
     net.add_participant("manufacturer", DEMO_MANUFACTURER, existing_ok=True)
     net.add_participant("pharmacy", DEMO_PHARMACY, existing_ok=True)
     net.add_participant("government", DEMO_REGULATOR, existing_ok=True)
+    products = []
+    for gtin, (name, form, strength) in DEMO_PRODUCTS.items():
+        made = drugs.product(net, DEMO_MANUFACTURER, gtin, name, form=form, strength=strength)
+        products.append({"gtin": made.gtin, "name": made.name})
     batches = []
     for gtin, lot, expiry, count in DEMO_BATCHES:
         serials = [f"{lot[-2:]}{n:05d}" for n in range(1, count + 1)]
@@ -159,6 +167,7 @@ def demo_drugs(net: Network) -> dict[str, Any]:
         "manufacturer": DEMO_MANUFACTURER,
         "pharmacy": DEMO_PHARMACY,
         "regulator": DEMO_REGULATOR,
+        "products": products,
         "batches": batches,
         "real_code": f"(01){gtin}(17){expiry}(10){lot}(21){batches[0]['first_serial']}",
         "invented_code": f"(01){gtin}(17){expiry}(10){lot}(21)FAKE12345",

@@ -4,6 +4,7 @@ Every drug action goes through a function here; each takes what a person gives (
 member's *name* in this home, a scanned code or a photo of it), checks the caller's
 right, acts, and answers a result dataclass::
 
+    product(net, "Acme", gtin, "Amoxicillin 500 mg capsules")  manufacturer: product VC
     commission(net, "Acme", gtin, lot, "301231", serials)   manufacturer: one Merkle root
     verify(net, code) / verify(net, image=png)              anyone: Verdict JSON
     dispense(net, code, by="Corner Pharmacy", patient=addr) pharmacy/hospital (+ FHIR record)
@@ -23,6 +24,15 @@ manufacturer the source speaks for must be the one that commissioned the batch o
 chain (``manufacturer_of``, docs/drugs.md: a registered rogue manufacturer that
 commissioned another's GTIN and lot first would otherwise make its packs read as
 genuine). A batch on chain owned by another manufacturer reads ``unknown``.
+
+**Whose product it is.** A manufacturer first issues a product credential for its GTIN
+(:func:`product`; :mod:`healthnft.drugs.product`), kept in the home's product store
+(the first manufacturer to hold a GTIN's credential holds the GTIN in this home).
+:func:`commission` refuses a GTIN the manufacturer holds no credential for, unless
+given ``product_name`` (then it issues one first). A verification reads ``unknown``
+unless the batch's ``manufacturer_of`` on chain is the address that a valid product
+credential for the GTIN names and whose DID issued it (bound on chain, still an active
+manufacturer); the verdict's JSON then names the product and its manufacturer.
 
 **What a verification says.** One status (:mod:`healthnft.drugs.status`) and its
 reason; never who dispensed (the chain does not say, and nothing here asks).
@@ -52,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from healthnft.errors import (
     AccessDenied,
     Conflict,
+    CredentialRejected,
     DispenseRefused,
     HealthNFTError,
     InputNotFound,
@@ -107,18 +118,40 @@ class BatchCommissioned:
 
 
 @dataclass(frozen=True)
+class ProductIssued:
+    gtin: str
+    name: str
+    manufacturer: str  # name in this home
+    manufacturer_address: str
+    issuer: str  # the manufacturer's did:key
+    credential: str  # the vc+jwt
+    form: str | None = None
+    strength: str | None = None
+    #: The manufacturer already held this very credential: nothing new was signed.
+    already: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Checked:
     """A verification: the verdict, plus what the dispense path needs (never shown)."""
 
     verdict: Verdict
     proof: PackProof | None = field(default=None, repr=False)
+    #: The verified product (name, manufacturer's name in this home…), when trusted.
+    product: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
         return self.verdict.status.value
 
     def as_dict(self) -> dict[str, Any]:
-        return self.verdict.to_json()
+        data = self.verdict.to_json()
+        if self.product is not None:
+            data["product"] = dict(self.product)
+        return data
 
 
 @dataclass(frozen=True)
@@ -207,6 +240,80 @@ def pack_source(net: Network) -> PackSource:
     return books
 
 
+# -- product credentials ---------------------------------------------------------------------
+
+
+def product_store(net: Network) -> Any:
+    """The home's product credentials (:class:`~healthnft.drugs.product.ProductStore`)."""
+    from healthnft.drugs.product import ProductStore
+
+    return ProductStore(Path(net.home) / "products")
+
+
+def product(net: Network, manufacturer: str, gtin: str, name: str, *,
+            form: str | None = None, strength: str | None = None,
+            passphrase: str | None = None) -> ProductIssued:  # fmt: skip
+    """Issue (and keep in this home) the manufacturer's product credential for ``gtin``.
+
+    Signed with the manufacturer's did:key, which must be the one bound on chain to it.
+    The same claims again answer the kept credential (nothing signed); other claims by
+    the same manufacturer replace it; a GTIN another manufacturer holds is a
+    :class:`Conflict`."""
+    from healthnft.credentials.trust import bound_did
+    from healthnft.drugs.commitments import normalize_gtin
+    from healthnft.drugs.product import issue_product
+
+    maker = _member(net, manufacturer, ("manufacturer",), "issue a product credential")
+    g = normalize_gtin(gtin)
+    store = product_store(net)
+    try:
+        held = store.get(g)
+    except HealthNFTError:  # an altered file: replaced below (keep checks the holder)
+        held = None
+    if held is not None and held.manufacturer.lower() != maker.address.lower():
+        raise Conflict(f"GTIN {g} is another manufacturer's product in this home "
+                       "(it holds the product credential)")  # fmt: skip
+    ident = net.identity(maker.address, passphrase)
+    if held is not None and held.issuer == ident.did and held.same_claims(
+            name.strip(), _strip(form), _strip(strength)):  # fmt: skip
+        return _issued(held, maker, already=True)
+    if bound_did(net.ledger, maker.address) != ident.did:
+        raise AccessDenied(f"{manufacturer}'s did:key is not the one bound on chain: its "
+                           "product credentials could not be verified")  # fmt: skip
+    jws = issue_product(ident.did_private, ident.did, maker.address, g, name, form=form,
+                        strength=strength)  # fmt: skip
+    return _issued(store.keep(jws), maker)
+
+
+def _strip(value: str | None) -> str | None:
+    return None if value is None else value.strip()
+
+
+def _issued(p: Any, maker: Participant, already: bool = False) -> ProductIssued:
+    return ProductIssued(p.gtin, p.name, maker.label, maker.address, p.issuer, p.jws, p.form,
+                         p.strength, already)  # fmt: skip
+
+
+def _held(net: Network, gtin14: str) -> Any:
+    try:
+        return product_store(net).get(gtin14)
+    except HealthNFTError:
+        return None
+
+
+def _require_product(net: Network, maker: Participant, gtin14: str) -> None:
+    """Refuse to commission a GTIN the manufacturer holds no product credential for."""
+    held = _held(net, gtin14)
+    if held is not None and held.manufacturer.lower() != maker.address.lower():
+        raise Conflict(f"GTIN {gtin14} is another manufacturer's product in this home (it "
+                       "holds the product credential)")  # fmt: skip
+    if held is None:
+        raise NotFound(f"{maker.label} has no product credential for GTIN {gtin14}: issue "
+                       f"one first (healthnft drug product --manufacturer {maker.label!r} "
+                       f"--gtin {gtin14} --name TEXT), or commission with --product-name "
+                       "TEXT")  # fmt: skip
+
+
 # -- commission ---------------------------------------------------------------------------
 
 
@@ -222,14 +329,17 @@ def read_serials(path: Path) -> list[str]:
 
 
 def commission(net: Network, manufacturer: str, gtin: str, lot: str, expiry: str,
-               serials: list[str] | Path,
-               passphrase: str | None = None) -> BatchCommissioned:  # fmt: skip
+               serials: list[str] | Path, passphrase: str | None = None, *,
+               product_name: str | None = None) -> BatchCommissioned:  # fmt: skip
     """Commission a batch: salts and tree kept in this home, one root on chain.
 
     Idempotent: the same batch (GTIN, lot, expiry and serials) again answers its first
     result and sends nothing; a batch kept but whose transaction never landed (a crash)
     is sent now with the kept salts. The same GTIN and lot with other serials or expiry
-    is a :class:`Conflict`. Every field is checked before anything is written."""
+    is a :class:`Conflict`. Every field is checked before anything is written.
+
+    The manufacturer must hold the GTIN's product credential (:func:`product`); with
+    ``product_name``, one is issued first (kept as is if it already says that name)."""
     from healthnft.drugs.commitments import build_batch
 
     if isinstance(serials, Path):
@@ -238,6 +348,12 @@ def commission(net: Network, manufacturer: str, gtin: str, lot: str, expiry: str
         raise InvalidInput(f"a batch holds at most {MAX_SERIALS:,} serials")
     maker = _member(net, manufacturer, ("manufacturer",), "commission a batch")
     batch = build_batch(gtin, lot, expiry, list(serials))  # checks every field first
+    if product_name is not None:
+        held = _held(net, batch.gtin)
+        if held is None or held.name != product_name.strip() or (
+                held.manufacturer.lower() != maker.address.lower()):  # fmt: skip
+            product(net, manufacturer, batch.gtin, product_name, passphrase=passphrase)
+    _require_product(net, maker, batch.gtin)
     drugs = net.drug_registry()
     book = net.pack_book()
     try:
@@ -366,6 +482,13 @@ class Verifier:
         self.ledger = net.ledger
         self.chain = _chain_view(net)
         self.source = source
+        self.catalog = net.catalog
+        self.products = product_store(net)
+        # Kept on the opened network, like the chain view: credential text -> Product
+        # (signature checked), and (text, block) -> why the chain does not vouch for it.
+        caches = net.__dict__.setdefault("_drug_products", ({}, {}))
+        self._read: dict[str, Any] = caches[0]
+        self._trust: dict[tuple[str, int], str | None] = caches[1]
 
     def check(self, pack: Pack) -> Checked:
         from healthnft.drugs.status import ChainFacts, Commissioned, Status, Verdict, decide
@@ -382,6 +505,9 @@ class Verifier:
                       "that answers for its serial number: the pack may be counterfeit. Do not "
                       "hand it out; put it aside and report it.")  # fmt: skip
             return Checked(Verdict(Status.UNKNOWN, reason, pack), proof)
+        trusted = self._product(proof.gtin, owner)
+        if isinstance(trusted, str):
+            return Checked(Verdict(Status.UNKNOWN, trusted, pack), proof)
         chain = self.chain.pack_status(proof.batch_key, proof.commitment, proof.proof)
         if not chain.known:  # the book's salt and proof do not lead to the root on chain
             return Checked(decide(pack, None, ChainFacts(), _today()), proof)
@@ -389,7 +515,50 @@ class Verifier:
                            dispensed=bool(chain.dispensed_at),
                            batch_expiry=_day_before(chain.expiry))  # fmt: skip
         commissioned = Commissioned(proof.gtin, proof.lot, proof.expiry)
-        return Checked(decide(pack, commissioned, facts, _chain_day(chain.now)), proof)
+        verdict = decide(pack, commissioned, facts, _chain_day(chain.now))
+        return Checked(verdict, proof, trusted if verdict.status is not Status.UNKNOWN else None)
+
+    def _trusted(self, raw: str, p: Any, check: Any) -> str | None:
+        """``check_product``, asked once per credential and block the chain view synced
+        to (the chain's state is fixed at a block)."""
+        key = (raw, int(self.chain.head))
+        if key not in self._trust:
+            if len(self._trust) > 4096:
+                self._trust.clear()
+            self._trust[key] = check(self.ledger, p)
+        return self._trust[key]
+
+    def _product(self, gtin14: str, owner: str) -> dict[str, Any] | str:
+        """The trusted product of ``gtin14`` made by ``owner`` (the batch's manufacturer
+        on chain), or the reason the pack reads unknown."""
+        from healthnft.drugs.product import check_product, read_product
+
+        advice = "the pack may be counterfeit. Do not hand it out; put it aside and report it."
+        raw = self.products.raw(gtin14)
+        if raw is None:
+            return ("No manufacturer has issued a product credential for this product on the "
+                    f"network, so nothing says who makes it: {advice}")  # fmt: skip
+        p = self._read.get(raw)
+        if p is None:
+            try:
+                p = read_product(raw, gtin14)
+            except CredentialRejected as exc:
+                return f"The product's credential is refused ({exc}): {advice}"
+            self._read[raw] = p
+        why = self._trusted(raw, p, check_product)
+        if why is not None:
+            return f"The product's credential is not trusted ({why}): {advice}"
+        if p.manufacturer.lower() != owner.lower():
+            return ("This lot was not commissioned by the product's manufacturer: another "
+                    f"member registered it on the network first; {advice}")  # fmt: skip
+        local = self.catalog.participant(p.manufacturer)
+        out: dict[str, Any] = {"name": p.name,
+                               "manufacturer": local.label if local else p.manufacturer}
+        if p.form is not None:
+            out["form"] = p.form
+        if p.strength is not None:
+            out["strength"] = p.strength
+        return out
 
 
 def _chain_view(net: Network) -> Any:

@@ -72,8 +72,9 @@ async function check(event) {
   busy("Checking…");
   try {
     const v = await call("/api/drugs/verify", body());
+    const made = v.product ? `${v.product.name} by ${v.product.manufacturer} · ` : "";
     show(KIND[v.status] || "bad", v.status, v.reason,
-         `GTIN ${v.gtin} · lot ${v.lot} · expiry ${v.expiry} · serial ${v.serial}`);
+         `${made}GTIN ${v.gtin} · lot ${v.lot} · expiry ${v.expiry} · serial ${v.serial}`);
     if (v.status === "active" && DISPENSERS.includes(window.me && window.me.kind)) {
       last = body();
       $("hand-out").hidden = false;
