@@ -311,8 +311,19 @@ class CliqueNetwork:
             self.wait_peered(left())
             for i in range(len(self.validators)):
                 self.wait_synced(i, left())
+            # One seals the next block alone (in turn when it can: its block outweighs
+            # an out-of-turn one), then the others join: on a chain restarted
+            # after a pause every out-of-turn signer's delay is already past, so two would
+            # seal the same height at once, each fork "signed recently" by its own signer,
+            # and the third stuck behind them: Clique stalls (seen on a `consortium up`
+            # after `down`: heads [137, 137, 136], no block for a minute).
+            first, head = self._first_sealer(), max(self.heads())
+            self._seal(first)
+            self._wait(lambda: self.heads()[first] > head, left(),
+                       f"validator {first} did not seal block {head + 1}")  # fmt: skip
             for i in range(len(self.validators)):
-                self._seal(i)
+                if i != first:
+                    self._seal(i)
             self.wait_blocks(1, left())
         except BaseException:
             self.stop()
@@ -448,6 +459,23 @@ class CliqueNetwork:
         v.node = spawn(f"geth{index}", argv, v.rpc_url, v.data_dir)
         v.node.extra["address"] = v.address
         v.node.wait_ready(timeout_s)
+
+    def _first_sealer(self) -> int:
+        """The validator to seal the next block alone: one that did not sign the head
+        (Clique lets a signer seal once in ``len(signers) // 2 + 1`` blocks), preferring
+        the next block's in-turn signer (its block outweighs any out-of-turn one)."""
+        heads = self.heads()
+        head = max(heads)
+        url = self.validators[heads.index(head)].rpc_url
+        try:
+            last = str(rpc_call(url, "clique_getSigner", [hex(head)], timeout_s=5.0)).lower()
+        except Unavailable:
+            last = ""  # the genesis block, or no answer: any in-turn signer will do
+        signers = sorted(v.address.lower() for v in self.validators)
+        in_turn = signers[(head + 1) % len(signers)]
+        order = [in_turn, *(a for a in signers if a != in_turn)]
+        chosen = next((a for a in order if a != last), in_turn)
+        return next(i for i, v in enumerate(self.validators) if v.address.lower() == chosen)
 
     def _seal(self, index: int) -> None:
         """Let validator ``index`` seal (geth's ``miner_start``: it authorises the
