@@ -64,20 +64,21 @@ def kind_word(category: str) -> str:
     return _KIND_WORDS.get(category, category.replace("-", " ").capitalize())
 
 
-def human_date(value: str | None) -> str:
-    """"2019-03-12T08:00:00-05:00" → "12 Mar 2019"; partial dates as far as they go."""
+def human_date(value: str | None, month: str = "%b") -> str:
+    """"2019-03-12T08:00:00-05:00" → "12 Mar 2019"; partial dates as far as they go.
+    ``month``: the month's strftime form ("%B" for "12 March 2019", in a sentence)."""
     if not value:
         return ""
     try:
         if len(value) == 4:
             return value
         if len(value) == 7:
-            return datetime.strptime(value, "%Y-%m").strftime("%b %Y")
+            return datetime.strptime(value, "%Y-%m").strftime(f"{month} %Y")
         moment = (datetime.fromisoformat(value.replace("Z", "+00:00"))
                   if "T" in value else date.fromisoformat(value[:10]))  # fmt: skip
     except ValueError:
         return value[:10]
-    return f"{moment.day} {moment.strftime('%b %Y')}"
+    return f"{moment.day} {moment.strftime(f'{month} %Y')}"
 
 
 def _concept(value: Any) -> str:

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from healthnft.errors import AccessDenied, Conflict, InvalidInput, LedgerError
-from healthnft.services import amending, records, sharing
+from healthnft.services import amending, describe, records, sharing
 from healthnft.services.access import DAY, catalogued, require_owner, same
 
 if TYPE_CHECKING:
@@ -126,29 +125,13 @@ def _count(n: int, category: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _day(value: str | None) -> str:
-    """"2024-03-12T08:00:00Z" → "12 March 2024" (partial dates as far as they go)."""
-    if not value:
-        return ""
-    try:
-        if len(value) == 4:
-            return value
-        if len(value) == 7:
-            return datetime.strptime(value, "%Y-%m").strftime("%B %Y")
-        moment = (datetime.fromisoformat(value.replace("Z", "+00:00"))
-                  if "T" in value else date.fromisoformat(value[:10]))  # fmt: skip
-    except ValueError:
-        return value[:10]
-    return f"{moment.day} {moment.strftime('%B %Y')}"
-
-
 def _record(net: Network, token_id: int) -> str:
     """"your lab result of 12 March 2024", from this node's catalogue (never the content)."""
     row = net.catalog.record(token_id)
     if row is None:
         return f"your record {token_id}"
     noun = _NOUNS.get(row.category, ("record", ""))[0]
-    when = _day(row.effective_date)
+    when = describe.human_date(row.effective_date, month="%B")
     return f"your {noun} of {when}" if when else f"your {noun} (record {token_id})"
 
 
