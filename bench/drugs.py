@@ -11,17 +11,22 @@ and reads every gas figure from a real transaction receipt's ``gasUsed``:
   against the root), the manufacturer's side of the read path;
 * ``commission``: the gas of commissioning that batch and a 10-pack one (one
   transaction each: equal, whatever the count), and gas per serial;
-* ``dispense``: one pack of the big batch (a 17-node proof at 100,000), steady state
-  (the pharmacy's and the batch's first dispense is ``first``), and the same for a
-  10-pack batch (4-node proof); ``alert`` is a second dispense of a pack (no state
-  change), ``undo`` an undo; ``basket_per_pack[n]`` is a basket of ``n`` packs
-  dispensed in one transaction, per pack;
+* ``dispense``: one pack of the big batch (a 17-node proof at 100,000) per transaction.
+  Two packs share a storage word (leaf indexes ``2k`` and ``2k + 1``), so a sequence of
+  ``2 * --reps`` consecutive packs is dispensed: ``first_in_word`` (a fresh storage
+  slot), ``second_in_word`` (a non-zero word changed) and ``average`` over the sequence
+  (what a batch dispensed whole costs per pack, in any order); ``first`` is the
+  pharmacy's and the batch's first dispense; ``first_in_word_10_pack_batch`` the same
+  for a 10-pack batch (4-node proof); ``alert`` is a second dispense of a pack (no
+  state change), ``undo`` an undo (it carries the pack's proof); ``basket_per_pack[n]``
+  is a basket of ``n`` packs dispensed in one transaction, per pack;
 * ``erc721_transfer``: for comparison, in the same run, one ``transferFrom`` of the
   project's HealthRecordToken between two patients (it checks membership in the
   registry, as dispense checks the dispenser's role) and of snekmate's stock ERC-721
-  (``bench/contracts/BaselineERC721.vy``, no registry); ``ratio`` is dispense over each;
-* ``target``: the issue's ceiling of 60,000 gas per dispense, and whether a single-pack
-  dispense and a basket of 2 meet it;
+  (``bench/contracts/BaselineERC721.vy``, no registry); ``ratio`` is the average
+  dispense over each (``first_in_word_ratio``: the dearer dispense over each);
+* ``target``: the issue's ceiling of 60,000 gas per dispense, and whether the average
+  single-pack dispense, the first and the second of a word, and a basket of 2 meet it;
 * ``verify``: verification throughput through the service's read path
   (``healthnft.services.drugs``) on a real home (``Network``, demo keys) holding a
   commissioned batch of ``--serials`` packs, some dispensed, on one core, packs/s:
@@ -91,7 +96,7 @@ def run(serials: int, reps: int) -> dict:
         t0 = time.perf_counter()
         for s in sample:
             found = book.find(GTIN, s)
-            if found is None or not in_batch(found.commitment, found.proof, big.root):
+            if found is None or not in_batch(found.commitment, found.index, found.proof, big.root):
                 raise RuntimeError(f"pack {s} not found or not in its batch")
         find_rate = len(sample) / (time.perf_counter() - t0)
         book.close()
@@ -104,22 +109,23 @@ def run(serials: int, reps: int) -> dict:
 
         def dispense(batch, index: int) -> int:
             pack = batch.pack(index)
-            return int(drugs.dispense(pharmacy, pack.batch_key, pack.commitment,
+            return int(drugs.dispense(pharmacy, pack.batch_key, pack.index, pack.commitment,
                                       pack.proof).receipt["gasUsed"])  # fmt: skip
 
         first = dispense(big, 0)
-        big_gas = [dispense(big, 1 + 2 * i) for i in range(reps)]
-        small_gas = [dispense(small, 1 + i) for i in range(min(reps, 9))]
-        alert = int(drugs.dispense(hospital, big.batch_key, big.pack(0).commitment,
+        sequence = [dispense(big, 2 + i) for i in range(2 * reps)]  # reps words, in order
+        small_gas = [dispense(small, 2 + 2 * i) for i in range(min(reps, 4))]
+        alert = int(drugs.dispense(hospital, big.batch_key, 0, big.pack(0).commitment,
                                    big.pack(0).proof).receipt["gasUsed"])  # fmt: skip
-        drugs.undo(pharmacy, big.batch_key, big.pack(1).commitment)
+        drugs.undo(pharmacy, big.batch_key, 2, big.pack(2).commitment, big.pack(2).proof)
         undo = int(drugs.last_receipt["gasUsed"])
         basket: dict[str, float] = {}
         next_index = 1_000
         for n in BASKETS:
             packs = [big.pack(next_index + i) for i in range(n)]
             next_index += n
-            drugs.dispense_basket(pharmacy, [(p.batch_key, p.commitment, p.proof) for p in packs])
+            drugs.dispense_basket(pharmacy, [(p.batch_key, p.index, p.commitment, p.proof)
+                                            for p in packs])  # fmt: skip
             basket[str(n)] = round(int(drugs.last_receipt["gasUsed"]) / n, 1)
         proof_nodes = len(big.pack(1).proof)
 
@@ -144,7 +150,9 @@ def run(serials: int, reps: int) -> dict:
             base_gas.append(int(receipt["gasUsed"]))
         w3.provider.ethereum_tester.backend.db.close()
 
-    dispense_gas = statistics.median_low(big_gas)
+    first_in_word = statistics.median_low(sequence[0::2])
+    second_in_word = statistics.median_low(sequence[1::2])
+    average = round(statistics.mean(sequence))
     token_transfer = statistics.median_low(token_gas[1:])
     plain_transfer = statistics.median_low(base_gas[1:])
     return {
@@ -154,19 +162,25 @@ def run(serials: int, reps: int) -> dict:
         "commission": {"gas": commission_big, "gas_10_serials": commission_small,
                        "gas_per_serial": round(commission_big / serials, 4)},  # fmt: skip
         "dispense": {
-            "gas": dispense_gas, "proof_nodes": proof_nodes, "first": first,
-            "range": [min(big_gas), max(big_gas)],
-            "gas_10_pack_batch": statistics.median_low(small_gas),
+            "average": average, "first_in_word": first_in_word,
+            "second_in_word": second_in_word, "sequence": len(sequence),
+            "range": [min(sequence), max(sequence)], "proof_nodes": proof_nodes,
+            "first": first,
+            "first_in_word_10_pack_batch": statistics.median_low(small_gas),
             "alert": alert, "undo": undo, "basket_per_pack": basket,
         },  # fmt: skip
         "erc721_transfer": {
             "health_record_token": token_transfer, "snekmate_erc721": plain_transfer,
-            "ratio_to_health_record_token": round(dispense_gas / token_transfer, 3),
-            "ratio_to_snekmate_erc721": round(dispense_gas / plain_transfer, 3),
+            "ratio_to_health_record_token": round(average / token_transfer, 3),
+            "ratio_to_snekmate_erc721": round(average / plain_transfer, 3),
+            "first_in_word_ratio_to_health_record_token": round(first_in_word / token_transfer, 3),
+            "first_in_word_ratio_to_snekmate_erc721": round(first_in_word / plain_transfer, 3),
         },  # fmt: skip
         "target": {
             "dispense_gas_max": TARGET_DISPENSE_GAS,
-            "single_pack_met": dispense_gas <= TARGET_DISPENSE_GAS,
+            "average_met": average <= TARGET_DISPENSE_GAS,
+            "first_in_word_met": first_in_word <= TARGET_DISPENSE_GAS,
+            "second_in_word_met": second_in_word <= TARGET_DISPENSE_GAS,
             "basket_of_2_met": basket["2"] <= TARGET_DISPENSE_GAS,
         },
     }
@@ -204,13 +218,14 @@ def verify_throughput(serials: int, samples: int = 2_000) -> dict:
 
             def book_only(pack) -> None:
                 found = source.find(pack.gtin14, pack.serial)
-                if found is None or not in_batch(found.proof.commitment, found.proof.proof,
-                                                 registry.root_of(found.proof.batch_key)):
+                p = None if found is None else found.proof
+                root = None if p is None else registry.root_of(p.batch_key)
+                if p is None or root is None or not in_batch(p.commitment, p.index, p.proof, root):
                     raise RuntimeError("a commissioned pack was not found")
 
             def eth_call(pack) -> None:
                 p = source.find(pack.gtin14, pack.serial).proof
-                registry.pack_status(p.batch_key, p.commitment, p.proof)
+                registry.pack_status(p.batch_key, p.index, p.commitment, p.proof)
 
             baseline_book = rate(packs, book_only)
             baseline_call = rate(packs[:100], eth_call)
@@ -242,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serials", type=int, default=100_000, metavar="N",
                         help="packs in the big batch (default: 100,000)")
     parser.add_argument("--reps", type=int, default=5, metavar="N",
-                        help="steady-state dispenses and transfers measured (default: 5)")
+                        help="storage words of dispenses (2 packs each) and transfers "
+                             "measured (default: 5)")
     args = parser.parse_args(argv)
     if args.serials < 1_100 or not 1 <= args.reps <= 50:
         parser.error("--serials must be at least 1,100 and --reps 1..50")

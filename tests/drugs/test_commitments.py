@@ -48,13 +48,16 @@ def test_expiry_day_zero_impossible_dates_and_century() -> None:
 def test_a_relabelled_pack_is_not_a_leaf_of_its_batch() -> None:
     batch = build_batch(GTIN, "LOT1", "301231", ["A1", "A2", "A3", "A4", "A5"])
     pack = batch.pack(2)
-    assert in_batch(pack.commitment, pack.proof, batch.root)
+    assert in_batch(pack.commitment, 2, pack.proof, batch.root)
     for lot, expiry in (("LOT2", "301231"), ("LOT1", "311231")):
         relabelled = commitment(GTIN, lot, expiry, pack.serial, pack.salt)
-        assert not in_batch(relabelled, pack.proof, batch.root)
+        assert not in_batch(relabelled, 2, pack.proof, batch.root)
         assert not pack.matches(lot, expiry)
-    assert not in_batch(commitment(GTIN, "LOT1", "301231", "A3", os.urandom(16)), pack.proof,
-                        batch.root)  # the salt is part of it  # fmt: skip
+    assert not in_batch(commitment(GTIN, "LOT1", "301231", "A3", os.urandom(16)), 2,
+                        pack.proof, batch.root)  # the salt is part of it  # fmt: skip
+    # The index is part of the proof: another index, or the same one past the tree, fails.
+    assert not in_batch(pack.commitment, 3, pack.proof, batch.root)
+    assert not in_batch(pack.commitment, 2 + 2 ** len(pack.proof), pack.proof, batch.root)
 
 
 def test_bad_batches_are_refused_before_hashing() -> None:
@@ -77,7 +80,7 @@ def test_the_book_answers_every_serial_with_its_proof(tmp_path: Path) -> None:
     for s in ("S000000", "S000511", "S000999"):
         found = book.find("9506000134352", s)
         assert found is not None and found.lot == "LOT1" and found.expiry == "301231"
-        assert in_batch(found.commitment, found.proof, batch.root)
+        assert in_batch(found.commitment, found.index, found.proof, batch.root)
         assert found == batch.pack(int(s[1:]))
     assert book.find(GTIN, "NOPE") is None
     by_commitment = book.serials_by_commitment(batch.batch_key)
@@ -92,12 +95,31 @@ def test_the_book_answers_every_serial_with_its_proof(tmp_path: Path) -> None:
     book.close()
 
 
-def test_stored_levels_give_the_proofs_build_gives() -> None:
-    from healthnft.ledger import merkle
+def test_every_leaf_proves_with_a_proof_as_deep_as_the_tree() -> None:
+    """Leaf-index trees of 128-bit nodes: every proof is ``depth`` siblings (the zero
+    word where a level is odd), each node in a word whose top 16 bytes are zero."""
+    from healthnft.ledger.drugs import EMPTY, pack_leaf, pack_proof, proves, tree_levels
 
     for n in [*range(1, 40), 257, 1000]:
-        leaves = [os.urandom(32) for _ in range(n)]
-        root, proofs = merkle.build(leaves)
-        tree = merkle.levels(leaves)
-        assert tree[-1] == [root] and [len(lv) for lv in tree] == merkle.level_sizes(n)
-        assert [merkle.proof_at(tree, i) for i in range(n)] == proofs
+        commitments = [os.urandom(32) for _ in range(n)]
+        tree = tree_levels([pack_leaf(c) for c in commitments])
+        root, depth = tree[-1][0], (n - 1).bit_length()
+        assert len(tree[-1]) == 1 and len(tree) == depth + 1 and root[:16] == bytes(16)
+        for i, c in enumerate(commitments):
+            proof = pack_proof(tree, i)
+            assert len(proof) == depth and all(p[:16] == bytes(16) for p in proof)
+            assert proves(c, i, proof, root)
+            assert not proves(c, i ^ 1, proof, root) or n == 1
+        odd = [p for i in range(n) for p in pack_proof(tree, i) if p == EMPTY]
+        assert bool(odd) == any(len(lv) % 2 for lv in tree[:-1])
+
+
+def test_the_proof_a_book_gives_is_what_the_tree_gives(tmp_path: Path) -> None:
+    batch = build_batch(GTIN, "LOT9", "301231", [f"S{i}" for i in range(37)])  # odd levels
+    book = PackBook(tmp_path / "drugs.sqlite")
+    book.keep(batch, "0x" + "11" * 20)
+    for i in range(37):
+        found = book.find(GTIN, f"S{i}")
+        assert found is not None and found.proof == batch.pack(i).proof
+        assert in_batch(found.commitment, i, found.proof, batch.root)
+    book.close()

@@ -36,10 +36,10 @@ def test_init_deploys_the_drug_registry_and_a_reopened_home_finds_it(tmp_path: P
         pack = book.find("09506000134352", "S2")
         book.close()
         assert pack is not None
-        drugs.dispense(net.identity(pharmacy.address).account, pack.batch_key,
+        drugs.dispense(net.identity(pharmacy.address).account, pack.batch_key, pack.index,
                        pack.commitment, pack.proof)  # fmt: skip
-        assert drugs.pack_status(pack.batch_key, pack.commitment, pack.proof).status == (
-            "dispensed")
+        assert drugs.pack_status(pack.batch_key, pack.index, pack.commitment,
+                                 pack.proof).status == "dispensed"  # fmt: skip
         events = drugs.events(pack.batch_key)
         assert [e["event"] for e in events] == ["Commissioned", "Dispensed"]
         assert events[1]["commitment"] == "0x" + pack.commitment.hex()

@@ -74,8 +74,8 @@ def status(net: Network, text: str) -> str:
         registry = net.drug_registry()
         indexed = IndexedStatus(registry)
         indexed.refresh()
-        a = registry.pack_status(p.batch_key, p.commitment, p.proof)
-        b = indexed.pack_status(p.batch_key, p.commitment, p.proof)
+        a = registry.pack_status(p.batch_key, p.index, p.commitment, p.proof)
+        b = indexed.pack_status(p.batch_key, p.index, p.commitment, p.proof)
         assert (a.known, a.expiry, a.recalled, a.quarantined, a.dispensed_at, a.now) == (
             b.known, b.expiry, b.recalled, b.quarantined, b.dispensed_at, b.now)
         assert registry.manufacturer_of(p.batch_key) == indexed.manufacturer_of(p.batch_key)

@@ -60,11 +60,16 @@ class Env:
         return batch
 
     def dispense(self, pack: PackProof, who: LocalAccount | None = None):
-        return self.drugs.dispense(who or self.pharmacy, pack.batch_key, pack.commitment,
-                                   pack.proof)  # fmt: skip
+        return self.drugs.dispense(who or self.pharmacy, pack.batch_key, pack.index,
+                                   pack.commitment, pack.proof)  # fmt: skip
+
+    def undo(self, pack: PackProof, who: LocalAccount | None = None) -> dict:
+        return self.drugs.undo(who or self.pharmacy, pack.batch_key, pack.index,
+                               pack.commitment, pack.proof)  # fmt: skip
 
     def status(self, pack: PackProof) -> str:
-        return self.drugs.pack_status(pack.batch_key, pack.commitment, pack.proof).status
+        return self.drugs.pack_status(pack.batch_key, pack.index, pack.commitment,
+                                      pack.proof).status  # fmt: skip
 
 
 @pytest.fixture
@@ -119,7 +124,8 @@ def test_only_an_active_manufacturer_commissions(env: Env) -> None:
     assert env.drugs.manufacturer_of(batch.batch_key) == env.maker.address
     # A batch key is commissioned once, by anyone: its root never changes.
     with refused("drugs: batch already commissioned"):
-        env.drugs.commission(env.other_maker, batch.batch_key, os.urandom(32), batch.expiry_time)
+        env.drugs.commission(env.other_maker, batch.batch_key, bytes(16) + os.urandom(16),
+                             batch.expiry_time)  # fmt: skip
     other = build_batch(GTIN, "L-OLD", "200101", ["B1"])
     with refused("drugs: batch already expired"):
         env.drugs.commission(env.maker, other.batch_key, other.root, other.expiry_time)
@@ -160,42 +166,55 @@ def test_a_pack_not_in_its_batch_is_unknown(env: Env) -> None:
     pack = batch.pack(3)
     # A serial never commissioned (a counterfeit's, salted as the maker would).
     fake = commitment(GTIN, LOT, EXPIRY, "FAKE0001", os.urandom(16))
+    key, i = batch.batch_key, pack.index
     with refused("drugs: unknown pack"):
-        env.drugs.dispense(env.pharmacy, batch.batch_key, fake, pack.proof)
-    # A genuine pack shown under another batch, or with another pack's proof.
+        env.drugs.dispense(env.pharmacy, key, i, fake, pack.proof)
+    # A genuine pack shown under another batch, or with another pack's proof or index.
     with refused("drugs: unknown pack"):
-        env.drugs.dispense(env.pharmacy, other.batch_key, pack.commitment, pack.proof)
+        env.drugs.dispense(env.pharmacy, other.batch_key, i, pack.commitment, pack.proof)
     with refused("drugs: unknown pack"):
-        env.drugs.dispense(env.pharmacy, batch.batch_key, pack.commitment, batch.pack(4).proof)
+        env.drugs.dispense(env.pharmacy, key, i, pack.commitment, batch.pack(4).proof)
+    with refused("drugs: unknown pack"):
+        env.drugs.dispense(env.pharmacy, key, 2, pack.commitment, pack.proof)
+    # The same leaf under an index past the tree (one pack, one state): refused.
+    with refused("drugs: unknown pack"):
+        env.drugs.dispense(env.pharmacy, key, i + 2 ** len(pack.proof), pack.commitment,
+                           pack.proof)  # fmt: skip
     # A genuine serial relabelled with another lot or expiry: not a leaf either.
     relabelled = commitment(GTIN, LOT, "311231", pack.serial, pack.salt)
     with refused("drugs: unknown pack"):
-        env.drugs.dispense(env.pharmacy, batch.batch_key, relabelled, pack.proof)
+        env.drugs.dispense(env.pharmacy, key, i, relabelled, pack.proof)
     # A batch nobody commissioned.
     with refused("drugs: unknown pack"):
-        env.drugs.dispense(env.pharmacy, os.urandom(32), pack.commitment, pack.proof)
-    status = env.drugs.pack_status(batch.batch_key, fake, pack.proof)
+        env.drugs.dispense(env.pharmacy, os.urandom(32), i, pack.commitment, pack.proof)
+    status = env.drugs.pack_status(key, i, fake, pack.proof)
     assert status.status == "unknown"
     assert env.status(pack) == "active"  # nothing changed
+    # An undo needs the pack's proof too (its event names the commitment).
+    env.dispense(pack)
+    with refused("drugs: unknown pack"):
+        env.drugs.undo(env.pharmacy, key, i, fake, pack.proof)
+    assert env.status(pack) == "dispensed"
 
 
 def test_a_second_dispense_raises_an_alert_and_changes_nothing(env: Env) -> None:
     batch = env.commission()
     pack = batch.pack(5)
     first = env.dispense(pack)
-    at = env.drugs.pack_status(pack.batch_key, pack.commitment, pack.proof).dispensed_at
+    at = env.drugs.pack_status(pack.batch_key, pack.index, pack.commitment,
+                               pack.proof).dispensed_at  # fmt: skip
     assert first.outcome == "dispensed" and at > 0
     env.travel(3600)
     again = env.dispense(pack, env.other_pharmacy)
     assert again.outcome == "alert" and again.first_dispensed_at == at
     alerts = env.drugs.contract.events.DispenseAlert().process_receipt(again.receipt)
     assert alerts[0]["args"]["manufacturer"] == env.maker.address  # the maker's topic
-    after = env.drugs.pack_status(pack.batch_key, pack.commitment, pack.proof)
+    after = env.drugs.pack_status(pack.batch_key, pack.index, pack.commitment, pack.proof)
     assert after.dispensed_at == at and after.status == "dispensed"
     # The first dispenser still owns the undo: the alert did not take the pack over.
     with refused("drugs: dispensed by another dispenser"):
-        env.drugs.undo(env.other_pharmacy, pack.batch_key, pack.commitment)
-    env.drugs.undo(env.pharmacy, pack.batch_key, pack.commitment)
+        env.undo(pack, env.other_pharmacy)
+    env.undo(pack)
     assert [e["event"] for e in env.drugs.events(batch.batch_key)] == [
         "Commissioned", "Dispensed", "DispenseAlert", "DispenseUndone"]
 
@@ -204,25 +223,25 @@ def test_undo_within_ten_days_by_the_same_dispenser_only(env: Env) -> None:
     batch = env.commission()
     a, b, c = batch.pack(0), batch.pack(1), batch.pack(2)
     with refused("drugs: pack not dispensed"):
-        env.drugs.undo(env.pharmacy, a.batch_key, a.commitment)
+        env.undo(a, env.pharmacy)
     for pack in (a, b, c):
         env.dispense(pack)
     with refused("drugs: dispensed by another dispenser"):
-        env.drugs.undo(env.other_pharmacy, a.batch_key, a.commitment)
+        env.undo(a, env.other_pharmacy)
     with refused("drugs: caller is not a dispenser"):
-        env.drugs.undo(env.maker, a.batch_key, a.commitment)
+        env.undo(a, env.maker)
     env.travel(UNDO_WINDOW_S - 3600)  # day 9 and 23 h: still inside
-    env.drugs.undo(env.pharmacy, a.batch_key, a.commitment)
+    env.undo(a, env.pharmacy)
     assert env.status(a) == "active"
     assert env.dispense(a, env.other_pharmacy).outcome == "dispensed"  # dispensed afresh
     env.travel(2 * 3600)  # past 10 days for b and c
     with refused("drugs: undo window is over"):
-        env.drugs.undo(env.pharmacy, b.batch_key, b.commitment)
+        env.undo(b, env.pharmacy)
     # A dispenser suspended since can no longer undo.
     env.ledger.transact(env.admin, env.ledger.registry.functions.deactivate(
         env.other_pharmacy.address))  # fmt: skip
     with refused("drugs: caller is not a dispenser"):
-        env.drugs.undo(env.other_pharmacy, a.batch_key, a.commitment)
+        env.undo(a, env.other_pharmacy)
     assert env.status(b) == env.status(c) == "dispensed"
 
 
@@ -231,14 +250,14 @@ def test_a_basket_is_dispensed_in_one_transaction_all_or_nothing(env: Env) -> No
     first = env.dispense(batch.pack(0))
     assert first.outcome == "dispensed"
     packs = [batch.pack(0), batch.pack(1), other.pack(2)]
-    done = env.drugs.dispense_basket(env.hospital, [(p.batch_key, p.commitment, p.proof)
-                                                    for p in packs])  # fmt: skip
+    done = env.drugs.dispense_basket(env.hospital, [(p.batch_key, p.index, p.commitment,
+                                                     p.proof) for p in packs])  # fmt: skip
     assert [d.outcome for d in done] == ["alert", "dispensed", "dispensed"]
     assert env.status(batch.pack(1)) == env.status(other.pack(2)) == "dispensed"
     # One unknown pack refuses the whole basket: nothing changes.
     fake = commitment(GTIN, LOT, EXPIRY, "FAKE0001", os.urandom(16))
-    basket = [(batch.batch_key, batch.pack(3).commitment, batch.pack(3).proof),
-              (batch.batch_key, fake, batch.pack(4).proof)]  # fmt: skip
+    basket = [(batch.batch_key, 3, batch.pack(3).commitment, batch.pack(3).proof),
+              (batch.batch_key, 4, fake, batch.pack(4).proof)]  # fmt: skip
     with refused("drugs: unknown pack"):
         env.drugs.dispense_basket(env.pharmacy, basket)
     assert env.status(batch.pack(3)) == "active"
@@ -306,23 +325,55 @@ def test_no_status_event_or_view_names_the_dispenser(env: Env) -> None:
     batch = env.commission()
     pack = batch.pack(0)
     receipts = [env.dispense(pack).receipt, env.dispense(pack, env.hospital).receipt]
-    env.drugs.undo(env.pharmacy, pack.batch_key, pack.commitment)
+    env.undo(pack)
     receipts.append(env.drugs.last_receipt)
     who = {bytes.fromhex(a.address[2:].lower()) for a in (env.pharmacy, env.hospital)}
     for receipt in receipts:
         for lg in receipt["logs"]:
             blob = b"".join(bytes(t) for t in lg["topics"]) + bytes(lg["data"])
             assert not any(addr in blob for addr in who)
-    status = env.drugs.contract.functions.status_of(pack.batch_key, pack.commitment).call()
+    status = env.drugs.contract.functions.status_of(pack.batch_key, pack.index).call()
     assert not any(isinstance(v, str) for v in status)  # no address among the fields
     events = env.drugs.events(batch.batch_key)
     assert all(env.pharmacy.address not in str(e.values()) for e in events)
 
 
 def test_dispense_gas(env: Env) -> None:
-    """One pack of a 100,000-pack batch (17-node proof): the figure bench/drugs.py prints."""
+    """One pack of a 100,000-pack batch (17-node proof): the figures bench/drugs.py
+    prints. Two packs share a storage word: the first of a pair writes a fresh slot, the
+    second a warm-ish non-zero word; over a batch dispensed whole, the average is their
+    mean, under the issue's 60,000."""
     big = env.commission("L-BIG", count=100_000)
     env.dispense(big.pack(12_345))  # a first dispense by this pharmacy
-    result = env.dispense(big.pack(54_321))
-    gas = int(result.receipt["gasUsed"])
-    assert gas <= 75_000, gas
+    first = int(env.dispense(big.pack(54_320)).receipt["gasUsed"])
+    second = int(env.dispense(big.pack(54_321)).receipt["gasUsed"])
+    assert first <= 68_000 and second <= 51_000, (first, second)
+    assert (first + second) / 2 <= 60_000
+
+
+def test_two_packs_of_a_word_keep_their_own_state(env: Env) -> None:
+    batch = env.commission()
+    a, b = batch.pack(6), batch.pack(7)  # one storage word
+    env.dispense(a)
+    assert (env.status(a), env.status(b)) == ("dispensed", "active")
+    env.travel(60)
+    env.dispense(b, env.hospital)
+    at_a = env.drugs.pack_status(a.batch_key, a.index, a.commitment).dispensed_at
+    at_b = env.drugs.pack_status(b.batch_key, b.index, b.commitment).dispensed_at
+    assert at_b >= at_a + 60
+    with refused("drugs: dispensed by another dispenser"):
+        env.undo(b)  # the pharmacy dispensed a, not b
+    env.undo(a)
+    assert (env.status(a), env.status(b)) == ("active", "dispensed")
+    assert env.dispense(b).outcome == "alert"
+    env.undo(b, env.hospital)
+    assert env.status(a) == env.status(b) == "active"
+
+
+def test_a_root_must_be_a_tree_node_of_128_bits(env: Env) -> None:
+    batch = build_batch(GTIN, "L-ROOT", EXPIRY, ["R1"])
+    with refused("drugs: root is not a 128-bit tree node"):
+        env.drugs.commission(env.maker, batch.batch_key, b"\x01" * 32, batch.expiry_time)
+    env.drugs.commission(env.maker, batch.batch_key, batch.root, batch.expiry_time)
+    assert env.drugs.root_of(batch.batch_key) == batch.root
+    assert env.status(batch.pack(0)) == "active"  # a one-pack batch: an empty proof

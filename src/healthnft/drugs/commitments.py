@@ -4,8 +4,9 @@ For a pack with GTIN ``g`` (14 digits), lot ``l``, expiry ``e`` (YYMMDD, as on t
 pack), serial ``s`` and a random 16-byte ``salt``::
 
     commitment = sha256("healthnft/serial/v1|" g "|" l "|" e "|" s "|" salt)
-    leaf       = keccak(0x00 || commitment)
-    node       = keccak(0x01 || min(a, b) || max(a, b))        (healthnft.ledger.merkle)
+    leaf       = keccak(0x00 || commitment)[:16]   each node in a 32-byte word,
+    node       = keccak(left || right)[:16]        top 16 bytes zero; leaves in index
+                                                   order; a missing sibling is zero
     batch_key  = keccak("healthnft/batch/v1|" g "|" l)
 
 and the ``DrugBatchRegistry`` contract stores, per batch, ``batch_key -> root``.
@@ -30,11 +31,18 @@ Why each choice:
 - **sha256 for the commitment, keccak for the tree.** The commitment is computed off
   chain by every verifier (sha256 is in every standard library and what GS1/EPCIS
   tooling hashes with); the tree is checked on chain, where keccak is the cheap hash.
-  The 0x00/0x01 prefixes keep a node from passing for a leaf.
+  A leaf hashes 33 bytes and a node 64, so a node never passes for a leaf. Nodes are
+  128 bits (a proof node's calldata costs 320 gas, not 512): forging a pack is a 128-bit
+  second preimage, out of reach (see the contract).
+- **Proofs read with the leaf's index**, not sorted pairs: the contract keys a pack's
+  state by its index, two packs to a storage word (what brings a dispense under
+  60,000 gas on average; see the contract and docs/drugs.md). The index is canonical
+  (below ``2**depth``), so a pack has one state.
 - **One root per batch, nothing per pack at commissioning.** Commissioning costs one
   transaction whatever the count, and the root says nothing of the count. (A dispense
   reveals a proof, whose length is about log2 of the batch size: the size leaks to
-  within a factor of two, and dispense events count sold packs; see the contract.)
+  within a factor of two; its leaf index bounds the size from below; and dispense
+  events count sold packs; see the contract.)
 - **batch_key hashes GTIN and lot** so the chain does not list products and lots in
   clear; it is not a secret (both are printed on the pack: whoever holds one computes
   its key), and it need not be: what must stay private is volumes and serials.
@@ -55,7 +63,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from healthnft.errors import InvalidInput, NotFound
-from healthnft.ledger import merkle
+from healthnft.ledger.drugs import pack_leaf, pack_proof, proof_positions, proves, tree_levels
 from healthnft.ledger.merkle import keccak
 from healthnft.store.serials import DrugBatchRow, SerialBook
 
@@ -141,12 +149,13 @@ def commitment(gtin: str, lot: str, expiry: str, serial: str, salt: bytes) -> by
 
 
 def leaf(commitment_: bytes) -> bytes:
-    return keccak(b"\x00" + commitment_)
+    return pack_leaf(commitment_)
 
 
-def in_batch(commitment_: bytes, proof: list[bytes], root: bytes) -> bool:
-    """Whether ``commitment_`` is a pack under ``root`` (what the contract checks)."""
-    return merkle.verify(leaf(commitment_), proof, root)
+def in_batch(commitment_: bytes, index: int, proof: list[bytes], root: bytes) -> bool:
+    """Whether ``commitment_`` is the pack at leaf ``index`` under ``root`` (what the
+    contract checks)."""
+    return proves(commitment_, index, proof, root)
 
 
 # -- a batch ------------------------------------------------------------------------
@@ -205,7 +214,7 @@ class BatchTree:
     def pack(self, index: int) -> PackProof:
         return PackProof(self.gtin, self.lot, self.expiry, self.serials[index],
                          self.salts[index], self.batch_key, index,
-                         merkle.proof_at(self.levels, index))  # fmt: skip
+                         pack_proof(self.levels, index))  # fmt: skip
 
 
 def build_batch(gtin: str, lot: str, expiry: str, serials: list[str],
@@ -232,9 +241,9 @@ def build_batch(gtin: str, lot: str, expiry: str, serials: list[str],
         raise InvalidInput(f"one {SALT_BYTES}-byte salt per serial")
     head = SERIAL_DOMAIN + f"{g}|{lot}|{expiry}|".encode()
     sha = hashlib.sha256
-    leaves = [keccak(b"\x00" + sha(head + s.encode() + b"|" + salt).digest())
+    leaves = [pack_leaf(sha(head + s.encode() + b"|" + salt).digest())
               for s, salt in zip(serials, salts, strict=True)]  # fmt: skip
-    return BatchTree(g, lot, expiry, list(serials), list(salts), merkle.levels(leaves))
+    return BatchTree(g, lot, expiry, list(serials), list(salts), tree_levels(leaves))
 
 
 # -- the manufacturer's book --------------------------------------------------------
@@ -268,8 +277,9 @@ class PackBook:
         batch = self.serials.batch(row.batch_key)
         if batch is None:  # pragma: no cover - foreign keys keep this from happening
             raise NotFound(f"drugs.sqlite lost the batch of serial {serial}")
-        proof = self.serials.nodes(row.batch_key, merkle.sibling_positions(batch.count,
-                                                                           row.index))  # fmt: skip
+        path = proof_positions(batch.count, row.index)
+        stored = iter(self.serials.nodes(row.batch_key, [p for p in path if p is not None]))
+        proof = [bytes(32) if p is None else next(stored) for p in path]
         return PackProof(g, batch.lot, batch.expiry, serial, row.salt, row.batch_key,
                          row.index, proof)  # fmt: skip
 

@@ -8,9 +8,16 @@ pack as it dispenses it; the manufacturer recalls; a regulator quarantines::
     batch = build_batch(gtin, lot, "281231", serials)
     drugs.commission(manufacturer, batch.batch_key, batch.root, batch.expiry_time)
     pack = batch.pack(0)                                 # or PackBook.find(gtin, serial)
-    drugs.dispense(pharmacy, pack.batch_key, pack.commitment, pack.proof).outcome
+    drugs.dispense(pharmacy, pack.batch_key, pack.index, pack.commitment, pack.proof).outcome
     # 'dispensed'; the same pack again: 'alert' (logged on chain, nothing changed)
-    drugs.pack_status(pack.batch_key, pack.commitment, pack.proof).status
+    drugs.pack_status(pack.batch_key, pack.index, pack.commitment, pack.proof).status
+
+The batch tree is hashed here as the contract hashes it (:func:`tree_levels`,
+:func:`pack_proof`, :func:`proves`): 128-bit nodes, each in a 32-byte word whose top 16
+bytes are zero (``leaf = keccak(0x00 || commitment)[:16]``, ``node = keccak(left ||
+right)[:16]``, leaves in index order), a missing sibling is the zero word, and a proof is
+read with its leaf index (no sorted pairs: the contract keys a pack's state by that
+index, two packs to a storage word). Why, and what it costs: the contract's NatSpec.
 
 What the contract guarantees, and what "never reveals who dispensed" can mean on a
 ledger every member reads, is in the NatSpec of ``contracts/DrugBatchRegistry.vy``.
@@ -28,9 +35,9 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from healthnft.errors import LedgerError
-from healthnft.ledger import merkle
 from healthnft.ledger.client import Ledger
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION, compile_contract
+from healthnft.ledger.merkle import keccak
 
 #: EU FMD: a dispenser may undo a decommission for 10 days.
 UNDO_WINDOW_S = 10 * 86400
@@ -39,6 +46,69 @@ MAX_BASKET = 16
 #: The contract's events, each a status change (EPCIS export reads them).
 EVENTS = ("Commissioned", "Dispensed", "DispenseAlert", "DispenseUndone", "Recalled",
           "Quarantined", "Released")  # fmt: skip
+
+#: The sibling of the last node of an odd level (an empty subtree).
+EMPTY = bytes(32)
+_PAD = bytes(16)
+
+
+# -- the batch tree, as the contract hashes it ---------------------------------------
+
+
+def pack_leaf(commitment: bytes) -> bytes:
+    return _PAD + keccak(b"\x00" + commitment)[:16]
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return _PAD + keccak(left + right)[:16]
+
+
+def tree_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every level of the tree over ``leaves`` (in index order), the root alone last.
+    An odd level's last node is hashed with :data:`EMPTY`, so a level of ``n`` nodes has
+    ``ceil(n / 2)`` parents and every leaf's proof is the tree's depth long."""
+    if not leaves:
+        raise ValueError("a batch needs at least one leaf")
+    level = list(leaves)
+    out = [level]
+    while len(level) > 1:
+        if len(level) % 2:
+            level = [*level, EMPTY]
+        level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        out.append(level)
+    return out
+
+
+def proof_positions(count: int, index: int) -> list[tuple[int, int] | None]:
+    """(level, position) of each sibling on leaf ``index``'s path in a tree of ``count``
+    leaves, leaf level first; None where the sibling is missing (:data:`EMPTY`)."""
+    if not 0 <= index < count:
+        raise IndexError(f"leaf {index} of a tree of {count}")
+    out: list[tuple[int, int] | None] = []
+    level, size = 0, count
+    while size > 1:
+        sibling = index ^ 1
+        out.append((level, sibling) if sibling < size else None)
+        index, size, level = index // 2, (size + 1) // 2, level + 1
+    return out
+
+
+def pack_proof(levels: list[list[bytes]], index: int) -> list[bytes]:
+    """Leaf ``index``'s proof from the :func:`tree_levels` of its tree."""
+    return [EMPTY if at is None else levels[at[0]][at[1]]
+            for at in proof_positions(len(levels[0]), index)]  # fmt: skip
+
+
+def proves(commitment: bytes, index: int, proof: list[bytes], root: bytes) -> bool:
+    """Whether ``proof`` leads from ``commitment``, the leaf at ``index``, to ``root``
+    (what the contract checks; it compares the root's top 192 bits, this the whole)."""
+    if index < 0 or index >> len(proof):
+        return False
+    node = pack_leaf(commitment)
+    for sibling in proof:
+        node = _node(node, sibling) if index % 2 == 0 else _node(sibling, node)
+        index //= 2
+    return node == root
 
 
 @dataclass(frozen=True)
@@ -147,29 +217,31 @@ class DrugRegistry:
 
     # -- the dispenser ---------------------------------------------------------
 
-    def dispense_call(self, batch_key: bytes, commitment: bytes, proof: list[bytes]) -> Any:
-        return self.contract.functions.dispense(batch_key, commitment, list(proof))
+    def dispense_call(self, batch_key: bytes, index: int, commitment: bytes,
+                      proof: list[bytes]) -> Any:  # fmt: skip
+        return self.contract.functions.dispense(batch_key, index, commitment, list(proof))
 
-    def dispense(self, dispenser: LocalAccount, batch_key: bytes, commitment: bytes,
+    def dispense(self, dispenser: LocalAccount, batch_key: bytes, index: int, commitment: bytes,
                  proof: list[bytes]) -> Dispense:  # fmt: skip
-        """Decommission a pack. Refused (:class:`LedgerError`, nothing changed) for an
-        unknown, recalled, quarantined or expired pack; a pack already decommissioned
-        answers ``alert``, which the chain keeps for its manufacturer and regulators."""
-        receipt = self._send(dispenser, self.dispense_call(batch_key, commitment, proof))
+        """Decommission the pack at leaf ``index`` of its batch. Refused
+        (:class:`LedgerError`, nothing changed) for an unknown, recalled, quarantined or
+        expired pack; a pack already decommissioned answers ``alert``, which the chain
+        keeps for its manufacturer and regulators."""
+        receipt = self._send(dispenser, self.dispense_call(batch_key, index, commitment, proof))
         for ev in self.contract.events.DispenseAlert().process_receipt(receipt, errors=DISCARD):
             return Dispense("alert", receipt, int(ev["args"]["dispensed_at"]))
         return Dispense("dispensed", receipt)
 
     def dispense_basket(
-        self, dispenser: LocalAccount, packs: list[tuple[bytes, bytes, list[bytes]]]
+        self, dispenser: LocalAccount, packs: list[tuple[bytes, int, bytes, list[bytes]]]
     ) -> list[Dispense]:
-        """Decommission a basket's packs, each ``(batch_key, commitment, proof)``, in one
+        """Decommission a basket's packs, each ``(batch_key, index, commitment, proof)``, in one
         transaction (up to :data:`MAX_BASKET`): all or none are refused; the answer has
         one :class:`Dispense` per pack, in order (``alert`` for one already dispensed)."""
         if not 1 <= len(packs) <= MAX_BASKET:
             raise LedgerError(f"a basket holds 1 to {MAX_BASKET} packs")
-        keys, commitments, proofs = (list(x) for x in zip(*packs, strict=True))
-        call = self.contract.functions.dispense_basket(keys, commitments,
+        keys, indexes, commitments, proofs = (list(x) for x in zip(*packs, strict=True))
+        call = self.contract.functions.dispense_basket(keys, indexes, commitments,
                                                        [list(p) for p in proofs])  # fmt: skip
         receipt = self._send(dispenser, call)
         alerts = {bytes(ev["args"]["commitment"]): int(ev["args"]["dispensed_at"])
@@ -178,9 +250,12 @@ class DrugRegistry:
         return [Dispense("alert", receipt, alerts[c]) if c in alerts
                 else Dispense("dispensed", receipt) for c in commitments]  # fmt: skip
 
-    def undo(self, dispenser: LocalAccount, batch_key: bytes, commitment: bytes) -> dict:
-        """Undo one's own decommission within :data:`UNDO_WINDOW_S`."""
-        return self._send(dispenser, self.contract.functions.undo(batch_key, commitment))
+    def undo(self, dispenser: LocalAccount, batch_key: bytes, index: int, commitment: bytes,
+             proof: list[bytes]) -> dict:  # fmt: skip
+        """Undo one's own decommission within :data:`UNDO_WINDOW_S` (with the pack's
+        proof, so the chain's undo event names the right commitment)."""
+        call = self.contract.functions.undo(batch_key, index, commitment, list(proof))
+        return self._send(dispenser, call)
 
     # -- reading ---------------------------------------------------------------
 
@@ -198,18 +273,19 @@ class DrugRegistry:
         who = self.contract.functions.manufacturer_of(batch_key).call()
         return None if int(who, 16) == 0 else str(who)
 
-    def pack_status(self, batch_key: bytes, commitment: bytes, proof: list[bytes] | None = None,
+    def pack_status(self, batch_key: bytes, index: int, commitment: bytes,
+                    proof: list[bytes] | None = None,
                     now: int | None = None) -> PackStatus:  # fmt: skip
-        """The pack's status. With ``proof`` the pack must also be a leaf of its batch
-        (checked here, against the root on chain) or it is ``unknown``; without one,
-        only the batch is checked. ``now`` defaults to the chain's latest block time."""
+        """The status of the pack at leaf ``index``. With ``proof`` the pack must also be
+        that leaf of its batch (checked here, against the root on chain) or it is
+        ``unknown``; without one, only the batch is checked. ``now`` defaults to the
+        chain's latest block time."""
         commissioned, expiry, recalled, quarantined, at = (
-            self.contract.functions.status_of(batch_key, commitment).call())  # fmt: skip
+            self.contract.functions.status_of(batch_key, index).call())  # fmt: skip
         known = bool(commissioned)
         if known and proof is not None:
             root = self.root_of(batch_key)
-            known = root is not None and merkle.verify(
-                merkle.keccak(b"\x00" + commitment), list(proof), root)  # fmt: skip
+            known = root is not None and proves(commitment, index, list(proof), root)
         if now is None:
             now = int(self.ledger.w3.eth.get_block("latest")["timestamp"])
         return PackStatus(known, int(expiry), bool(recalled), bool(quarantined), int(at),
@@ -307,15 +383,14 @@ class IndexedStatus:
         batch = self.batch(batch_key)
         return None if batch is None else batch[0]
 
-    def pack_status(self, batch_key: bytes, commitment: bytes,
+    def pack_status(self, batch_key: bytes, index: int, commitment: bytes,
                     proof: list[bytes] | None = None) -> PackStatus:  # fmt: skip
         """As :meth:`DrugRegistry.pack_status`, at the head of the last :meth:`refresh`."""
         batch = self.batch(batch_key)
         if batch is None:
             return PackStatus(False, 0, False, False, 0, self._now)
         _maker, root, expiry = batch
-        known = proof is None or merkle.verify(merkle.keccak(b"\x00" + commitment),
-                                               list(proof), root)  # fmt: skip
+        known = proof is None or proves(commitment, index, list(proof), root)
         flags = self._flags.get(batch_key)
         if flags is None:
             quarantines = len(self._logs("Quarantined", batch_key))

@@ -508,7 +508,7 @@ class Verifier:
         trusted = self._product(proof.gtin, owner)
         if isinstance(trusted, str):
             return Checked(Verdict(Status.UNKNOWN, trusted, pack), proof)
-        chain = self.chain.pack_status(proof.batch_key, proof.commitment, proof.proof)
+        chain = self.chain.pack_status(proof.batch_key, proof.index, proof.commitment, proof.proof)
         if not chain.known:  # the book's salt and proof do not lead to the root on chain
             return Checked(decide(pack, None, ChainFacts(), _today()), proof)
         facts = ChainFacts(recalled=chain.recalled, quarantined=chain.quarantined,
@@ -620,7 +620,7 @@ def dispense(net: Network, code: str | None, by: str, patient: str | None = None
     drugs = net.drug_registry()
     account = net.identity(dispenser.address, passphrase).account
     try:
-        done = drugs.dispense(account, proof.batch_key, proof.commitment, proof.proof)
+        done = drugs.dispense(account, proof.batch_key, proof.index, proof.commitment, proof.proof)
     except LedgerError as exc:
         raise _refusal(exc) from None
     receipt = done.receipt
@@ -646,7 +646,8 @@ def undo(net: Network, code: str | None, by: str, *, image: bytes | None = None,
     proof = _proof(net, pack)
     account = net.identity(dispenser.address, passphrase).account
     try:
-        receipt = net.drug_registry().undo(account, proof.batch_key, proof.commitment)
+        receipt = net.drug_registry().undo(account, proof.batch_key, proof.index,
+                                           proof.commitment, proof.proof)  # fmt: skip
     except LedgerError as exc:
         raise _refusal(exc) from None
     return BatchAction("undone", pack.gtin14, pack.lot, dispenser.label, _tx(receipt),

@@ -11,19 +11,28 @@
         manufacturer recalls its batch, a regulator quarantines and releases.
 @dev What is on chain, per batch: `batch_key = keccak(domain | GTIN | lot)`,
      a Merkle root, an expiry and the manufacturer's address; per dispensed
-     pack: the dispenser and the time, keyed by the pack's commitment
-     `sha256(domain | GTIN | lot | expiry | serial | 16-byte salt)` (see
-     `healthnft.drugs.commitments`). Never a serial, never a count: the root
-     says nothing of the batch's size, so commissioning costs the same for 10
-     packs or 100,000. A leaf is `keccak(0x00 | commitment)` and a node
-     `keccak(0x01 | min(a, b) | max(a, b))`, as in `healthnft.ledger.merkle`.
+     pack: 96 bits of the dispenser's address and the time, at the pack's leaf
+     index. Never a serial, never a count: the root says nothing of the
+     batch's size, so commissioning costs the same for 10 packs or 100,000.
+     A pack's commitment is `sha256(domain | GTIN | lot | expiry | serial |
+     16-byte salt)` (see `healthnft.drugs.commitments`). The tree's nodes are
+     128 bits, each carried in a 32-byte word whose top 16 bytes are zero:
+     a leaf is `keccak(0x00 | commitment) >> 128`, a node
+     `keccak(left | right) >> 128` (two words, 64 bytes: never the 33 bytes
+     of a leaf) in leaf-index order, and a missing sibling (the last node of
+     an odd level) is the zero word: every proof of a tree is `depth`
+     siblings long and the leaf index says, bit by bit, on which side each
+     sibling lies.
 
      Invariants:
      - a batch key is commissioned at most once, by an active manufacturer;
        its root, expiry and manufacturer never change afterwards;
      - a pack's state is written only after its commitment was proven, by a
-       Merkle proof, to be a leaf of its batch's root; an unknown pack (batch
-       never commissioned, or commitment not in it) changes nothing;
+       Merkle proof, to be the leaf at its index under its batch's root; an
+       unknown pack (batch never commissioned, or commitment not at that
+       index) changes nothing. The index is canonical (below 2**len(proof),
+       and only the tree's depth leads to the root), so one pack has one
+       state;
      - only an active dispenser (pharmacy or hospital) decommissions, and
        never a pack of a recalled, quarantined or expired batch;
      - a decommissioned pack stays decommissioned: a second decommission
@@ -31,28 +40,55 @@
        an indexed topic, the regulator watches them all);
      - a decommission is undone only by the account that made it, while it is
        still an active dispenser, before `UNDO_WINDOW` (10 days, as in the FMD)
-       has passed; the pack is then active again;
+       has passed, with the pack's proof; the pack is then active again;
      - a recall is made only by the batch's manufacturer and is final;
      - quarantine and release are made only by an active regulator
        (government kind); a quarantined batch is refused until released;
      - no view and no event names who dispensed a pack.
 
+     Gas (issue 15 asks at most 60,000 for a dispense; `bench/drugs.py`
+     prints the figures, docs/drugs.md explains them). Four choices:
+     - Two packs share a storage word (`packs[batch][index / 2]`, a 128-bit
+       lane each: the dispenser's low 96 address bits and a 32-bit time,
+       good until 2106). The first dispense of a word writes a fresh slot
+       (22,100 gas); the second changes a non-zero word (5,000). Over a
+       batch whose packs are all dispensed, in any order, the average is the
+       mean of the two. 96 bits of the address tell dispensers apart for the
+       undo: matching another account's 96 bits takes ~2**96 key draws.
+     - 128-bit tree nodes: a proof node costs 320 gas of calldata (16 zero
+       bytes at 4, 16 at 16) instead of 512. Forging a pack means a 128-bit
+       second preimage of truncated keccak against one node per level: out
+       of reach (~2**124 hashes for a 17-level tree); collisions (2**64)
+       help only whoever builds the tree, the manufacturer, who vouches for
+       its batch anyway.
+     - A dispense reads one word of its batch (`batches`: the 128-bit root,
+       the expiry, the recall and quarantine flags); the manufacturer sits in
+       a second word (`makers`), read for an alert, a recall and the views.
+     - Leaf-index proofs: no sort compare per level, one keccak of two
+       words per level, and the state keyed by the index.
+     So the average dispense of a 100,000-pack batch (17-node proof) is
+     under 60,000 and the second of a word well under; the first of a word
+     is not (~66,700: 21,000 + 22,100 + the registry's role check ~7,500
+     leave too little for 17 proof nodes). Only dropping the on-chain proof
+     would bring it under, and an unknown pack could then change state.
+
      What "a verification never reveals who dispensed" can mean here: every
      member node holds every transaction, so the sender of a `dispense`
      transaction is readable by anyone with raw access to the chain, whatever
      this contract stores. Storing a salted hash of the dispenser instead of
-     its address would move that leak, not close it (the transaction still
-     names its sender), and the address is needed for the same-dispenser
-     undo. So the promise is kept where it can be: the verification path
-     (`status_of`, `verify_pack`, the events an EPCIS export reads) never
-     carries the dispenser, and the slot that holds it is reachable only from
-     the pack's commitment, which needs the manufacturer's salt. Hiding the
-     dispenser from node operators as well takes a relayer that sends
-     dispensers' signed requests (the contract would then check a signature
-     instead of `msg.sender`): the way forward, not done here.
-     Likewise the number of `Dispensed` events of a batch is its sold volume,
-     readable by every member: the root hides the commissioned count, not the
-     rate at which packs leave pharmacies.
+     its address bits would move that leak, not close it (the transaction
+     still names its sender), and the address is needed for the
+     same-dispenser undo. So the promise is kept where it can be: the
+     verification path (`status_of`, `verify_pack`, the events an EPCIS
+     export reads) never carries the dispenser. Hiding the dispenser from
+     node operators as well takes a relayer that sends dispensers' signed
+     requests (the contract would then check a signature instead of
+     `msg.sender`): the way forward, not done here. Likewise the number of
+     `Dispensed` events of a batch is its sold volume, readable by every
+     member: the root hides the commissioned count, not the rate at which
+     packs leave pharmacies; and a dispense names its pack's leaf index, so
+     the highest indexes seen bound the batch's size from below (the
+     proof's length already gave it to within a factor of two).
 
      The contract cannot see a GTIN (only its hash), so it cannot check that a
      manufacturer owns the GTIN it commissions: the first active manufacturer
@@ -82,30 +118,39 @@ MAX_DEPTH: constant(uint256) = 32
 # @dev The most packs one `dispense_basket` decommissions (a prescription's worth).
 MAX_BASKET: public(constant(uint256)) = 16
 
-# @dev `meta` word: manufacturer in bits 0..159, expiry (unix time) in bits
-#      160..191, recalled in bit 192, quarantined in bit 193. One slot, so a
-#      dispense reads a batch in two storage reads (root and this word).
-ADDRESS_MASK: constant(uint256) = 2**160 - 1
-EXPIRY_SHIFT: constant(uint256) = 160
-EXPIRY_MASK: constant(uint256) = 2**32 - 1
-RECALLED_BIT: constant(uint256) = 2**192
-QUARANTINED_BIT: constant(uint256) = 2**193
+# @dev A tree node is the top 128 bits of a keccak digest.
+NODE_SHIFT: constant(uint256) = 128
 
-# @dev `packs` word: dispenser in bits 0..159, time of the dispense in bits 160..223.
-TIME_SHIFT: constant(uint256) = 160
+# @dev `batches` word: the 128-bit root in bits 0..127, expiry (unix time) in
+#      bits 128..159, recalled in bit 160, quarantined in bit 161. Never 0
+#      once commissioned (the expiry is in the future).
+ROOT_MASK: constant(uint256) = 2**128 - 1
+EXPIRY_SHIFT: constant(uint256) = 128
+EXPIRY_MASK: constant(uint256) = 2**32 - 1
+RECALLED_BIT: constant(uint256) = 2**160
+QUARANTINED_BIT: constant(uint256) = 2**161
+
+# @dev A pack's 128-bit lane in its `packs` word (lane `index % 2`): time of the
+#      dispense in bits 0..31, the dispenser's low 96 address bits in 32..127.
+#      0: not dispensed (a time is never 0).
+LANE_BITS: constant(uint256) = 128
+LANE_MASK: constant(uint256) = 2**128 - 1
+TIME_MASK: constant(uint256) = 2**32 - 1
+TAG_MASK: constant(uint256) = 2**96 - 1
+TAG_SHIFT: constant(uint256) = 32
 
 
 # @dev The participant registry (who is a manufacturer, a dispenser, a regulator).
 registry: public(immutable(IParticipantRegistry))
 
-# @dev batch key -> Merkle root over its packs' leaves (empty: not commissioned).
-root_of: public(HashMap[bytes32, bytes32])
+# @dev batch key -> packed root, expiry and flags (0: not commissioned).
+batches: HashMap[bytes32, uint256]
 
-# @dev batch key -> packed manufacturer, expiry and flags (see ADDRESS_MASK...).
-meta: HashMap[bytes32, uint256]
+# @dev batch key -> its manufacturer.
+makers: HashMap[bytes32, address]
 
-# @dev batch key -> pack commitment -> packed dispenser and time (0: not dispensed).
-packs: HashMap[bytes32, HashMap[bytes32, uint256]]
+# @dev batch key -> leaf index / 2 -> two packs' lanes (see LANE_BITS).
+packs: HashMap[bytes32, HashMap[uint256, uint256]]
 
 
 event Commissioned:
@@ -166,16 +211,18 @@ def commission(batch_key: bytes32, root: bytes32, expiry: uint32):
     @dev An active manufacturer only. One transaction whatever the batch's size:
          two storage words and one event.
     @param batch_key keccak of the batch's GTIN and lot (see commitments.batch_key).
-    @param root The Merkle root over the packs' leaves.
+    @param root The Merkle root over the packs' leaves (128 bits: the top 16
+           bytes are zero).
     @param expiry Unix time from which the batch's packs are expired.
     """
     assert staticcall registry.active_kind(msg.sender) == KIND_MANUFACTURER, "drugs: caller is not a manufacturer"
     assert batch_key != empty(bytes32), "drugs: empty batch key"
     assert root != empty(bytes32), "drugs: empty root"
-    assert self.root_of[batch_key] == empty(bytes32), "drugs: batch already commissioned"
+    assert convert(root, uint256) >> NODE_SHIFT == 0, "drugs: root is not a 128-bit tree node"
+    assert self.batches[batch_key] == 0, "drugs: batch already commissioned"
     assert convert(expiry, uint256) > block.timestamp, "drugs: batch already expired"
-    self.root_of[batch_key] = root
-    self.meta[batch_key] = convert(msg.sender, uint256) | (convert(expiry, uint256) << EXPIRY_SHIFT)
+    self.batches[batch_key] = convert(root, uint256) | (convert(expiry, uint256) << EXPIRY_SHIFT)
+    self.makers[batch_key] = msg.sender
     log Commissioned(batch_key=batch_key, manufacturer=msg.sender, root=root, expiry=convert(expiry, uint256))
 
 
@@ -187,11 +234,11 @@ def recall(batch_key: bytes32):
          ever makes the network safer).
     @param batch_key A commissioned batch.
     """
-    m: uint256 = self.meta[batch_key]
-    assert m != 0, "drugs: unknown batch"
-    assert convert(m & ADDRESS_MASK, address) == msg.sender, "drugs: caller is not the batch's manufacturer"
-    assert m & RECALLED_BIT == 0, "drugs: batch already recalled"
-    self.meta[batch_key] = m | RECALLED_BIT
+    b: uint256 = self.batches[batch_key]
+    assert b != 0, "drugs: unknown batch"
+    assert self.makers[batch_key] == msg.sender, "drugs: caller is not the batch's manufacturer"
+    assert b & RECALLED_BIT == 0, "drugs: batch already recalled"
+    self.batches[batch_key] = b | RECALLED_BIT
     log Recalled(batch_key=batch_key, manufacturer=msg.sender)
 
 
@@ -205,9 +252,9 @@ def quarantine(batch_key: bytes32):
     @dev An active regulator (government kind) only.
     @param batch_key A commissioned batch, not quarantined.
     """
-    m: uint256 = self._regulated(batch_key)
-    assert m & QUARANTINED_BIT == 0, "drugs: batch already quarantined"
-    self.meta[batch_key] = m | QUARANTINED_BIT
+    b: uint256 = self._regulated(batch_key)
+    assert b & QUARANTINED_BIT == 0, "drugs: batch already quarantined"
+    self.batches[batch_key] = b | QUARANTINED_BIT
     log Quarantined(batch_key=batch_key, regulator=msg.sender)
 
 
@@ -218,9 +265,9 @@ def release(batch_key: bytes32):
     @dev An active regulator (government kind) only.
     @param batch_key A quarantined batch.
     """
-    m: uint256 = self._regulated(batch_key)
-    assert m & QUARANTINED_BIT != 0, "drugs: batch not quarantined"
-    self.meta[batch_key] = m ^ QUARANTINED_BIT
+    b: uint256 = self._regulated(batch_key)
+    assert b & QUARANTINED_BIT != 0, "drugs: batch not quarantined"
+    self.batches[batch_key] = b ^ QUARANTINED_BIT
     log Released(batch_key=batch_key, regulator=msg.sender)
 
 
@@ -228,88 +275,102 @@ def release(batch_key: bytes32):
 @view
 def _regulated(batch_key: bytes32) -> uint256:
     assert staticcall registry.active_kind(msg.sender) == KIND_GOVERNMENT, "drugs: caller is not a regulator"
-    m: uint256 = self.meta[batch_key]
-    assert m != 0, "drugs: unknown batch"
-    return m
+    b: uint256 = self.batches[batch_key]
+    assert b != 0, "drugs: unknown batch"
+    return b
 
 
 # -- the dispenser -----------------------------------------------------------------
 
 
 @external
-def dispense(batch_key: bytes32, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
+def dispense(batch_key: bytes32, index: uint256, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
     """
     @notice Decommissions a pack as it is handed out. A pack already
             decommissioned is not changed: the call logs `DispenseAlert` and
             answers False (the transaction succeeds, so the alert is kept).
     @dev An active pharmacy or hospital only. Refused (nothing changes) when the
          pack is unknown (batch not commissioned, or the proof does not lead
-         from the commitment to the batch's root), recalled, quarantined or
-         expired. One new storage word per pack.
+         from the commitment at `index` to the batch's root), recalled,
+         quarantined or expired. Writes the pack's lane of a word shared with
+         the pack at `index ^ 1`.
     @param batch_key The pack's batch.
+    @param index The pack's leaf index in its batch's tree.
     @param commitment The pack's commitment (from the manufacturer's node).
     @param proof The sibling hashes from the pack's leaf to the root.
     @return True when decommissioned now, False on an alert.
     """
     self._check_dispenser()
-    return self._dispense(batch_key, commitment, proof)
+    return self._dispense(batch_key, index, commitment, proof)
 
 
 @external
-def dispense_basket(batch_keys: DynArray[bytes32, MAX_BASKET], commitments: DynArray[bytes32, MAX_BASKET], proofs: DynArray[DynArray[bytes32, MAX_DEPTH], MAX_BASKET]) -> uint256:
+def dispense_basket(batch_keys: DynArray[bytes32, MAX_BASKET], indexes: DynArray[uint256, MAX_BASKET], commitments: DynArray[bytes32, MAX_BASKET], proofs: DynArray[DynArray[bytes32, MAX_DEPTH], MAX_BASKET]) -> uint256:
     """
     @notice Decommissions the packs of one basket (a prescription) in one
             transaction: the transaction's and the role check's cost is shared.
             Each pack is handled as by `dispense` (an alert for a pack already
             decommissioned); one refused pack refuses the whole basket.
-    @dev An active pharmacy or hospital only. The three arrays are parallel.
+    @dev An active pharmacy or hospital only. The four arrays are parallel.
     @param batch_keys Each pack's batch.
+    @param indexes Each pack's leaf index.
     @param commitments Each pack's commitment.
     @param proofs Each pack's Merkle proof.
     @return How many packs were decommissioned now (the others raised alerts).
     """
-    assert len(batch_keys) == len(commitments) and len(batch_keys) == len(proofs), "drugs: basket arrays differ in length"
+    n: uint256 = len(batch_keys)
+    assert len(indexes) == n and len(commitments) == n and len(proofs) == n, "drugs: basket arrays differ in length"
     self._check_dispenser()
     done: uint256 = 0
-    for i: uint256 in range(len(batch_keys), bound=MAX_BASKET):
-        if self._dispense(batch_keys[i], commitments[i], proofs[i]):
+    for i: uint256 in range(n, bound=MAX_BASKET):
+        if self._dispense(batch_keys[i], indexes[i], commitments[i], proofs[i]):
             done += 1
     return done
 
 
 @internal
-def _dispense(batch_key: bytes32, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
-    root: bytes32 = self.root_of[batch_key]
-    assert root != empty(bytes32), "drugs: unknown pack (batch not commissioned)"
-    assert self._verify(commitment, proof, root), "drugs: unknown pack (not in its batch)"
-    m: uint256 = self.meta[batch_key]
-    assert m & RECALLED_BIT == 0, "drugs: recalled"
-    assert m & QUARANTINED_BIT == 0, "drugs: quarantined"
-    assert block.timestamp < (m >> EXPIRY_SHIFT) & EXPIRY_MASK, "drugs: expired"
-    state: uint256 = self.packs[batch_key][commitment]
-    if state != 0:
-        log DispenseAlert(batch_key=batch_key, commitment=commitment, manufacturer=convert(m & ADDRESS_MASK, address), dispensed_at=state >> TIME_SHIFT)
+def _dispense(batch_key: bytes32, index: uint256, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
+    b: uint256 = self.batches[batch_key]
+    assert b != 0, "drugs: unknown pack (batch not commissioned)"
+    assert self._proves(b, index, commitment, proof), "drugs: unknown pack (not in its batch)"
+    assert b & RECALLED_BIT == 0, "drugs: recalled"
+    assert b & QUARANTINED_BIT == 0, "drugs: quarantined"
+    assert block.timestamp < (b >> EXPIRY_SHIFT) & EXPIRY_MASK, "drugs: expired"
+    at: uint256 = (index & 1) * LANE_BITS
+    word: uint256 = self.packs[batch_key][index >> 1]
+    lane: uint256 = (word >> at) & LANE_MASK
+    if lane != 0:
+        log DispenseAlert(batch_key=batch_key, commitment=commitment, manufacturer=self.makers[batch_key], dispensed_at=lane & TIME_MASK)
         return False
-    self.packs[batch_key][commitment] = convert(msg.sender, uint256) | (block.timestamp << TIME_SHIFT)
+    lane = ((convert(msg.sender, uint256) & TAG_MASK) << TAG_SHIFT) | block.timestamp
+    self.packs[batch_key][index >> 1] = word | (lane << at)
     log Dispensed(batch_key=batch_key, commitment=commitment)
     return True
 
 
 @external
-def undo(batch_key: bytes32, commitment: bytes32):
+def undo(batch_key: bytes32, index: uint256, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]):
     """
     @notice Undoes a decommission made by mistake: the pack is active again.
     @dev The account that dispensed it, still an active dispenser, within
-         UNDO_WINDOW of the dispense.
+         UNDO_WINDOW of the dispense. The proof makes the `DispenseUndone`
+         event name the right commitment (the state is keyed by index).
     @param batch_key The pack's batch.
+    @param index The pack's leaf index.
     @param commitment The pack's commitment.
+    @param proof The sibling hashes from the pack's leaf to the root.
     """
     self._check_dispenser()
-    state: uint256 = self.packs[batch_key][commitment]
-    assert state != 0, "drugs: pack not dispensed"
-    assert convert(state & ADDRESS_MASK, address) == msg.sender, "drugs: dispensed by another dispenser"
-    assert block.timestamp < (state >> TIME_SHIFT) + UNDO_WINDOW, "drugs: undo window is over"
-    self.packs[batch_key][commitment] = 0
+    b: uint256 = self.batches[batch_key]
+    assert b != 0, "drugs: unknown pack (batch not commissioned)"
+    assert self._proves(b, index, commitment, proof), "drugs: unknown pack (not in its batch)"
+    at: uint256 = (index & 1) * LANE_BITS
+    word: uint256 = self.packs[batch_key][index >> 1]
+    lane: uint256 = (word >> at) & LANE_MASK
+    assert lane != 0, "drugs: pack not dispensed"
+    assert lane >> TAG_SHIFT == convert(msg.sender, uint256) & TAG_MASK, "drugs: dispensed by another dispenser"
+    assert block.timestamp < (lane & TIME_MASK) + UNDO_WINDOW, "drugs: undo window is over"
+    self.packs[batch_key][index >> 1] = word ^ (lane << at)
     log DispenseUndone(batch_key=batch_key, commitment=commitment)
 
 
@@ -322,14 +383,23 @@ def _check_dispenser():
 
 @internal
 @pure
-def _verify(commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH], root: bytes32) -> bool:
-    node: bytes32 = keccak256(concat(b"\x00", commitment))
+def _proves(b: uint256, index: uint256, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
+    """
+    @dev Whether `proof` leads from `commitment` at `index` to the root `b`
+         holds. An index at or past 2**len(proof) is refused, so a pack has
+         one index.
+    """
+    if index >> len(proof) != 0:
+        return False
+    node: uint256 = convert(keccak256(concat(b"\x00", commitment)), uint256) >> NODE_SHIFT
+    i: uint256 = index
     for sibling: bytes32 in proof:
-        if convert(node, uint256) <= convert(sibling, uint256):
-            node = keccak256(concat(b"\x01", node, sibling))
+        if i & 1 == 0:
+            node = convert(keccak256(abi_encode(node, sibling)), uint256) >> NODE_SHIFT
         else:
-            node = keccak256(concat(b"\x01", sibling, node))
-    return node == root
+            node = convert(keccak256(abi_encode(sibling, node)), uint256) >> NODE_SHIFT
+        i >>= 1
+    return node == b & ROOT_MASK
 
 
 # -- reading -----------------------------------------------------------------------
@@ -337,33 +407,46 @@ def _verify(commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH], root: byte
 
 @external
 @view
-def status_of(batch_key: bytes32, commitment: bytes32) -> (bool, uint256, bool, bool, uint256):
+def status_of(batch_key: bytes32, index: uint256) -> (bool, uint256, bool, bool, uint256):
     """
-    @notice A pack's status, without who dispensed it. Does not check that the
-            commitment belongs to the batch: pair it with `verify_pack` (or check
-            the proof against `root_of` off chain, as the verifier does).
+    @notice A pack's status, without who dispensed it. Does not check which
+            commitment sits at `index`: pair it with `verify_pack` (or check the
+            proof against `root_of` off chain, as the verifier does).
     @param batch_key The pack's batch.
-    @param commitment The pack's commitment.
+    @param index The pack's leaf index.
     @return commissioned, expiry (unix time), recalled, quarantined,
             dispensed at (unix time, 0: not dispensed).
     """
-    m: uint256 = self.meta[batch_key]
-    return (m != 0, (m >> EXPIRY_SHIFT) & EXPIRY_MASK, m & RECALLED_BIT != 0,
-            m & QUARANTINED_BIT != 0, self.packs[batch_key][commitment] >> TIME_SHIFT)
+    b: uint256 = self.batches[batch_key]
+    lane: uint256 = (self.packs[batch_key][index >> 1] >> ((index & 1) * LANE_BITS)) & LANE_MASK
+    return (b != 0, (b >> EXPIRY_SHIFT) & EXPIRY_MASK, b & RECALLED_BIT != 0,
+            b & QUARANTINED_BIT != 0, lane & TIME_MASK)
 
 
 @external
 @view
-def verify_pack(batch_key: bytes32, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
+def verify_pack(batch_key: bytes32, index: uint256, commitment: bytes32, proof: DynArray[bytes32, MAX_DEPTH]) -> bool:
     """
-    @notice Whether `commitment` is a pack of the commissioned batch `batch_key`.
+    @notice Whether `commitment` is the pack at `index` of the commissioned batch `batch_key`.
     @param batch_key A batch key.
+    @param index The pack's leaf index.
     @param commitment A pack's commitment.
     @param proof The sibling hashes from the pack's leaf to the root.
     @return True when the proof leads to the batch's root.
     """
-    root: bytes32 = self.root_of[batch_key]
-    return root != empty(bytes32) and self._verify(commitment, proof, root)
+    b: uint256 = self.batches[batch_key]
+    return b != 0 and self._proves(b, index, commitment, proof)
+
+
+@external
+@view
+def root_of(batch_key: bytes32) -> bytes32:
+    """
+    @notice A batch's Merkle root (empty: not commissioned).
+    @param batch_key A batch key.
+    @return The root (128 bits in a 32-byte word).
+    """
+    return convert(self.batches[batch_key] & ROOT_MASK, bytes32)
 
 
 @external
@@ -375,4 +458,4 @@ def manufacturer_of(batch_key: bytes32) -> address:
     @param batch_key A batch key.
     @return The manufacturer's address.
     """
-    return convert(self.meta[batch_key] & ADDRESS_MASK, address)
+    return self.makers[batch_key]
