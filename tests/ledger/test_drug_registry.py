@@ -377,3 +377,17 @@ def test_a_root_must_be_a_tree_node_of_128_bits(env: Env) -> None:
     env.drugs.commission(env.maker, batch.batch_key, batch.root, batch.expiry_time)
     assert env.drugs.root_of(batch.batch_key) == batch.root
     assert env.status(batch.pack(0)) == "active"  # a one-pack batch: an empty proof
+    with refused("drugs: unknown pack"):  # its only index is 0
+        env.drugs.dispense(env.pharmacy, batch.batch_key, 1, batch.pack(0).commitment, [])
+    assert env.dispense(batch.pack(0)).outcome == "dispensed"
+
+
+def test_a_basket_may_hold_both_packs_of_a_word_or_one_pack_twice(env: Env) -> None:
+    batch = env.commission()
+    a, b = batch.pack(8), batch.pack(9)  # one storage word
+    done = env.drugs.dispense_basket(env.pharmacy, [(p.batch_key, p.index, p.commitment,
+                                                     p.proof) for p in (a, b, a)])  # fmt: skip
+    assert [d.outcome for d in done] == ["dispensed", "dispensed", "alert"]
+    assert env.status(a) == env.status(b) == "dispensed"
+    env.undo(a)
+    assert (env.status(a), env.status(b)) == ("active", "dispensed")

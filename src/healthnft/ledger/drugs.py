@@ -244,11 +244,14 @@ class DrugRegistry:
         call = self.contract.functions.dispense_basket(keys, indexes, commitments,
                                                        [list(p) for p in proofs])  # fmt: skip
         receipt = self._send(dispenser, call)
-        alerts = {bytes(ev["args"]["commitment"]): int(ev["args"]["dispensed_at"])
-                  for ev in self.contract.events.DispenseAlert().process_receipt(
-                      receipt, errors=DISCARD)}  # fmt: skip
-        return [Dispense("alert", receipt, alerts[c]) if c in alerts
-                else Dispense("dispensed", receipt) for c in commitments]  # fmt: skip
+        # Each pack logs one event, in basket order: Dispensed, or DispenseAlert (a pack
+        # may come twice: dispensed, then an alert).
+        kinds = (self.contract.events.Dispensed, self.contract.events.DispenseAlert)
+        events = [ev for kind in kinds for ev in kind().process_receipt(receipt, errors=DISCARD)]
+        events.sort(key=lambda ev: int(ev["logIndex"]))
+        return [Dispense("alert", receipt, int(ev["args"]["dispensed_at"]))
+                if ev["event"] == "DispenseAlert" else Dispense("dispensed", receipt)
+                for ev in events]  # fmt: skip
 
     def undo(self, dispenser: LocalAccount, batch_key: bytes, index: int, commitment: bytes,
              proof: list[bytes]) -> dict:  # fmt: skip
