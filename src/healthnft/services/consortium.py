@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from healthnft.consortium import Admitted, Card, Joined, read_application, read_json_file
 from healthnft.consortium import admit as _admit
+from healthnft.consortium import application_terms as _application_terms
 from healthnft.consortium import card as _card
 from healthnft.consortium import join as _join
 from healthnft.consortium import network_document as _network_document
@@ -19,8 +20,8 @@ from healthnft.consortium import network_document as _network_document
 if TYPE_CHECKING:
     from healthnft.network import Network
 
-__all__ = ["Admitted", "Card", "Joined", "admit", "admit_local", "card", "down", "draw_link",
-           "join", "network_document", "status", "up"]  # fmt: skip
+__all__ = ["Admitted", "Card", "Joined", "admit", "admit_local", "application_terms", "card",
+           "down", "draw_link", "join", "network_document", "status", "up"]  # fmt: skip
 
 
 def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
@@ -37,6 +38,12 @@ def admit(net: Network, application: str | Path, *, issuer: bool | None = None,
     the ``healthnft:`` link its wallet shows (the same signed, public document)."""
     return _admit(net, read_application(application), issuer=issuer,
                   passphrase=passphrase)  # fmt: skip
+
+
+def application_terms(net: Network) -> dict[str, Any]:
+    """The public terms a browser wallet signs its membership application with (format,
+    chain id, registry): its ``healthnft:`` card, which ``admit`` takes."""
+    return _application_terms(net)
 
 
 def card(net: Network, passphrase: str | None = None) -> Card:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from healthnft.api import siwe
 from healthnft.api.deps import COOKIE, Me, Svc, bearer
 from healthnft.errors import CredentialRejected, InvalidInput, UnknownParticipant
-from healthnft.services import participants
+from healthnft.services import consortium, participants
 
 router = APIRouter(tags=["sign-in"])
 
@@ -116,3 +116,11 @@ def demo_wallets(svc: Svc) -> list[dict[str, Any]]:
 def institutions(me: Me, svc: Svc) -> list[dict[str, Any]]:
     """Institutions a record can be shared with or transferred to (not other patients)."""
     return [m.as_dict() for m in svc.run(participants.institutions, me.address)]
+
+
+@router.get("/api/network/membership", tags=["network"])
+def membership_terms(svc: Svc) -> dict[str, Any]:
+    """Public: what a wallet signs its membership application with (format, chain id,
+    registry), so a wallet made in the page shows the ``healthnft:`` link a hospital or
+    enrolment office registers it from (`healthnft participant admit LINK`)."""
+    return svc.run(consortium.application_terms)

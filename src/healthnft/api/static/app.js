@@ -194,6 +194,15 @@ function publicPart(w) {
     h("dt", {}, "Encryption public key (X25519, hex)"), h("dd", { class: "mono" }, w.encPublicKey));
 }
 
+// The same, as one healthnft: link (the wallet's signed membership application, public
+// values only), which `healthnft participant admit LINK` registers.
+async function membershipLink(wallet) {
+  const { keystore } = await loadDevice();
+  const link = await keystore.membershipLink(wallet, await api("GET", "/api/network/membership"));
+  return h("div", {}, h("p", {}, "Or give them this link (public values only, signed by your key):"),
+    h("p", { class: "mono", id: "membership-link" }, link));
+}
+
 function deviceWalletCards(kept, demoPatients) {
   const cards = [];
   if (kept.length) {
@@ -265,6 +274,7 @@ function createWalletCard() {
         pass.value = again.value = "";
         out.replaceChildren(h("p", { class: "consent" }, "Your wallet is kept on this device. "
           + "A hospital registers you from these two public values:"), publicPart(pub),
+        await membershipLink(wallet),
         h("p", { class: "warning" }, "Write down your recovery phrase and keep it offline: "
           + "with it anyone can take your records, without it a lost device loses them."),
         h("p", { class: "mono", id: "new-phrase" }, keystore.phraseOf(wallet)));
@@ -319,7 +329,7 @@ async function showWallet(_arg, ctx) {
   const spot = h("div", { "aria-live": "polite" });
   page(ctx, "Your wallet", h("section", { class: "card", "aria-label": "Public part" },
     h("p", {}, "A hospital registers you from these public values (they open nothing):"),
-    publicPart(device)),
+    publicPart(device), await membershipLink(device.wallet)),
   h("div", { class: "row" },
     h("button", { type: "button", onclick: async () => {
       const text = await keystore.storedKeystore(device.address);
