@@ -6,11 +6,11 @@ holding a hospital and a research institute, served by ``healthnft serve`` as it
 process (its output in a log file beside the home). In Debian's chromium, driven by
 Playwright, a patient creates a new wallet in the page under a passphrase; the page shows
 the wallet's ``healthnft:`` link (its signed membership application, public values only).
-The enrolment office admits the patient from that link alone and the hospital mints a lab
-result for it (both with the CLI, while the node is stopped: a served home has one
-writer). In the page the patient signs in, lists, opens the record (decrypted on the
-device), shares it with the research institute, revokes the grant and burns the record,
-each signed in the page after a dialog that says in one sentence what will happen.
+The hospital, signed in at its node in a browser of its own, registers the patient from
+that link alone (``POST /api/patients``) and uploads a lab result to mint into the wallet.
+In its own page the patient signs in, lists, opens the record (decrypted on the device),
+shares it with the research institute, revokes the grant and burns the record, each
+signed in the page after a dialog that says in one sentence what will happen.
 
 Every request and response the page exchanges is recorded. None of them, no file under
 the node's home (every byte, SQLite files included) and nothing the node logged holds the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -86,10 +87,16 @@ def network(tmp_path_factory) -> Iterator[dict[str, Any]]:
     try:
         _cli(home, "init", "--rpc", chain.rpc_url, "--admin-key-file", str(root / "admin.key"))
         (root / "admin.key").unlink()  # the home keeps its own keystore of it
-        _cli(home, "participant", "add", "--kind", "hospital", "--name", "General")
+        hospital = _cli(home, "participant", "add", "--kind", "hospital", "--name", "General")
         _cli(home, "participant", "add", "--kind", "research", "--name", "Riverside Research")
         node.start()
-        yield {"root": root, "home": home, "node": node, "chain": chain}
+        yield {
+            "root": root,
+            "home": home,
+            "node": node,
+            "chain": chain,
+            "hospital": hospital["address"],
+        }
     finally:
         node.stop()
         chain.stop()
@@ -156,6 +163,50 @@ def _files_holding(where: Path, needles: dict[str, str],
     return {path: names for path, names in found.items() if names}
 
 
+def _hospital_page(chromium, url: str, network: dict[str, Any]):
+    """The hospital's own browser session at its node (its keystore unlocked in its page)."""
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    page.goto(url)
+    keystore = network["home"] / "keystore" / f"{network['hospital']}.json"
+    form = page.get_by_role("form", name="Sign in with your keystore")
+    form.get_by_label("Keystore file", exact=True).set_input_files(str(keystore))
+    form.get_by_label("Passphrase", exact=True).fill(NODE_ENV["HEALTHNFT_PASSPHRASE"])
+    form.get_by_role("button", name="Sign in", exact=True).click()
+    page.get_by_role("heading", name="Mint records").wait_for()
+    return context, page
+
+
+def _hospital_registers_and_mints(chromium, url: str, network: dict[str, Any],
+                                  card: dict[str, str]) -> None:  # fmt: skip
+    """The hospital registers the patient from the wallet's link (its page's form), then
+    uploads one FHIR lab result to mint for them."""
+    context, page = _hospital_page(chromium, url, network)
+    form = page.get_by_role("form", name="Register a patient")
+    form.get_by_label("Patient's healthnft: link").fill(card["link"])
+    form.get_by_role("button", name="Register patient").click()
+    registered = f"Registered {card['address']} as a patient."
+    page.locator("#status").filter(has_text=registered).wait_for()
+    assert page.get_by_label("Patient's wallet address").input_value() == card["address"]
+    source = network["root"] / "lab.json"
+    source.write_text(json.dumps(RECORD))
+    page.get_by_label("FHIR files").set_input_files(str(source))
+    page.get_by_role("button", name="Mint", exact=True).click()
+    page.locator("#status").filter(has_text="Minted 1 records").wait_for()
+    source.unlink()
+    context.close()
+
+
+def _register(page, link: str) -> tuple[int, dict[str, Any]]:
+    """``POST /api/patients`` from ``page``'s session: (status, answer)."""
+    return page.evaluate("""async (link) => {
+        const r = await fetch('/api/patients', {method: 'POST', body: JSON.stringify({link}),
+                                                headers: {'Content-Type': 'application/json'}});
+        return [r.status, await r.json()];
+    }""", link)  # fmt: skip
+
+
 def test_a_new_device_wallet_is_registered_opens_shares_revokes_and_burns_leaving_no_secret(
         network, chromium) -> None:  # fmt: skip
     started = time.monotonic()
@@ -174,17 +225,9 @@ def test_a_new_device_wallet_is_registered_opens_shares_revokes_and_burns_leavin
     assert card["link"].startswith("healthnft:apply?") and len(card["phrase"].split()) == 12
     assert card["address"] in card["link"] and card["enc_public"] in card["link"]
 
-    # The enrolment office admits it from the link alone; the hospital mints a lab result.
-    node.stop()  # `healthnft serve` is its home's only writer while it runs
-    admitted = _cli(home, "participant", "admit", card["link"])
-    assert admitted["address"] == card["address"] and admitted["kind"] == "patient"
-    source = network["root"] / "lab.json"
-    source.write_text(json.dumps(RECORD))
-    minted = _cli(home, "mint", "--issuer", "General", "--patient", card["address"],
-                  str(source))  # fmt: skip
-    source.unlink()
-    (token,) = minted["token_ids"]
-    node.start()
+    # The hospital, signed in at its node in a browser of its own, registers the patient
+    # from that link alone and mints a lab result into the wallet.
+    _hospital_registers_and_mints(chromium, url, network, card)
 
     # Sign in with the wallet kept on this device; the list shows the record.
     page.goto(url)
@@ -192,7 +235,10 @@ def test_a_new_device_wallet_is_registered_opens_shares_revokes_and_burns_leavin
     wallet.get_by_label("Wallet passphrase").fill(PASSPHRASE)
     wallet.get_by_role("button", name="Unlock and sign in").click()
     page.get_by_role("heading", name="Your records (1)").wait_for()
+    token = page.locator("a[data-token]").get_attribute("data-token")
     assert _get(page, "/api/me")["address"] == card["address"]
+    status, refused = _register(page, card["link"])  # a patient registers nobody
+    assert (status, refused["detail"]) == (403, "only a hospital can do this")
     page.get_by_role("link", name="Wallet").click()  # the wallet's view shows the same card
     assert page.locator("#membership-link").inner_text() == card["link"]
     page.goto(url + "#/records")
@@ -272,3 +318,44 @@ def test_a_new_device_wallet_is_registered_opens_shares_revokes_and_burns_leavin
     assert errors == []
     context.close()
     assert time.monotonic() - started < 180
+
+
+def _signed_link(account, terms: dict[str, Any], kind: str = "patient") -> str:
+    """A membership link as a wallet makes it: ``account`` signs the application."""
+    from eth_account.messages import encode_defunct
+
+    from healthnft.consortium.membership import application_link
+
+    doc = {"format": terms["format"], "chain_id": terms["chain_id"],
+           "registry": terms["registry"], "address": account.address, "kind": kind,
+           "enc_public": os.urandom(32).hex(), "did_public": os.urandom(32).hex()}  # fmt: skip
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    doc["signature"] = account.sign_message(encode_defunct(text=text)).signature.hex()
+    return application_link(doc)
+
+
+def test_a_hospital_registers_only_a_patient_from_its_own_signed_link(network, chromium) -> None:
+    if network["node"].proc is None:  # stopped by a test that read its files
+        network["node"].start()
+    context, page = _hospital_page(chromium, network["node"].url + "/", network)
+    terms = _get(page, "/api/network/membership")
+    patient = Account.create()
+    link = _signed_link(patient, terms)
+    enc = re.search(r"enc=([0-9a-f]{64})", link).group(1)
+    refusals = {
+        # a path is never read, whatever it names
+        str(network["home"] / "config.json"): (400, "paste the healthnft: link"),
+        "healthnft:apply?v=1": (400, "not a membership link"),
+        link.replace(enc, os.urandom(32).hex()): (403, "not signed by the address it names"),
+        _signed_link(Account.create(), terms, kind="research"): (403, "patients only"),
+        _signed_link(patient, {**terms, "chain_id": terms["chain_id"] + 1}):
+            (400, "for another network"),
+    }  # fmt: skip
+    for bad, (code, says) in refusals.items():
+        status, doc = _register(page, bad)
+        assert status == code and says in doc["detail"], (bad, status, doc)
+    for _ in range(2):  # the real one, twice: the second settles nothing new
+        status, doc = _register(page, link)
+        assert status == 200 and doc["address"] == patient.address and doc["kind"] == "patient"
+        assert doc["issuer"] is False
+    context.close()

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from healthnft.api import siwe
-from healthnft.api.deps import COOKIE, Me, Svc, bearer
+from healthnft.api.deps import COOKIE, Me, Svc, bearer, require_kind
 from healthnft.errors import CredentialRejected, InvalidInput, UnknownParticipant
 from healthnft.services import consortium, participants
 
@@ -124,3 +124,18 @@ def membership_terms(svc: Svc) -> dict[str, Any]:
     registry), so a wallet made in the page shows the ``healthnft:`` link a hospital or
     enrolment office registers it from (`healthnft participant admit LINK`)."""
     return svc.run(consortium.application_terms)
+
+
+class PatientCard(BaseModel):
+    link: str = Field(max_length=2000, description="The healthnft: link the patient's wallet "
+                      "shows (its signed membership application: public values only).")
+
+
+@router.post("/api/patients", tags=["network"])
+def register_patient(body: PatientCard, me: Me, svc: Svc) -> dict[str, Any]:
+    """A hospital registers a patient from the link the patient's wallet shows (address,
+    encryption and did:key public keys, signed by the patient's key); on chain, with gas
+    for the patient's own transactions. Hospitals only, at a node holding the enrolment
+    key."""
+    require_kind(me, "hospital")
+    return svc.run(consortium.register_patient, me.address, body.link, svc.passphrase).as_dict()

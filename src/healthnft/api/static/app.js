@@ -932,11 +932,30 @@ async function showShared(_arg, ctx) {
     h("p", {}, h("a", { href: "#/requests" }, "Ask a patient for access")));
 }
 
+// A patient's wallet shows a healthnft: link (public values it signed): the hospital
+// registers the patient from it, then mints into that address.
+function registerPatientCard(patientField) {
+  const link = h("textarea", { rows: "3", autocomplete: "off", spellcheck: "false" });
+  const submit = h("button", { type: "submit" }, "Register patient");
+  return h("form", { class: "card", "aria-label": "Register a patient", onsubmit: (ev) => {
+    ev.preventDefault();
+    working(submit, async () => {
+      if (!link.value.trim()) throw new Error("paste the link the patient's wallet shows");
+      const done = await api("POST", "/api/patients", { link: link.value.trim() });
+      link.value = "";
+      patientField.value = done.address;
+      say(`Registered ${done.address} as a patient.`, "ok");
+    });
+  } }, h("p", {}, "A new patient? Paste the healthnft: link their wallet shows (public "
+    + "values only, signed by their key)."),
+  field("register-link", "Patient's healthnft: link", link), submit);
+}
+
 function showMint(_arg, ctx) {
   const patient = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
   const files = h("input", { type: "file", multiple: true, accept: ".json,application/json,application/fhir+json" });
   const bar = h("progress", { max: "1", value: "0", "aria-label": "Minting progress", hidden: true });
-  page(ctx, "Mint records",
+  page(ctx, "Mint records", registerPatientCard(patient),
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       const body = new FormData();
