@@ -183,9 +183,8 @@ export async function didPublicKey(secret) {
   const key = await subtle.importKey("pkcs8", concat(ED25519_PKCS8_PREFIX, seed), "Ed25519",
     true, ["sign"]);
   seed.fill(0);
-  const { x } = await subtle.exportKey("jwk", key);
-  return bytes(Array.from(atob(x.replace(/-/g, "+").replace(/_/g, "/")),
-    (c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join(""));
+  const { x } = await subtle.exportKey("jwk", key);  // base64url, unpadded
+  return Uint8Array.from(atob(x.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 }
 
 async function aesGcmOpen(key, sealed, aad) {
