@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import test_device_open as opened
 from eth_account import Account
+from test_browser import _unlabelled_controls
 from test_device_open import Traffic
 from test_device_sign import HOSTED, _choose_institution, _sign_in_dialog
 
@@ -183,6 +184,7 @@ def _hospital_registers_and_mints(chromium, url: str, network: dict[str, Any],
     """The hospital registers the patient from the wallet's link (its page's form), then
     uploads one FHIR lab result to mint for them."""
     context, page = _hospital_page(chromium, url, network)
+    assert _unlabelled_controls(page) == []
     form = page.get_by_role("form", name="Register a patient")
     form.get_by_label("Patient's healthnft: link").fill(card["link"])
     form.get_by_role("button", name="Register patient").click()

@@ -197,8 +197,13 @@ function publicPart(w) {
 // The same, as one healthnft: link (the wallet's signed membership application, public
 // values only), which `healthnft participant admit LINK` registers.
 async function membershipLink(wallet) {
-  const { keystore } = await loadDevice();
-  const link = await keystore.membershipLink(wallet, await api("GET", "/api/network/membership"));
+  let link;
+  try {
+    const { keystore } = await loadDevice();
+    link = await keystore.membershipLink(wallet, await api("GET", "/api/network/membership"));
+  } catch (e) {  // the two values above still register the wallet
+    return h("p", { class: "warning" }, `The link could not be made here: ${e.message}`);
+  }
   return h("div", {}, h("p", {}, "Or give them this link (public values only, signed by your key):"),
     h("p", { class: "mono", id: "membership-link" }, link));
 }
@@ -308,7 +313,7 @@ function importWalletCard() {
         const pub = await keystore.saveWallet(wallet, pass.value);
         phrase.value = pass.value = "";
         out.replaceChildren(h("p", { class: "consent" }, "Imported: kept on this device."),
-          publicPart(pub));
+          publicPart(pub), await membershipLink(wallet));
         say("Wallet imported on this device.", "ok");
       });
     } },
