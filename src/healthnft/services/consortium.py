@@ -63,8 +63,8 @@ def register_patient(net: Network, hospital: str, link: str,
         raise InvalidInput(f"paste the {LINK_SCHEME} link the patient's wallet shows")
     doc = read_application(link)
     if doc.get("kind") != "patient":
-        raise AccessDenied(f"a hospital registers patients only, not a {doc.get('kind')!r}: "
-                           "the network's admin or council admits institutions")  # fmt: skip
+        raise AccessDenied("a hospital registers patients only: the network's admin or "
+                           "council admits institutions")  # fmt: skip
     return _admit(net, doc, passphrase=passphrase)
 
 
