@@ -143,7 +143,8 @@ def build_vectors() -> dict[str, Any]:
              for name, change in bad.items()}
     return {"records": records, "bad": cases,
             "patientSecret": bytes(patient.account.key).hex(),
-            "patientEncPublic": patient.enc_public.hex()}
+            "patientEncPublic": patient.enc_public.hex(),
+            "patientDidPublic": patient.did_public.hex()}
 
 
 #: Runs in Node and in the page alike: ``c`` is crypto.js, ``v`` the vectors.
@@ -168,6 +169,7 @@ async function runCases(c, v) {
   out.checks.commitment = c.toHex(await c.recomputeCommitment(
     c.bytes(r.expect.canonical), c.bytes(r.expect.header.salt)));
   out.checks.encPublic = c.toHex((await c.encryptionKey(v.patientSecret)).publicKey);
+  out.checks.didPublic = c.toHex(await c.didPublicKey(v.patientSecret));
   return out;
 }
 """
@@ -225,6 +227,7 @@ def _assert_agrees(v: dict[str, Any], out: dict[str, Any]) -> None:
     assert out["checks"]["proof"] is True
     assert out["checks"]["commitment"] == r["commitment"]
     assert out["checks"]["encPublic"] == v["patientEncPublic"]
+    assert out["checks"]["didPublic"] == v["patientDidPublic"]  # the did:key the CLI derives
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

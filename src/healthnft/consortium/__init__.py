@@ -27,6 +27,7 @@ from healthnft.consortium.membership import (
     Card,
     Joined,
     admit,
+    application_terms,
     card,
     join,
     network_document,
@@ -34,5 +35,5 @@ from healthnft.consortium.membership import (
     read_json_file,
 )
 
-__all__ = ["APPLICATION_FILE", "Admitted", "Card", "Joined", "admit", "card", "join",
-           "network_document", "read_application", "read_json_file"]  # fmt: skip
+__all__ = ["APPLICATION_FILE", "Admitted", "Card", "Joined", "admit", "application_terms", "card",
+           "join", "network_document", "read_application", "read_json_file"]  # fmt: skip

@@ -215,6 +215,15 @@ def join(home: Path, passphrase: str, network: dict[str, Any], kind: str, name: 
         net.close()
 
 
+def application_terms(net: Network) -> dict[str, Any]:
+    """What an applicant signs besides its own public keys: the application format, this
+    network's chain id and registry. Public; a browser wallet builds and signs its
+    application (its ``healthnft:`` card) from them, as :func:`application` does here."""
+    return {"format": APPLICATION_FORMAT, "link_version": APPLICATION_FORMAT.rsplit("/", 1)[-1],
+            "chain_id": int(net.config.get("chain_id") or net.ledger.chain_id),
+            "registry": net.config["registry"]}  # fmt: skip
+
+
 def check_application(net: Network, doc: dict[str, Any]) -> tuple[str, str, bytes, bytes]:
     """The applicant's (address, kind, encryption key, did:key), once the application is
     well formed, for this network, and signed by the address it names."""

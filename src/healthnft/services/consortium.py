@@ -12,15 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from healthnft.consortium import Admitted, Card, Joined, read_application, read_json_file
 from healthnft.consortium import admit as _admit
+from healthnft.consortium import application_terms as _application_terms
 from healthnft.consortium import card as _card
 from healthnft.consortium import join as _join
 from healthnft.consortium import network_document as _network_document
+from healthnft.consortium.membership import LINK_SCHEME
+from healthnft.errors import AccessDenied, InvalidInput
 
 if TYPE_CHECKING:
     from healthnft.network import Network
 
-__all__ = ["Admitted", "Card", "Joined", "admit", "admit_local", "card", "down", "draw_link",
-           "join", "network_document", "status", "up"]  # fmt: skip
+__all__ = ["Admitted", "Card", "Joined", "admit", "admit_local", "application_terms", "card",
+           "down", "draw_link", "join", "network_document", "register_patient", "status",
+           "up"]  # fmt: skip
 
 
 def join(home: Path, passphrase: str, network_file: Path, kind: str, name: str, *,
@@ -39,6 +43,31 @@ def admit(net: Network, application: str | Path, *, issuer: bool | None = None,
                   passphrase=passphrase)  # fmt: skip
 
 
+def application_terms(net: Network) -> dict[str, Any]:
+    """The public terms a browser wallet signs its membership application with (format,
+    chain id, registry): its ``healthnft:`` card, which ``admit`` takes."""
+    return _application_terms(net)
+
+
+def register_patient(net: Network, hospital: str, link: str,
+                     passphrase: str | None = None) -> Admitted:  # fmt: skip
+    """A hospital registers a patient at its node, from the ``healthnft:`` link the
+    patient's wallet shows: public values the patient signed, never a secret. Only a link
+    (never a path: this is what a web request gives), only patients (an institution is
+    admitted by the admin or the council), only by a hospital this home acts for, and
+    only where this home holds the enrolment key (the admin's: a network it deployed);
+    else :class:`AccessDenied` naming who does it. Retry safe, as :func:`admit`."""
+    if net.participant(hospital).kind != "hospital" or not net.has_key(hospital):
+        raise AccessDenied("only a hospital of this node registers patients")
+    if not link.strip().startswith(LINK_SCHEME):
+        raise InvalidInput(f"paste the {LINK_SCHEME} link the patient's wallet shows")
+    doc = read_application(link)
+    if doc.get("kind") != "patient":
+        raise AccessDenied("a hospital registers patients only: the network's admin or "
+                           "council admits institutions")  # fmt: skip
+    return _admit(net, doc, passphrase=passphrase)
+
+
 def card(net: Network, passphrase: str | None = None) -> Card:
     """This joined home's membership card (address, kind, chain, encryption public key,
     ``healthnft:`` link): what a hospital or enrolment office registers it from."""
@@ -48,8 +77,6 @@ def card(net: Network, passphrase: str | None = None) -> Card:
 def draw_link(link: str, path: Path) -> None:
     """A ``healthnft:`` link drawn as a QR code in ``path`` (.png or .svg, by segno)."""
     import segno
-
-    from healthnft.errors import InvalidInput
 
     if path.suffix.lower() not in (".png", ".svg"):
         raise InvalidInput(f"--qr {path.name}: write the QR code as .png or .svg")

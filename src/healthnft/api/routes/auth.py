@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from healthnft.api import siwe
-from healthnft.api.deps import COOKIE, Me, Svc, bearer
+from healthnft.api.deps import COOKIE, Me, Svc, bearer, require_kind
 from healthnft.errors import CredentialRejected, InvalidInput, UnknownParticipant
-from healthnft.services import participants
+from healthnft.services import consortium, participants
 
 router = APIRouter(tags=["sign-in"])
 
@@ -116,3 +116,26 @@ def demo_wallets(svc: Svc) -> list[dict[str, Any]]:
 def institutions(me: Me, svc: Svc) -> list[dict[str, Any]]:
     """Institutions a record can be shared with or transferred to (not other patients)."""
     return [m.as_dict() for m in svc.run(participants.institutions, me.address)]
+
+
+@router.get("/api/network/membership", tags=["network"])
+def membership_terms(svc: Svc) -> dict[str, Any]:
+    """Public: what a wallet signs its membership application with (format, chain id,
+    registry), so a wallet made in the page shows the ``healthnft:`` link a hospital or
+    enrolment office registers it from (`healthnft participant admit LINK`)."""
+    return svc.run(consortium.application_terms)
+
+
+class PatientCard(BaseModel):
+    link: str = Field(max_length=2000, description="The healthnft: link the patient's wallet "
+                      "shows (its signed membership application: public values only).")
+
+
+@router.post("/api/patients", tags=["network"])
+def register_patient(body: PatientCard, me: Me, svc: Svc) -> dict[str, Any]:
+    """A hospital registers a patient from the link the patient's wallet shows (address,
+    encryption and did:key public keys, signed by the patient's key); on chain, with gas
+    for the patient's own transactions. Hospitals only, at a node holding the enrolment
+    key."""
+    require_kind(me, "hospital")
+    return svc.run(consortium.register_patient, me.address, body.link, svc.passphrase).as_dict()

@@ -194,6 +194,20 @@ function publicPart(w) {
     h("dt", {}, "Encryption public key (X25519, hex)"), h("dd", { class: "mono" }, w.encPublicKey));
 }
 
+// The same, as one healthnft: link (the wallet's signed membership application, public
+// values only), which `healthnft participant admit LINK` registers.
+async function membershipLink(wallet) {
+  let link;
+  try {
+    const { keystore } = await loadDevice();
+    link = await keystore.membershipLink(wallet, await api("GET", "/api/network/membership"));
+  } catch (e) {  // the two values above still register the wallet
+    return h("p", { class: "warning" }, `The link could not be made here: ${e.message}`);
+  }
+  return h("div", {}, h("p", {}, "Or give them this link (public values only, signed by your key):"),
+    h("p", { class: "mono", id: "membership-link" }, link));
+}
+
 function deviceWalletCards(kept, demoPatients) {
   const cards = [];
   if (kept.length) {
@@ -265,6 +279,7 @@ function createWalletCard() {
         pass.value = again.value = "";
         out.replaceChildren(h("p", { class: "consent" }, "Your wallet is kept on this device. "
           + "A hospital registers you from these two public values:"), publicPart(pub),
+        await membershipLink(wallet),
         h("p", { class: "warning" }, "Write down your recovery phrase and keep it offline: "
           + "with it anyone can take your records, without it a lost device loses them."),
         h("p", { class: "mono", id: "new-phrase" }, keystore.phraseOf(wallet)));
@@ -298,7 +313,7 @@ function importWalletCard() {
         const pub = await keystore.saveWallet(wallet, pass.value);
         phrase.value = pass.value = "";
         out.replaceChildren(h("p", { class: "consent" }, "Imported: kept on this device."),
-          publicPart(pub));
+          publicPart(pub), await membershipLink(wallet));
         say("Wallet imported on this device.", "ok");
       });
     } },
@@ -319,7 +334,7 @@ async function showWallet(_arg, ctx) {
   const spot = h("div", { "aria-live": "polite" });
   page(ctx, "Your wallet", h("section", { class: "card", "aria-label": "Public part" },
     h("p", {}, "A hospital registers you from these public values (they open nothing):"),
-    publicPart(device)),
+    publicPart(device), await membershipLink(device.wallet)),
   h("div", { class: "row" },
     h("button", { type: "button", onclick: async () => {
       const text = await keystore.storedKeystore(device.address);
@@ -922,11 +937,30 @@ async function showShared(_arg, ctx) {
     h("p", {}, h("a", { href: "#/requests" }, "Ask a patient for access")));
 }
 
+// A patient's wallet shows a healthnft: link (public values it signed): the hospital
+// registers the patient from it, then mints into that address.
+function registerPatientCard(patientField) {
+  const link = h("textarea", { rows: "3", autocomplete: "off", spellcheck: "false" });
+  const submit = h("button", { type: "submit" }, "Register patient");
+  return h("form", { class: "card", "aria-label": "Register a patient", onsubmit: (ev) => {
+    ev.preventDefault();
+    working(submit, async () => {
+      if (!link.value.trim()) throw new Error("paste the link the patient's wallet shows");
+      const done = await api("POST", "/api/patients", { link: link.value.trim() });
+      link.value = "";
+      patientField.value = done.address;
+      say(`Registered ${done.address} as a patient.`, "ok");
+    });
+  } }, h("p", {}, "A new patient? Paste the healthnft: link their wallet shows (public "
+    + "values only, signed by their key)."),
+  field("register-link", "Patient's healthnft: link", link), submit);
+}
+
 function showMint(_arg, ctx) {
   const patient = h("input", { type: "text", placeholder: "0x…", autocomplete: "off" });
   const files = h("input", { type: "file", multiple: true, accept: ".json,application/json,application/fhir+json" });
   const bar = h("progress", { max: "1", value: "0", "aria-label": "Minting progress", hidden: true });
-  page(ctx, "Mint records",
+  page(ctx, "Mint records", registerPatientCard(patient),
     h("form", { class: "card", onsubmit: async (ev) => {
       ev.preventDefault();
       const body = new FormData();

@@ -35,6 +35,9 @@ const KEK_INFO = enc.encode("healthnft/batch-key/v1|");
 const DEK_INFO = enc.encode("healthnft/record-key/v1|");
 const COMMIT_DOMAIN = enc.encode("healthnft/record-commitment/v1\0");
 const X25519_INFO = enc.encode("healthnft/x25519/v1");
+const ED25519_INFO = enc.encode("healthnft/ed25519/v1");
+// PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410), so WebCrypto imports the seed.
+const ED25519_PKCS8_PREFIX = bytes("302e020100300506032b657004220420");
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -162,6 +165,26 @@ export async function encryptionKey(secret) {
     { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: X25519_INFO }, ikm, 256);
   const privateKey = new Uint8Array(bits);
   return { privateKey, publicKey: x25519.getPublicKey(privateKey) };
+}
+
+/**
+ * The public key of the participant's did:key (Ed25519), derived from its account secret
+ * as the CLI derives it (credentials.did.ed25519_from_secret: HKDF-SHA256, no salt,
+ * "healthnft/ed25519/v1"); registered with the wallet so it can prove itself to a node.
+ * Ed25519 runs on WebCrypto: the seed is imported only to read its public half (the JWK's
+ * "x"), which is all this returns.
+ * @param {Uint8Array|string} secret the 32-byte secp256k1 account secret
+ * @returns {Promise<Uint8Array>} 32 bytes
+ */
+export async function didPublicKey(secret) {
+  const ikm = await subtle.importKey("raw", bytes(secret), "HKDF", false, ["deriveBits"]);
+  const seed = new Uint8Array(await subtle.deriveBits(
+    { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: ED25519_INFO }, ikm, 256));
+  const key = await subtle.importKey("pkcs8", concat(ED25519_PKCS8_PREFIX, seed), "Ed25519",
+    true, ["sign"]);
+  seed.fill(0);
+  const { x } = await subtle.exportKey("jwk", key);  // base64url, unpadded
+  return Uint8Array.from(atob(x.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
 }
 
 async function aesGcmOpen(key, sealed, aad) {

@@ -12,7 +12,7 @@
 // file `healthnft` and eth_account read), in IndexedDB; never in localStorage, never in
 // clear. Errors a patient can meet each have their own class and one plain message.
 
-import { bytes, encryptionKey, toHex } from "./crypto.js";
+import { bytes, didPublicKey, encryptionKey, toHex } from "./crypto.js";
 
 const DB_NAME = "healthnft-wallet";
 const STORE = "wallets";
@@ -134,6 +134,32 @@ export async function importKeystore(json, passphrase, progress) {
 export async function identity(wallet) {
   const { privateKey, publicKey } = await encryptionKey(bytes(wallet.privateKey));
   return { address: wallet.address, encPublicKey: toHex(publicKey), encPrivateKey: privateKey };
+}
+
+/**
+ * The wallet's membership card: its application to the network, signed by its key, as
+ * the ``healthnft:`` link a hospital or enrolment office registers it from (`healthnft
+ * participant admit LINK`). Public values only - address, encryption and did:key public
+ * keys, the network it is for - the same document and link as the CLI's `wallet card`
+ * (healthnft.consortium.membership: the signed text is the compact, key-sorted JSON of
+ * the fields below, signed as an EIP-191 message).
+ * @param {EthersWallet} wallet
+ * @param {{format: string, link_version: string, chain_id: number, registry: string}} terms
+ *   the node's GET /api/network/membership
+ * @returns {Promise<string>}
+ */
+export async function membershipLink(wallet, terms) {
+  const { encPublicKey, encPrivateKey } = await identity(wallet);
+  encPrivateKey.fill(0);
+  const didPublic = toHex(await didPublicKey(bytes(wallet.privateKey)));
+  // Keys in sorted order: JSON.stringify keeps insertion order, Python sorts them.
+  const signed = { address: wallet.address, chain_id: terms.chain_id, did_public: didPublic,
+    enc_public: encPublicKey, format: terms.format, kind: "patient", registry: terms.registry };
+  const signature = await wallet.signMessage(JSON.stringify(signed));
+  const query = new URLSearchParams({ v: terms.link_version, chain: String(terms.chain_id),
+    registry: terms.registry, address: wallet.address, kind: "patient", enc: encPublicKey,
+    did: didPublic, sig: signature });
+  return `healthnft:apply?${query}`;
 }
 
 // -- IndexedDB: one object store, key = address, value = {address, encPublicKey,
