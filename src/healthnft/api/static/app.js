@@ -136,11 +136,13 @@ function confirmSigning(prompt) {
 
 // With the key on this device (``device``), a patient's action is a transaction signed
 // here (wallet/sign.js) and relayed by the node; without it, ``hosted()`` as before.
-// Answers the relay's result, or null when the patient cancelled (nothing was signed).
-async function patientAction(action, args, hosted) {
+// ``expect``: what the page checks the prepared call against beyond ``args`` (the
+// hospital's address when the node is sent its name). Answers the relay's result, or
+// null when the patient cancelled (nothing was signed).
+async function patientAction(action, args, hosted, expect) {
   if (!device) return hosted();
   const sign = await import("/static/wallet/sign.js");
-  const sent = await sign.signAndSend({ api, wallet: device.wallet, action, args,
+  const sent = await sign.signAndSend({ api, wallet: device.wallet, action, args, expect,
     confirm: confirmSigning, progress: (text) => say(text) });
   if (!sent) say("Cancelled: nothing was signed.");
   return sent && sent.result;
@@ -799,7 +801,9 @@ async function showPolicies(_arg, ctx) {
         const yes = h("button", { type: "button", class: "danger",
           "aria-label": `Yes, remove policy ${p.policy}`, onclick: () => working(yes, async () => {
             say(`Removing policy ${p.policy}…`);
-            await api("DELETE", `/api/policies/${p.policy}`);
+            const done = await patientAction("remove-policy", { number: p.policy },
+              () => api("DELETE", `/api/policies/${p.policy}`));
+            if (!done) return;
             say(`Policy ${p.policy} removed: such requests wait for your answer again.`, "ok");
             route();
           }) }, "Yes, remove");
@@ -857,9 +861,10 @@ function policyForm() {
     ev.preventDefault();
     working(submit, async () => {
       say("Adding the policy…");
-      const r = await api("POST", "/api/policies", { kind: kind.value, purpose: purpose.value,
-        category: category.value || null, days: Number(days.value),
-        valid_days: Number(valid.value), deidentified_only: deid.checked });
+      const body = { kind: kind.value, purpose: purpose.value, category: category.value || null,
+        days: Number(days.value), valid_days: Number(valid.value), deidentified_only: deid.checked };
+      const r = await patientAction("add-policy", body, () => api("POST", "/api/policies", body));
+      if (!r) return;
       say(`Policy ${r.policy} added.`, "ok");
       route();
     });
@@ -895,7 +900,13 @@ async function showAllowCorrection(id, ctx) {
       ev.preventDefault();
       working(submit, async () => {
         say("Recording your approval on the chain…");
-        await api("POST", `/api/records/${id}/amendment-approval`, { issuer: who.value });
+        // Signed here, the page checks the hospital by the address it listed for that name.
+        const chosen = hospitals.find((p) => p.name === who.value);
+        const done = await patientAction("approve-amendment",
+          { token_id: Number(id), issuer: who.value },
+          () => api("POST", `/api/records/${id}/amendment-approval`, { issuer: who.value }),
+          { issuer_address: chosen && chosen.address });
+        if (!done) return;
         say(`${who.value} may now correct record ${id}.`, "ok");
         go(`#/record/${id}`);
       });
