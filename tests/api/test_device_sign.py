@@ -330,7 +330,7 @@ def _word(data: str, index: int, value: int | str) -> str:
 
 def test_a_node_that_prepares_another_contract_or_other_terms_is_refused(
         device_server, chromium) -> None:  # fmt: skip
-    """The page pins the network's chain id and contracts at its first signature here; a
+    """The page pins the network's chain id and contracts at its first use here; a
     prepared policy or amendment approval with other terms, for another contract or
     another chain, is refused in the page: no dialog, nothing signed, nothing sent. A node
     that later names other contracts itself is refused too (the pin holds)."""
@@ -349,8 +349,8 @@ def test_a_node_that_prepares_another_contract_or_other_terms_is_refused(
     policies = len(_get(page, "/api/policies"))
     other = "the node prepared something else than you asked: nothing was signed"
     moved = (
-        "the node prepared a transaction for another chain or contract than the one "
-        "this device pinned when it first signed here: nothing was signed"
+        "the node prepared a transaction for another chain or contract than the ones "
+        "this device pinned for this node: nothing was signed"
     )
 
     def refused(submit, change, says: str) -> None:
@@ -397,6 +397,15 @@ def test_a_node_that_prepares_another_contract_or_other_terms_is_refused(
     allow.wait_for()
     refused(allow.click, lambda tx: {**tx, "data": _word(tx["data"], 1, stranger)}, other)
     refused(allow.click, lambda tx: {**tx, "to": network["consent"]}, moved)
+
+    # The wallet page shows the pin; forgetting it (a network really redeployed) pins
+    # again at the next use.
+    page.get_by_role("link", name="Wallet").click()
+    card = page.get_by_role("region", name="Pinned network")
+    assert network["consent"].lower() in card.inner_text().lower()
+    card.get_by_role("button", name="Forget the pinned network").click()
+    page.locator("#status").filter(has_text="Forgotten").wait_for()
+    assert page.evaluate("async () => (await import('/static/wallet/pins.js')).pinned()") is None
 
     # Nothing was signed or sent; no policy was added; the hosted routes were not called.
     assert _sent_raws(traffic) == []

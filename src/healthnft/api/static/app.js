@@ -335,7 +335,32 @@ async function showWallet(_arg, ctx) {
       spot.replaceChildren(h("p", { class: "warning" }, "Anyone with this phrase holds your "
         + "records. Keep it offline."), h("p", { class: "mono" }, phrase));
     } }, "Show recovery phrase") : null),
-  spot);
+  spot, await pinnedNetworkCard());
+}
+
+// The chain and contracts this device signs for, pinned at its first use here
+// (wallet/pins.js); forgetting them is for a network really redeployed, as one removes
+// a host's line from SSH's known_hosts.
+async function pinnedNetworkCard() {
+  const pins = await import("/static/wallet/pins.js");
+  const pin = await pins.pinned().catch(() => null);
+  if (!pin) return null;
+  const forget = h("button", { type: "button", class: "secondary", onclick: () => working(
+    forget, async () => {
+      await pins.forget();
+      say("Forgotten: the next signature here pins this node's network again.", "ok");
+      route();
+    }) }, "Forget the pinned network");
+  return h("section", { class: "card", "aria-label": "Pinned network" },
+    h("h2", {}, "Network this device signs for"),
+    h("p", {}, "Pinned when this device was first used here: a transaction the node prepares "
+      + "for another chain or contract is refused, and nothing is signed."),
+    h("dl", { class: "public-key" },
+      h("dt", {}, "Chain id"), h("dd", { class: "mono" }, pin.chainId),
+      h("dt", {}, "Consent contract"), h("dd", { class: "mono" }, pin.consent || "—"),
+      h("dt", {}, "Record contract"), h("dd", { class: "mono" }, pin.token)),
+    h("p", { class: "muted" }, "Forget it only if this network was really redeployed."),
+    forget);
 }
 
 async function showSignIn(_arg, ctx) {
@@ -410,6 +435,9 @@ async function needsUnlock(ctx) {
 // The patient's list when the key is on this device: coarse metadata only (nothing the
 // server decrypted); each record is opened here when chosen.
 async function showDeviceRecords(ctx) {
+  // The first listing after sign-in pins this node's network (wallet/pins.js), if no
+  // signature here did yet; best effort: the first signature pins it otherwise.
+  import("/static/wallet/pins.js").then((pins) => pins.networkFor(api)).catch(() => {});
   const [rows, mod] = await Promise.all([api("GET", "/api/device/records"), loadDevice()]);
   const groups = new Map();
   for (const r of rows) {

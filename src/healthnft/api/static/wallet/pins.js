@@ -1,15 +1,16 @@
 // The network this device signs for, pinned at first use (issue 14, point 3).
 //
 // The page does not take the node's word, at every signature, for which contracts and
-// chain a transaction is for. The first time this browser signs at this node, the
-// network's chain id and its two contracts a patient signs for (ConsentManager,
-// HealthRecordToken) are read from GET /api/tx/network and kept here, in IndexedDB;
-// from then on a prepared transaction whose chain id or `to` differs is refused and
-// nothing is signed (TamperedTxError in wallet/sign.js). Trust on first use, as SSH pins a host key: every
+// chain a transaction is for. The first time this browser uses a device wallet at this
+// node (its first listing after sign-in, or its first signature), the network's chain id
+// and the two contracts a patient signs for (ConsentManager, HealthRecordToken) are read
+// from GET /api/tx/network and kept here, in IndexedDB; from then on a prepared
+// transaction whose chain id or `to` differs is refused and nothing is signed
+// (TamperedTxError in wallet/sign.js). Trust on first use, as SSH pins a host key: every
 // other source the page can reach (the read-only /rpc window included) is the same node
 // answering, so what the page can hold it to is that it never changes its answer.
 // IndexedDB is per origin, so the pin is this node's, for every wallet kept here.
-// See docs/device-signing.md, "Pinned network".
+// See docs/device-signing.md, section 4.
 
 const DB_NAME = "healthnft-pins";
 const STORE = "networks";

@@ -7,7 +7,7 @@
 //    the few contract functions a patient signs (FRAGMENTS) and refuses, signing nothing,
 //    unless the function and its main arguments (grantee, token ids, days, ids, policy
 //    terms, hospital) are what the patient asked here, and the transaction is for the
-//    chain and the contract this device pinned when it first signed here (wallet/pins.js).
+//    chain and the contract this device pinned at its first use here (wallet/pins.js).
 //    Anything else is a TamperedTxError, and nothing is signed.
 // 3. The patient reads the node's sentence and confirms (or not: nothing is signed).
 // 4. The key held in this page (an ethers Wallet unlocked from the keystore in IndexedDB)
@@ -43,7 +43,7 @@ const DAY = 86400;
 // signer, not for a different number of days.
 const SLACK = 3600;
 const OTHER_NETWORK = "the node prepared a transaction for another chain or contract than "
-  + "the one this device pinned when it first signed here: nothing was signed";
+  + "the ones this device pinned for this node: nothing was signed";
 
 /** The node prepared a transaction other than the one the patient asked for. Nothing signed. */
 export class TamperedTxError extends Error {
