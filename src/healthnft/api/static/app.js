@@ -503,6 +503,8 @@ async function showDeviceRecord(id, ctx) {
   }
   const category = opened.meta.category || sealed.category;
   const rec = opened.resource;
+  const study = mod.studyListing(opened.meta);
+  if (study) { renderRecord(id, ctx, deviceStudyView(id, sealed, opened, study, mod)); return; }
   const v = sealed.superseded_by
     ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
     : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
@@ -521,6 +523,29 @@ async function showDeviceRecord(id, ctx) {
     attachments: [], resource: null, resource_json: opened.text, verification: v, on_device: true,
   };
   renderRecord(id, ctx, view);
+}
+
+// An imaging study opened here: its record (manifest, series) is checked and decrypted
+// like any other, but its images are a stream of encrypted chunks this page does not
+// fetch or decrypt; the patient is told where they open (the CLI wallet).
+function deviceStudyView(id, sealed, opened, study, mod) {
+  const date = opened.meta.effective_date;
+  const v = sealed.superseded_by
+    ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
+    : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
+      + "root, ciphertext, key and commitment match; the images are checked when they are opened" };
+  const chunks = study.chunks === 1 ? "1 encrypted chunk" : `${study.chunks} encrypted chunks`;
+  return {
+    token_id: Number(id), owned: true, category: "imaging", category_title: mod.categoryTitle("imaging"),
+    resource_type: opened.meta.resource_type || sealed.resource_type, date,
+    summary: ["Imaging study", study.headline.split(" · ")[0], humanDate(date)].filter(Boolean).join(" — "),
+    study: { headline: study.headline, series: study.series, image: null,
+      note: `Its images are kept in ${chunks} (encrypted chunks) that this page does not open. `
+        + `Open them with the CLI wallet on your computer: healthnft wallet show ${id} --out `
+        + `study-${id}/ writes the DICOM files, --out study-${id}.png the first image.` },
+    measurements: [], attachments: [], resource: opened.resource, resource_json: opened.text,
+    verification: v, on_device: true,
+  };
 }
 
 // What a form needs to name a record: with the key on this device, only the listing's
@@ -552,6 +577,7 @@ function renderRecord(id, ctx, rec) {
   }
   if (rec.study) {
     parts.push(h("p", {}, rec.study.headline));
+    if (rec.study.note) parts.push(h("p", { class: "muted", id: "study-images" }, rec.study.note));
     if (rec.study.image) {
       parts.push(h("figure", {}, h("img", { src: rec.study.image, class: "record-image",
         alt: "First image of the study" }), h("figcaption", {}, "First image (windowed for CT)")));

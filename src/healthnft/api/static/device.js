@@ -70,6 +70,31 @@ export async function openSealed(sealed, encPrivateKey, root) {
   return { meta: header.meta || {}, text, resource };
 }
 
+/**
+ * An imaging study's headline and series, from its opened record's metadata (as
+ * healthnft.wallet.files.study_listing); null for any other record. The images are not
+ * here: they are a stream of encrypted chunks, opened by the CLI wallet.
+ * @returns {{headline: string, chunks: number,
+ *   series: Array<{number: string, modality: string, description: string, instances: string}>}|null}
+ */
+export function studyListing(meta) {
+  const info = meta && meta.imaging;
+  if (!info || typeof info !== "object") return null;
+  const what = ["modalities", "body_parts"].filter((k) => Array.isArray(info[k]) && info[k].length)
+    .map((k) => info[k].join(", "));
+  const size = Number(info.size || 0);
+  const counts = `${info.series_count || 0} series, ${info.instance_count || 0} instances, `
+    + `${info.frame_count || 0} frames, `
+    + (size >= 1e6 ? `${(size / 1e6).toFixed(1)} MB` : `${(size / 1e3).toFixed(0)} kB`);
+  const series = (Array.isArray(info.series) ? info.series : []).map((row) => ({
+    number: String(row.number ?? Number(row.position || 0) + 1),
+    modality: String(row.modality || ""), description: String(row.description || ""),
+    instances: String(row.instance_count || 0),
+  }));
+  const chunks = Array.isArray(meta.stream && meta.stream.chunks) ? meta.stream.chunks.length : 0;
+  return { headline: [...what, counts].join(" · "), series, chunks };
+}
+
 // -- plain-language description (as healthnft.services.describe) ---------------------
 
 const KIND_WORDS = { laboratory: "Blood test", "vital-signs": "Vital sign",
