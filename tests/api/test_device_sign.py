@@ -302,8 +302,15 @@ def test_a_device_patient_adds_and_removes_a_policy_and_allows_a_correction(
     raws = _sent_raws(traffic)
     assert len(raws) == 3
     assert {Account.recover_transaction(r).lower() for r in raws} == {address.lower()}
+    network = _get(page, "/api/tx/network")
     net = _chain_view(home)
     try:
+        assert network == {"chain_id": net.ledger.chain_id, "token": net.ledger.token.address,
+                           "consent": net.ledger.consent.address}  # fmt: skip
+        pin = page.evaluate("async () => (await import('/static/wallet/pins.js')).pinned()")
+        assert (pin["chainId"], pin["token"], pin["consent"]) == (
+            str(net.ledger.chain_id), net.ledger.token.address.lower(),
+            net.ledger.consent.address.lower())  # fmt: skip
         assert net.ledger.amendment_approved(int(token)).lower() == hospitals[hospital].lower()
         for raw in raws:
             receipt = net.ledger.receipt_of(keccak(bytes.fromhex(raw[2:])))
