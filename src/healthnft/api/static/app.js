@@ -504,7 +504,7 @@ async function showDeviceRecord(id, ctx) {
   const category = opened.meta.category || sealed.category;
   const rec = opened.resource;
   const study = mod.studyListing(opened.meta);
-  if (study) { renderRecord(id, ctx, deviceStudyView(id, sealed, opened, study, mod)); return; }
+  if (study) { renderRecord(id, ctx, deviceStudyView(id, sealed, opened, study, mod, ctx)); return; }
   const v = sealed.superseded_by
     ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
     : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
@@ -526,23 +526,57 @@ async function showDeviceRecord(id, ctx) {
 }
 
 // An imaging study opened here: its record (manifest, series) is checked and decrypted
-// like any other, but its images are a stream of encrypted chunks this page does not
-// fetch or decrypt; the patient is told where they open (the CLI wallet).
-function deviceStudyView(id, sealed, opened, study, mod) {
+// like any other; its images, a stream of encrypted chunks, are decrypted here on
+// request (checked chunk by chunk and instance by instance) and offered as the original
+// DICOM files. A study too large for the page opens with the CLI wallet.
+function deviceStudyView(id, sealed, opened, study, mod, ctx) {
   const date = opened.meta.effective_date;
   const v = sealed.superseded_by
     ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
     : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
-      + "root, ciphertext, key and commitment match; the images are checked when they are opened" };
+      + "root, ciphertext, key and commitment match; the images are checked when decrypted" };
+  const size = Number((opened.meta.stream || {}).plaintext_size || 0);
   const chunks = study.chunks === 1 ? "1 encrypted chunk" : `${study.chunks} encrypted chunks`;
+  const cli = `healthnft wallet show ${id} --out study-${id}/ writes the DICOM files, `
+    + `--out study-${id}.png the first image.`;
+  const files = h("div", { id: "study-files", "aria-live": "polite" });
+  const decrypt = h("button", { type: "button", class: "secondary", onclick: () => working(
+    decrypt, async () => {
+      files.replaceChildren("Decrypting the images on this device…");
+      let parts;
+      try {
+        parts = await mod.openStudy(id, opened, sealed.commitment, (done, total) => {
+          files.textContent = `Decrypting the images on this device… ${done} of ${total} chunks`;
+        });
+      } catch (e) {
+        if (!(e instanceof mod.TamperedError)) { files.replaceChildren(); throw e; }
+        if (ctx.seq !== viewSeq) return;
+        files.replaceChildren(h("p", {}, h("span", { class: "badge tampered" }, "tampered")),
+          h("p", { class: "warning", id: "study-tampered" }, "The images do not match what the "
+            + "record holds for them, so they are not shown. Nothing was changed; tell the "
+            + "hospital that issued it."));
+        return;
+      }
+      if (ctx.seq !== viewSeq) return;
+      files.replaceChildren(h("p", {}, "Checked and decrypted on this device: the original "
+        + "DICOM files (a DICOM viewer opens them)."),
+      h("ul", { "aria-label": "Image files" }, parts.map((bytes, i) => h("li", {},
+        h("a", { href: URL.createObjectURL(new Blob([bytes], { type: "application/dicom" })),
+          download: `study-${id}-${i + 1}.dcm` },
+        `Image file ${i + 1} (DICOM, ${Math.max(1, Math.round(bytes.length / 1000))} kB)`)))));
+    }) }, "Decrypt the images on this device");
+  const inPage = size > 0 && size <= mod.STUDY_IN_PAGE_MAX;
   return {
     token_id: Number(id), owned: true, category: "imaging", category_title: mod.categoryTitle("imaging"),
     resource_type: opened.meta.resource_type || sealed.resource_type, date,
     summary: ["Imaging study", study.headline.split(" · ")[0], humanDate(date)].filter(Boolean).join(" — "),
     study: { headline: study.headline, series: study.series, image: null,
-      note: `Its images are kept in ${chunks} (encrypted chunks) that this page does not open. `
-        + `Open them with the CLI wallet on your computer: healthnft wallet show ${id} --out `
-        + `study-${id}/ writes the DICOM files, --out study-${id}.png the first image.` },
+      note: inPage
+        ? `Its images are kept in ${chunks}: decrypt them on this device below, or with `
+          + `the CLI wallet on your computer: ${cli}`
+        : `Its images are kept in ${chunks}, too large to decrypt in this page. Open them `
+          + `with the CLI wallet on your computer: ${cli}`,
+      extra: inPage ? [decrypt, files] : [] },
     measurements: [], attachments: [], resource: opened.resource, resource_json: opened.text,
     verification: v, on_device: true,
   };
@@ -578,6 +612,7 @@ function renderRecord(id, ctx, rec) {
   if (rec.study) {
     parts.push(h("p", {}, rec.study.headline));
     if (rec.study.note) parts.push(h("p", { class: "muted", id: "study-images" }, rec.study.note));
+    if (rec.study.extra) parts.push(...rec.study.extra);
     if (rec.study.image) {
       parts.push(h("figure", {}, h("img", { src: rec.study.image, class: "record-image",
         alt: "First image of the study" }), h("figcaption", {}, "First image (windowed for CT)")));
