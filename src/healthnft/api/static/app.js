@@ -348,7 +348,7 @@ async function pinnedNetworkCard() {
   const forget = h("button", { type: "button", class: "secondary", onclick: () => working(
     forget, async () => {
       await pins.forget();
-      say("Forgotten: the next signature here pins this node's network again.", "ok");
+      say("Forgotten: the next use here pins this node's network again.", "ok");
       route();
     }) }, "Forget the pinned network");
   return h("section", { class: "card", "aria-label": "Pinned network" },
