@@ -28,7 +28,8 @@ chromium = opened.chromium
 
 #: The hosted routes that sign with a key the node holds; the device never calls them.
 HOSTED = re.compile(r"^(POST \S+/api/grants$|DELETE \S+/api/grants/\d+$"
-                    r"|POST \S+/api/records/\d+/(burn|transfer)$"
+                    r"|POST \S+/api/records/\d+/(burn|transfer|amendment-approval)$"
+                    r"|POST \S+/api/policies$|DELETE \S+/api/policies/\d+$"
                     r"|POST \S+/api/requests/\d+/(approve|decline)$)")  # fmt: skip
 
 
@@ -220,6 +221,203 @@ def test_a_device_patient_answers_requests_signing_in_the_page(device_server, ch
         assert traffic.holding(secret) == []
     assert [u for u in traffic.urls if HOSTED.match(u)] == []
     assert sum(u.startswith("POST ") and u.endswith("/api/tx/send") for u in traffic.urls) == 2
+    assert errors == []
+    page.close()
+    assert time.monotonic() - started < 60
+
+
+def _sent_raws(traffic: Traffic) -> list[str]:
+    """The signed transactions the page sent to /api/tx/send, in order."""
+    return [json.loads(text.split("\n", 1)[1])["raw"] for where, text in traffic.bodies
+            if where.startswith("request POST") and where.endswith("/api/tx/send")]  # fmt: skip
+
+
+def _chain_view(home):
+    """A second, read-only view of the served home's chain (what was mined, by whom)."""
+    from healthnft.services.node import open_network
+
+    return open_network(home)
+
+
+def test_a_device_patient_adds_and_removes_a_policy_and_allows_a_correction(
+        device_server, chromium) -> None:  # fmt: skip
+    """Policies and an amendment approval, signed in the page: each lands on chain as
+    the patient's own (the contract keys policies and approvals by ``msg.sender``)."""
+    from eth_account import Account
+    from eth_utils import keccak
+
+    started = time.monotonic()
+    url, home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    traffic = Traffic(page)
+    address = _use_demo_patient(page, url)
+    token = page.locator("a[data-token]").first.get_attribute("data-token")
+    before = {p["policy"] for p in _get(page, "/api/policies")}
+
+    # Add a policy: the node's sentence says the terms chosen; the policy is then in force.
+    page.goto(url + "#/policies")
+    page.get_by_role("heading", name="Policies", exact=True).wait_for()
+    page.get_by_label("Who asks").select_option("research")
+    page.get_by_label("For what purpose").select_option("research")
+    page.get_by_label("Which records").select_option("laboratory")
+    page.get_by_label("Longest access to grant (days)").fill("30")
+    page.get_by_label("The policy applies for (days)").fill("180")
+    page.get_by_role("button", name="Add policy").click()
+    prompt = _sign_in_dialog(page, says="Let research institutes who ask read your lab results "
+                                        "for up to 30 days for research")  # fmt: skip
+    assert "for the next 180 days" in prompt, prompt
+    done = page.locator("#status").filter(has_text=re.compile(r"Policy \d+ added\."))
+    done.wait_for()
+    number = int(re.search(r"Policy (\d+)", done.inner_text()).group(1))
+    assert number not in before
+    policy = next(p for p in _get(page, "/api/policies") if p["policy"] == number)
+    assert policy["active"] and policy["kind"] == "research"
+    assert policy["category"] == "laboratory" and policy["days"] == 30
+    assert abs(policy["valid_until"] - (time.time() + 180 * 86400)) < 3600
+
+    # Allow a hospital to correct a record.
+    page.goto(url + f"#/allow-correction/{token}")
+    page.get_by_role("heading", name="Allow a correction").wait_for()
+    hospital = page.get_by_label("Hospital").input_value()
+    hospitals = {p["name"]: p["address"] for p in _get(page, "/api/participants")
+                 if p["kind"] == "hospital"}  # fmt: skip
+    page.get_by_role("button", name="Allow correction").click()
+    _sign_in_dialog(page, says=f"Allow {hospital} to correct ")
+    allowed = f"{hospital} may now correct record {token}."
+    page.locator("#status").filter(has_text=allowed).wait_for()
+
+    # Remove the policy from its card.
+    page.goto(url + "#/policies")
+    page.get_by_role("button", name=f"Remove policy {number}", exact=True).click()
+    page.get_by_role("button", name=f"Yes, remove policy {number}").click()
+    _sign_in_dialog(page, says=f"Turn off your policy {number}")
+    page.locator("#status").filter(has_text=f"Policy {number} removed").wait_for()
+    policy = next(p for p in _get(page, "/api/policies") if p["policy"] == number)
+    assert not policy["active"]
+
+    # Signed by the patient's key, and mined as the patient's: read from the chain itself.
+    raws = _sent_raws(traffic)
+    assert len(raws) == 3
+    assert {Account.recover_transaction(r).lower() for r in raws} == {address.lower()}
+    network = _get(page, "/api/tx/network")
+    net = _chain_view(home)
+    try:
+        assert network == {"chain_id": net.ledger.chain_id, "token": net.ledger.token.address,
+                           "consent": net.ledger.consent.address}  # fmt: skip
+        pin = page.evaluate("async () => (await import('/static/wallet/pins.js')).pinned()")
+        assert (pin["chainId"], pin["token"], pin["consent"]) == (
+            str(net.ledger.chain_id), net.ledger.token.address.lower(),
+            net.ledger.consent.address.lower())  # fmt: skip
+        assert net.ledger.amendment_approved(int(token)).lower() == hospitals[hospital].lower()
+        for raw in raws:
+            receipt = net.ledger.receipt_of(keccak(bytes.fromhex(raw[2:])))
+            assert receipt is not None and receipt["status"] == 1
+            assert receipt["from"].lower() == address.lower()
+    finally:
+        net.close()
+
+    account_key, enc_key = _patient_secrets(home, address)
+    for secret in (PASSPHRASE, account_key, enc_key):
+        assert traffic.holding(secret) == []
+    assert [u for u in traffic.urls if HOSTED.match(u)] == []
+    assert errors == []
+    page.close()
+    assert time.monotonic() - started < 60
+
+
+def _word(data: str, index: int, value: int | str) -> str:
+    """``data`` (0x-hex calldata) with its ``index``-th 32-byte argument word replaced."""
+    start = 10 + 64 * index
+    word = f"{value:064x}" if isinstance(value, int) else value[2:].lower().rjust(64, "0")
+    return data[:start] + word + data[start + 64 :]
+
+
+def test_a_node_that_prepares_another_contract_or_other_terms_is_refused(
+        device_server, chromium) -> None:  # fmt: skip
+    """The page pins the network's chain id and contracts at its first use here; a
+    prepared policy or amendment approval with other terms, for another contract or
+    another chain, is refused in the page: no dialog, nothing signed, nothing sent. A node
+    that later names other contracts itself is refused too (the pin holds)."""
+    started = time.monotonic()
+    url, home = device_server
+    page = chromium.new_page()
+    page.set_default_timeout(30000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    traffic = Traffic(page)
+    _use_demo_patient(page, url)
+    token = page.locator("a[data-token]").first.get_attribute("data-token")
+    network = _get(page, "/api/tx/network")
+    people = _get(page, "/api/participants")
+    stranger = next(p["address"] for p in people if p["kind"] != "hospital")
+    policies = len(_get(page, "/api/policies"))
+    other = "the node prepared something else than you asked: nothing was signed"
+    moved = (
+        "the node prepared a transaction for another chain or contract than the ones "
+        "this device pinned for this node: nothing was signed"
+    )
+
+    def refused(submit, change, says: str) -> None:
+        def tamper(route) -> None:
+            prepared = route.fetch().json()
+            prepared["tx"] = change(dict(prepared["tx"]))
+            route.fulfill(json=prepared)
+
+        page.route("**/api/tx/prepare", tamper)
+        page.locator("#status").evaluate("el => el.replaceChildren()")
+        submit()
+        page.locator("#status").filter(has_text=says).wait_for()
+        assert page.get_by_role("dialog", name="Confirm and sign").count() == 0
+        page.unroute("**/api/tx/prepare")
+
+    add = page.get_by_role("button", name="Add policy")
+    page.goto(url + "#/policies")
+    page.get_by_label("Who asks").select_option("research")
+    page.get_by_label("Which records").select_option("laboratory")
+    page.get_by_label("Longest access to grant (days)").fill("30")
+    # add_policy(grantee_kind, category, purpose, duration, deidentified_only, valid_until)
+    for index, value in ((0, 3), (1, 0), (2, 1), (3, 3650 * 86400), (4, 1),
+                         (5, int(time.time()) + 3650 * 86400)):  # fmt: skip
+        refused(add.click, lambda tx, i=index, v=value: {**tx, "data": _word(tx["data"], i, v)},
+                other)  # fmt: skip
+    # The record contract, not the consent contract; or an address of nobody's; or a chain
+    # of another id.
+    refused(add.click, lambda tx: {**tx, "to": network["token"]}, moved)
+    refused(add.click, lambda tx: {**tx, "to": "0x" + "5a" * 20}, moved)
+    refused(add.click, lambda tx: {**tx, "chainId": tx["chainId"] + 1}, moved)
+    # Even if the node's own description of the network changes with it: the pin holds.
+    fake = "0x" + "77" * 20
+    page.route("**/api/tx/network", lambda r: r.fulfill(json={**network, "consent": fake}))
+    refused(add.click, lambda tx: {**tx, "to": fake}, moved)
+    page.unroute("**/api/tx/network")
+    pin = page.evaluate("async () => (await import('/static/wallet/pins.js')).pinned()")
+    assert pin["consent"] == network["consent"].lower()
+    assert pin["token"] == network["token"].lower()
+    assert pin["chainId"] == str(network["chain_id"])
+
+    # An amendment approval for another participant than the hospital chosen.
+    page.goto(url + f"#/allow-correction/{token}")
+    allow = page.get_by_role("button", name="Allow correction")
+    allow.wait_for()
+    refused(allow.click, lambda tx: {**tx, "data": _word(tx["data"], 1, stranger)}, other)
+    refused(allow.click, lambda tx: {**tx, "to": network["consent"]}, moved)
+
+    # The wallet page shows the pin; forgetting it (a network really redeployed) pins
+    # again at the next use.
+    page.get_by_role("link", name="Wallet").click()
+    card = page.get_by_role("region", name="Pinned network")
+    assert network["consent"].lower() in card.inner_text().lower()
+    card.get_by_role("button", name="Forget the pinned network").click()
+    page.locator("#status").filter(has_text="Forgotten").wait_for()
+    assert page.evaluate("async () => (await import('/static/wallet/pins.js')).pinned()") is None
+
+    # Nothing was signed or sent; no policy was added; the hosted routes were not called.
+    assert _sent_raws(traffic) == []
+    assert len(_get(page, "/api/policies")) == policies
+    assert [u for u in traffic.urls if HOSTED.match(u)] == []
     assert errors == []
     page.close()
     assert time.monotonic() - started < 60

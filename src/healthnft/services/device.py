@@ -15,6 +15,9 @@ Who may ask: only the token's current owner on chain. Anyone else gets
 :data:`~healthnft.services.access.NOT_VISIBLE`, as from every other door; a burned
 token is said to be burned only to its last owner. :func:`sealed_listing` is the
 device's list: coarse catalogue metadata only (no summary, which needs the content).
+:func:`study_chunk` hands the owner one encrypted chunk of an imaging study's stream,
+by the digest the page read in the record it opened (the stream index is inside the
+sealed record: the node cannot say which chunk is which, only that it is the token's).
 :func:`demo_patients` hands a demo home's patient keystores to the page (demo only).
 
 Kept apart from ``services/own_records.py`` (a patient's own home, CLI): the same
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from healthnft.network import Network
 
 __all__ = ["RPC_METHODS", "SealedRecord", "chain_read", "demo_patients", "sealed_listing",
-           "sealed_record"]
+           "sealed_record", "study_chunk"]
 
 #: What the page may ask the chain through the node (``POST /rpc``): reads only.
 RPC_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_call"})
@@ -115,6 +118,30 @@ def sealed_record(net: Network, caller: str, token_id: int) -> SealedRecord:
         category=row.category, resource_type=row.resource_type,
         superseded_by=net.ledger.superseded_by(token_id),
     )  # fmt: skip
+
+
+def study_chunk(net: Network, caller: str, token_id: int, digest: str) -> bytes:
+    """One encrypted chunk of the imaging study ``token_id``, for its owner ``caller``:
+    the chunk stored under ``digest`` (sha256, hex) that this home journaled for that
+    token. Sealed bytes only; the device checks the digest, the chunk's AEAD (stream key,
+    position, last-chunk flag, commitment) and every instance's hash itself. Any other
+    digest is :data:`NOT_VISIBLE`, as a chunk of someone else's study would be."""
+    from healthnft.errors import InvalidInput
+
+    _owned_by(net, token_id, caller)
+    try:
+        wanted = bytes.fromhex(digest)
+    except ValueError:
+        raise InvalidInput("a chunk is named by its sha256 digest, 64 hex digits") from None
+    if len(wanted) != 32:
+        raise InvalidInput("a chunk is named by its sha256 digest, 64 hex digits")
+    row = net.catalog.record(token_id)
+    if row is None or wanted not in set(net.catalog.record_blobs(token_id)):
+        raise NotFound(NOT_VISIBLE)
+    chunk = net.blobs.get(wanted)
+    if chunk is None:
+        raise Tampered(f"token {token_id}: a chunk of the study is missing from the vault")
+    return chunk
 
 
 def chain_read(net: Network, method: str, params: list[Any]) -> str:

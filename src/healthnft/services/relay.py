@@ -193,6 +193,18 @@ def _eth(wei: int) -> str:
     return f"{wei / 10**18:.6g} ETH"
 
 
+# -- network ----------------------------------------------------------------------------
+
+
+def network(net: Network) -> dict[str, Any]:
+    """The chain id and the two contracts a patient's device signs for. The page pins
+    them the first time it signs at this node and refuses, from then on, a prepared
+    transaction for another chain or contract (``static/wallet/pins.js``)."""
+    ledger = net.ledger
+    consent = ledger.consent.address if ledger.consent is not None else None
+    return {"chain_id": ledger.chain_id, "token": ledger.token.address, "consent": consent}
+
+
 # -- prepare ----------------------------------------------------------------------------
 
 

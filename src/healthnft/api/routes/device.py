@@ -4,7 +4,9 @@
 page opens with ``/static/wallet/crypto.js``; ``POST /rpc`` lets the page read the
 batch root from the chain itself (read-only JSON-RPC: eth_chainId, eth_blockNumber, and
 eth_call of the token's batch_of / batch_root); ``GET /api/device/records`` is the
-device's listing (coarse metadata, nothing decrypted). ``GET /api/demo/patients``
+device's listing (coarse metadata, nothing decrypted); ``GET
+/api/records/{token_id}/chunks/{digest}`` one encrypted chunk of an imaging study, for
+the page to decrypt. ``GET /api/demo/patients``
 exists only in an app over a demo home (:func:`healthnft.api.app.create_app` mounts
 :data:`demo_router` there only): the demo patients' keystores, for the page's "use a
 demo patient" button. Thin routes over :mod:`healthnft.services.device`.
@@ -12,9 +14,11 @@ demo patient" button. Thin routes over :mod:`healthnft.services.device`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, TokenId
@@ -22,6 +26,7 @@ from healthnft.errors import Conflict, InvalidInput
 from healthnft.services import device
 
 router = APIRouter(tags=["device"])
+Digest = Annotated[str, PathParam(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")]
 demo_router = APIRouter(tags=["demo"])
 
 
@@ -33,6 +38,15 @@ def sealed_record(token_id: TokenId, me: Me, svc: Svc) -> dict[str, Any]:
     read from the chain by the page itself (``POST /rpc``).
     Only for the token's current owner; anyone else: 404, as for a record never minted."""
     return svc.run(device.sealed_record, me.address, token_id).as_dict()
+
+
+@router.get("/api/records/{token_id}/chunks/{digest}")
+def study_chunk(token_id: TokenId, digest: Digest, me: Me, svc: Svc) -> Response:
+    """One encrypted chunk of your imaging study, by its sha256 (hex) as the record your
+    device opened names it: the page checks and decrypts it. Only for the token's
+    current owner; anything else: 404."""
+    body = svc.run(device.study_chunk, me.address, token_id, digest)
+    return Response(body, media_type="application/octet-stream")
 
 
 @router.get("/api/device/records")

@@ -1,10 +1,11 @@
 """Transactions signed on the patient's device, relayed by this node (issue 14, point 3).
 
-``POST /api/tx/prepare`` answers the unsigned transaction of a patient's action and the
-sentence the device shows before signing; ``POST /api/tx/send`` relays the signed bytes
-once they are the session's own, for this chain, to this network's contracts and a
-patient's action. The node holds no patient key on this path (see
-:mod:`healthnft.services.relay`).
+``GET /api/tx/network`` names the chain id and the contracts the device signs for (the
+page pins them at its first signature here); ``POST /api/tx/prepare`` answers the
+unsigned transaction of a patient's action and the sentence the device shows before
+signing; ``POST /api/tx/send`` relays the signed bytes once they are the session's own,
+for this chain, to this network's contracts and a patient's action. The node holds no
+patient key on this path (see :mod:`healthnft.services.relay`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ PrepareBody = Annotated[
 
 class SendBody(BaseModel):
     raw: str = Field(max_length=65_536, description="The signed transaction, 0x-hex.")
+
+
+@router.get("/api/tx/network")
+def network(me: Me, svc: Svc) -> dict[str, Any]:
+    """This network's chain id and its ``consent`` and ``token`` contracts: what a device
+    checks every transaction it signs against (pinned at its first signature here).
+    Public facts of the network; signed in, as every ``/api`` route."""
+    return svc.run(relay.network)
 
 
 @router.post("/api/tx/prepare")

@@ -136,11 +136,13 @@ function confirmSigning(prompt) {
 
 // With the key on this device (``device``), a patient's action is a transaction signed
 // here (wallet/sign.js) and relayed by the node; without it, ``hosted()`` as before.
-// Answers the relay's result, or null when the patient cancelled (nothing was signed).
-async function patientAction(action, args, hosted) {
+// ``expect``: what the page checks the prepared call against beyond ``args`` (the
+// hospital's address when the node is sent its name). Answers the relay's result, or
+// null when the patient cancelled (nothing was signed).
+async function patientAction(action, args, hosted, expect) {
   if (!device) return hosted();
   const sign = await import("/static/wallet/sign.js");
-  const sent = await sign.signAndSend({ api, wallet: device.wallet, action, args,
+  const sent = await sign.signAndSend({ api, wallet: device.wallet, action, args, expect,
     confirm: confirmSigning, progress: (text) => say(text) });
   if (!sent) say("Cancelled: nothing was signed.");
   return sent && sent.result;
@@ -348,7 +350,32 @@ async function showWallet(_arg, ctx) {
       spot.replaceChildren(h("p", { class: "warning" }, "Anyone with this phrase holds your "
         + "records. Keep it offline."), h("p", { class: "mono" }, phrase));
     } }, "Show recovery phrase") : null),
-  spot);
+  spot, await pinnedNetworkCard());
+}
+
+// The chain and contracts this device signs for, pinned at its first use here
+// (wallet/pins.js); forgetting them is for a network really redeployed, as one removes
+// a host's line from SSH's known_hosts.
+async function pinnedNetworkCard() {
+  const pins = await import("/static/wallet/pins.js");
+  const pin = await pins.pinned().catch(() => null);
+  if (!pin) return null;
+  const forget = h("button", { type: "button", class: "secondary", onclick: () => working(
+    forget, async () => {
+      await pins.forget();
+      say("Forgotten: the next use here pins this node's network again.", "ok");
+      route();
+    }) }, "Forget the pinned network");
+  return h("section", { class: "card", "aria-label": "Pinned network" },
+    h("h2", {}, "Network this device signs for"),
+    h("p", {}, "Pinned when this device was first used here: a transaction the node prepares "
+      + "for another chain or contract is refused, and nothing is signed."),
+    h("dl", { class: "public-key" },
+      h("dt", {}, "Chain id"), h("dd", { class: "mono" }, pin.chainId),
+      h("dt", {}, "Consent contract"), h("dd", { class: "mono" }, pin.consent || "—"),
+      h("dt", {}, "Record contract"), h("dd", { class: "mono" }, pin.token)),
+    h("p", { class: "muted" }, "Forget it only if this network was really redeployed."),
+    forget);
 }
 
 async function showSignIn(_arg, ctx) {
@@ -423,6 +450,9 @@ async function needsUnlock(ctx) {
 // The patient's list when the key is on this device: coarse metadata only (nothing the
 // server decrypted); each record is opened here when chosen.
 async function showDeviceRecords(ctx) {
+  // The first listing after sign-in pins this node's network (wallet/pins.js), if no
+  // signature here did yet; best effort: the first signature pins it otherwise.
+  import("/static/wallet/pins.js").then((pins) => pins.networkFor(api)).catch(() => {});
   const [rows, mod] = await Promise.all([api("GET", "/api/device/records"), loadDevice()]);
   const groups = new Map();
   for (const r of rows) {
@@ -488,6 +518,8 @@ async function showDeviceRecord(id, ctx) {
   }
   const category = opened.meta.category || sealed.category;
   const rec = opened.resource;
+  const study = mod.studyListing(opened.meta);
+  if (study) { renderRecord(id, ctx, deviceStudyView(id, sealed, opened, study, mod, ctx)); return; }
   const v = sealed.superseded_by
     ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
     : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
@@ -506,6 +538,63 @@ async function showDeviceRecord(id, ctx) {
     attachments: [], resource: null, resource_json: opened.text, verification: v, on_device: true,
   };
   renderRecord(id, ctx, view);
+}
+
+// An imaging study opened here: its record (manifest, series) is checked and decrypted
+// like any other; its images, a stream of encrypted chunks, are decrypted here on
+// request (checked chunk by chunk and instance by instance) and offered as the original
+// DICOM files. A study too large for the page opens with the CLI wallet.
+function deviceStudyView(id, sealed, opened, study, mod, ctx) {
+  const date = opened.meta.effective_date;
+  const v = sealed.superseded_by
+    ? { badge: "superseded", reason: `superseded: corrected by token ${sealed.superseded_by}` }
+    : { badge: "authentic", reason: "checked on this device: proof against the chain's batch "
+      + "root, ciphertext, key and commitment match; the images are checked when decrypted" };
+  const size = Number((opened.meta.stream || {}).plaintext_size || 0);
+  const chunks = study.chunks === 1 ? "1 encrypted chunk" : `${study.chunks} encrypted chunks`;
+  const cli = `healthnft wallet show ${id} --out study-${id}/ writes the DICOM files, `
+    + `--out study-${id}.png the first image.`;
+  const files = h("div", { id: "study-files", "aria-live": "polite" });
+  const decrypt = h("button", { type: "button", class: "secondary", onclick: () => working(
+    decrypt, async () => {
+      files.replaceChildren("Decrypting the images on this device…");
+      let parts;
+      try {
+        parts = await mod.openStudy(id, opened, sealed.commitment, (done, total) => {
+          files.textContent = `Decrypting the images on this device… ${done} of ${total} chunks`;
+        });
+      } catch (e) {
+        if (!(e instanceof mod.TamperedError)) { files.replaceChildren(); throw e; }
+        if (ctx.seq !== viewSeq) return;
+        files.replaceChildren(h("p", {}, h("span", { class: "badge tampered" }, "tampered")),
+          h("p", { class: "warning", id: "study-tampered" }, "The images do not match what the "
+            + "record holds for them, so they are not shown. Nothing was changed; tell the "
+            + "hospital that issued it."));
+        return;
+      }
+      if (ctx.seq !== viewSeq) return;
+      files.replaceChildren(h("p", {}, "Checked and decrypted on this device: the original "
+        + "DICOM files (a DICOM viewer opens them)."),
+      h("ul", { "aria-label": "Image files" }, parts.map((bytes, i) => h("li", {},
+        h("a", { href: URL.createObjectURL(new Blob([bytes], { type: "application/dicom" })),
+          download: `study-${id}-${i + 1}.dcm` },
+        `Image file ${i + 1} (DICOM, ${Math.max(1, Math.round(bytes.length / 1000))} kB)`)))));
+    }) }, "Decrypt the images on this device");
+  const inPage = size > 0 && size <= mod.STUDY_IN_PAGE_MAX;
+  return {
+    token_id: Number(id), owned: true, category: "imaging", category_title: mod.categoryTitle("imaging"),
+    resource_type: opened.meta.resource_type || sealed.resource_type, date,
+    summary: ["Imaging study", study.headline.split(" · ")[0], humanDate(date)].filter(Boolean).join(" — "),
+    study: { headline: study.headline, series: study.series, image: null,
+      note: inPage
+        ? `Its images are kept in ${chunks}: decrypt them on this device below, or with `
+          + `the CLI wallet on your computer: ${cli}`
+        : `Its images are kept in ${chunks}, too large to decrypt in this page. Open them `
+          + `with the CLI wallet on your computer: ${cli}`,
+      extra: inPage ? [decrypt, files] : [] },
+    measurements: [], attachments: [], resource: opened.resource, resource_json: opened.text,
+    verification: v, on_device: true,
+  };
 }
 
 // What a form needs to name a record: with the key on this device, only the listing's
@@ -537,6 +626,8 @@ function renderRecord(id, ctx, rec) {
   }
   if (rec.study) {
     parts.push(h("p", {}, rec.study.headline));
+    if (rec.study.note) parts.push(h("p", { class: "muted", id: "study-images" }, rec.study.note));
+    if (rec.study.extra) parts.push(...rec.study.extra);
     if (rec.study.image) {
       parts.push(h("figure", {}, h("img", { src: rec.study.image, class: "record-image",
         alt: "First image of the study" }), h("figcaption", {}, "First image (windowed for CT)")));
@@ -814,7 +905,9 @@ async function showPolicies(_arg, ctx) {
         const yes = h("button", { type: "button", class: "danger",
           "aria-label": `Yes, remove policy ${p.policy}`, onclick: () => working(yes, async () => {
             say(`Removing policy ${p.policy}…`);
-            await api("DELETE", `/api/policies/${p.policy}`);
+            const done = await patientAction("remove-policy", { number: p.policy },
+              () => api("DELETE", `/api/policies/${p.policy}`));
+            if (!done) return;
             say(`Policy ${p.policy} removed: such requests wait for your answer again.`, "ok");
             route();
           }) }, "Yes, remove");
@@ -872,9 +965,10 @@ function policyForm() {
     ev.preventDefault();
     working(submit, async () => {
       say("Adding the policy…");
-      const r = await api("POST", "/api/policies", { kind: kind.value, purpose: purpose.value,
-        category: category.value || null, days: Number(days.value),
-        valid_days: Number(valid.value), deidentified_only: deid.checked });
+      const body = { kind: kind.value, purpose: purpose.value, category: category.value || null,
+        days: Number(days.value), valid_days: Number(valid.value), deidentified_only: deid.checked };
+      const r = await patientAction("add-policy", body, () => api("POST", "/api/policies", body));
+      if (!r) return;
       say(`Policy ${r.policy} added.`, "ok");
       route();
     });
@@ -910,7 +1004,13 @@ async function showAllowCorrection(id, ctx) {
       ev.preventDefault();
       working(submit, async () => {
         say("Recording your approval on the chain…");
-        await api("POST", `/api/records/${id}/amendment-approval`, { issuer: who.value });
+        // Signed here, the page checks the hospital by the address it listed for that name.
+        const chosen = hospitals.find((p) => p.name === who.value);
+        const done = await patientAction("approve-amendment",
+          { token_id: Number(id), issuer: who.value },
+          () => api("POST", `/api/records/${id}/amendment-approval`, { issuer: who.value }),
+          { issuer_address: chosen && chosen.address });
+        if (!done) return;
         say(`${who.value} may now correct record ${id}.`, "ok");
         go(`#/record/${id}`);
       });

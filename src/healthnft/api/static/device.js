@@ -9,6 +9,7 @@
 // record it opens for a grantee), so both views read alike.
 
 import { TamperedError, bytes, openRecord } from "./wallet/crypto.js";
+import { instances, openStream, streamIndex } from "./wallet/stream.js";
 
 export { TamperedError };
 export * as keystore from "./wallet/keystore.js";
@@ -68,6 +69,54 @@ export async function openSealed(sealed, encPrivateKey, root) {
   let resource = null;
   try { resource = JSON.parse(text); } catch { resource = null; }
   return { meta: header.meta || {}, text, resource };
+}
+
+/**
+ * An imaging study's headline and series, from its opened record's metadata (as
+ * healthnft.wallet.files.study_listing); null for any other record. The images are not
+ * here: they are a stream of encrypted chunks, opened by the CLI wallet.
+ * @returns {{headline: string, chunks: number,
+ *   series: Array<{number: string, modality: string, description: string, instances: string}>}|null}
+ */
+export function studyListing(meta) {
+  const info = meta && meta.imaging;
+  if (!info || typeof info !== "object") return null;
+  const what = ["modalities", "body_parts"].filter((k) => Array.isArray(info[k]) && info[k].length)
+    .map((k) => info[k].join(", "));
+  const size = Number(info.size || 0);
+  const counts = `${info.series_count || 0} series, ${info.instance_count || 0} instances, `
+    + `${info.frame_count || 0} frames, `
+    + (size >= 1e6 ? `${(size / 1e6).toFixed(1)} MB` : `${(size / 1e3).toFixed(0)} kB`);
+  const series = (Array.isArray(info.series) ? info.series : []).map((row) => ({
+    number: String(row.number ?? Number(row.position || 0) + 1),
+    modality: String(row.modality || ""), description: String(row.description || ""),
+    instances: String(row.instance_count || 0),
+  }));
+  const chunks = Array.isArray(meta.stream && meta.stream.chunks) ? meta.stream.chunks.length : 0;
+  return { headline: [...what, counts].join(" · "), series, chunks };
+}
+
+/** The largest study this page decrypts in memory; a larger one opens in the CLI wallet. */
+export const STUDY_IN_PAGE_MAX = 256 * 1024 * 1024;
+
+/**
+ * The DICOM instances of the imaging study ``tokenId``, decrypted here: its chunks are
+ * fetched from the node (sealed bytes, GET /api/records/{id}/chunks/{digest}) and each is
+ * checked (digest, AEAD with the stream key from the opened record, position, last
+ * flag, commitment), then every instance against the manifest's hash.
+ * @param {{meta: object, resource: object}} opened what openSealed answered
+ * @param {string} commitment the record's commitment (hex), as checked by openSealed
+ * @returns {Promise<Uint8Array[]>}
+ * @throws {TamperedError} when anything does not match (nothing is returned then)
+ */
+export async function openStudy(tokenId, opened, commitment, progress) {
+  const index = streamIndex(opened.meta);
+  const fetchChunk = async (digest) => {
+    const res = await fetch(`/api/records/${tokenId}/chunks/${digest}`, { credentials: "same-origin" });
+    if (!res.ok) throw new Error(`could not fetch a chunk of the study (${res.status})`);
+    return res.arrayBuffer();
+  };
+  return instances(opened.resource, await openStream(index, commitment, fetchChunk, progress));
 }
 
 // -- plain-language description (as healthnft.services.describe) ---------------------
