@@ -12,7 +12,9 @@ Three parties, three doors, one module:
   on chain as a custodian, funded for its access logs, its URL in the home's config;
 - **an issuer** pushes each minted batch's sealed shares to every custodian with a URL
   (:func:`deliver_pending`, run after each mint and by ``custodian deliver``): a
-  delivery not acknowledged stays pending and is sent again next time.
+  delivery not acknowledged stays pending and is sent again next time. A record
+  re-split for a new owner (a transfer, a guardian recovery's re-key) is pushed the same
+  way, as a replacement the custodian checks against the token's owner on chain.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from healthnft.errors import Conflict, HealthNFTError, InvalidInput, NotFound
 if TYPE_CHECKING:
     from healthnft.consent.accesslog import Settler
     from healthnft.consent.custodian import CustodianService
+    from healthnft.consent.remote import RemoteCustodian
     from healthnft.keys import Identity
     from healthnft.ledger.client import Ledger
     from healthnft.network import Network
@@ -165,6 +168,17 @@ class CustodianNode:
         self.index.held.keep(shares)
         return len(shares)
 
+    def replace(self, replacement: dict[str, Any]) -> int:
+        """Keep a record's re-split share (after a transfer or a recovery) once the chain
+        says its sender owns or issued the token and the owner it names owns it now; the
+        token id. From then on it is the share released for that token."""
+        from healthnft.consent.delivery import verify_replacement
+
+        share = verify_replacement(self.ledger, self.identity, replacement,
+                                   self.index.held.share)  # fmt: skip
+        self.index.held.keep([share])
+        return share.token_id
+
     def release(self, token_id: int, grant_id: int, requester: str, presentation: str) -> str:
         """The share of ``token_id`` wrapped for ``requester`` (hex), logged on chain."""
         return self.service.release(token_id, grant_id, requester, presentation).hex()
@@ -227,47 +241,111 @@ def _batch_deliveries(net: Network, issuer: Identity, key_ref: bytes,
     wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
     shares = []
     for token_id, share in sealed:
-        row = net.catalog.catalogue.record(token_id)
-        if row is None:
-            continue
-        shares.append({"token_id": token_id, "commitment": row.commitment.hex(),
-                       "proof": row.proof.hex(), "category": row.category,
-                       "sealed_share": share.hex(),
-                       "original": net.derivatives().original_of(token_id)})  # fmt: skip
+        body = _share_of(net, token_id, share)
+        if body is not None:
+            shares.append(body)
     part = MAX_SHARES // 2
     return [sign_delivery(issuer, custodian, key_ref, wrapped, shares[i : i + part])
             for i in range(0, len(shares), part)]  # fmt: skip
 
 
+def _share_of(net: Network, token_id: int, share: bytes) -> dict[str, Any] | None:
+    """What a custodian is told of one record's share (None: not in this catalogue)."""
+    row = net.catalog.catalogue.record(token_id)
+    if row is None:
+        return None
+    return {"token_id": token_id, "commitment": row.commitment.hex(), "proof": row.proof.hex(),
+            "category": row.category, "sealed_share": share.hex(),
+            "original": net.derivatives().original_of(token_id)}  # fmt: skip
+
+
+def _replacement(net: Network, key_ref: bytes, token_id: int, custodian: str,
+                 passphrase: str | None) -> dict[str, Any] | None:  # fmt: skip
+    """The signed replacement of ``custodian``'s share of ``token_id``, re-split under
+    ``key_ref``; signed by its owner now if this home holds that key (the recovered
+    account, or a hosted patient), else by its issuer (the hospital node that re-sealed
+    a transfer its patient signed on their device). None: neither key is here (the
+    home that holds one delivers it)."""
+    from healthnft.consent.delivery import sign_replacement
+    from healthnft.errors import CredentialRejected
+
+    row = net.catalog.catalogue.record(token_id)
+    wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
+    share = dict(sealed).get(token_id)
+    if row is None or share is None:
+        return None
+    refused: CredentialRejected | None = None
+    for who in (row.owner, row.issuer):
+        if not net.has_key(who):
+            continue
+        try:
+            signer = net.identity(who, passphrase)
+        except CredentialRejected as exc:  # the other key may open with it
+            refused = exc
+            continue
+        body = _share_of(net, token_id, share)
+        assert body is not None  # the row is here
+        return sign_replacement(signer, custodian, row.issuer, row.owner, key_ref, wrapped, body)
+    if refused is not None:
+        raise refused
+    return None
+
+
 def deliver_if_remote(net: Network, passphrase: str | None = None) -> list[str]:
-    """After a mint: push its shares when the network has remote custodians; what is
-    still pending (empty when all were delivered or there is none to deliver to)."""
+    """After a mint, a transfer or a recovery's re-key: push the new shares when the
+    network has remote custodians; what is still pending (empty when all were
+    delivered or there is none to deliver to)."""
     if not net.config.get("custodian_urls"):
         return []
     return deliver_pending(net, passphrase).pending
 
 
 def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
-    """Push every minted batch's shares not yet acknowledged by a remote custodian.
+    """Push every share not yet acknowledged by a remote custodian: each minted batch's
+    (signed by its issuer), then each record re-split since (a transfer or a guardian
+    recovery re-sealed it for a new owner: a replacement, signed by that owner or the
+    issuer, that the custodian checks on chain before it keeps it).
 
-    A custodian that does not answer (or refuses) keeps its batches pending, named in
-    the result; nothing else is held back. Safe to run any number of times."""
+    A custodian that does not answer (or refuses) keeps its deliveries pending, named
+    in the result; nothing else is held back. Safe to run any number of times."""
     from healthnft.consent.remote import RemoteCustodian
 
     delivered, pending = 0, []
     for address, url in net.config.get("custodian_urls", {}).items():
         remote = RemoteCustodian(address, url)
-        for key_ref in net.catalog.custody.undelivered(address):
-            batch = net.catalog.batch(key_ref)
-            if batch is None or not net.has_key(batch.issuer):
-                continue  # another home's batch: its issuer delivers it
-            try:
-                for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
-                                                 key_ref, address):  # fmt: skip
-                    remote.deliver(message)
-            except HealthNFTError as exc:
-                pending.append(f"{address} at {url}: {exc}")
-                break  # this custodian's other batches wait for the next try
-            net.catalog.custody.mark_delivered(key_ref, address, time.time())
-            delivered += 1
+        try:
+            delivered += _deliver_batches(net, remote, passphrase)
+            delivered += _deliver_replacements(net, remote, passphrase)
+        except HealthNFTError as exc:
+            pending.append(f"{address} at {url}: {exc}")
+            # this custodian's other deliveries wait for the next try
     return Deliveries(delivered, pending)
+
+
+def _deliver_batches(net: Network, remote: RemoteCustodian, passphrase: str | None) -> int:
+    """Minted batches' shares ``remote`` has not acknowledged; how many it now has."""
+    done = 0
+    for key_ref in net.catalog.custody.undelivered(remote.address):
+        batch = net.catalog.batch(key_ref)
+        if batch is None or not net.has_key(batch.issuer):
+            continue  # another home's batch: its issuer delivers it
+        for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
+                                         key_ref, remote.address):  # fmt: skip
+            remote.deliver(message)
+        net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
+        done += 1
+    return done
+
+
+def _deliver_replacements(net: Network, remote: RemoteCustodian,
+                          passphrase: str | None) -> int:  # fmt: skip
+    """Re-split records' shares ``remote`` has not acknowledged; how many it now has."""
+    done = 0
+    for key_ref, token_id in net.catalog.custody.rekeyed_undelivered(remote.address):
+        message = _replacement(net, key_ref, token_id, remote.address, passphrase)
+        if message is None:
+            continue  # neither its owner's key nor its issuer's is here
+        remote.replace(message)
+        net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
+        done += 1
+    return done
