@@ -28,6 +28,7 @@ import requests
 from eth_account import Account
 
 from conftest import LAB_OBSERVATION, ServiceProcess, need_tool
+from healthnft import keys
 from healthnft.consent.delivery import sign_replacement
 from healthnft.consent.remote import RemoteCustodian
 from healthnft.errors import AccessDenied
@@ -36,6 +37,8 @@ from healthnft.ledger.consent import RECOVERY_PURPOSE, Consent
 from healthnft.ledger.recovery import DEFAULT_DELAY_S
 from healthnft.network import Network
 from healthnft.services import minting, records, recovery, sharing
+from healthnft.services.custodians import deliver_pending
+from healthnft.wallet.actions import OwnerActions
 
 PASS = "resplit-passphrase"
 ENV = {"HEALTHNFT_PASSPHRASE": PASS}
@@ -119,6 +122,7 @@ def _share_and_open(world: World, owner: str, token: int) -> None:
                   passphrase=PASS)  # fmt: skip
     opened = records.open_record(world.net, world.research, token, PASS)
     assert opened.token_id == token and opened.resource["resourceType"] == "Observation"
+    assert opened.resource["code"] == LAB_OBSERVATION["code"]
 
 
 def test_a_transferred_record_shared_by_its_new_owner_opens_through_remote_custodians(
@@ -132,9 +136,32 @@ def test_a_transferred_record_shared_by_its_new_owner_opens_through_remote_custo
                for a in world.net.config["custodians"])  # fmt: skip
     _share_and_open(world, world.ben, token)
     # Nothing is left to send: a second run delivers nothing again.
-    from healthnft.services.custodians import deliver_pending
-
     assert deliver_pending(world.net, PASS).as_dict() == {"delivered": 0, "pending": []}
+
+
+def test_a_transfer_re_sealed_by_the_issuer_reaches_the_custodians_signed_by_it(
+    world: World, tmp_path: Path
+) -> None:
+    """The node's way for a patient whose key is on their device (the relay): the
+    hospital re-seals the record with its own key, the owner's signed transfer moves
+    the token, and the node, holding no key of the new owner, signs the replacement
+    with the issuer's key."""
+    net = world.net
+    dee = keys.identity_from_secret(keys.new_secret())  # on Dee's device only
+    net.admit_member(net.admin(PASS), dee.address, "patient", dee.enc_public, dee.did_public)
+    assert not net.has_key(dee.address)
+    token = world.mint(world.ann, tmp_path, "device")
+    actions = OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians())
+    hospital = net.identity(world.hospital, PASS)
+    actions.stage_transfer(hospital, token, dee.address, dee.enc_public, hospital.enc_public)
+    net.ledger.transact(net.identity(world.ann, PASS).account,
+                        net.ledger.transfer_call(world.ann, dee.address, token))  # fmt: skip
+    actions.finish_transfer(token)
+    assert deliver_pending(net, PASS).as_dict() == {"delivered": 3, "pending": []}
+    expires = int(time.time()) + 86400 + 10 * DEFAULT_DELAY_S  # past the earlier travel
+    Consent(net.ledger).share_tokens(dee.account, world.research, [token], "research", expires)
+    opened = records.open_record(net, world.research, token, PASS)
+    assert opened.resource["id"] == "device"
 
 
 def _wrong_replacements(world: World, token: int) -> list[tuple[dict, str]]:

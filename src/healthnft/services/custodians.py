@@ -19,8 +19,10 @@ Three parties, three doors, one module:
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,7 +167,11 @@ class CustodianNode:
         from healthnft.consent.delivery import verify_delivery
 
         shares = verify_delivery(self.ledger, self.identity, delivery)
-        self.index.held.keep(shares)
+        # A mint's share never displaces one held under another key: that is a re-split
+        # share (a transfer, a recovery), newer than any mint delivery, even a replayed one.
+        held = self.index.held.share
+        keep = [s for s in shares if (h := held(s.token_id)) is None or h.key_ref == s.key_ref]
+        self.index.held.keep(keep)
         return len(shares)
 
     def replace(self, replacement: dict[str, Any]) -> int:
@@ -314,17 +320,19 @@ def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
     for address, url in net.config.get("custodian_urls", {}).items():
         remote = RemoteCustodian(address, url)
         try:
-            delivered += _deliver_batches(net, remote, passphrase)
-            delivered += _deliver_replacements(net, remote, passphrase)
+            for _ in itertools.chain(_deliver_batches(net, remote, passphrase),
+                                     _deliver_replacements(net, remote, passphrase)):  # fmt: skip
+                delivered += 1
         except HealthNFTError as exc:
             pending.append(f"{address} at {url}: {exc}")
             # this custodian's other deliveries wait for the next try
     return Deliveries(delivered, pending)
 
 
-def _deliver_batches(net: Network, remote: RemoteCustodian, passphrase: str | None) -> int:
-    """Minted batches' shares ``remote`` has not acknowledged; how many it now has."""
-    done = 0
+def _deliver_batches(net: Network, remote: RemoteCustodian,
+                     passphrase: str | None) -> Iterator[bytes]:  # fmt: skip
+    """Send ``remote`` the minted batches' shares it has not acknowledged, yielding each
+    batch's key ref once it has."""
     for key_ref in net.catalog.custody.undelivered(remote.address):
         batch = net.catalog.batch(key_ref)
         if batch is None or not net.has_key(batch.issuer):
@@ -333,19 +341,17 @@ def _deliver_batches(net: Network, remote: RemoteCustodian, passphrase: str | No
                                          key_ref, remote.address):  # fmt: skip
             remote.deliver(message)
         net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
-        done += 1
-    return done
+        yield key_ref
 
 
 def _deliver_replacements(net: Network, remote: RemoteCustodian,
-                          passphrase: str | None) -> int:  # fmt: skip
-    """Re-split records' shares ``remote`` has not acknowledged; how many it now has."""
-    done = 0
+                          passphrase: str | None) -> Iterator[bytes]:  # fmt: skip
+    """Send ``remote`` the re-split records' shares it has not acknowledged, yielding
+    each one's key ref once it has."""
     for key_ref, token_id in net.catalog.custody.rekeyed_undelivered(remote.address):
         message = _replacement(net, key_ref, token_id, remote.address, passphrase)
         if message is None:
             continue  # neither its owner's key nor its issuer's is here
         remote.replace(message)
         net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
-        done += 1
-    return done
+        yield key_ref
