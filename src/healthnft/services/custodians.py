@@ -265,8 +265,24 @@ def _share_of(net: Network, token_id: int, share: bytes) -> dict[str, Any] | Non
             "original": net.derivatives().original_of(token_id)}  # fmt: skip
 
 
+@dataclass
+class _Keys:
+    """The keys one delivery run signs with, each unlocked once (a keystore's KDF costs
+    ~0.5 s: once per message was most of a replacement's time, measured)."""
+
+    net: Network
+    passphrase: str | None
+    unlocked: dict[str, Identity] = field(default_factory=dict)
+
+    def identity(self, address: str) -> Identity:
+        found = self.unlocked.get(address.lower())
+        if found is None:
+            found = self.unlocked[address.lower()] = self.net.identity(address, self.passphrase)
+        return found
+
+
 def _replacement(net: Network, key_ref: bytes, token_id: int, custodian: str,
-                 passphrase: str | None) -> dict[str, Any] | None:  # fmt: skip
+                 keys: _Keys) -> dict[str, Any] | None:  # fmt: skip
     """The signed replacement of ``custodian``'s share of ``token_id``, re-split under
     ``key_ref``; signed by its owner now if this home holds that key (the recovered
     account, or a hosted patient), else by its issuer (the hospital node that re-sealed
@@ -285,7 +301,7 @@ def _replacement(net: Network, key_ref: bytes, token_id: int, custodian: str,
         if not net.has_key(who):
             continue
         try:
-            signer = net.identity(who, passphrase)
+            signer = keys.identity(who)
         except CredentialRejected as exc:  # the other key may open with it
             refused = exc
             continue
@@ -317,11 +333,12 @@ def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
     from healthnft.consent.remote import RemoteCustodian
 
     delivered, pending = 0, []
+    keys = _Keys(net, passphrase)
     for address, url in net.config.get("custodian_urls", {}).items():
         remote = RemoteCustodian(address, url)
         try:
-            for _ in itertools.chain(_deliver_batches(net, remote, passphrase),
-                                     _deliver_replacements(net, remote, passphrase)):  # fmt: skip
+            for _ in itertools.chain(_deliver_batches(net, remote, keys),
+                                     _deliver_replacements(net, remote, keys)):  # fmt: skip
                 delivered += 1
         except HealthNFTError as exc:
             pending.append(f"{address} at {url}: {exc}")
@@ -330,26 +347,26 @@ def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
 
 
 def _deliver_batches(net: Network, remote: RemoteCustodian,
-                     passphrase: str | None) -> Iterator[bytes]:  # fmt: skip
+                     keys: _Keys) -> Iterator[bytes]:  # fmt: skip
     """Send ``remote`` the minted batches' shares it has not acknowledged, yielding each
     batch's key ref once it has."""
     for key_ref in net.catalog.custody.undelivered(remote.address):
         batch = net.catalog.batch(key_ref)
         if batch is None or not net.has_key(batch.issuer):
             continue  # another home's batch: its issuer delivers it
-        for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
-                                         key_ref, remote.address):  # fmt: skip
+        for message in _batch_deliveries(net, keys.identity(batch.issuer), key_ref,
+                                         remote.address):  # fmt: skip
             remote.deliver(message)
         net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
         yield key_ref
 
 
 def _deliver_replacements(net: Network, remote: RemoteCustodian,
-                          passphrase: str | None) -> Iterator[bytes]:  # fmt: skip
+                          keys: _Keys) -> Iterator[bytes]:  # fmt: skip
     """Send ``remote`` the re-split records' shares it has not acknowledged, yielding
     each one's key ref once it has."""
     for key_ref, token_id in net.catalog.custody.rekeyed_undelivered(remote.address):
-        message = _replacement(net, key_ref, token_id, remote.address, passphrase)
+        message = _replacement(net, key_ref, token_id, remote.address, keys)
         if message is None:
             continue  # neither its owner's key nor its issuer's is here
         remote.replace(message)
