@@ -8,9 +8,13 @@ hospital home in this process.
   recovered account (each release logged on chain: the access log shows the re-key),
   the re-keyed record's new shares reach them, and the recovered owner's new grant is
   released by them;
+- a transfer the hospital re-sealed for a patient whose key is on their device (as the
+  relay does) reaches them signed by the issuer;
 - a replacement of a token's shares sent by someone who neither owns the token nor
   issued it, or naming an owner the chain does not give it to, is refused by the
-  service, and what it holds is unchanged.
+  service, and what it holds is unchanged;
+- a custodian down during a mint and a transfer gets the current share when it is
+  back, and a replayed mint delivery does not put the old key's share back.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from eth_account import Account
 
 from conftest import LAB_OBSERVATION, ServiceProcess, need_tool
 from healthnft import keys
-from healthnft.consent.delivery import sign_replacement
+from healthnft.consent import open_as_grantee
+from healthnft.consent.delivery import sign_delivery, sign_replacement
 from healthnft.consent.remote import RemoteCustodian
 from healthnft.errors import AccessDenied
 from healthnft.ledger import nodes
@@ -210,6 +215,41 @@ def test_a_replacement_from_who_does_not_own_the_token_is_refused(
     remote.replace(by_issuer)
     assert world.custodians[0].status()["shares"] == held
     _share_and_open(world, world.ben, token)
+
+
+def test_a_custodian_down_meanwhile_gets_the_new_share_and_a_replayed_mint_changes_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    """Custodian 0 is down while a record is minted and transferred: when it is back the
+    pending deliveries bring it the record's current share only; the mint's delivery,
+    replayed afterwards by whoever captured it, does not put the old key's share back."""
+    net, down = world.net, world.custodians[0]
+    address = net.config["custodians"][0]
+    down.stop()
+    source = tmp_path / "down.json"
+    source.write_text(json.dumps({**LAB_OBSERVATION, "id": "down"}))
+    minted = minting.mint_files(net, "General", world.ann, [source], PASS)
+    assert len(minted.custody_pending) == 1 and down.url in minted.custody_pending[0]
+    token = minted.token_ids[0]
+    row = net.catalog.catalogue.record(token)
+    wrapped, sealed = net.catalog.custody.batch_shares(row.batch_ref, address)
+    captured = sign_delivery(net.identity(world.hospital, PASS), address, row.batch_ref, wrapped,
+                             [{"token_id": token, "commitment": row.commitment.hex(),
+                               "proof": row.proof.hex(), "category": row.category,
+                               "sealed_share": dict(sealed)[token].hex()}])  # fmt: skip
+    assert len(records.transfer(net, world.ann, token, world.ben, PASS).custody_pending) == 1
+    down.start()
+    assert deliver_pending(net, PASS).pending == []
+    held = down.status()["shares"]
+    assert world.remote(0).deliver(captured) == 1  # it checks out: acknowledged...
+    assert down.status()["shares"] == held  # ...and not kept over the newer share
+    sharing.share(net, world.ben, world.research, "research", 30, token_ids=[token],
+                  passphrase=PASS)  # fmt: skip
+    # Custodian 0 alone with one other must open it: its share is the current key's.
+    members = net.custodian_services()
+    opened = open_as_grantee(net.identity(world.research, PASS), token, members[:2], 2,
+                             net.ledger, net.catalog, net.blobs)  # fmt: skip
+    assert opened.resource["id"] == "down"
 
 
 def _travel(world: World, seconds: int) -> None:
