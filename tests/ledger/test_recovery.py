@@ -215,6 +215,32 @@ def test_lost_key_recovered_by_two_guardians_everything_follows(env: Env) -> Non
     assert env.consent.can_access(grant, env.research.address, t[0])  # untouched by all that
 
 
+def test_a_custodian_logs_its_release_to_a_recovered_owner_under_grant_0(env: Env) -> None:
+    """A custodian's release of a key share to a recovered owner (no grant) is logged as
+    every release is: ``log_access(0, token)``, accepted only when the token's owner is
+    an account guardians recovered, and shown as the owner's own access."""
+    custodian, token = env.service, env.tokens[0]
+    env.consent.set_custodian(env.admin, custodian.address)
+    with refused("consent: the owner was not recovered"):
+        env.consent.log_access(custodian, 0, token)
+    new = env.new_wallet()
+    rid = approved_recovery(env, new.address)
+    env.travel(DELAY)
+    env.rec.execute(new, rid)
+    with refused("consent: caller is not a custodian"):
+        env.consent.log_access(env.stranger, 0, token)
+    with refused("consent: no such token"):
+        env.consent.log_access(custodian, 0, env.ledger.next_token_id())
+    env.consent.log_access(custodian, 0, token)
+    [entry] = env.consent.access_log(new.address)
+    said = {k: entry[k] for k in ("token_id", "grantee", "grant_id", "purpose", "custodian")}
+    assert said == {"token_id": token, "grantee": new.address, "grant_id": 0,
+                    "purpose": "recovery", "custodian": custodian.address}  # fmt: skip
+    # Bob's token: Bob was never recovered, so no release to him is logged this way.
+    with refused("consent: the owner was not recovered"):
+        env.consent.log_access(custodian, 0, env.mint(env.bob.address, 1)[0])
+
+
 def test_colluding_guardians_are_stopped_by_the_old_keys_cancel(env: Env) -> None:
     thief = env.new_wallet()  # the relative and the service collude
     rid = env.rec.propose(env.relative, env.alice.address, thief.address, os.urandom(32))

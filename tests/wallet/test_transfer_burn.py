@@ -166,7 +166,7 @@ def test_transfer_says_it_cannot_take_back_what_was_read(home: tuple[Path, dict]
     assert note in told.stdout and bob in told.stdout
     as_json = json.loads(run_cli(path, "transfer", str(second), "--owner", alice, "--to", bob,
                                  "--json", check=True).stdout)  # fmt: skip
-    assert as_json == {"token_id": second, "owner": bob, "note": note}
+    assert as_json == {"token_id": second, "owner": bob, "note": note, "custody_pending": []}
 
 
 def test_open_a_burned_record_says_burned_only_to_who_could_see_it(

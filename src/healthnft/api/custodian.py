@@ -1,10 +1,13 @@
 """A key custodian's HTTP service (``healthnft --home C custodian serve``).
 
-Four routes, each thin over :class:`~healthnft.services.custodians.CustodianNode`:
+Five routes, each thin over :class:`~healthnft.services.custodians.CustodianNode`:
 
 - ``GET /challenge``: a one-time challenge for this custodian's domain;
 - ``POST /shares``: an issuer delivers the sealed shares of a minted batch (signed; the
   custodian checks signer, batch and commitments on chain before keeping any);
+- ``POST /shares/replace``: a record's shares re-split for its new owner (after a
+  transfer or a guardian recovery), signed by that owner or the token's issuer; kept
+  only if the chain gives the token to the owner it names;
 - ``POST /release``: a grantee's presentation over a challenge and a grant id; the
   custodian checks both on chain, has the node accept its signed log of the release
   (kept in its store until mined: :mod:`healthnft.consent.accesslog`), and answers its
@@ -63,6 +66,11 @@ def create_custodian_app(home: Path, passphrase: str) -> FastAPI:
     def shares(delivery: dict[str, Any]) -> dict[str, int]:
         with one_at_a_time:
             return {"accepted": node.accept(delivery)}
+
+    @app.post("/shares/replace")
+    def replace(replacement: dict[str, Any]) -> dict[str, int]:
+        with one_at_a_time:
+            return {"token_id": node.replace(replacement)}
 
     @app.get("/status")
     def status() -> dict[str, Any]:

@@ -209,7 +209,7 @@ class CustodianService:
         vp = verify_presentation(presentation, challenge=nonce, domain=self.domain,
                                  challenges=self.challenges)  # fmt: skip
         if grant_id == RECOVERED_OWNER:
-            return self._release_to_recovered_owner(token_id, requester, vp.holder)
+            return self._release_to_recovered_owner(token_id, requester, vp.holder, nonce)
         consent = Consent(self.ledger)
         with self.ledger.read_ahead(
             self._views(consent, vp.holder, token_id, grant_id, requester),
@@ -225,14 +225,17 @@ class CustodianService:
         }) as read:  # fmt: skip
             return self._checked_release(consent, read, token_id, grant_id, requester, nonce)
 
-    def _release_to_recovered_owner(self, token_id: int, requester: str, did: str) -> bytes:
+    def _release_to_recovered_owner(self, token_id: int, requester: str, did: str,
+                                    nonce: str) -> bytes:  # fmt: skip
         """The share of ``token_id`` for its owner whose account guardians recovered
         (asked under :data:`RECOVERED_OWNER`): the record keys were sealed for the lost
         key, so the new one gets them back through k custodians, each checking on chain
         that ``requester`` came by an executed recovery (``recovery_depth``) and owns the
         token now (``ownerOf`` follows the recovered account to its successor). The share
-        is sealed to the encryption key the recovery registered. No grant exists to log
-        it under: the chain's ``RecoveryExecuted`` event is what justifies the release."""
+        is sealed to the encryption key the recovery registered. No grant exists: the
+        release is logged as every other one, under grant :data:`RECOVERED_OWNER` (the
+        contract checks the owner was recovered and logs it as the owner's own access),
+        so the patient's access log shows the re-key."""
         holder = did_address(self.ledger, did)
         if holder is None or holder.lower() != requester.lower():
             raise AccessDenied("the presentation is not from the requester's DID")
@@ -247,6 +250,9 @@ class CustodianService:
             raise AccessDenied(f"token {token_id}: this custodian holds no share of it")
         key = BatchKey.unwrap(self.identity.enc_private, held.wrapped_key, held.key_ref)
         share = open_share(held.sealed_share, key, token_id, held.commitment)
+        log = self._log()
+        gas = log.check(self.identity.account, RECOVERED_OWNER, token_id)  # its refusal raised
+        log.record(self.identity.account, RECOVERED_OWNER, token_id, nonce, gas)
         return release_share(share, self.ledger.participant(requester)[2], token_id,
                              held.commitment)  # fmt: skip
 

@@ -2,7 +2,8 @@
 
 :class:`RemoteCustodian` has the interface a grantee uses for an in-process
 :class:`~healthnft.consent.custodian.CustodianService` (``address``, ``domain``,
-``challenge()``, ``release()``), plus ``deliver()`` for an issuer's mint-time shares.
+``challenge()``, ``release()``), plus ``deliver()`` for an issuer's mint-time shares
+and ``replace()`` for a record's shares re-split after a transfer or a recovery.
 Every call is bounded in time (connect and read timeouts); a custodian that does not
 answer is :class:`~healthnft.errors.Unavailable` naming its URL, and a refusal it
 answers (problem+json) is raised as the same class of the error tree, with its detail.
@@ -92,6 +93,10 @@ class RemoteCustodian:
     def deliver(self, delivery: dict[str, Any]) -> int:
         """Push a signed share delivery; how many shares the custodian now holds of it."""
         return int(self._call("POST", "/shares", delivery).get("accepted", 0))
+
+    def replace(self, replacement: dict[str, Any]) -> None:
+        """Push a signed share replacement (a record re-split for its new owner)."""
+        self._call("POST", "/shares/replace", replacement)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:

@@ -32,6 +32,15 @@ CATEGORIES = {
 PURPOSE_NAMES = {v: k for k, v in PURPOSES.items()}
 CATEGORY_NAMES = {v: k for k, v in CATEGORIES.items()}
 REQUEST_STATES = {1: "pending", 2: "approved", 3: "declined", 4: "reclaimed"}
+#: What the access log calls a release under grant 0: no grant, but a guardian recovery
+#: (the custodians gave the record keys back to the recovered account).
+RECOVERY_PURPOSE = "recovery"
+
+
+def _purpose_logged(grant_id: int, purpose: int) -> str:
+    if grant_id == 0:
+        return RECOVERY_PURPOSE
+    return PURPOSE_NAMES.get(purpose, str(purpose))
 
 
 def purpose_code(name: str) -> int:
@@ -240,7 +249,7 @@ class Consent:
                 "token_id": int(ev["args"]["token_id"]),
                 "grantee": ev["args"]["grantee"],
                 "grant_id": int(ev["args"]["grant_id"]),
-                "purpose": PURPOSE_NAMES.get(ev["args"]["purpose"], str(ev["args"]["purpose"])),
+                "purpose": _purpose_logged(int(ev["args"]["grant_id"]), ev["args"]["purpose"]),
                 "custodian": ev["args"]["custodian"],
                 "time": int(block["timestamp"]),
             })  # fmt: skip

@@ -12,13 +12,17 @@ Three parties, three doors, one module:
   on chain as a custodian, funded for its access logs, its URL in the home's config;
 - **an issuer** pushes each minted batch's sealed shares to every custodian with a URL
   (:func:`deliver_pending`, run after each mint and by ``custodian deliver``): a
-  delivery not acknowledged stays pending and is sent again next time.
+  delivery not acknowledged stays pending and is sent again next time. A record
+  re-split for a new owner (a transfer, a guardian recovery's re-key) is pushed the same
+  way, as a replacement the custodian checks against the token's owner on chain.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +32,7 @@ from healthnft.errors import Conflict, HealthNFTError, InvalidInput, NotFound
 if TYPE_CHECKING:
     from healthnft.consent.accesslog import Settler
     from healthnft.consent.custodian import CustodianService
+    from healthnft.consent.remote import RemoteCustodian
     from healthnft.keys import Identity
     from healthnft.ledger.client import Ledger
     from healthnft.network import Network
@@ -162,8 +167,23 @@ class CustodianNode:
         from healthnft.consent.delivery import verify_delivery
 
         shares = verify_delivery(self.ledger, self.identity, delivery)
-        self.index.held.keep(shares)
+        # A mint's share never displaces one held under another key: that is a re-split
+        # share (a transfer, a recovery), newer than any mint delivery, even a replayed one.
+        held = self.index.held.share
+        keep = [s for s in shares if (h := held(s.token_id)) is None or h.key_ref == s.key_ref]
+        self.index.held.keep(keep)
         return len(shares)
+
+    def replace(self, replacement: dict[str, Any]) -> int:
+        """Keep a record's re-split share (after a transfer or a recovery) once the chain
+        says its sender owns or issued the token and the owner it names owns it now; the
+        token id. From then on it is the share released for that token."""
+        from healthnft.consent.delivery import verify_replacement
+
+        share = verify_replacement(self.ledger, self.identity, replacement,
+                                   self.index.held.share)  # fmt: skip
+        self.index.held.keep([share])
+        return share.token_id
 
     def release(self, token_id: int, grant_id: int, requester: str, presentation: str) -> str:
         """The share of ``token_id`` wrapped for ``requester`` (hex), logged on chain."""
@@ -227,47 +247,128 @@ def _batch_deliveries(net: Network, issuer: Identity, key_ref: bytes,
     wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
     shares = []
     for token_id, share in sealed:
-        row = net.catalog.catalogue.record(token_id)
-        if row is None:
-            continue
-        shares.append({"token_id": token_id, "commitment": row.commitment.hex(),
-                       "proof": row.proof.hex(), "category": row.category,
-                       "sealed_share": share.hex(),
-                       "original": net.derivatives().original_of(token_id)})  # fmt: skip
+        body = _share_of(net, token_id, share)
+        if body is not None:
+            shares.append(body)
     part = MAX_SHARES // 2
     return [sign_delivery(issuer, custodian, key_ref, wrapped, shares[i : i + part])
             for i in range(0, len(shares), part)]  # fmt: skip
 
 
+def _share_of(net: Network, token_id: int, share: bytes) -> dict[str, Any] | None:
+    """What a custodian is told of one record's share (None: not in this catalogue)."""
+    row = net.catalog.catalogue.record(token_id)
+    if row is None:
+        return None
+    return {"token_id": token_id, "commitment": row.commitment.hex(), "proof": row.proof.hex(),
+            "category": row.category, "sealed_share": share.hex(),
+            "original": net.derivatives().original_of(token_id)}  # fmt: skip
+
+
+@dataclass
+class _Keys:
+    """The keys one delivery run signs with, each unlocked once (a keystore's KDF costs
+    ~0.5 s: once per message was most of a replacement's time, measured)."""
+
+    net: Network
+    passphrase: str | None
+    unlocked: dict[str, Identity] = field(default_factory=dict)
+
+    def identity(self, address: str) -> Identity:
+        found = self.unlocked.get(address.lower())
+        if found is None:
+            found = self.unlocked[address.lower()] = self.net.identity(address, self.passphrase)
+        return found
+
+
+def _replacement(net: Network, key_ref: bytes, token_id: int, custodian: str,
+                 keys: _Keys) -> dict[str, Any] | None:  # fmt: skip
+    """The signed replacement of ``custodian``'s share of ``token_id``, re-split under
+    ``key_ref``; signed by its owner now if this home holds that key (the recovered
+    account, or a hosted patient), else by its issuer (the hospital node that re-sealed
+    a transfer its patient signed on their device). None: neither key is here (the
+    home that holds one delivers it)."""
+    from healthnft.consent.delivery import sign_replacement
+    from healthnft.errors import CredentialRejected
+
+    row = net.catalog.catalogue.record(token_id)
+    wrapped, sealed = net.catalog.custody.batch_shares(key_ref, custodian)
+    share = dict(sealed).get(token_id)
+    if row is None or share is None:
+        return None
+    refused: CredentialRejected | None = None
+    for who in (row.owner, row.issuer):
+        if not net.has_key(who):
+            continue
+        try:
+            signer = keys.identity(who)
+        except CredentialRejected as exc:  # the other key may open with it
+            refused = exc
+            continue
+        body = _share_of(net, token_id, share)
+        assert body is not None  # the row is here
+        return sign_replacement(signer, custodian, row.issuer, row.owner, key_ref, wrapped, body)
+    if refused is not None:
+        raise refused
+    return None
+
+
 def deliver_if_remote(net: Network, passphrase: str | None = None) -> list[str]:
-    """After a mint: push its shares when the network has remote custodians; what is
-    still pending (empty when all were delivered or there is none to deliver to)."""
+    """After a mint, a transfer or a recovery's re-key: push the new shares when the
+    network has remote custodians; what is still pending (empty when all were
+    delivered or there is none to deliver to)."""
     if not net.config.get("custodian_urls"):
         return []
     return deliver_pending(net, passphrase).pending
 
 
 def deliver_pending(net: Network, passphrase: str | None = None) -> Deliveries:
-    """Push every minted batch's shares not yet acknowledged by a remote custodian.
+    """Push every share not yet acknowledged by a remote custodian: each minted batch's
+    (signed by its issuer), then each record re-split since (a transfer or a guardian
+    recovery re-sealed it for a new owner: a replacement, signed by that owner or the
+    issuer, that the custodian checks on chain before it keeps it).
 
-    A custodian that does not answer (or refuses) keeps its batches pending, named in
-    the result; nothing else is held back. Safe to run any number of times."""
+    A custodian that does not answer (or refuses) keeps its deliveries pending, named
+    in the result; nothing else is held back. Safe to run any number of times."""
     from healthnft.consent.remote import RemoteCustodian
 
     delivered, pending = 0, []
+    keys = _Keys(net, passphrase)
     for address, url in net.config.get("custodian_urls", {}).items():
         remote = RemoteCustodian(address, url)
-        for key_ref in net.catalog.custody.undelivered(address):
-            batch = net.catalog.batch(key_ref)
-            if batch is None or not net.has_key(batch.issuer):
-                continue  # another home's batch: its issuer delivers it
-            try:
-                for message in _batch_deliveries(net, net.identity(batch.issuer, passphrase),
-                                                 key_ref, address):  # fmt: skip
-                    remote.deliver(message)
-            except HealthNFTError as exc:
-                pending.append(f"{address} at {url}: {exc}")
-                break  # this custodian's other batches wait for the next try
-            net.catalog.custody.mark_delivered(key_ref, address, time.time())
-            delivered += 1
+        try:
+            for _ in itertools.chain(_deliver_batches(net, remote, keys),
+                                     _deliver_replacements(net, remote, keys)):  # fmt: skip
+                delivered += 1
+        except HealthNFTError as exc:
+            pending.append(f"{address} at {url}: {exc}")
+            # this custodian's other deliveries wait for the next try
     return Deliveries(delivered, pending)
+
+
+def _deliver_batches(net: Network, remote: RemoteCustodian,
+                     keys: _Keys) -> Iterator[bytes]:  # fmt: skip
+    """Send ``remote`` the minted batches' shares it has not acknowledged, yielding each
+    batch's key ref once it has."""
+    for key_ref in net.catalog.custody.undelivered(remote.address):
+        batch = net.catalog.batch(key_ref)
+        if batch is None or not net.has_key(batch.issuer):
+            continue  # another home's batch: its issuer delivers it
+        for message in _batch_deliveries(net, keys.identity(batch.issuer), key_ref,
+                                         remote.address):  # fmt: skip
+            remote.deliver(message)
+        net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
+        yield key_ref
+
+
+def _deliver_replacements(net: Network, remote: RemoteCustodian,
+                          keys: _Keys) -> Iterator[bytes]:  # fmt: skip
+    """Send ``remote`` the re-split records' shares it has not acknowledged, yielding
+    each one's key ref once it has."""
+    for key_ref, token_id in net.catalog.custody.rekeyed_undelivered(remote.address):
+        message = _replacement(net, key_ref, token_id, remote.address, keys)
+        if message is None:
+            continue  # neither its owner's key nor its issuer's is here
+        remote.replace(message)
+        net.catalog.custody.mark_delivered(key_ref, remote.address, time.time())
+        yield key_ref

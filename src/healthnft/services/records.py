@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,8 @@ class Transferred:
     token_id: int
     owner: str
     note: str = TRANSFER_NOTE
+    #: Remote custodians not reached with the record's re-split shares (sent again later).
+    custody_pending: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -308,7 +310,10 @@ def transfer(net: Network, owner: str, token_id: int, to: str,
     OwnerActions(net.ledger, net.catalog, net.blobs, net.custodians()).transfer(
         ident, token_id, recipient.address, recipient.enc_key, issuer_key
     )
-    return Transferred(token_id, recipient.address)
+    from healthnft.services.custodians import deliver_if_remote
+
+    pending = deliver_if_remote(net, passphrase)  # the re-split shares, as a mint's
+    return Transferred(token_id, recipient.address, custody_pending=pending)
 
 
 def check_transfer(net: Network, owner: str, token_id: int, to: str, *,

@@ -14,8 +14,10 @@ revert, and a retry after a failure or a second run does not do anything twice:
 - :func:`cancel`: the old key stops a recovery it did not ask for, inside the delay;
 - :func:`execute`: after the delay, anyone sends it; then the records this home holds
   are re-keyed for the new key (:func:`adopt_records`): k custodians each check on
-  chain that the account was recovered and release their key share to its new
-  registered encryption key, and the record is re-sealed for it as a transfer would;
+  chain that the account was recovered, log the release (the patient's access log
+  shows it) and release their key share to its new registered encryption key, and the
+  record is re-sealed for it as a transfer would; its new shares then reach the
+  remote custodians as a transfer's do;
 - :func:`status` / :func:`recoveries` / :func:`guardians`: what the chain says, with the
   names this home gives to addresses.
 """
@@ -35,6 +37,7 @@ from healthnft.errors import (
     UnknownParticipant,
 )
 from healthnft.services.access import same
+from healthnft.services.custodians import deliver_if_remote
 
 if TYPE_CHECKING:
     from healthnft.keys import Identity
@@ -120,6 +123,9 @@ class RecoveryView:
     records_rekeyed: list[int] = field(default_factory=list)
     #: Records of the old account this home holds that still await re-keying.
     records_pending: list[int] = field(default_factory=list)
+    #: Remote custodians that have not taken the re-keyed records' new shares yet (sent
+    #: again by the next run, mint or ``healthnft custodian deliver``).
+    custody_pending: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -150,6 +156,9 @@ class RecoveryView:
         if self.records_pending:
             line += (f"; {len(self.records_pending)} record(s) not re-keyed yet: run this "
                      "again where the new key is")  # fmt: skip
+        if self.custody_pending:
+            line += (f"; {len(self.custody_pending)} custodian(s) did not take the new key "
+                     "shares: `healthnft custodian deliver` sends them again")  # fmt: skip
         return line
 
 
@@ -463,7 +472,9 @@ def execute(net: Network, recovery_id: int, sender: str | None = None,
     rekeyed, pending = adopt_records(net, st.old_account, st.new_account, passphrase)
     if done == "unchanged" and rekeyed:
         done = "re-keyed"
-    return _view(net, rec, st, done, records_rekeyed=rekeyed, records_pending=pending)
+    custody = deliver_if_remote(net, passphrase)  # a retry also sends what was pending
+    return _view(net, rec, st, done, records_rekeyed=rekeyed, records_pending=pending,
+                 custody_pending=custody)  # fmt: skip
 
 
 def _fund(net: Network, address: str, passphrase: str | None) -> None:
@@ -493,7 +504,9 @@ def adopt_records(net: Network, old: str, new: str,
     encryption key the recovery registered. A network without custodians re-keys with
     the issuing hospital's key if this home holds it (the hospital holds the record's
     key anyway). The record is then re-sealed under a fresh key for ``new`` (and its
-    issuer), re-split for the custodians, as a transfer re-seals it."""
+    issuer), re-split for the custodians, as a transfer re-seals it; remote custodians
+    get the new shares from :func:`~healthnft.services.custodians.deliver_pending`
+    (:func:`execute` runs it), each checking on chain that ``new`` owns the token."""
     from healthnft.ledger.recovery import successor_of
     from healthnft.wallet.actions import OwnerActions
 

@@ -4,7 +4,9 @@ Tables ``custodian_keys(key_ref, custodian, wrapped)`` and
 ``custodian_shares(token_id, custodian, key_ref, sealed_share)`` of ``index.sqlite``;
 ``share_deliveries(batch_ref, custodian, delivered)`` says which minted batch's shares
 a remote custodian has acknowledged: the rest are pending, and are sent again until
-they are (a custodian that was down at mint time gets them when it is back).
+they are (a custodian that was down at mint time gets them when it is back). A record
+re-split at a transfer or a recovery has a key ref of its own, acknowledged there the
+same way.
 A record's DEK is split among the custodians at mint (and re-split at transfer); each
 share is sealed for one custodian, under the key ``key_ref`` that seals the record at
 that moment, so only the shares of the record's *current* key are ever released.
@@ -77,6 +79,23 @@ class Custody:
             (custodian,),
         )
         return [bytes(r[0]) for r in rows]
+
+    def rekeyed_undelivered(self, custodian: str) -> list[tuple[bytes, int]]:
+        """(key ref, token id) of records re-split since their mint (a transfer or a
+        guardian recovery re-sealed them under a fresh key, now their current one)
+        whose new share ``custodian`` has not acknowledged, oldest token first. A staged
+        copy the chain has not moved to yet is not among them: its owner is not yet the
+        one the custodian would check."""
+        rows = self._db.query(
+            "SELECT s.key_ref, s.token_id FROM custodian_shares s "
+            "JOIN records r ON r.token_id = s.token_id AND s.key_ref = r.key_ref "
+            "AND r.key_ref != r.batch_ref AND r.status != 'burned' "
+            "WHERE lower(s.custodian) = lower(?) AND NOT EXISTS (SELECT 1 FROM "
+            "share_deliveries d WHERE d.batch_ref = s.key_ref "
+            "AND lower(d.custodian) = lower(s.custodian)) ORDER BY s.token_id",
+            (custodian,),
+        )
+        return [(bytes(r[0]), int(r[1])) for r in rows]
 
     def batch_shares(self, key_ref: bytes, custodian: str) -> tuple[bytes, list[tuple[int, bytes]]]:
         """(wrapped key, [(token id, sealed share)]) of ``custodian`` under ``key_ref``."""

@@ -20,6 +20,8 @@
        requests, `old`'s standing policies are `new`'s (one policy list per
        person, kept under the first address), and `old` can no longer share,
        revoke, approve, decline or change a policy;
+     - every key release a custodian makes is logged here: under a live grant,
+       or (grant 0) to a token's owner whose account guardians recovered;
      - an escrowed reward leaves the contract exactly once: to the patient when
        the request is approved, or back to the requester when it is declined or
        lapses;
@@ -263,11 +265,18 @@ def log_access(grant_id: uint256, token_id: uint256):
     """
     @notice Records, on chain, that a custodian released a key share of
             `token_id` under `grant_id`; the patient reads these events.
-    @dev Only a custodian, and only for an access that holds now.
-    @param grant_id The grant released under.
+    @dev Only a custodian, and only for an access that holds now. Grant 0 is
+         no grant but a guardian recovery: the share released to the token's
+         owner, an account guardians recovered (the record keys were sealed
+         for the lost key); it is logged with that owner as grantee, purpose 0.
+    @param grant_id The grant released under, or 0 for a recovered owner.
     @param token_id The token whose key share was released.
     """
     assert self.is_custodian[msg.sender], "consent: caller is not a custodian"
+    if grant_id == 0:
+        owner: address = self._recovered_owner(token_id)
+        log AccessLogged(owner=owner, grantee=owner, token_id=token_id, grant_id=0, purpose=0, custodian=msg.sender)
+        return
     g: Grant = self.grants[grant_id]
     assert self._can_access(grant_id, g.grantee, token_id), "consent: no valid grant"
     log AccessLogged(owner=self._holder(g.owner), grantee=g.grantee, token_id=token_id, grant_id=grant_id, purpose=g.purpose, custodian=msg.sender)
@@ -492,6 +501,17 @@ def _holder(account: address) -> address:
             break
         current = nxt
     return current
+
+
+@internal
+@view
+def _recovered_owner(token_id: uint256) -> address:
+    # The live token's owner, when guardians recovered that account (`recover_owner`
+    # gave it a policy home); else the log is refused.
+    assert token_id != 0 and token_id < staticcall token.next_token_id() and not staticcall token.is_burned(token_id), "consent: no such token"
+    owner: address = staticcall token.ownerOf(token_id)
+    assert self._policy_home[owner] != empty(address), "consent: the owner was not recovered"
+    return owner
 
 
 @internal
