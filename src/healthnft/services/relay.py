@@ -522,6 +522,9 @@ def _settle(net: Network, actions: Any, name: str, args: dict[str, Any],
             if net.catalog.staged_transfer(token_id) is None:  # mined before it was staged
                 _stage_transfer(net, actions, token_id, args["to"])
             actions.finish_transfer(token_id)
+            from healthnft.services.custodians import deliver_if_remote
+
+            deliver_if_remote(net)  # the re-split shares, as after a hosted transfer
         return {"token_id": token_id, "owner": args["to"]}
     if name == "burn":
         if net.catalog.record(token_id) is not None:
