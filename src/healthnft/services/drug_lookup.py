@@ -127,8 +127,8 @@ def manufacturer_node(net: Network, pack: Pack) -> Peer | None:
     peers = {a.lower(): u for a, u in (net.config.get("peers") or {}).items()}
     url = peers.get(maker.lower())
     if not url:
-        raise Unavailable("the manufacturer of this lot has no node this home knows of "
-                          "(the network file's nodes): the pack cannot be verified here")
+        raise Unavailable("the manufacturer of this lot has no node this home knows of (the "
+                          "network file's nodes): the pack cannot be verified here")  # fmt: skip
     return Peer(maker, str(url).rstrip("/"))
 
 

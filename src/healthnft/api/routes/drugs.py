@@ -68,9 +68,9 @@ async def verify_pack(request: Request, me: Me, svc: Svc) -> dict[str, Any]:
 @router.post("/api/drugs/dispense")
 async def dispense_pack(request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     """Dispense (decommission) one pack as the signed-in pharmacy or hospital; with
-    ``patient`` (a hospital), also mint a MedicationDispense into that wallet. A pack
-    that is not active is refused (409, its status in the message); one already
-    dispensed answers ``outcome: alert``."""
+    ``patient`` (a dispenser with the issuer role), also mint a MedicationDispense into
+    that wallet. A pack that is not active is refused (409, its status in the message);
+    one already dispensed answers ``outcome: alert``."""
     require_kind(me, *drugs.DISPENSERS)
     code, image, fields = await _pack_input(request, svc)
     patient = fields.get("patient") or None
