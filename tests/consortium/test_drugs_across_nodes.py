@@ -3,9 +3,10 @@ salts and proofs and answers verification requests; a pharmacy's home (its own f
 key and process, no book of that batch) finds the manufacturer from the chain, asks its
 node over HTTP, and checks the answer against the chain itself. It verifies a pack
 active, dispenses it into a patient's wallet (a MedicationDispense the pharmacy mints,
-verified there), verifies it dispensed; an invented serial reads unknown, a relabelled
-expiry mismatch; with the manufacturer's node down, one clear error. Each home is used
-by its own CLI process; the chain is anvil; the manufacturer's node is `healthnft serve`.
+verified there), verifies it dispensed, undoes another dispense; an invented serial
+reads unknown, a relabelled expiry mismatch; with the manufacturer's node down, one
+clear error. Each home is used by its own CLI process; the chain is anvil; the
+manufacturer's node is `healthnft serve`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ def test_the_pharmacy_verifies_dispenses_and_mints_from_its_own_home(consortium)
     # A second dispense is sent on purpose: the chain keeps the alert.
     again = _cli(pharmacy, "drug", "dispense", "--by", "Corner", "--", code("S1"), check=False)
     assert json.loads(again.stdout)["outcome"] == "alert"
+    # Undo from the pharmacy's home too (the same dispenser, within 10 days).
+    _json(pharmacy, "drug", "dispense", "--by", "Corner", "--", code("S3"))
+    assert _verify(pharmacy, code("S3"))["status"] == "dispensed"
+    _json(pharmacy, "drug", "undo", "--by", "Corner", "--", code("S3"))
+    assert _verify(pharmacy, code("S3"))["status"] == "active"
 
 
 def test_an_invented_serial_and_a_relabelled_pack_are_caught(consortium):

@@ -120,8 +120,12 @@ def manufacturer_node(net: Network, pack: Pack) -> Peer | None:
     (the pack reads ``unknown``), :class:`Unavailable` when the batch's manufacturer has
     no node this home knows of."""
     from healthnft.drugs.commitments import batch_key
+    from healthnft.services.drugs import chain_view
 
-    maker = net.drug_registry().manufacturer_of(batch_key(pack.gtin14, pack.lot))
+    key = batch_key(pack.gtin14, pack.lot)
+    # The event index first (a commission never changes once made), else the contract
+    # (a batch commissioned since the index was last synced).
+    maker = chain_view(net).manufacturer_of(key) or net.drug_registry().manufacturer_of(key)
     if maker is None:
         return None
     peers = {a.lower(): u for a, u in (net.config.get("peers") or {}).items()}

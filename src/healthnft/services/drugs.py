@@ -533,7 +533,7 @@ class Verifier:
 
     def __init__(self, net: Network, source: PackSource) -> None:
         self.ledger = net.ledger
-        self.chain = _chain_view(net)
+        self.chain = chain_view(net)
         self.source = source
         self.catalog = net.catalog
         self.products = product_store(net)
@@ -619,7 +619,7 @@ class Verifier:
         return out
 
 
-def _chain_view(net: Network) -> Any:
+def chain_view(net: Network) -> Any:
     """The network's :class:`IndexedStatus`, kept on the opened network: building the
     web3 contract and syncing cost milliseconds, a verification tens of microseconds."""
     from healthnft.ledger.drugs import IndexedStatus
