@@ -5,6 +5,7 @@ member's *name* in this home, a scanned code or a photo of it), checks the calle
 right, acts, and answers a result dataclass::
 
     product(net, "Acme", gtin, "Amoxicillin 500 mg capsules")  manufacturer: product VC
+    revoke_product(net, "Acme", gtin)                       manufacturer: revoked on chain
     commission(net, "Acme", gtin, lot, "301231", serials)   manufacturer: one Merkle root
     verify(net, code) / verify(net, image=png)              anyone: Verdict JSON
     dispense(net, code, by="Corner Pharmacy", patient=addr) pharmacy/hospital (+ FHIR record)
@@ -13,6 +14,8 @@ right, acts, and answers a result dataclass::
     quarantine / release(net, "Medicines Agency", gtin, lot) a government member
     alerts(net, gtin, lot, by=...)                          the manufacturer or a regulator
     export_events(net, gtin, lot, path)                     EPCIS 2.0 document (manufacturer)
+    lookup(net, gtin, lot, expiry, serial)                  manufacturer's node: one pack's
+                                                            salt, proof, product VC
 
 **Who answers for a serial.** The chain holds one root per batch; the salts and proofs
 are the manufacturer's (:class:`~healthnft.drugs.commitments.PackBook`). A verifier asks
@@ -24,7 +27,8 @@ chain: the commitment must be a leaf of the root on chain, and the manufacturer 
 source speaks for (for a node: the one the chain named) must be the one that
 commissioned the batch on chain (``manufacturer_of``, docs/drugs.md: a registered
 rogue manufacturer that commissioned another's GTIN and lot first would otherwise make
-its packs read as genuine). A batch on chain owned by another manufacturer reads ``unknown``.
+its packs read as genuine). A batch on chain owned by another manufacturer reads
+``unknown``.
 
 **Whose product it is.** A manufacturer first issues a product credential for its GTIN
 (:func:`product`; :mod:`healthnft.drugs.product`), kept in the home's product store
