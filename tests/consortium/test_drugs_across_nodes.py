@@ -145,9 +145,9 @@ def test_the_lookup_tells_one_pack_and_nothing_of_its_batch(consortium):
     url = consortium["node"].url + "/node/v1/drugs/lookup"
     ask = {"gtin": GTIN, "lot": LOT, "expiry": EXPIRY, "serial": "S3"}
     answer = requests.post(url, json=ask, timeout=10).json()
-    assert set(answer) == {"commissioned", "gtin", "lot", "expiry", "serial", "salt", "proof",
-                           "manufacturer", "product"}  # fmt: skip
-    # This pack only: no other serial, no count, no position in the batch.
+    assert set(answer) == {"commissioned", "gtin", "lot", "expiry", "serial", "salt", "index",
+                           "proof", "manufacturer", "product"}  # fmt: skip
+    # This pack only: no other serial, no count.
     assert (answer["serial"], answer["lot"], answer["expiry"]) == ("S3", LOT, EXPIRY)
     assert len(bytes.fromhex(answer["salt"])) == 16
     assert answer["proof"] and all(len(bytes.fromhex(n)) == 32 for n in answer["proof"])

@@ -43,8 +43,8 @@ def pack(serial: str, lot: str = "L1", expiry: str = FAR, gtin: str = GTIN) -> P
 def test_the_lookup_answers_one_pack_and_nothing_of_its_batch(net: Network) -> None:
     answer = drugs.lookup(net, GTIN, "L1", FAR, "A3")
     assert answer["commissioned"] is True
-    assert set(answer) == {"commissioned", "gtin", "lot", "expiry", "serial", "salt", "proof",
-                           "manufacturer", "product"}  # fmt: skip
+    assert set(answer) == {"commissioned", "gtin", "lot", "expiry", "serial", "salt", "index",
+                           "proof", "manufacturer", "product"}  # fmt: skip
     assert (answer["gtin"], answer["lot"], answer["expiry"], answer["serial"]) == (
         GTIN, "L1", FAR, "A3")  # fmt: skip
     acme = net.catalog.participant_by_label("Acme", "manufacturer").address
@@ -66,6 +66,7 @@ def test_an_answer_is_rebuilt_from_the_scanned_pack_and_checked(net: Network) ->
     rebuilt = _answer(answer, peer, pack("A2"))
     assert rebuilt is not None and rebuilt.manufacturer == peer.address  # the chain's, not
     assert rebuilt.proof.batch_key == batch_key(GTIN, "L1")  # the node's word
+    assert rebuilt.proof.index == answer["index"]
     local = drugs.local_books(net).find(pack("A2"))
     assert local is not None and rebuilt.proof.commitment == local.proof.commitment
     assert _answer({"commissioned": False}, peer, pack("A2")) is None
@@ -73,6 +74,8 @@ def test_an_answer_is_rebuilt_from_the_scanned_pack_and_checked(net: Network) ->
         _answer(answer, peer, pack("A1"))  # it answered for another serial
     for broken in ({}, {**answer, "salt": "zz"}, {**answer, "proof": ["ab"]},
                    {**answer, "proof": "not a list"}, {**answer, "lot": "bad|lot"},
+                   {**answer, "index": -1}, {**answer, "index": 1 << 20},
+                   {**answer, "index": "0"}, {**answer, "index": True},
                    {**answer, "product": 7}, [answer]):  # fmt: skip
         with pytest.raises(Tampered):
             _answer(broken, peer, pack("A2"))

@@ -14,13 +14,14 @@ asks the node of the batch's manufacturer::
     the root *on chain*, check the product credential against the chain
 
 **What the manufacturer's node tells.** For a serial it commissioned: the pack's fields
-as commissioned (GTIN, lot, expiry, serial), its 16-byte salt and Merkle proof, and the
-product credential it holds for the GTIN; for any other serial, only "not
-commissioned". Never the batch size, another serial or who dispensed (it does not know).
-The asker learns nothing it could not learn from the pack in hand and the chain: the
-salt opens the commitment of *this* serial only, and the proof's sibling hashes are
-salted leaves. (A proof's length gives the batch size to within a factor of two, as
-every dispense on chain already does: docs/drugs.md.) The lookup is open to anyone who
+as commissioned (GTIN, lot, expiry, serial), its 16-byte salt, its leaf index and Merkle
+proof, and the product credential it holds for the GTIN; for any other serial, only
+"not commissioned". Never the batch size, another serial or who dispensed (it does not
+know). The asker learns nothing it could not learn from the pack in hand and the chain:
+the salt opens the commitment of *this* serial only, and the proof's sibling hashes are
+salted leaves. (A proof's length gives the batch size to within a factor of two, and the
+leaf index is a lower bound of it; every dispense on chain already shows both, since the
+contract keys a pack's state by its index: docs/drugs.md.) The lookup is open to anyone who
 can reach the node, as verification is (DSCSA lets any trading partner verify), and
 counted per client (``api/routes/drugs.py``) so serials cannot be tried in bulk.
 
@@ -85,7 +86,7 @@ def lookup(net: Network, gtin: str, lot: str, expiry: str, serial: str) -> dict[
     return {
         "commissioned": True,
         "gtin": proof.gtin, "lot": proof.lot, "expiry": proof.expiry, "serial": proof.serial,
-        "salt": proof.salt.hex(), "proof": [p.hex() for p in proof.proof],
+        "salt": proof.salt.hex(), "index": proof.index, "proof": [p.hex() for p in proof.proof],
         "manufacturer": found.manufacturer,
         "product": _product_of(net, g, found.manufacturer),
     }  # fmt: skip
@@ -188,6 +189,10 @@ def _answer(data: Any, peer: Peer, pack: Pack) -> Answer | None:
         if not isinstance(nodes, list) or len(nodes) > MAX_PROOF:
             raise bad
         proof = [bytes.fromhex(n) for n in nodes]
+        index = data["index"]
+        if not isinstance(index, int) or isinstance(index, bool) or not (
+                0 <= index < 1 << len(proof)):  # fmt: skip
+            raise bad
         product = data.get("product")
         if product is not None and not isinstance(product, str):
             raise bad
@@ -195,10 +200,8 @@ def _answer(data: Any, peer: Peer, pack: Pack) -> Answer | None:
         raise bad from None
     if len(salt) != 16 or any(len(n) != 32 for n in proof):
         raise bad
-    # index -1: the node does not say where the pack sits in its batch (that would bound
-    # the batch's size); the proof checks without it (sorted pairs, healthnft.ledger.merkle).
     rebuilt = PackProof(pack.gtin14, lot, expiry, pack.serial, salt,
-                        batch_key(pack.gtin14, lot), -1, proof)  # fmt: skip
+                        batch_key(pack.gtin14, lot), index, proof)  # fmt: skip
     return Answer(rebuilt, peer.address, product)
 
 
