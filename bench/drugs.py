@@ -217,14 +217,14 @@ def verify_throughput(serials: int, samples: int = 2_000) -> dict:
             registry = net.drug_registry()
 
             def book_only(pack) -> None:
-                found = source.find(pack.gtin14, pack.serial)
+                found = source.find(pack)
                 p = None if found is None else found.proof
                 root = None if p is None else registry.root_of(p.batch_key)
                 if p is None or root is None or not in_batch(p.commitment, p.index, p.proof, root):
                     raise RuntimeError("a commissioned pack was not found")
 
             def eth_call(pack) -> None:
-                p = source.find(pack.gtin14, pack.serial).proof
+                p = source.find(pack).proof
                 registry.pack_status(p.batch_key, p.index, p.commitment, p.proof)
 
             baseline_book = rate(packs, book_only)

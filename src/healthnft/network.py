@@ -35,7 +35,7 @@ from healthnft.errors import (
 )
 from healthnft.home import Home, write_private
 from healthnft.keys import Identity
-from healthnft.ledger.client import KIND_CODES, Ledger
+from healthnft.ledger.client import ISSUER_KINDS, KIND_CODES, Ledger
 from healthnft.ledger.compiler import DEFAULT_EVM_VERSION
 from healthnft.minting import Minter
 from healthnft.vault import SqliteBlobStore
@@ -386,7 +386,7 @@ class Network:
     def admit_member(self, admin: Identity, address: str, kind: str, enc_public: bytes,
                      did_public: bytes, issuer: bool | None = None) -> bool:  # fmt: skip
         """Register ``address`` on chain as the admin: its kind and encryption key, its
-        did:key, gas money, the issuer right (hospitals by default) and the custodian
+        did:key, gas money, the issuer right (hospitals and pharmacies by default) and the custodian
         flag (custodians). Each step is skipped when already done, so a retry after a
         failure settles it; answers whether the member is an issuer. Only the ledger and
         ``config.json`` are touched (never the index), so admissions may run in threads
@@ -399,7 +399,7 @@ class Network:
         if self.ledger.did_key(address) is None:
             self.ledger.bind_did(admin.account, address, did_public)
         self.fund_member(admin, address)
-        make_issuer = issuer if issuer is not None else kind == "hospital"
+        make_issuer = issuer if issuer is not None else kind in ISSUER_KINDS
         if make_issuer and not self.ledger.is_issuer(address):
             self.ledger.set_issuer(admin.account, address, True)
         if kind == "custodian":

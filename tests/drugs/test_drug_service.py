@@ -271,9 +271,11 @@ def test_epcis_export(net: Network, tmp_path: Path) -> None:
 def test_dispense_to_a_patient_mints_a_verifiable_medication_dispense(net: Network) -> None:
     lot_of(net, "LOTP")
     patient = net.catalog.participant_by_label("pat", "patient").address
-    # The registry lets hospitals issue: a community pharmacy dispenses, but cannot mint.
+    # A member that dispenses without the issuer role (withdrawn by the admin) cannot mint:
+    # refused before anything is sent.
+    net.add_participant("pharmacy", "Kiosk", issuer=False)
     with pytest.raises(NotAnIssuer):
-        drugs.dispense(net, code("LOTP", "LOTPS0"), by="Other Pharmacy", patient=patient)
+        drugs.dispense(net, code("LOTP", "LOTPS0"), by="Kiosk", patient=patient)
     assert status(net, code("LOTP", "LOTPS0")) == "active"  # nothing changed
     done = drugs.dispense(net, code("LOTP", "LOTPS0"), by="City Hospital", patient=patient)
     assert done.outcome == "dispensed" and done.token_id is not None

@@ -108,16 +108,20 @@ def test_only_the_admin_grants_or_withdraws_the_issuer_role(env: Env) -> None:
     assert not env.ledger.is_issuer(other_hospital)
 
 
-def test_only_active_hospitals_can_become_issuers(env: Env) -> None:
-    for kind in ("patient", "pharma", "research", "insurer", "government"):
+def test_only_active_hospitals_and_pharmacies_can_become_issuers(env: Env) -> None:
+    for kind in ("patient", "pharma", "research", "insurer", "government", "manufacturer"):
         addr = Account.create().address
         env.ledger.register(env.admin, addr, kind, os.urandom(32))
-        with pytest.raises(LedgerError, match="only hospitals may issue"):
+        with pytest.raises(LedgerError, match="only hospitals and pharmacies may issue"):
             env.ledger.set_issuer(env.admin, addr, True)
         assert not env.ledger.is_issuer(addr)
+    pharmacy = Account.create().address  # issue 15: it mints the MedicationDispense
+    env.ledger.register(env.admin, pharmacy, "pharmacy", os.urandom(32))
+    env.ledger.set_issuer(env.admin, pharmacy, True)
+    assert env.ledger.is_issuer(pharmacy)
     with pytest.raises(LedgerError, match="not an active participant"):
         env.ledger.set_issuer(env.admin, Account.create().address, True)
-    with pytest.raises(LedgerError, match="only hospitals may issue"):
+    with pytest.raises(LedgerError, match="only hospitals and pharmacies may issue"):
         env.ledger.set_issuer(env.admin, env.alice.address, True)  # a registered patient
 
     closed = Account.create().address

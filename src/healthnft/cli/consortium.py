@@ -106,7 +106,7 @@ def participant_admit(
         metavar="APPLICATION", help="A membership application written by `join`, or the "
         "healthnft: link its wallet shows (`wallet card`).")],
     issuer: Annotated[bool | None, typer.Option(
-        "--issuer/--no-issuer", help="Allow it to mint (default: hospitals only).",
+        "--issuer/--no-issuer", help="Allow it to mint (default: hospitals and pharmacies).",
         show_default=False)] = None,
     passphrase: PassOpt = None,
     as_json: JsonOpt = False,

@@ -75,6 +75,24 @@ def product(
         f"issued by {done.manufacturer}{again}")
 
 
+@drug_app.command("product-revoke")
+def product_revoke(
+    manufacturer: Annotated[str, typer.Option(
+        "--manufacturer", metavar="NAME", help="The manufacturer, by its name in this home.")],
+    gtin: GtinOpt,
+    passphrase: PassOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Revoke the manufacturer's product credential for a GTIN (on chain) and forget it.
+
+    Every home then reads the product's packs unknown until `drug product` issues a new
+    one."""
+    with network() as net:
+        done = drugs.revoke_product(net, manufacturer, gtin, passphrase)
+    say(as_json, {**done.as_dict(), "revoked": True}, f"product credential for GTIN "
+        f"{done.gtin} ({done.name}) revoked by {done.manufacturer}")
+
+
 @drug_app.command("commission")
 def commission(
     manufacturer: Annotated[str, typer.Option(
@@ -130,7 +148,8 @@ def dispense(
     by: ByOpt = ...,  # type: ignore[assignment]
     patient: Annotated[str | None, typer.Option(
         "--patient", metavar="ADDRESS", help="Also mint a FHIR MedicationDispense into this "
-        "patient's wallet (the dispenser must be an issuer: a hospital).",
+        "patient's wallet (the dispenser must hold the issuer role: a hospital or a "
+        "pharmacy).",
         show_default=False)] = None,
     image: ImageOpt = None,
     passphrase: PassOpt = None,

@@ -52,6 +52,7 @@ class Step:
 def steps_needed(ledger: Ledger, address: str, kind: str, enc_key: bytes, did_key: bytes,
                  issuer: bool | None) -> list[Step]:  # fmt: skip
     """What is still missing on chain for ``address`` to be a member of ``kind``."""
+    from healthnft.ledger.client import ISSUER_KINDS
     from healthnft.ledger.consent import Consent
 
     on_chain, _, _ = ledger.participant(address)
@@ -62,7 +63,7 @@ def steps_needed(ledger: Ledger, address: str, kind: str, enc_key: bytes, did_ke
         raise Conflict(f"{address} is already registered as a {on_chain}")
     if ledger.did_key(address) is None:
         steps.append(Step("bind-did", key=did_key))
-    if (issuer if issuer is not None else kind == "hospital") and not ledger.is_issuer(address):
+    if (issuer if issuer is not None else kind in ISSUER_KINDS) and not ledger.is_issuer(address):
         steps.append(Step("set-issuer", flag=True))
     if kind == "custodian" and not Consent(ledger).is_custodian(address):
         steps.append(Step("set-custodian", flag=True))

@@ -26,6 +26,7 @@ from healthnft.credentials.did import did_key_ed25519, resolve_did_key
 from healthnft.credentials.presentation import Presentation, verify_presentation
 from healthnft.credentials.vc import (
     PATIENT_IDENTITY_TYPE,
+    RECORD_ATTESTATION_TYPE,
     attestation_id,
     credential_hash,
     issuer_of,
@@ -34,7 +35,7 @@ from healthnft.credentials.vc import (
     verify_record_attestation,
 )
 from healthnft.errors import CredentialRejected
-from healthnft.ledger.client import Ledger
+from healthnft.ledger.client import ISSUER_KINDS, Ledger
 
 __all__ = [
     "ChainTrust",
@@ -97,7 +98,9 @@ class ChainTrust:
         """Refuse an already signature-checked credential the chain does not vouch for.
 
         In order: the issuer DID is bound on chain to an active registered hospital
-        (with the issuer role now, when ``require_current_issuer``); the credential has
+        — or pharmacy, for a record attestation (:data:`ISSUER_KINDS`: a pharmacy
+        attests the MedicationDispense it mints) — (with the issuer role now, when
+        ``require_current_issuer``); the credential has
         an id and its issuer has not revoked it on chain; a credential binding a patient
         to a wallet (identity, record attestation) names the DID bound on chain to that
         wallet. Expiry is :func:`verify_credential`'s job and is done before this.
@@ -107,7 +110,12 @@ class ChainTrust:
         if address is None:
             raise CredentialRejected("issuer DID is not bound on chain to any participant")
         kind, active, _ = self.ledger.participant(address)
-        if kind != "hospital" or not active:
+        types = credential.get("type")
+        if RECORD_ATTESTATION_TYPE in (types if isinstance(types, list) else [types]):
+            if kind not in ISSUER_KINDS or not active:
+                raise CredentialRejected("issuer DID is not bound on chain to a registered "
+                                         "hospital or pharmacy")
+        elif kind != "hospital" or not active:
             raise CredentialRejected("issuer DID is not bound on chain to a registered hospital")
         if require_current_issuer and not self.ledger.is_issuer(address):
             raise CredentialRejected("issuer does not hold the issuer role on chain")
@@ -196,7 +204,7 @@ class ChainTrust:
         if subject_did is None:
             return ["the patient has no DID bound on chain"] * len(attestations)
         kind, active, _ = self.ledger.participant(issuer_address)
-        trusted = issuer_did is not None and kind == "hospital" and active
+        trusted = issuer_did is not None and kind in ISSUER_KINDS and active
         if trusted and require_current_issuer:
             trusted = self.ledger.is_issuer(issuer_address)
         ids = [attestation_id(a) or "" for a in attestations]

@@ -14,10 +14,14 @@ own :func:`~healthnft.credentials.vc.issue_credential`::
                            "manufacturer": "0x…"}}
 
 A verifier trusts a product credential only when (:func:`check_product`): the signature
-verifies and the shape is right (:func:`read_product`), the issuer DID is bound on
-chain to the ``manufacturer`` address the subject names, and that address is an active
-manufacturer. A pack reads genuine only if its batch's on-chain ``manufacturer_of``
-is that same address.
+verifies, the shape is right and it is within its validity window (``validUntil`` when
+it has one: :func:`read_product`), the issuer DID is bound on chain to the
+``manufacturer`` address the subject names, that address is an active manufacturer,
+and it has not revoked the credential (its ``id`` in the ParticipantRegistry's
+revocation list, the one record attestations use). Any home checks it so: a
+manufacturer's node serves its credential with each pack lookup
+(:mod:`healthnft.services.drug_lookup`). A pack reads genuine only if its batch's
+on-chain ``manufacturer_of`` is that same address.
 
 :class:`ProductStore` keeps one credential per GTIN in a folder of the home: the first
 manufacturer to hold a GTIN's credential in a home holds the GTIN there (GS1 licenses a
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +45,7 @@ from web3 import Web3
 
 from healthnft.credentials.trust import did_address
 from healthnft.credentials.vc import (
+    credential_hash,
     issue_credential,
     issuer_of,
     subjects_of,
@@ -71,6 +77,9 @@ class Product:
     jws: str
     form: str | None = None
     strength: str | None = None
+    #: The credential's id (``urn:uuid:…``): what its manufacturer revokes on chain.
+    #: None in a credential issued before ids were given (it cannot be revoked).
+    id: str | None = None
 
     def same_claims(self, name: str, form: str | None, strength: str | None) -> bool:
         return (self.name, self.form, self.strength) == (name, form, strength)
@@ -84,8 +93,10 @@ def _text(value: Any, what: str) -> str:
 
 def issue_product(signing_key: Ed25519PrivateKey, issuer_did: str, manufacturer: str, gtin: str,
                   name: str, *, form: str | None = None, strength: str | None = None,
-                  valid_from: datetime | None = None) -> str:  # fmt: skip
-    """Sign a ProductCredential (``vc+jwt``) for ``gtin`` as the manufacturer's did:key.
+                  valid_from: datetime | None = None,
+                  valid_until: datetime | None = None) -> str:  # fmt: skip
+    """Sign a ProductCredential (``vc+jwt``) for ``gtin`` as the manufacturer's did:key,
+    with a fresh ``urn:uuid`` id (revocable on chain) and, if given, a ``validUntil``.
 
     The GTIN's check digit is verified; ``name``, ``form`` and ``strength`` are short text."""
     from datetime import UTC
@@ -97,7 +108,8 @@ def issue_product(signing_key: Ed25519PrivateKey, issuer_did: str, manufacturer:
         subject["strength"] = _text(strength, "strength")
     subject["manufacturer"] = manufacturer
     return issue_credential(signing_key, issuer_did, subject, types=[PRODUCT_TYPE],
-                            valid_from=valid_from or datetime.now(UTC))  # fmt: skip
+                            valid_from=valid_from or datetime.now(UTC), valid_until=valid_until,
+                            credential_id=f"urn:uuid:{uuid.uuid4()}")  # fmt: skip
 
 
 def read_product(jws: str, gtin: str | None = None) -> Product:
@@ -124,13 +136,15 @@ def read_product(jws: str, gtin: str | None = None) -> Product:
         raise CredentialRejected("malformed product credential: no manufacturer address")
     if gtin is not None and g != normalize_gtin(gtin):
         raise CredentialRejected("the product credential is for another GTIN")
-    return Product(g, name, maker, issuer_of(credential), jws, form, strength)
+    cid = credential.get("id")
+    return Product(g, name, maker, issuer_of(credential), jws, form, strength,
+                   cid if isinstance(cid, str) and cid else None)  # fmt: skip
 
 
 def check_product(ledger: Ledger, product: Product) -> str | None:
     """Why the chain does not vouch for ``product``'s issuer, or None when it does: the
-    issuer DID is bound to the manufacturer address the subject names, and that address
-    is an active manufacturer."""
+    issuer DID is bound to the manufacturer address the subject names, that address is
+    an active manufacturer, and it has not revoked the credential."""
     bound = did_address(ledger, product.issuer)
     if bound is None or bound.lower() != product.manufacturer.lower():
         return "its issuer is not the manufacturer it names (DID not bound on chain to it)"
@@ -139,6 +153,9 @@ def check_product(ledger: Ledger, product: Product) -> str | None:
         return "its issuer is not a registered manufacturer"
     if not active:
         return "its manufacturer is no longer an active member of the network"
+    if product.id is not None and ledger.is_revoked(product.manufacturer,
+                                                    credential_hash(product.id)):  # fmt: skip
+        return "its manufacturer revoked it"
     return None
 
 
@@ -183,3 +200,7 @@ class ProductStore:
             handle.write(jws + "\n")
         os.replace(tmp, self._path(product.gtin))
         return product
+
+    def drop(self, gtin: str) -> None:
+        """Forget the credential kept for ``gtin`` (after its manufacturer revoked it)."""
+        self._path(gtin).unlink(missing_ok=True)

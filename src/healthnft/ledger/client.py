@@ -53,6 +53,9 @@ POLICY_KINDS = ("hospital", "pharma", "research", "insurer", "government")
 #: Kinds that may dispense (decommission) a medicine pack: a hospital dispenses through
 #: its own pharmacy.
 DISPENSER_KINDS = ("pharmacy", "hospital")
+#: Kinds the registry lets hold the issuer role (mint records): hospitals, and pharmacies
+#: (the MedicationDispense of a pack they dispense). Issuers by default when admitted.
+ISSUER_KINDS = ("hospital", "pharmacy")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ member's *name* in this home, a scanned code or a photo of it), checks the calle
 right, acts, and answers a result dataclass::
 
     product(net, "Acme", gtin, "Amoxicillin 500 mg capsules")  manufacturer: product VC
+    revoke_product(net, "Acme", gtin)                       manufacturer: revoked on chain
     commission(net, "Acme", gtin, lot, "301231", serials)   manufacturer: one Merkle root
     verify(net, code) / verify(net, image=png)              anyone: Verdict JSON
     dispense(net, code, by="Corner Pharmacy", patient=addr) pharmacy/hospital (+ FHIR record)
@@ -13,17 +14,21 @@ right, acts, and answers a result dataclass::
     quarantine / release(net, "Medicines Agency", gtin, lot) a government member
     alerts(net, gtin, lot, by=...)                          the manufacturer or a regulator
     export_events(net, gtin, lot, path)                     EPCIS 2.0 document (manufacturer)
+    lookup(net, gtin, lot, expiry, serial)                  manufacturer's node: one pack's
+                                                            salt, proof, product VC
 
 **Who answers for a serial.** The chain holds one root per batch; the salts and proofs
 are the manufacturer's (:class:`~healthnft.drugs.commitments.PackBook`). A verifier asks
-a :class:`PackSource`. In one home that is the home's own book (:class:`LocalBooks`);
-the seam is there for a source that asks the manufacturer's node over HTTP (found by
-the GTIN's company prefix), not built yet. Whatever answers, its answer is checked
-against the chain: the commitment must be a leaf of the root on chain, and the
-manufacturer the source speaks for must be the one that commissioned the batch on
-chain (``manufacturer_of``, docs/drugs.md: a registered rogue manufacturer that
-commissioned another's GTIN and lot first would otherwise make its packs read as
-genuine). A batch on chain owned by another manufacturer reads ``unknown``.
+a :class:`PackSource`: the home's own book first (:class:`LocalBooks`), else the node
+of the batch's manufacturer over HTTP (found from the chain's ``manufacturer_of`` and
+the network's node URLs; :mod:`healthnft.services.drug_lookup`, which also holds that
+node's side, :func:`lookup`). Whatever answers, its answer is checked against the
+chain: the commitment must be a leaf of the root on chain, and the manufacturer the
+source speaks for (for a node: the one the chain named) must be the one that
+commissioned the batch on chain (``manufacturer_of``, docs/drugs.md: a registered
+rogue manufacturer that commissioned another's GTIN and lot first would otherwise make
+its packs read as genuine). A batch on chain owned by another manufacturer reads
+``unknown``.
 
 **Whose product it is.** A manufacturer first issues a product credential for its GTIN
 (:func:`product`; :mod:`healthnft.drugs.product`), kept in the home's product store
@@ -44,9 +49,9 @@ manufacturer and the regulators read (:func:`alerts`); the answer says ``alert``
 With a patient, a FHIR R4 ``MedicationDispense`` (a contained ``Medication`` with
 the GTIN as a GS1 coding, the lot and the expiry) is minted into the patient's wallet
 through the normal pipeline, attested by the dispenser, which must hold the issuer
-role: the ParticipantRegistry grants it to hospitals only (``registry: only hospitals
-may issue``), so a hospital pharmacy mints the record and a community pharmacy
-dispenses without one (letting pharmacies issue is a contract change, not made here).
+role: the ParticipantRegistry grants it to hospitals and pharmacies (pharmacies are
+issuers by default when admitted; the admin may withhold or withdraw it), and the
+wallet trusts a record attestation from either kind (:mod:`healthnft.credentials.trust`).
 """
 
 from __future__ import annotations
@@ -194,17 +199,19 @@ class BatchAction:
 
 @dataclass(frozen=True)
 class Answer:
-    """What a manufacturer's book answers for a serial: the pack and its proof, and the
-    manufacturer (address) the book speaks for."""
+    """What a manufacturer's book answers for a serial: the pack and its proof, the
+    manufacturer (address) the book speaks for, and the product credential served with
+    it by a manufacturer's node (None: use this home's product store)."""
 
     proof: PackProof
     manufacturer: str
+    product: str | None = None
 
 
 class PackSource(Protocol):
     """Where a verifier asks for a serial's salt and proof (the manufacturer's book)."""
 
-    def find(self, gtin14: str, serial: str) -> Answer | None: ...
+    def find(self, pack: Pack) -> Answer | None: ...
 
     def close(self) -> None: ...
 
@@ -221,7 +228,10 @@ class LocalBooks:
         self.book = net.pack_book()
         weakref.finalize(net, self.book.close)
 
-    def find(self, gtin14: str, serial: str) -> Answer | None:
+    def find(self, pack: Pack) -> Answer | None:
+        return self.find_serial(pack.gtin14, pack.serial)
+
+    def find_serial(self, gtin14: str, serial: str) -> Answer | None:
         proof = self.book.find(gtin14, serial)
         if proof is None:
             return None
@@ -232,12 +242,31 @@ class LocalBooks:
         """Nothing: see the class docstring."""
 
 
-def pack_source(net: Network) -> PackSource:
-    """The source this home asks (later: per GTIN prefix, a manufacturer node's URL)."""
+def local_books(net: Network) -> LocalBooks:
+    """This home's own books, kept on the opened network."""
     books = net.__dict__.get("_drug_books")
     if books is None:
         books = net.__dict__["_drug_books"] = LocalBooks(net)
     return books
+
+
+def pack_source(net: Network) -> PackSource:
+    """The source this home asks: its own books, then the node of the batch's
+    manufacturer (:mod:`healthnft.services.drug_lookup`), kept on the opened network."""
+    from healthnft.services.drug_lookup import PeerBooks
+
+    source = net.__dict__.get("_drug_source")
+    if source is None:
+        source = net.__dict__["_drug_source"] = PeerBooks(net, local_books(net))
+    return source
+
+
+def lookup(net: Network, gtin: str, lot: str, expiry: str, serial: str) -> dict[str, Any]:
+    """A manufacturer's node answers a verification request for one scanned pack
+    (:func:`healthnft.services.drug_lookup.lookup`)."""
+    from healthnft.services.drug_lookup import lookup as answer
+
+    return answer(net, gtin, lot, expiry, serial)
 
 
 # -- product credentials ---------------------------------------------------------------------
@@ -283,6 +312,34 @@ def product(net: Network, manufacturer: str, gtin: str, name: str, *,
     jws = issue_product(ident.did_private, ident.did, maker.address, g, name, form=form,
                         strength=strength)  # fmt: skip
     return _issued(store.keep(jws), maker)
+
+
+def revoke_product(net: Network, manufacturer: str, gtin: str,
+                   passphrase: str | None = None) -> ProductIssued:  # fmt: skip
+    """Revoke the manufacturer's product credential for ``gtin`` on chain (the
+    ParticipantRegistry's revocation list, under the manufacturer's address) and forget
+    it here: every home then reads its packs ``unknown`` until a new one is issued
+    (:func:`product`). A credential without an id (issued before ids) cannot be revoked:
+    :class:`Conflict`, nothing sent."""
+    from healthnft.credentials.vc import credential_hash
+    from healthnft.drugs.commitments import normalize_gtin
+
+    maker = _member(net, manufacturer, ("manufacturer",), "revoke a product credential")
+    g = normalize_gtin(gtin)
+    store = product_store(net)
+    held = _held(net, g)
+    if held is None or held.manufacturer.lower() != maker.address.lower():
+        raise NotFound(f"{maker.label} holds no product credential for GTIN {g} in this home")
+    if held.id is None:
+        raise Conflict("this product credential has no id, so it cannot be revoked: "
+                       "deactivating the manufacturer is what withdraws it")  # fmt: skip
+    account = net.identity(maker.address, passphrase).account
+    try:
+        net.ledger.revoke_credential(account, credential_hash(held.id))
+    except LedgerError as exc:
+        raise _refusal(exc) from None
+    store.drop(g)
+    return _issued(held, maker)
 
 
 def _strip(value: str | None) -> str | None:
@@ -480,7 +537,7 @@ class Verifier:
 
     def __init__(self, net: Network, source: PackSource) -> None:
         self.ledger = net.ledger
-        self.chain = _chain_view(net)
+        self.chain = chain_view(net)
         self.source = source
         self.catalog = net.catalog
         self.products = product_store(net)
@@ -493,7 +550,7 @@ class Verifier:
     def check(self, pack: Pack) -> Checked:
         from healthnft.drugs.status import ChainFacts, Commissioned, Status, Verdict, decide
 
-        answer = self.source.find(pack.gtin14, pack.serial)
+        answer = self.source.find(pack)
         if answer is None:
             return Checked(decide(pack, None, ChainFacts(), _today()))
         proof = answer.proof
@@ -505,7 +562,7 @@ class Verifier:
                       "that answers for its serial number: the pack may be counterfeit. Do not "
                       "hand it out; put it aside and report it.")  # fmt: skip
             return Checked(Verdict(Status.UNKNOWN, reason, pack), proof)
-        trusted = self._product(proof.gtin, owner)
+        trusted = self._product(proof.gtin, owner, answer.product)
         if isinstance(trusted, str):
             return Checked(Verdict(Status.UNKNOWN, trusted, pack), proof)
         chain = self.chain.pack_status(proof.batch_key, proof.index, proof.commitment, proof.proof)
@@ -528,13 +585,18 @@ class Verifier:
             self._trust[key] = check(self.ledger, p)
         return self._trust[key]
 
-    def _product(self, gtin14: str, owner: str) -> dict[str, Any] | str:
+    def _product(self, gtin14: str, owner: str, served: str | None) -> dict[str, Any] | str:
         """The trusted product of ``gtin14`` made by ``owner`` (the batch's manufacturer
-        on chain), or the reason the pack reads unknown."""
+        on chain), or the reason the pack reads unknown. The credential is this home's
+        own for the GTIN if it holds one (it wins: the first manufacturer to hold a GTIN
+        here holds it), else the one the manufacturer's node served with its answer;
+        either way it is trusted only as the chain vouches for it (:func:`check_product`:
+        issuer DID bound to an active manufacturer, not revoked, not expired) and only
+        when that manufacturer is the batch's ``manufacturer_of``."""
         from healthnft.drugs.product import check_product, read_product
 
         advice = "the pack may be counterfeit. Do not hand it out; put it aside and report it."
-        raw = self.products.raw(gtin14)
+        raw = self.products.raw(gtin14) or served
         if raw is None:
             return ("No manufacturer has issued a product credential for this product on the "
                     f"network, so nothing says who makes it: {advice}")  # fmt: skip
@@ -561,7 +623,7 @@ class Verifier:
         return out
 
 
-def _chain_view(net: Network) -> Any:
+def chain_view(net: Network) -> Any:
     """The network's :class:`IndexedStatus`, kept on the opened network: building the
     web3 contract and syncing cost milliseconds, a verification tens of microseconds."""
     from healthnft.ledger.drugs import IndexedStatus
@@ -604,9 +666,9 @@ def dispense(net: Network, code: str | None, by: str, patient: str | None = None
         owner = net.patient(patient)
         if not net.ledger.is_issuer(dispenser.address):
             raise NotAnIssuer(
-                f"{by} may dispense but not mint records into a wallet: only an issuer (a "
-                "hospital, whose pharmacy dispenses) mints the MedicationDispense record; "
-                "dispense without --patient"
+                f"{by} may dispense but not mint records into a wallet: it does not hold the "
+                "issuer role on this network (the admin grants it to hospitals and "
+                "pharmacies); dispense without --patient"
             )
     source = pack_source(net)
     try:
@@ -657,7 +719,7 @@ def undo(net: Network, code: str | None, by: str, *, image: bytes | None = None,
 def _proof(net: Network, pack: Pack) -> PackProof:
     source = pack_source(net)
     try:
-        answer = source.find(pack.gtin14, pack.serial)
+        answer = source.find(pack)
     finally:
         source.close()
     if answer is None or not answer.proof.matches(pack.lot, pack.expiry_raw):

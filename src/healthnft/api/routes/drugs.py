@@ -1,5 +1,8 @@
 """Medicine packs over HTTP (issue 15): verify a pack, dispense it. The pharmacy page
-(``/pharmacy.html``) calls these; both take a signed-in member.
+(``/pharmacy.html``) calls these; both take a signed-in member. And the manufacturer's
+node side: ``POST /node/v1/drugs/lookup`` answers another member's home for a scanned
+pack (its salt, proof and product credential; :mod:`healthnft.services.drug_lookup`),
+with no session (the asker checks everything against the chain), counted per client.
 
 Either route takes ``application/json`` (``{"code": …}``) or ``multipart/form-data``
 with a photo of the DataMatrix in a file part (``image``) or a ``code`` field. The
@@ -14,13 +17,19 @@ import shutil
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from healthnft.api.deps import Me, Svc, require_kind
+from healthnft.api.ratelimit import WindowLimiter
 from healthnft.api.uploads import MAX_FIELD, receive
 from healthnft.errors import InvalidInput
 from healthnft.services import drugs
 
 router = APIRouter(tags=["drugs"])
+
+#: Pack lookups one client may make a minute at a manufacturer's node: a busy pharmacy's
+#: node scans a pack every few seconds; trying serials in bulk is what is refused.
+LOOKUPS_PER_MINUTE = 600
 
 
 async def _pack_input(request: Request, svc: Any) -> tuple[str | None, bytes | None,
@@ -59,9 +68,9 @@ async def verify_pack(request: Request, me: Me, svc: Svc) -> dict[str, Any]:
 @router.post("/api/drugs/dispense")
 async def dispense_pack(request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     """Dispense (decommission) one pack as the signed-in pharmacy or hospital; with
-    ``patient`` (a hospital), also mint a MedicationDispense into that wallet. A pack
-    that is not active is refused (409, its status in the message); one already
-    dispensed answers ``outcome: alert``."""
+    ``patient`` (a dispenser with the issuer role), also mint a MedicationDispense into
+    that wallet. A pack that is not active is refused (409, its status in the message);
+    one already dispensed answers ``outcome: alert``."""
     require_kind(me, *drugs.DISPENSERS)
     code, image, fields = await _pack_input(request, svc)
     patient = fields.get("patient") or None
@@ -70,3 +79,31 @@ async def dispense_pack(request: Request, me: Me, svc: Svc) -> dict[str, Any]:
     done = svc.run(drugs.dispense, code, me.address, patient, image=image,
                    passphrase=svc.passphrase)  # fmt: skip
     return done.as_dict()
+
+
+class LookupAsk(BaseModel):
+    # The pack as a scanner read it (parsed by the asker); each checked by the service.
+    gtin: str = Field(description="GTIN-14 (AI 01).", max_length=14)
+    lot: str = Field(description="Lot (AI 10).", max_length=20)
+    expiry: str = Field(description="Expiry as printed, YYMMDD (AI 17).", max_length=6)
+    serial: str = Field(description="Serial (AI 21).", max_length=20)
+
+
+def _lookup_limiter(request: Request) -> WindowLimiter:
+    state = request.app.state
+    limiter = getattr(state, "drug_lookup_limiter", None)
+    if limiter is None:
+        limiter = state.drug_lookup_limiter = WindowLimiter(LOOKUPS_PER_MINUTE, 60.0,
+                                                            clock=state.clock)  # fmt: skip
+    return limiter
+
+
+@router.post("/node/v1/drugs/lookup", tags=["node"])
+def lookup_pack(body: LookupAsk, request: Request, svc: Svc) -> dict[str, Any]:
+    """The manufacturer's node answers for one of its packs: ``{"commissioned": false}``,
+    or the pack as commissioned with its salt, Merkle proof and the product credential.
+    Never the batch size, another serial or a status (the asker reads those from the
+    chain). 429 past :data:`LOOKUPS_PER_MINUTE` a client."""
+    client = request.client.host if request.client else "unknown"
+    _lookup_limiter(request).hit(client, "pack lookups")
+    return svc.run(drugs.lookup, body.gtin, body.lot, body.expiry, body.serial)

@@ -4,7 +4,7 @@
 @custom:contract-name HealthRecordToken
 @license Apache-2.0
 @notice ERC-721 tokens for patient-owned health records. A registered issuer
-        (hospital) mints a whole batch of records into one patient's wallet in
+        (a hospital, or a pharmacy) mints a whole batch of records into one patient's wallet in
         one transaction: the batch stores one Merkle root over
         `leaf = keccak(0x00 || tokenId || commitment)` and one packed
         `owner | start | end` slot, and emits one ERC-2309 ConsecutiveTransfer

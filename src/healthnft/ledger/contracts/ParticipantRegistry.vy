@@ -7,7 +7,8 @@
         hospitals, pharma, research institutes, insurers, government bodies,
         key custodians, drug manufacturers and pharmacies.
         Only the consortium admin (the `ownable` owner) registers participants
-        and grants the issuer role (hospitals that may mint records). In a
+        and grants the issuer role (hospitals, and pharmacies for the
+        MedicationDispense of a pack they dispense, that may mint records). In a
         consortium the owner is a `Governance` contract, so every such change
         takes k of the founding institutions' approvals (no single admin key).
 @dev Invariants:
@@ -64,7 +65,7 @@ struct Participant:
 # @dev Registered participants by address.
 participants: HashMap[address, Participant]
 
-# @dev Addresses allowed to mint records (hospitals).
+# @dev Addresses allowed to mint records (hospitals and pharmacies).
 is_issuer: public(HashMap[address, bool])
 
 # @dev Enrolment offices allowed to register patients (and bind their DIDs) only.
@@ -223,15 +224,17 @@ def set_encryption_key(account: address, encryption_key: bytes32):
 def set_issuer(account: address, status: bool):
     """
     @notice Grants or withdraws the right to mint records.
-    @dev Only the admin; only a hospital may be an issuer.
-    @param account A registered, active hospital.
+    @dev Only the admin; only a hospital or a pharmacy may be an issuer (a
+         pharmacy mints the MedicationDispense of a pack it dispensed into the
+         patient's wallet; issue 15).
+    @param account A registered, active hospital or pharmacy.
     @param status True to grant, False to withdraw.
     """
     ownable._check_owner()
     if status:
         p: Participant = self.participants[account]
         assert p.active, "registry: not an active participant"
-        assert p.kind == KIND_HOSPITAL, "registry: only hospitals may issue"
+        assert p.kind == KIND_HOSPITAL or p.kind == KIND_PHARMACY, "registry: only hospitals and pharmacies may issue"
     self.is_issuer[account] = status
     log IssuerChanged(account=account, status=status)
 
