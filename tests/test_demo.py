@@ -125,3 +125,94 @@ def test_demo_shows_attestations_verified_before_each_mint(tmp_path: Path) -> No
     again = run_cli(tmp_path / "home", "demo", "--data", str(data), "--json", check=True)
     assert json.loads(again.stdout)["attestations_verified"] == 0
     assert "verified " not in again.stderr  # nothing minted, nothing to verify
+
+
+def _patient_secrets(summary: dict) -> dict[str, list[bytes]]:
+    """Each demo patient's private keys (account, X25519) as bytes, from the public seed."""
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    from healthnft.network import demo_patient_identity
+
+    out = {}
+    for p in summary["patients"]:
+        ident = demo_patient_identity(p["name"])
+        assert ident.address == p["address"]
+        enc = ident.enc_private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        out[p["address"]] = [bytes(ident.account.key), enc]
+    return out
+
+
+def test_after_the_demo_the_node_home_holds_no_patient_key(demo_home: tuple[Path, dict]) -> None:
+    """Issue 14's acceptance: after `healthnft demo` (the CLI), no file anywhere in the
+    node's home holds a patient's private key, raw or as hex, nor a patient's keystore:
+    the home's keystores are the institutions' only."""
+    home, summary = demo_home
+    secrets = _patient_secrets(summary)
+    needles = [form for keys_ in secrets.values() for k in keys_
+               for form in (k, k.hex().encode(), k.hex().upper().encode())]  # fmt: skip
+    patients = {a.lower().removeprefix("0x") for a in secrets}
+    files = [f for f in home.rglob("*") if f.is_file()]
+    assert len(files) > 5
+    keystores = 0
+    for path in files:
+        data = path.read_bytes()
+        assert not any(n in data for n in needles), f"a patient's private key in {path}"
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if isinstance(doc, dict) and "crypto" in doc:  # a keystore v3 document
+            keystores += 1
+            assert str(doc.get("address", "")).lower() not in patients, path
+    net = Network.open(home)
+    try:
+        institutions = {p.address.lower() for p in net.catalog.participants()
+                        if p.kind != "patient"} | {net.config["admin"].lower()}  # fmt: skip
+        kept = {f.stem.lower() for f in net.files.keystore_dir.glob("*.json")}
+        assert kept and kept <= institutions
+        assert keystores == len(kept)
+        assert not any(net.files.keystore_file(a).exists() for a in secrets)
+    finally:
+        net.close()
+
+
+def test_the_cli_acts_as_a_demo_patient_from_the_seed(demo_home: tuple[Path, dict]) -> None:
+    """What the README shows: the CLI opens a demo patient's record, its key derived from
+    the public demo seed on the spot, while the home keeps none."""
+    home, summary = demo_home
+    owner = summary["patients"][0]["address"]
+    rows = json.loads(run_cli(home, "wallet", "list", "--owner", owner, "--json",
+                              check=True).stdout)  # fmt: skip
+    token = rows[0]["token_id"]
+    shown = json.loads(run_cli(home, "wallet", "show", str(token), "--json", check=True).stdout)
+    assert shown["token_id"] == token
+    assert shown["resource"]["resourceType"] == rows[0]["resource_type"]
+    verified = json.loads(run_cli(home, "verify", str(token), "--json", check=True).stdout)
+    assert verified["valid"] and verified["reason"].startswith("authentic")
+    assert not list((home / "keystore").glob(f"{owner}*"))
+
+
+def test_rerun_on_an_earlier_demos_home_drops_its_patient_keystores(
+    fresh_demo_home: tuple[Path, dict], fhir_dir: Path
+) -> None:
+    """A home made by the demo before this change kept its patients' keystores: running
+    the demo again deletes them (the seed gives the same keys again), says so, and is
+    otherwise the same run: same labels, same addresses, nothing minted twice."""
+    from healthnft import keys
+    from healthnft.network import DEMO_PASSPHRASE
+
+    home, first = fresh_demo_home
+    for address, (secret, _enc) in _patient_secrets(first).items():
+        made = keys.write_keystore(home / "keystore", secret, DEMO_PASSPHRASE, light=True)
+        assert made.address == address
+    proc = run_cli(home, "demo", "--data", str(fhir_dir), "--json", check=True)
+    second = json.loads(proc.stdout)
+    assert f"removed {len(first['patients'])} demo patient keystore(s)" in proc.stderr
+    assert second["patients"] == first["patients"] and second["new_this_run"] == 0
+    assert not any((home / "keystore" / f"{a}.json").exists() for a in _patient_secrets(first))
+    again = run_cli(home, "demo", "--data", str(fhir_dir), "--json", check=True)
+    assert "removed" not in again.stderr

@@ -97,10 +97,17 @@ def write_keystore(
     if not passphrase:
         raise CredentialRejected("an empty passphrase is not allowed")
     ident = identity_from_secret(secret)
-    data = Account.encrypt(secret, passphrase, iterations=DEMO_SCRYPT_N if light else None)
+    data = keystore_document(secret, passphrase, light)
     folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     write_private(folder / f"{ident.address}.json", json.dumps(data).encode())
     return ident
+
+
+def keystore_document(secret: bytes, passphrase: str, light: bool = False) -> dict[str, Any]:
+    """``secret`` encrypted under ``passphrase`` as an Ethereum keystore v3 document."""
+    if not passphrase:
+        raise CredentialRejected("an empty passphrase is not allowed")
+    return dict(Account.encrypt(secret, passphrase, iterations=DEMO_SCRYPT_N if light else None))
 
 
 def read_keystore(folder: Path, address: str, passphrase: str) -> Identity:

@@ -8,7 +8,8 @@ Layout of a home::
     HOME/index.sqlite    the index: catalogue, minting journal, custody, transfers,
                          derivative links, request reasons, one-time challenges
                          (schema-versioned; see :mod:`healthnft.store`)
-    HOME/keystore/       one keystore v3 file per local participant
+    HOME/keystore/       one keystore v3 file per local participant (on a demo home,
+                         the institutions' only: see :func:`demo_patient_identity`)
     HOME/secret.key      the home's HMAC key for record de-duplication
 
 This module composes the lower layers (records, vault, ledger, minting,
@@ -62,6 +63,10 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
+    #: On a demo home, act for the demo's patients with keys derived from the public demo
+    #: seed on the spot (the CLI plays the patient's device; nothing is written). The web
+    #: service turns it off: there the page holds a demo patient's key, never the node.
+    act_as_demo_patients: bool = True
     #: Serialises changes of ``config.json`` (admissions may run in threads).
     _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -303,7 +308,8 @@ class Network:
         cache_key = (address.lower(), secret)
         if cache_key in self._unlocked:
             return self._unlocked[cache_key]
-        ident = keys.read_keystore(self.files.keystore_dir, address, secret)
+        derived = self._demo_patient(address)
+        ident = derived or keys.read_keystore(self.files.keystore_dir, address, secret)
         if self.remember_keys:
             self._unlocked[cache_key] = ident
         return ident
@@ -332,7 +338,19 @@ class Network:
         return bool(self.config.get("member"))
 
     def has_key(self, address: str) -> bool:
-        return keys.has_keystore(self.files.keystore_dir, address)
+        return keys.has_keystore(self.files.keystore_dir, address) \
+            or self._demo_patient(address) is not None  # fmt: skip
+
+    def _demo_patient(self, address: str) -> Identity | None:
+        """A demo patient's keys, derived from the public demo seed (a demo home keeps
+        no patient keystore), when this object may act for them; else ``None``."""
+        if not (self.act_as_demo_patients and self.is_demo):
+            return None
+        p = self.catalog.participant(address)
+        if p is None or p.kind != "patient":
+            return None
+        ident = demo_patient_identity(p.label)
+        return ident if ident.address.lower() == address.lower() else None
 
     # -- participants -----------------------------------------------------
 
@@ -367,10 +385,16 @@ class Network:
                 "is only a label: give one that tells the two apart, or say it is the same "
                 "participant (--same-person)"
             )
-        secret = _demo_secret(f"{kind}:{label}") if self.is_demo else keys.new_secret()
-        ident = keys.write_keystore(
-            self.files.keystore_dir, secret, self.passphrase(passphrase), light=self.is_demo
-        )
+        if self.is_demo and kind == "patient":
+            # A demo patient's keys are the public seed's, held on its device (the page,
+            # or the CLI deriving them): the node gets only the public part, as a
+            # hospital registers a patient from the card the wallet shows.
+            ident = demo_patient_identity(label)
+        else:
+            secret = _demo_secret(f"{kind}:{label}") if self.is_demo else keys.new_secret()
+            ident = keys.write_keystore(
+                self.files.keystore_dir, secret, self.passphrase(passphrase), light=self.is_demo
+            )
         self.admit_member(admin, ident.address, kind, ident.enc_public, ident.did_public,
                           issuer)  # fmt: skip
         participant = Participant(ident.address, kind, label, ident.enc_public)
@@ -580,6 +604,15 @@ def _connect(home: Path, config: dict[str, Any], alloc: dict[str, int] | None, *
         # Unavailable when the node does not answer; Conflict on another chain id.
         return rpc_web3(config["rpc_url"], chain_id=config.get("chain_id"))
     raise InvalidInput(f"unsupported ledger backend {config.get('backend')!r}")
+
+
+def demo_patient_identity(label: str) -> Identity:
+    """The demo patient ``label``'s keys, derived from the public demo seed.
+
+    Anyone can compute them (the demo says so): a demo home keeps none, the demo-only
+    ``GET /api/demo/patients`` hands them to the page as keystores, and the CLI derives
+    them to act as a demo patient. Never for real data."""
+    return keys.identity_from_secret(_demo_secret(f"patient:{label}"))
 
 
 def _demo_secret(name: str) -> bytes:

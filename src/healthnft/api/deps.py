@@ -59,6 +59,9 @@ class Service:
                 self.writer.release()
             raise
         self.net.remember_keys = True
+        # The service never acts as a demo patient: the page holds that key
+        # (GET /api/demo/patients hands it over), as a real patient's device does.
+        self.net.act_as_demo_patients = False
         # Uploads are staged inside the home; a killed server's leftovers go now (only
         # by the home's writer: a second, read-only view must not sweep live uploads).
         self.uploads = staging_folder(home)

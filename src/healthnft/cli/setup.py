@@ -86,9 +86,10 @@ def demo(
         return
     table = Table(title=f"Minted by {summary['issuer']['name']} ({summary['issuer']['address']})")
     table.add_column("patient wallet")
+    table.add_column("demo patient")
     table.add_column("records", justify="right")
     for p in summary["patients"]:
-        table.add_row(p["address"], str(p["records"]))
+        table.add_row(p["address"], p["name"], str(p["records"]))
     out.print(table)
     if summary["attestations_verified"]:
         out.print(
@@ -102,6 +103,7 @@ def demo(
     )
     warn(summary["warnings"])
     first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
+    out.print(f"demo patients' keys: {summary['patient_keys']}", highlight=False)
     out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
     medicines = summary.get("drugs")
     if medicines:

@@ -6,6 +6,15 @@ batch is minted, its issuer attestations (W3C VCs signed with the hospital's
 did:key) are verified against the chain and the demo says so, so the
 credential gate is visible rather than implied. Running it again on the same
 home mints nothing new (idempotent) and reports the same totals.
+
+The node's home keeps the institutions' keystores only. A demo patient's keys are
+derived from the public demo seed (:func:`~healthnft.network.demo_patient_identity`) and
+the node registers the patient from the public part alone (address, encryption key,
+did:key), as a hospital admits a patient from the card their wallet shows. The keys
+reach the web page only when asked for (``GET /api/demo/patients``, demo only) and the
+CLI derives them to act as a demo patient; nothing writes them into the home. A home
+made by an earlier demo, which kept its patients' keystores, loses them on the next run
+(:func:`drop_patient_keystores`): they were the seed's keys, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -70,6 +79,10 @@ def run_demo(
             f"{DEMO_PASSPHRASE!r}: fine for trying healthnft, never for real data"
         )
         # Rerunning the demo finds its own cast again (existing_ok): fixed labels it chose.
+        dropped = drop_patient_keystores(net)
+        if dropped:
+            say(f"removed {dropped} demo patient keystore(s) an earlier demo kept in the "
+                "node's home: a patient's keys live on their device, not the node")  # fmt: skip
         hospital = net.add_participant("hospital", DEMO_ISSUER, existing_ok=True)
         for n in range(1, DEMO_CUSTODIANS + 1):  # key shares 2-of-3, registered before minting
             net.add_participant("custodian", f"custodian-{n}", existing_ok=True)
@@ -91,6 +104,7 @@ def run_demo(
         batches = 0
         for group in result.patients:
             # Matched on the hospital's own patient id (keyed), never on a display name.
+            # Registered from its public part only: the home gets no patient keystore.
             wallet = net.add_participant("patient", patient_label(net, group.patient_ref),
                                          existing_ok=True)  # fmt: skip
             attestor = AnnouncingAttestor(
@@ -105,9 +119,8 @@ def run_demo(
             attested += res.attested
             gas += res.gas_used
             batches += res.batches
-            patients.append(
-                {"address": wallet.address, "records": len(net.wallet().list(wallet.address))}
-            )
+            patients.append({"address": wallet.address, "name": wallet.label,
+                             "records": len(net.wallet().list(wallet.address))})  # fmt: skip
         total = sum(p["records"] for p in patients)
         medicines = demo_drugs(net)
         say(f"commissioned {len(medicines['batches'])} demo medicine batches: verify a real "
@@ -123,6 +136,8 @@ def run_demo(
             "data": str(data),
             "home": str(home),
             "demo_keys": True,
+            # Where the demo patients' keys are: not in the home (see the module's doc).
+            "patient_keys": PATIENT_KEYS,
             # Codes outside extensible value sets (minted all the same): where, not what.
             "warnings": result.warnings,
             # Medicine packs (issue 15): a real code of a commissioned batch, an invented one.
@@ -172,6 +187,29 @@ def demo_drugs(net: Network) -> dict[str, Any]:
         "real_code": f"(01){gtin}(17){expiry}(10){lot}(21){batches[0]['first_serial']}",
         "invented_code": f"(01){gtin}(17){expiry}(10){lot}(21)FAKE12345",
     }
+
+
+#: Where a demo patient's keys live (the summary says it; README shows the commands).
+PATIENT_KEYS = ("not in the node's home: derived from the public demo seed by the web "
+                "page's 'Use a demo patient' (GET /api/demo/patients) and by the CLI "
+                "acting as a demo patient (--owner ADDRESS)")  # fmt: skip
+
+
+def drop_patient_keystores(net: Network) -> int:
+    """Delete the keystores of demo patients an earlier demo kept in the node's home
+    (only keys the public demo seed gives again); answers how many went."""
+    from healthnft.network import demo_patient_identity
+
+    if not net.is_demo or not net.files.keystore_dir.is_dir():
+        return 0
+    seeded = {p.address.lower() for p in net.catalog.participants("patient")
+              if demo_patient_identity(p.label).address.lower() == p.address.lower()}  # fmt: skip
+    dropped = 0
+    for path in net.files.keystore_dir.glob("*.json"):
+        if path.stem.lower() in seeded:
+            path.unlink()
+            dropped += 1
+    return dropped
 
 
 def _batch_sizes(minter: Minter, issuer: str, owner: str, records: list[Record]) -> list[int]:

@@ -27,7 +27,6 @@ rule, another door; to be reconciled.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -200,20 +199,25 @@ def sealed_listing(net: Network, owner: str) -> list[dict[str, Any]]:
 
 
 def demo_patients(net: Network) -> list[dict[str, Any]]:
-    """Demo homes only: each demo patient's keystore, locked with the documented demo
-    passphrase, for the page's "use a demo patient" button to keep on the device.
+    """Demo homes only: each demo patient's keystore, for the page's "use a demo patient"
+    button to keep on the device, locked with the documented demo passphrase.
 
-    A home that is not a demo answers ``NotFound`` (and its app has no such route).
-    """
-    from healthnft.network import DEMO_PASSPHRASE
+    Made on request from the public demo seed
+    (:func:`~healthnft.network.demo_patient_identity`): the node's home keeps no patient
+    key, and this answer is the one explicit hand-over of one to the page. A home that
+    is not a demo answers ``NotFound`` (and its app has no such route)."""
+    from healthnft.keys import keystore_document
+    from healthnft.network import DEMO_PASSPHRASE, demo_patient_identity
 
     if not net.is_demo:
         raise NotFound("not a demo network")
     out = []
     for p in net.catalog.participants("patient"):
-        path = net.files.keystore_file(p.address)
-        if path.exists():
-            out.append({"address": p.address, "name": p.label, "demo": True,
-                        "passphrase": DEMO_PASSPHRASE,
-                        "keystore": json.loads(path.read_text())})  # fmt: skip
+        ident = demo_patient_identity(p.label)
+        if ident.address.lower() != p.address.lower():
+            continue  # not the seed's (a patient admitted from a card of their own)
+        out.append({"address": p.address, "name": p.label, "demo": True,
+                    "passphrase": DEMO_PASSPHRASE,
+                    "keystore": keystore_document(bytes(ident.account.key), DEMO_PASSPHRASE,
+                                                  light=True)})  # fmt: skip
     return out

@@ -123,9 +123,11 @@ def institutions(net: Network, excluding: str) -> list[Member]:
 
 
 def demo_wallets(net: Network) -> list[dict[str, Any]]:
-    """Demo homes only: every member's keystore, locked with the documented passphrase.
+    """Demo homes only: the institutions' keystores, locked with the documented passphrase.
 
-    The page unlocks one in the browser to sign in. A real home answers ``NotFound``.
+    The page unlocks one in the browser to sign in. Never a patient's: a demo patient's
+    key is handed to the page's own storage (``GET /api/demo/patients``) and the page
+    opens their records itself. A real home answers ``NotFound``.
     """
     from healthnft.errors import NotFound
     from healthnft.network import DEMO_PASSPHRASE
@@ -134,7 +136,7 @@ def demo_wallets(net: Network) -> list[dict[str, Any]]:
         raise NotFound("not a demo network")
     out = []
     for m in members(net):
-        if m.kind == "custodian":
+        if m.kind in ("custodian", "patient"):
             continue
         path = net.files.keystore_file(m.address)
         if path.exists():
