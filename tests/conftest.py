@@ -263,12 +263,36 @@ class Served:
         return r.json()
 
 
+def host_demo_patients(home: Path) -> list[str]:
+    """Make a copy of a demo home a home that hosts its patients' wallets: each demo
+    patient's keystore written into its ``keystore/`` (demo passphrase), as a home
+    whose patients were added with ``participant add --kind patient`` outside a demo
+    keeps them. The demo itself keeps none (issue 14); the hosted wallet's routes and
+    pages are tested on such a home. Answers the patients' addresses."""
+    from healthnft import keys
+    from healthnft.home import Home
+    from healthnft.network import DEMO_PASSPHRASE, demo_patient_identity
+    from healthnft.vault.catalog import Catalog
+
+    catalog = Catalog(Home(home).index_path)
+    try:
+        patients = catalog.participants("patient")
+    finally:
+        catalog.close()
+    for p in patients:
+        secret = bytes(demo_patient_identity(p.label).account.key)
+        keys.write_keystore(Home(home).keystore_dir, secret, DEMO_PASSPHRASE, light=True)
+    return [p.address for p in patients]
+
+
 @pytest.fixture(scope="module")
 def web_home(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the session's demo home plus a research institute (tests change it)."""
+    """A copy of the session's demo home plus a research institute (tests change it),
+    hosting its patients' wallets (:func:`host_demo_patients`)."""
     src, _summary = demo_home
     home = tmp_path_factory.mktemp("web") / "home"
     shutil.copytree(src, home)
+    host_demo_patients(home)
     proc = run_cli(home, "participant", "add", "--kind", "research", "--name",
                    "demo-research-institute", "--same-person", "--json", check=True)
     assert json.loads(proc.stdout)["address"].startswith("0x")

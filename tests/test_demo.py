@@ -196,6 +196,23 @@ def test_the_cli_acts_as_a_demo_patient_from_the_seed(demo_home: tuple[Path, dic
     assert not list((home / "keystore").glob(f"{owner}*"))
 
 
+def test_the_cli_shares_as_a_demo_patient(fresh_demo_home: tuple[Path, dict]) -> None:
+    """README's share: the CLI signs the grant as the demo patient (a key from the seed),
+    and the home still keeps no patient keystore."""
+    home, summary = fresh_demo_home
+    owner = summary["patients"][0]["address"]
+    members = json.loads(run_cli(home, "participant", "list", "--json", check=True).stdout)
+    research = next(m["address"] for m in members if m["name"] == demo_module.DEMO_RESEARCH)
+    token = json.loads(run_cli(home, "wallet", "list", "--owner", owner, "--json",
+                               check=True).stdout)[0]["token_id"]  # fmt: skip
+    run_cli(home, "share", str(token), "--owner", owner, "--to", research, "--purpose",
+            "research", "--json", check=True)  # fmt: skip
+    grants = json.loads(run_cli(home, "grants", "--owner", owner, "--json", check=True).stdout)
+    assert [g["grantee"].lower() for g in grants] == [research.lower()]
+    assert {f.stem.lower() for f in (home / "keystore").glob("*.json")}.isdisjoint(
+        p["address"].lower() for p in summary["patients"])
+
+
 def test_rerun_on_an_earlier_demos_home_drops_its_patient_keystores(
     fresh_demo_home: tuple[Path, dict], fhir_dir: Path
 ) -> None:

@@ -9,7 +9,7 @@ Layout of a home::
                          derivative links, request reasons, one-time challenges
                          (schema-versioned; see :mod:`healthnft.store`)
     HOME/keystore/       one keystore v3 file per local participant (on a demo home,
-                         the institutions' only: see :func:`demo_patient_identity`)
+                         the institutions' only: see :attr:`Network.seeded_patients`)
     HOME/secret.key      the home's HMAC key for record de-duplication
 
 This module composes the lower layers (records, vault, ledger, minting,
@@ -63,9 +63,10 @@ class Network:
     #: paying scrypt on every request; the CLI, one command per process, does not.
     remember_keys: bool = False
     _unlocked: dict[tuple[str, str], Identity] = field(default_factory=dict, repr=False)
-    #: On a demo home, act for the demo's patients with keys derived from the public demo
-    #: seed on the spot (the CLI plays the patient's device; nothing is written). The web
-    #: service turns it off: there the page holds a demo patient's key, never the node.
+    #: On a home whose demo patients' keys come from the seed (:attr:`seeded_patients`),
+    #: act for them with keys derived on the spot (the CLI plays the patient's device;
+    #: nothing is written). The web service turns it off: there the page holds a demo
+    #: patient's key (``GET /api/demo/patients`` hands it over), never the node.
     act_as_demo_patients: bool = True
     #: Serialises changes of ``config.json`` (admissions may run in threads).
     _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -341,10 +342,25 @@ class Network:
         return keys.has_keystore(self.files.keystore_dir, address) \
             or self._demo_patient(address) is not None  # fmt: skip
 
+    @property
+    def seeded_patients(self) -> bool:
+        """Whether this is a demo home that keeps no patient key: its patients' keys are
+        the public demo seed's (``config.json``: ``"demo_patient_keys": "seed"``, set by
+        the demo), registered from their public part only."""
+        return self.is_demo and self.config.get("demo_patient_keys") == "seed"
+
+    def seed_patients(self) -> None:
+        """Make this demo home one that keeps no patient key (:attr:`seeded_patients`)."""
+        if not self.is_demo:
+            raise InvalidInput("only a demo home's patients have keys from the demo seed")
+        with self._config_lock:
+            if not self.seeded_patients:
+                self._save_config(demo_patient_keys="seed")
+
     def _demo_patient(self, address: str) -> Identity | None:
-        """A demo patient's keys, derived from the public demo seed (a demo home keeps
+        """A demo patient's keys, derived from the public demo seed (a seeded home keeps
         no patient keystore), when this object may act for them; else ``None``."""
-        if not (self.act_as_demo_patients and self.is_demo):
+        if not (self.act_as_demo_patients and self.seeded_patients):
             return None
         p = self.catalog.participant(address)
         if p is None or p.kind != "patient":
@@ -385,7 +401,7 @@ class Network:
                 "is only a label: give one that tells the two apart, or say it is the same "
                 "participant (--same-person)"
             )
-        if self.is_demo and kind == "patient":
+        if kind == "patient" and self.seeded_patients:
             # A demo patient's keys are the public seed's, held on its device (the page,
             # or the CLI deriving them): the node gets only the public part, as a
             # hospital registers a patient from the card the wallet shows.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import REPO, host_demo_patients, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -27,6 +27,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 DESKTOP = {"width": 1280, "height": 800}
 SERVE_LOG: list[Path] = []
+SERVE_HOME: list[Path] = []  # the served home: where a hosted patient's keystore file is
 PHONE = {"width": 375, "height": 812}
 
 pytestmark = pytest.mark.slow
@@ -50,6 +51,8 @@ def server(demo_home, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     src, _ = demo_home
     home = tmp_path_factory.mktemp("browser") / "home"
     shutil.copytree(src, home)
+    host_demo_patients(home)  # these pages are the hosted wallet's (device: test_device_*)
+    SERVE_HOME[:] = [home]
     run_cli(home, "participant", "add", "--kind", "research", "--name",
             "demo-research-institute", "--same-person", check=True)
     port = _free_port()
@@ -111,11 +114,25 @@ def _wallets(home: Path) -> dict[str, str]:
     return out
 
 
+def _keystore_of(label: str) -> str:
+    """The keystore file of the patient shown as ``label`` (hosted by the served home)."""
+    name = label.removeprefix("Patient — ").split(" (")[0]
+    address = next(p.address for p in _participants(SERVE_HOME[0]) if p.label == name)
+    return str(SERVE_HOME[0] / "keystore" / f"{address}.json")
+
+
 def _sign_in(page, url: str, label: str) -> None:
+    """Sign in as the wallet ``label``: an institution from the demo list, a patient
+    (never offered there) with their keystore file, which this home hosts."""
     page.goto(url + "#/signin")
     page.wait_for_load_state("networkidle")
-    page.get_by_label("Demo wallet").select_option(label=label)
-    page.get_by_role("button", name="Sign in with demo wallet").click()
+    if label.startswith("Patient — "):
+        page.get_by_label("Keystore file", exact=True).set_input_files(_keystore_of(label))
+        page.get_by_label("Passphrase", exact=True).fill("healthnft-demo")
+        page.get_by_role("button", name="Sign in", exact=True).click()
+    else:
+        page.get_by_label("Demo wallet").select_option(label=label)
+        page.get_by_role("button", name="Sign in with demo wallet").click()
     page.locator("#who").filter(has_text=re.compile(r"\w")).wait_for(timeout=30000)
 
 
@@ -146,9 +163,11 @@ def test_patient_shares_with_a_research_institute_revokes_and_burns(server, brow
     page.goto(url)
     assert _unlabelled_controls(page) == []
     _shot(page, "signin-desktop")
-    # Keyboard only: the demo wallet select and its button are reachable and work.
-    page.get_by_label("Demo wallet").select_option(label=who["patient"])
-    page.get_by_label("Demo wallet").focus()
+    # Keyboard only once the file is chosen: the passphrase and its button are reachable
+    # and work (a hosted patient signs in with their keystore file: never a demo list).
+    page.get_by_label("Keystore file", exact=True).set_input_files(_keystore_of(who["patient"]))
+    page.get_by_label("Passphrase", exact=True).focus()
+    page.keyboard.type("healthnft-demo")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     page.get_by_role("heading", name=re.compile(r"Your records \(\d+\)")).wait_for()
@@ -233,8 +252,8 @@ def test_a_hospital_mints_an_upload_and_the_patient_sees_it(server, browser, tmp
     _sign_in(page, url, who["hospital"])
     page.get_by_role("heading", name="Mint records").wait_for()
     assert _unlabelled_controls(page) == []
-    wallets = page.evaluate("async () => (await (await fetch('/api/demo/wallets')).json())"
-                            ".filter(w => w.kind === 'patient').map(w => w.address)")
+    wallets = page.evaluate("async () => (await (await fetch('/api/demo/patients')).json())"
+                            ".map(w => w.address)")
     obs = {"resourceType": "Observation", "id": "browser-upload-1", "status": "final",
            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                      "observation-category", "code": "laboratory"}]}],

@@ -83,14 +83,19 @@ def chromium():
 
 
 def _patient_secrets(home: Path, address: str) -> list[str]:
-    """The demo patient's account key and X25519 key, as hex (what must never travel)."""
-    from healthnft.keys import identity_from_secret
-    from healthnft.network import DEMO_PASSPHRASE
+    """The demo patient's account key and X25519 key, as hex (what must never travel),
+    from the public demo seed: the node's home keeps no patient key."""
+    from healthnft.network import demo_patient_identity
+    from healthnft.vault.catalog import Catalog
 
-    keystore = json.loads((home / "keystore" / f"{address}.json").read_text())
-    secret = bytes(Account.decrypt(keystore, DEMO_PASSPHRASE))
-    ident = identity_from_secret(secret)
-    return [secret.hex(), ident.enc_private.private_bytes_raw().hex()]
+    catalog = Catalog(home / "index.sqlite")
+    try:
+        label = catalog.participant(address).label
+    finally:
+        catalog.close()
+    ident = demo_patient_identity(label)
+    assert ident.address == address and not (home / "keystore" / f"{address}.json").exists()
+    return [bytes(ident.account.key).hex(), ident.enc_private.private_bytes_raw().hex()]
 
 
 class Traffic:
@@ -466,5 +471,45 @@ def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:
     try:
         assert TestClient(app).get("/api/demo/patients").status_code == 404
         assert not any(getattr(r, "path", "") == "/api/demo/patients" for r in app.routes)
+    finally:
+        app.state.service.close()
+
+
+def test_the_service_never_acts_as_a_demo_patient(fresh_demo_home) -> None:
+    """Over the demo's own home (no patient keystore in it) the service hands a demo
+    patient's keystore to the page only (``/api/demo/patients``), offers institutions
+    only to sign in as, and, with a demo patient signed in, opens nothing for them: the
+    page opens their records itself, and the node holds no key to do it."""
+    from fastapi.testclient import TestClient
+
+    from healthnft.api import create_app, siwe
+    from healthnft.network import DEMO_PASSPHRASE
+
+    home, summary = fresh_demo_home
+    app = create_app(home, origin="http://testserver", exclusive=False)
+    try:
+        client = TestClient(app)
+        wallets = client.get("/api/demo/wallets").json()
+        assert wallets and {w["kind"] for w in wallets} >= {"hospital", "research"}
+        assert "patient" not in {w["kind"] for w in wallets}
+        handed = client.get("/api/demo/patients").json()
+        assert {(p["address"], p["name"]) for p in handed} == {
+            (p["address"], p["name"]) for p in summary["patients"]}
+        first = handed[0]
+        secret = bytes(Account.decrypt(first["keystore"], DEMO_PASSPHRASE))
+        assert Account.from_key(secret).address == first["address"]
+        assert not list((home / "keystore").glob(f"{first['address']}*"))
+        msg = client.get("/api/auth/challenge", params={"address": first["address"]}).json()
+        r = client.post("/api/auth/verify", json={"message": msg["message"],
+                                                  "signature": siwe.sign(msg["message"], secret)})
+        assert r.status_code == 200 and r.json()["kind"] == "patient"
+        rows = client.get("/api/device/records").json()
+        assert len(rows) == next(p["records"] for p in summary["patients"]
+                                 if p["address"] == first["address"])  # fmt: skip
+        token = rows[0]["token_id"]
+        assert client.get(f"/api/records/{token}/sealed").status_code == 200
+        hosted = client.get(f"/api/records/{token}")
+        assert hosted.status_code == 403, hosted.text
+        assert "holds no key" in hosted.json()["detail"]
     finally:
         app.state.service.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import one_error_line, run_cli, run_cli_json
+from conftest import host_demo_patients, one_error_line, run_cli, run_cli_json
 from healthnft.errors import (
     AccessDenied,
     Conflict,
@@ -29,6 +29,7 @@ from healthnft.errors import (
     NotFound,
     UnknownParticipant,
 )
+from healthnft.home import Home
 from healthnft.ledger.recovery import DEFAULT_DELAY_S
 
 DELAY = DEFAULT_DELAY_S  # what `healthnft init` installs: 48 h
@@ -52,6 +53,13 @@ def cast(demo_home: tuple[Path, dict], tmp_path_factory: pytest.TempPathFactory)
     src, summary = demo_home
     home = tmp_path_factory.mktemp("recovery") / "home"
     shutil.copytree(src, home)
+    # A key that can be lost: the demo's patients' keys come from its public seed, so
+    # here they are hosted in the home instead (its keystore folder stands for alice's
+    # phone, and the CLI derives none).
+    files = Home(home)
+    files.write_config({k: v for k, v in files.read_config().items()
+                        if k != "demo_patient_keys"})  # fmt: skip
+    host_demo_patients(home)
     by_size = sorted(summary["patients"], key=lambda p: p["records"])
     alice = by_size[0]["address"]
     people = {"alice": alice, "bob": by_size[1]["address"], "home": home}

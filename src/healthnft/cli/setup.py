@@ -105,6 +105,9 @@ def demo(
     first = summary["patients"][0]["address"] if summary["patients"] else "ADDRESS"
     out.print(f"demo patients' keys: {summary['patient_keys']}", highlight=False)
     out.print(f"next: healthnft --home {state.home} wallet list --owner {first}")
+    out.print(f"  as that patient: healthnft --home {state.home} wallet show TOKEN; "
+              f"healthnft --home {state.home} share TOKEN --owner {first} --to ADDRESS "
+              "--purpose research", highlight=False)  # fmt: skip
     medicines = summary.get("drugs")
     if medicines:
         out.print(f"medicine packs ({len(medicines['batches'])} demo batches commissioned):",

@@ -14,7 +14,9 @@ did:key), as a hospital admits a patient from the card their wallet shows. The k
 reach the web page only when asked for (``GET /api/demo/patients``, demo only) and the
 CLI derives them to act as a demo patient; nothing writes them into the home. A home
 made by an earlier demo, which kept its patients' keystores, loses them on the next run
-(:func:`drop_patient_keystores`): they were the seed's keys, so nothing is lost.
+(:func:`drop_patient_keystores`): they were the seed's keys, so nothing is lost. The
+home says so in ``config.json`` (``"demo_patient_keys": "seed"``,
+:attr:`~healthnft.network.Network.seeded_patients`).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def run_demo(
             f"{DEMO_PASSPHRASE!r}: fine for trying healthnft, never for real data"
         )
         # Rerunning the demo finds its own cast again (existing_ok): fixed labels it chose.
+        net.seed_patients()  # patients registered from their public part from now on
         dropped = drop_patient_keystores(net)
         if dropped:
             say(f"removed {dropped} demo patient keystore(s) an earlier demo kept in the "
@@ -190,9 +193,9 @@ def demo_drugs(net: Network) -> dict[str, Any]:
 
 
 #: Where a demo patient's keys live (the summary says it; README shows the commands).
-PATIENT_KEYS = ("not in the node's home: derived from the public demo seed by the web "
-                "page's 'Use a demo patient' (GET /api/demo/patients) and by the CLI "
-                "acting as a demo patient (--owner ADDRESS)")  # fmt: skip
+PATIENT_KEYS = ("none in the node's home: the web page's 'Use a demo patient' loads one "
+                "into the browser; the CLI derives one from the public demo seed when a "
+                "command acts as that patient")  # fmt: skip
 
 
 def drop_patient_keystores(net: Network) -> int:
@@ -200,7 +203,7 @@ def drop_patient_keystores(net: Network) -> int:
     (only keys the public demo seed gives again); answers how many went."""
     from healthnft.network import demo_patient_identity
 
-    if not net.is_demo or not net.files.keystore_dir.is_dir():
+    if not net.seeded_patients or not net.files.keystore_dir.is_dir():
         return 0
     seeded = {p.address.lower() for p in net.catalog.participants("patient")
               if demo_patient_identity(p.label).address.lower() == p.address.lower()}  # fmt: skip

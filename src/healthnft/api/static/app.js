@@ -413,8 +413,10 @@ async function showSignIn(_arg, ctx) {
         try { await signIn(JSON.stringify(w.keystore), w.passphrase); }
         catch (e) { say(e.message, "err"); }
       } },
-      h("p", {}, "Demo network: its keys come from a fixed seed and are locked with the "
-        + "documented passphrase healthnft-demo. Never use them for real data."),
+      h("p", {}, "Demo network: sign in as one of its institutions. Their keys come from a "
+        + "fixed seed and are locked with the documented passphrase healthnft-demo; a demo "
+        + "patient's key is loaded into this browser instead (Use a demo patient). Never use "
+        + "them for real data."),
       field("demo-wallet", "Demo wallet", pick),
       h("button", { type: "submit" }, "Sign in with demo wallet")));
   }
