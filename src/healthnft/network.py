@@ -66,7 +66,7 @@ class Network:
     #: On a home whose demo patients' keys come from the seed (:attr:`seeded_patients`),
     #: act for them with keys derived on the spot (the CLI plays the patient's device;
     #: nothing is written). The web service turns it off: there the page holds a demo
-    #: patient's key (``GET /api/demo/patients`` hands it over), never the node.
+    #: patient's key (``GET /api/demo/patients/{address}/keystore``), never the node.
     act_as_demo_patients: bool = True
     #: Serialises changes of ``config.json`` (admissions may run in threads).
     _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -626,7 +626,7 @@ def demo_patient_identity(label: str) -> Identity:
     """The demo patient ``label``'s keys, derived from the public demo seed.
 
     Anyone can compute them (the demo says so): a demo home keeps none, the demo-only
-    ``GET /api/demo/patients`` hands them to the page as keystores, and the CLI derives
+    ``GET /api/demo/patients/{address}/keystore`` hands one to the page, and the CLI derives
     them to act as a demo patient. Never for real data."""
     return keys.identity_from_secret(_demo_secret(f"patient:{label}"))
 

@@ -12,7 +12,7 @@ from healthnft.services.access import NOT_VISIBLE
 #: Open before sign-in: the challenge, its answer, the network's membership terms (public:
 #: a wallet not yet registered signs its card with them), and (demo homes only) the demo keys.
 OPEN_ROUTES = {"/api/auth/challenge", "/api/auth/verify", "/api/network/membership",
-               "/api/demo/wallets", "/api/demo/patients"}
+               "/api/demo/wallets", "/api/demo/patients", "/api/demo/patients/{address}/keystore"}
 
 
 def _api_routes(app) -> list[tuple[str, str]]:

@@ -463,8 +463,12 @@ def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:
     from healthnft.api import create_app
     from healthnft.services.participants import create_network
 
-    rows = served.client().get("/api/demo/patients").json()
-    assert rows and all(r["demo"] and "crypto" in r["keystore"] for r in rows)
+    client = served.client()
+    rows = client.get("/api/demo/patients").json()
+    assert rows and all(set(r) == {"address", "name", "demo"} and r["demo"] for r in rows)
+    handed = client.get(f"/api/demo/patients/{rows[0]['address']}/keystore").json()
+    assert handed["address"] == rows[0]["address"] and "crypto" in handed["keystore"]
+    assert client.get(f"/api/demo/patients/{served.research}/keystore").status_code == 404
     home = tmp_path / "real"
     create_network(home, "a real passphrase 1")
     app = create_app(home, origin="http://testserver", exclusive=False)
@@ -477,7 +481,7 @@ def test_demo_keys_are_served_in_a_demo_home_only(served, tmp_path) -> None:
 
 def test_the_service_never_acts_as_a_demo_patient(fresh_demo_home) -> None:
     """Over the demo's own home (no patient keystore in it) the service hands a demo
-    patient's keystore to the page only (``/api/demo/patients``), offers institutions
+    patient's keystore to the page when it asks for that one, offers institutions
     only to sign in as, and, with a demo patient signed in, opens nothing for them: the
     page opens their records itself, and the node holds no key to do it."""
     from fastapi.testclient import TestClient
@@ -492,10 +496,10 @@ def test_the_service_never_acts_as_a_demo_patient(fresh_demo_home) -> None:
         wallets = client.get("/api/demo/wallets").json()
         assert wallets and {w["kind"] for w in wallets} >= {"hospital", "research"}
         assert "patient" not in {w["kind"] for w in wallets}
-        handed = client.get("/api/demo/patients").json()
-        assert {(p["address"], p["name"]) for p in handed} == {
+        listed = client.get("/api/demo/patients").json()
+        assert {(p["address"], p["name"]) for p in listed} == {
             (p["address"], p["name"]) for p in summary["patients"]}
-        first = handed[0]
+        first = client.get(f"/api/demo/patients/{listed[0]['address']}/keystore").json()
         secret = bytes(Account.decrypt(first["keystore"], DEMO_PASSPHRASE))
         assert Account.from_key(secret).address == first["address"]
         assert not list((home / "keystore").glob(f"{first['address']}*"))

@@ -60,7 +60,7 @@ class Service:
             raise
         self.net.remember_keys = True
         # The service never acts as a demo patient: the page holds that key
-        # (GET /api/demo/patients hands it over), as a real patient's device does.
+        # (GET /api/demo/patients/{address}/keystore hands it over), as a device does.
         self.net.act_as_demo_patients = False
         # Uploads are staged inside the home; a killed server's leftovers go now (only
         # by the home's writer: a second, read-only view must not sweep live uploads).

@@ -11,8 +11,9 @@ The node's home keeps the institutions' keystores only. A demo patient's keys ar
 derived from the public demo seed (:func:`~healthnft.network.demo_patient_identity`) and
 the node registers the patient from the public part alone (address, encryption key,
 did:key), as a hospital admits a patient from the card their wallet shows. The keys
-reach the web page only when asked for (``GET /api/demo/patients``, demo only) and the
-CLI derives them to act as a demo patient; nothing writes them into the home. A home
+reach the web page one patient at a time, when asked for (demo only:
+``GET /api/demo/patients/{address}/keystore``), and the CLI derives them to act as a demo
+patient; nothing writes them into the home. A home
 made by an earlier demo, which kept its patients' keystores, loses them on the next run
 (:func:`drop_patient_keystores`): they were the seed's keys, so nothing is lost. The
 home says so in ``config.json`` (``"demo_patient_keys": "seed"``,

@@ -18,7 +18,9 @@ device's list: coarse catalogue metadata only (no summary, which needs the conte
 :func:`study_chunk` hands the owner one encrypted chunk of an imaging study's stream,
 by the digest the page read in the record it opened (the stream index is inside the
 sealed record: the node cannot say which chunk is which, only that it is the token's).
-:func:`demo_patients` hands a demo home's patient keystores to the page (demo only).
+:func:`demo_patients` lists a demo home's patients for the page and
+:func:`demo_patient_keystore` hands one's keystore over, made from the public demo seed
+on request (demo only: the home keeps none).
 
 Kept apart from ``services/own_records.py`` (a patient's own home, CLI): the same
 rule, another door; to be reconciled.
@@ -34,10 +36,12 @@ from healthnft.errors import AccessDenied, NotFound, Tampered
 from healthnft.services.access import BURNED, NOT_VISIBLE, check_token_ids, same
 
 if TYPE_CHECKING:
+    from healthnft.keys import Identity
     from healthnft.network import Network
+    from healthnft.vault.catalog import Participant
 
-__all__ = ["RPC_METHODS", "SealedRecord", "chain_read", "demo_patients", "sealed_listing",
-           "sealed_record", "study_chunk"]
+__all__ = ["RPC_METHODS", "SealedRecord", "chain_read", "demo_patient_keystore",
+           "demo_patients", "sealed_listing", "sealed_record", "study_chunk"]
 
 #: What the page may ask the chain through the node (``POST /rpc``): reads only.
 RPC_METHODS = frozenset({"eth_chainId", "eth_blockNumber", "eth_call"})
@@ -199,25 +203,44 @@ def sealed_listing(net: Network, owner: str) -> list[dict[str, Any]]:
 
 
 def demo_patients(net: Network) -> list[dict[str, Any]]:
-    """Demo homes only: each demo patient's keystore, for the page's "use a demo patient"
-    button to keep on the device, locked with the documented demo passphrase.
+    """Demo homes only: the demo patients the page's "use a demo patient" button offers
+    (address and label: public). Their keys are handed over one at a time, when chosen
+    (:func:`demo_patient_keystore`). A home that is not a demo answers ``NotFound`` (and
+    its app has no such route)."""
+    return [{"address": p.address, "name": p.label, "demo": True}
+            for p, _ident in _seeded_patients(net)]  # fmt: skip
+
+
+def demo_patient_keystore(net: Network, address: str) -> dict[str, Any]:
+    """Demo homes only: the demo patient ``address``'s keystore, locked with the
+    documented demo passphrase, for the page to keep on the device.
 
     Made on request from the public demo seed
     (:func:`~healthnft.network.demo_patient_identity`): the node's home keeps no patient
-    key, and this answer is the one explicit hand-over of one to the page. A home that
-    is not a demo answers ``NotFound`` (and its app has no such route)."""
+    key, and this answer is the one explicit hand-over of one to the page. An address
+    that is not a demo patient's is :class:`NotFound`."""
     from healthnft.keys import keystore_document
-    from healthnft.network import DEMO_PASSPHRASE, demo_patient_identity
+    from healthnft.network import DEMO_PASSPHRASE
+
+    for p, ident in _seeded_patients(net):
+        if same(p.address, address):
+            return {"address": p.address, "name": p.label, "demo": True,
+                    "passphrase": DEMO_PASSPHRASE,
+                    "keystore": keystore_document(bytes(ident.account.key), DEMO_PASSPHRASE,
+                                                  light=True)}  # fmt: skip
+    raise NotFound("no demo patient has this address")
+
+
+def _seeded_patients(net: Network) -> list[tuple[Participant, Identity]]:
+    """The home's patients whose keys the public demo seed gives (not one admitted from a
+    card of their own), with those keys; ``NotFound`` on a home that is not a demo."""
+    from healthnft.network import demo_patient_identity
 
     if not net.is_demo:
         raise NotFound("not a demo network")
     out = []
     for p in net.catalog.participants("patient"):
         ident = demo_patient_identity(p.label)
-        if ident.address.lower() != p.address.lower():
-            continue  # not the seed's (a patient admitted from a card of their own)
-        out.append({"address": p.address, "name": p.label, "demo": True,
-                    "passphrase": DEMO_PASSPHRASE,
-                    "keystore": keystore_document(bytes(ident.account.key), DEMO_PASSPHRASE,
-                                                  light=True)})  # fmt: skip
+        if same(ident.address, p.address):
+            out.append((p, ident))
     return out

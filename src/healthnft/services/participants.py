@@ -126,7 +126,8 @@ def demo_wallets(net: Network) -> list[dict[str, Any]]:
     """Demo homes only: the institutions' keystores, locked with the documented passphrase.
 
     The page unlocks one in the browser to sign in. Never a patient's: a demo patient's
-    key is handed to the page's own storage (``GET /api/demo/patients``) and the page
+    key is handed to the page's own storage (``GET /api/demo/patients/{address}/keystore``)
+    and the page
     opens their records itself. A real home answers ``NotFound``.
     """
     from healthnft.errors import NotFound

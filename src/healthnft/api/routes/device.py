@@ -6,10 +6,12 @@ batch root from the chain itself (read-only JSON-RPC: eth_chainId, eth_blockNumb
 eth_call of the token's batch_of / batch_root); ``GET /api/device/records`` is the
 device's listing (coarse metadata, nothing decrypted); ``GET
 /api/records/{token_id}/chunks/{digest}`` one encrypted chunk of an imaging study, for
-the page to decrypt. ``GET /api/demo/patients``
-exists only in an app over a demo home (:func:`healthnft.api.app.create_app` mounts
-:data:`demo_router` there only): the demo patients' keystores, for the page's "use a
-demo patient" button. Thin routes over :mod:`healthnft.services.device`.
+the page to decrypt. ``GET /api/demo/patients`` and
+``GET /api/demo/patients/{address}/keystore`` exist only in an app over a demo home
+(:func:`healthnft.api.app.create_app` mounts :data:`demo_router` there only): the demo
+patients, and one's keystore made from the demo seed when the page's "use a demo
+patient" button asks for it (the home keeps none). Thin routes over
+:mod:`healthnft.services.device`.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ def rpc(body: RpcCall, me: Me, svc: Svc) -> dict[str, Any]:
 
 @demo_router.get("/api/demo/patients")
 def demo_patients(svc: Svc) -> list[dict[str, Any]]:
-    """Demo homes only: demo patients' keystores (documented demo passphrase), for the
-    page to keep on the device. Never present in an app over a real home."""
+    """Demo homes only: the demo patients (address, label) the page offers. Never
+    present in an app over a real home."""
     return svc.run(device.demo_patients)
+
+
+@demo_router.get("/api/demo/patients/{address}/keystore")
+def demo_patient_keystore(address: str, svc: Svc) -> dict[str, Any]:
+    """Demo homes only: one demo patient's keystore (documented demo passphrase), made
+    from the public demo seed when the page asks, for the page to keep on the device."""
+    return svc.run(device.demo_patient_keystore, address)

@@ -244,9 +244,11 @@ function deviceWalletCards(kept, demoPatients) {
         ev.preventDefault();
         working(submit, async () => {
           if (pass.value.length < 8) throw new Error("choose a passphrase of 8 characters or more");
-          const w = demoPatients[Number(pick.value)];
+          const chosen = demoPatients[Number(pick.value)];
           const { keystore } = await loadDevice();
           say("Loading the demo patient's key into this browser…");
+          // Handed over now, for this patient only (made from the public demo seed).
+          const w = await api("GET", `/api/demo/patients/${chosen.address}/keystore`);
           const wallet = await keystore.importKeystore(JSON.stringify(w.keystore), w.passphrase);
           await keystore.saveWallet(wallet, pass.value);
           await signInWith(wallet, true);
