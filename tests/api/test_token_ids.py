@@ -28,7 +28,8 @@ def _token_routes(app) -> list[tuple[str, str]]:
 
 
 def _call(client, method: str, path: str, token_id: int, served) -> object:
-    url = path.replace("{token_id}", str(token_id))
+    # Other path parameters get a well-formed value (a chunk digest: 64 hex digits).
+    url = path.replace("{token_id}", str(token_id)).replace("{digest}", "ab" * 32)
     if url.endswith("/amend"):
         files = {"file": ("fix.json", json.dumps(CORRECTION).encode(), "application/json")}
         return client.post(url, files=files)
