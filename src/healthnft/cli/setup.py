@@ -133,7 +133,12 @@ def participant_add(
     """Create a participant's key and register it on the network.
 
     A name is a label, not an identity: a name already used for the kind is refused
-    unless --same-person says it is them (two people may share a name)."""
+    unless --same-person says it is them (two people may share a name).
+
+    --kind patient makes a hosted wallet: this home keeps the patient's key (for trials on
+    one machine and tests). A real patient makes their wallet on their own device (the web
+    page, or `healthnft --home ~/patient join NETWORK --kind patient`) and shows its
+    healthnft: link; the network's admin registers it with `participant admit LINK`."""
     with network() as net:
         p = participants.add_participant(net, kind, name, passphrase, same_person=same_person)
     say(as_json, {"address": p.address, "kind": p.kind}, p.address)
