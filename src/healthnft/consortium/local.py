@@ -612,6 +612,10 @@ def down(root: Path, timeout_s: float = 10.0) -> dict[str, Any]:
     validators = [Proc.from_dict(v) for v in procs.get("validators", [])]
     live = [p for p in [*services, *validators] if p is not None and p.alive()]
     left = stop_all([p for p in services if p is not None], timeout_s)
+    from healthnft.ledger.nodes import halt_sealing
+
+    halt_sealing([v["rpc"] for v, p in zip(procs.get("validators", []), validators, strict=True)
+                  if p is not None and p.alive() and v.get("rpc")])  # fmt: skip
     left += stop_all([p for p in validators if p is not None], timeout_s)
     if left:
         raise Unavailable(f"processes {[p.pid for p in left]} did not stop")

@@ -173,7 +173,7 @@ _CLIQUE_FORKS = ("homesteadBlock", "eip150Block", "eip155Block", "eip158Block",
                  "byzantiumBlock", "constantinopleBlock", "petersburgBlock",
                  "istanbulBlock", "muirGlacierBlock", "berlinBlock", "londonBlock")  # fmt: skip
 _KEYSTORE_PASSWORD = "healthnft-validator"  # noqa: S105 - loopback keys; the file sits by the keystore
-_GETH_APIS = "eth,net,web3,clique,admin,txpool,miner"
+_GETH_APIS = "eth,net,web3,clique,admin,txpool,miner,debug"
 
 
 def clique_genesis(
@@ -252,6 +252,26 @@ class Validator:
         return self.node is not None and self.node.alive()
 
 
+def halt_sealing(rpc_urls: list[str], settle_s: float = 5.0) -> None:
+    """Every validator at ``rpc_urls`` stops sealing, and (within ``settle_s``) they share
+    one head, before any goes down: stopped one after the other while still sealing,
+    the last ones up would seal blocks the others never see, a fork on disk that stalls
+    Clique at the next start. Best effort: a validator that does not answer is skipped."""
+
+    def head(url: str) -> int:
+        try:
+            return int(rpc_call(url, "eth_blockNumber", timeout_s=2.0), 16)
+        except (Unavailable, ValueError):
+            return -1
+
+    for url in rpc_urls:
+        with contextlib.suppress(Unavailable):
+            rpc_call(url, "miner_stop", [], timeout_s=5.0)
+    deadline = time.monotonic() + settle_s
+    while rpc_urls and time.monotonic() < deadline and len({head(u) for u in rpc_urls}) > 1:
+        time.sleep(0.1)
+
+
 @dataclass
 class CliqueNetwork:
     """Validators of one geth Clique chain on loopback, peered statically.
@@ -311,6 +331,7 @@ class CliqueNetwork:
             self.wait_peered(left())
             for i in range(len(self.validators)):
                 self.wait_synced(i, left())
+            self._agree_on_head(left())
             # One seals the next block alone (in turn when it can: its block outweighs
             # an out-of-turn one), then the others join: on a chain restarted
             # after a pause every out-of-turn signer's delay is already past, so two would
@@ -321,6 +342,12 @@ class CliqueNetwork:
             self._seal(first)
             self._wait(lambda: self.heads()[first] > head, left(),
                        f"validator {first} did not seal block {head + 1}")  # fmt: skip
+            # The others get that block before they may seal (one that had not would seal
+            # its own at that height, of the same weight when the first was out of turn,
+            # and neither fork could be extended by its own signer). Best effort, bounded:
+            # on a new chain whose genesis is still in the future, block 1 is a "future
+            # block" the others take only later, and they must seal for block 2 to come.
+            self._poll(lambda: min(self.heads()) > head, time.monotonic() + min(10.0, left()))
             for i in range(len(self.validators)):
                 if i != first:
                     self._seal(i)
@@ -460,6 +487,38 @@ class CliqueNetwork:
         v.node.extra["address"] = v.address
         v.node.wait_ready(timeout_s)
 
+    def _block_hash(self, index: int, number: int) -> str:
+        block = rpc_call(self.validators[index].rpc_url, "eth_getBlockByNumber",
+                         [hex(number), False], timeout_s=5.0)  # fmt: skip
+        return str((block or {}).get("hash", ""))
+
+    def _agree_on_head(self, timeout_s: float) -> None:
+        """Rewind any validator whose chain left the others' before the shared head.
+
+        Validators stopped one after the other can keep two different blocks at one
+        height (one sealed while another was already going down): equal heights,
+        neither heavier, so neither imports the other's and Clique stalls (seen: heads
+        [137, 136, 137] for a minute after `consortium up`). Each validator off the
+        most common branch is rewound (geth's ``debug_setHead``) a few blocks below the
+        fork and syncs the others' chain before anyone seals."""
+        heads = self.heads()
+        low = min(heads)
+        if low < 1:
+            return
+        hashes = [self._block_hash(i, low) for i in range(len(self.validators))]
+        common = max(set(hashes), key=hashes.count)
+        strays = [i for i, h in enumerate(hashes) if h != common]
+        for i in strays:
+            rpc_call(self.validators[i].rpc_url, "debug_setHead", [hex(max(0, low - 8))],
+                     timeout_s=10.0)  # fmt: skip
+        if strays:
+            self._wait(lambda: all(self.heads()[i] >= low and self._block_hash(i, low) == common
+                                   for i in strays),  # fmt: skip
+                       timeout_s, f"validators {strays} did not rejoin the others' chain")
+
+    def _stop_sealing(self) -> None:
+        halt_sealing([self.validators[i].rpc_url for i in self.running()])
+
     def _first_sealer(self) -> int:
         """The validator to seal the next block alone: one that did not sign the head
         (Clique lets a signer seal once in ``len(signers) // 2 + 1`` blocks), preferring
@@ -505,7 +564,8 @@ class CliqueNetwork:
             raise
 
     def stop(self) -> None:
-        """Stop every validator (SIGTERM, then SIGKILL); idempotent."""
+        """Stop every validator (sealing first, then SIGTERM, then SIGKILL); idempotent."""
+        self._stop_sealing()
         for v in self.validators:
             if v.node is not None:
                 with contextlib.suppress(Exception):
