@@ -184,6 +184,27 @@ class ServiceProcess:
         self.proc = None
 
 
+class CustodianService(ServiceProcess):
+    """One `healthnft custodian serve` process over its own home; ``init`` makes that home
+    from a network file, ``status`` is the service's own count of shares and logs."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        super().__init__(home, ["custodian", "serve"], "/challenge", env)
+
+    def init(self, network_file: Path) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "custodian",
+             "init", "--network", str(network_file), "--json"],
+            env={**os.environ, **self.env}, capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+        return json.loads(done.stdout)
+
+    def status(self) -> dict:
+        import requests
+
+        return requests.get(self.url + "/status", timeout=5).json()
+
+
 def run_cli_json(home: Path, *args: str, env: dict[str, str] | None = None,
                  timeout: float = 180) -> Any:  # fmt: skip
     """``healthnft --home HOME ARGS… --json``, checked, its output parsed. ``--json`` goes

@@ -25,10 +25,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, ServiceProcess, need_tool
+from conftest import LAB_OBSERVATION, CustodianService, need_tool
 from healthnft import keys
 from healthnft.consent import open_as_grantee
 from healthnft.consent.accesslog import BroadcastLog, Settler
@@ -48,22 +47,14 @@ PASS = "release-logs-passphrase"
 ENV = {"HEALTHNFT_PASSPHRASE": PASS}
 
 
-class Served(ServiceProcess):
+class Served(CustodianService):
     """One `healthnft custodian serve` process over its own home (``kill``: a crash)."""
 
     def __init__(self, home: Path) -> None:
-        super().__init__(home, ["custodian", "serve"], "/challenge", ENV)
-
-    def init(self, network_file: Path) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "custodian",
-             "init", "--network", str(network_file), "--json"],
-            env={**os.environ, **ENV}, capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
-        return json.loads(done.stdout)
+        super().__init__(home, ENV)
 
     def logs(self) -> dict:
-        return requests.get(self.url + "/status", timeout=5).json()["access_logs"]
+        return self.status()["access_logs"]
 
     def kill(self) -> None:
         self.stop()

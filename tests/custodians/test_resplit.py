@@ -20,18 +20,14 @@ hospital home in this process.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from eth_account import Account
 
-from conftest import LAB_OBSERVATION, ServiceProcess, need_tool
+from conftest import LAB_OBSERVATION, CustodianService, need_tool
 from healthnft import keys
 from healthnft.consent import open_as_grantee
 from healthnft.consent.delivery import sign_delivery, sign_replacement
@@ -49,22 +45,11 @@ PASS = "resplit-passphrase"
 ENV = {"HEALTHNFT_PASSPHRASE": PASS}
 
 
-class Served(ServiceProcess):
+class Served(CustodianService):
     """One `healthnft custodian serve` process over its own home."""
 
     def __init__(self, home: Path) -> None:
-        super().__init__(home, ["custodian", "serve"], "/challenge", ENV)
-
-    def init(self, network_file: Path) -> dict:
-        done = subprocess.run(
-            [sys.executable, "-m", "healthnft.cli", "--home", str(self.home), "custodian",
-             "init", "--network", str(network_file), "--json"],
-            env={**os.environ, **ENV}, capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
-        return json.loads(done.stdout)
-
-    def status(self) -> dict:
-        return requests.get(self.url + "/status", timeout=5).json()
+        super().__init__(home, ENV)
 
 
 @dataclass
