@@ -351,7 +351,16 @@ class CliqueNetwork:
             for i in range(len(self.validators)):
                 if i != first:
                     self._seal(i)
-            self.wait_blocks(1, left())
+            try:
+                self.wait_blocks(1, min(20.0, left()))
+            except Unavailable:
+                # geth's Clique worker at times keeps waiting on a block it will not seal
+                # (seen: heads [1, 1, 1] for 46 s on a new chain): every sealer restarts
+                # its work once, which it does on the head it holds now.
+                halt_sealing(self.rpc_urls, settle_s=2.0)
+                for i in range(len(self.validators)):
+                    self._seal(i)
+                self.wait_blocks(1, left())
         except BaseException:
             self.stop()
             raise
